@@ -1,0 +1,36 @@
+"""Small helpers every app's API uses: the Lago request envelope and list answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .errors import BadRequest
+from .pagination import LagoPagination
+
+
+def unwrap(request: Request, root: str) -> dict[str, Any]:
+    """Return `request.data[root]`; 400 as Lago does when the root key is missing or not an object."""
+    data = request.data
+    if not isinstance(data, dict) or not isinstance(data.get(root), dict):
+        raise BadRequest(f"param is missing or the value is empty: {root}")
+    return data[root]
+
+
+def paginated(
+    request: Request,
+    queryset: Any,
+    collection_name: str,
+    serialize: Callable[[Any], dict[str, Any]] | Callable[[Iterable[Any]], list[dict[str, Any]]],
+    many: bool = False,
+) -> Response:
+    """Answer one page of `queryset` in Lago's envelope. `serialize` takes one object, or the
+    whole page when `many` (so it can prefetch for the page in one query)."""
+    paginator = LagoPagination()
+    view = type("V", (), {"collection_name": collection_name})
+    page = paginator.paginate_queryset(queryset, request, view)
+    data = serialize(page) if many else [serialize(obj) for obj in page]  # type: ignore[arg-type]
+    return paginator.get_paginated_response(data)

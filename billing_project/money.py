@@ -1,0 +1,49 @@
+"""Currency arithmetic shared by every app: minor units and explicit rounding.
+
+The number of decimals of each currency comes from py-moneyed (django-money's base): JPY 0,
+USD 2, BHD 3. Amounts are Decimal throughout; rounding is always explicit and half-up.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from djmoney.money import Money
+from moneyed import CurrencyDoesNotExist, get_currency
+
+
+def is_currency(code: str) -> bool:
+    try:
+        get_currency(code)
+    except CurrencyDoesNotExist:
+        return False
+    return len(code) == 3 and code.isupper()
+
+
+def decimal_places(currency: str) -> int:
+    """Digits after the decimal point of the currency's minor unit (JPY 0, USD 2, BHD 3)."""
+    sub_unit = get_currency(currency).sub_unit
+    return max(len(str(sub_unit)) - 1, 0)
+
+
+def quantum(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-decimal_places(currency))
+
+
+def round_amount(amount: Decimal, currency: str) -> Decimal:
+    """Round to the currency's minor unit, half-up (0.005 USD -> 0.01)."""
+    return Decimal(amount).quantize(quantum(currency), rounding=ROUND_HALF_UP)
+
+
+def to_cents(amount: Decimal, currency: str) -> int:
+    """Major units to integer minor units (Lago's `*_amount_cents`), rounding half-up."""
+    return int(round_amount(amount, currency).scaleb(decimal_places(currency)))
+
+
+def from_cents(cents: int | Decimal, currency: str) -> Decimal:
+    """Integer (or precise decimal) minor units to major units, exact."""
+    return Decimal(cents).scaleb(-decimal_places(currency))
+
+
+def money(amount: Decimal, currency: str) -> Money:
+    return Money(amount, currency)

@@ -1,0 +1,3 @@
+"""customers API routes."""
+
+urlpatterns: list = []

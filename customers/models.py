@@ -1,0 +1,182 @@
+"""Who pays: the issuing Organization, its Customers, and the API keys machines use."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+import zoneinfo
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+
+def validate_timezone(value: str) -> None:
+    if value and value not in zoneinfo.available_timezones():
+        raise ValidationError("value_is_invalid")
+
+
+class DocumentNumbering(models.TextChoices):
+    PER_CUSTOMER = "per_customer", "Per customer (<PREFIX>-<customer>-<seq>)"
+    PER_ORGANIZATION = "per_organization", "Per organization (<PREFIX>-<YYYYMM>-<seq>)"
+
+
+class Organization(models.Model):
+    """The single issuer row: the company that runs Tollgate and bills its customers.
+
+    There is exactly one (id=1, enforced by a check constraint); `Organization.current()` gets it.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    lago_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=255, default="Tollgate")
+    legal_name = models.CharField(max_length=255, blank=True)
+    legal_number = models.CharField(max_length=255, blank=True)
+    address_line1 = models.CharField(max_length=255, blank=True)
+    address_line2 = models.CharField(max_length=255, blank=True)
+    zipcode = models.CharField(max_length=32, blank=True)
+    city = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=255, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2")
+    email = models.EmailField(blank=True)
+    tax_identification_number = models.CharField(max_length=255, blank=True)
+    timezone = models.CharField(max_length=64, default="UTC", validators=[validate_timezone])
+    default_currency = models.CharField(max_length=3, default="USD")
+    document_number_prefix = models.CharField(max_length=10, default="TOL")
+    document_numbering = models.CharField(
+        max_length=20, choices=DocumentNumbering.choices, default=DocumentNumbering.PER_CUSTOMER
+    )
+    invoice_footer = models.TextField(blank=True)
+    net_payment_term = models.PositiveIntegerField(default=0, help_text="Days between issuing and due date")
+    invoice_grace_period = models.PositiveIntegerField(default=0, help_text="Days an invoice stays draft")
+    webhook_url = models.URLField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="organization_is_singleton")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def current(cls) -> Organization:
+        organization, _ = cls.objects.get_or_create(id=1)
+        return organization
+
+
+class PaymentProvider(models.TextChoices):
+    STRIPE = "stripe", "Stripe"
+    MANUAL = "manual", "Manual"
+
+
+class LiveCustomerManager(models.Manager["Customer"]):
+    def get_queryset(self) -> models.QuerySet[Customer]:
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
+class Customer(models.Model):
+    """A customer of the organization. Soft-deleted: `deleted_at` set, the row stays for invoices."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # A per-organization counter (1, 2, ...) used by per-customer invoice numbering.
+    sequential_id = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    external_id = models.CharField(max_length=255)
+    name = models.CharField(max_length=255, blank=True)
+    firstname = models.CharField(max_length=255, blank=True)
+    lastname = models.CharField(max_length=255, blank=True)
+    legal_name = models.CharField(max_length=255, blank=True)
+    legal_number = models.CharField(max_length=255, blank=True)
+    email = models.CharField(max_length=1024, blank=True, help_text="Comma-separated addresses allowed")
+    phone = models.CharField(max_length=64, blank=True)
+    url = models.CharField(max_length=1024, blank=True)
+    address_line1 = models.CharField(max_length=255, blank=True)
+    address_line2 = models.CharField(max_length=255, blank=True)
+    city = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=255, blank=True)
+    zipcode = models.CharField(max_length=32, blank=True)
+    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 alpha-2")
+    # Empty until the first subscription sets it; then every invoice of the customer uses it.
+    currency = models.CharField(max_length=3, blank=True)
+    # Empty means the organization's timezone applies.
+    timezone = models.CharField(max_length=64, blank=True, validators=[validate_timezone])
+    tax_identification_number = models.CharField(max_length=255, blank=True)
+    # Null means the organization's setting applies.
+    net_payment_term = models.PositiveIntegerField(null=True, blank=True)
+    invoice_grace_period = models.PositiveIntegerField(null=True, blank=True)
+    payment_provider = models.CharField(max_length=16, choices=PaymentProvider.choices, blank=True)
+    provider_customer_id = models.CharField(max_length=255, blank=True)
+    # Lago's shape: [{"lago_id", "key", "value", "display_in_invoice"}].
+    metadata = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = models.Manager()
+    live = LiveCustomerManager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"], condition=Q(deleted_at__isnull=True), name="customer_external_id_live_unique"
+            ),
+            models.UniqueConstraint(fields=["sequential_id"], name="customer_sequential_id_unique"),
+        ]
+        indexes = [models.Index(fields=["external_id"])]
+
+    def __str__(self) -> str:
+        return self.name or self.external_id
+
+    def applicable_timezone(self, organization: Organization | None = None) -> str:
+        return self.timezone or (organization or Organization.current()).timezone
+
+    def applicable_net_payment_term(self, organization: Organization | None = None) -> int:
+        if self.net_payment_term is not None:
+            return self.net_payment_term
+        return (organization or Organization.current()).net_payment_term
+
+    def applicable_invoice_grace_period(self, organization: Organization | None = None) -> int:
+        if self.invoice_grace_period is not None:
+            return self.invoice_grace_period
+        return (organization or Organization.current()).invoice_grace_period
+
+
+API_KEY_PREFIX = "tg_"
+
+
+def hash_api_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def generate_api_key() -> str:
+    """256 bits of randomness, URL-safe, with a recognisable prefix."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class ApiKey(models.Model):
+    """A key an integrating machine sends as `Authorization: Bearer <key>`.
+
+    Only the SHA-256 of the key is stored; the key itself is shown once, at creation.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255)
+    # First characters of the key, to recognise it in the admin; never used to match.
+    display_prefix = models.CharField(max_length=16, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.display_prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

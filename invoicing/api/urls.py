@@ -1,0 +1,3 @@
+"""invoicing API routes."""
+
+urlpatterns: list = []

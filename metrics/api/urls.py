@@ -1,0 +1,3 @@
+"""metrics API routes."""
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""Money collected: payments against finalized invoices."""

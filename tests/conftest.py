@@ -1,0 +1,64 @@
+"""Shared fixtures: an authenticated API client, the organization, service markers."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from rest_framework.test import APIClient
+
+hypothesis_settings.register_profile(
+    "default", deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.register_profile(
+    "ci", deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`@pytest.mark.postgres` tests skip on SQLite with a reason, except in CI where they must run."""
+    if settings.IS_POSTGRESQL:
+        return
+    if IN_CI:
+        raise pytest.UsageError("CI must run on PostgreSQL: set DATABASE_URL (see .ci/run).")
+    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://...)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def organization(db):
+    from customers.models import Organization
+
+    return Organization.current()
+
+
+@pytest.fixture
+def api_key(db):
+    """A fresh API key; `.raw` holds the plain key (shown once in real life)."""
+    from tests.factories.customers import make_api_key
+
+    return make_api_key()
+
+
+@pytest.fixture
+def api(api_key) -> APIClient:
+    """An APIClient that sends `Authorization: Bearer <key>` and JSON bodies."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.raw}")
+    client.default_format = "json"
+    return client
+
+
+@pytest.fixture
+def anon_api() -> APIClient:
+    client = APIClient()
+    client.default_format = "json"
+    return client
