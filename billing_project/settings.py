@@ -22,7 +22,7 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
     # Development only: never used when DEBUG is off.
-    SECRET_KEY = "django-insecure-tollgate-development-only"
+    SECRET_KEY = "django-insecure-tollgate-development-only"  # noqa: S105
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

@@ -46,6 +46,9 @@ class CustomerTax(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["customer", "tax"], name="customer_tax_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.tax_id}"
+
 
 class PlanInterval(models.TextChoices):
     WEEKLY = "weekly", "Weekly"
@@ -137,6 +140,9 @@ class ChargeFilter(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.invoice_display_name or str(self.values)
 
 
 class AddOn(models.Model):
@@ -239,6 +245,9 @@ class AppliedCoupon(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.coupon_id} for {self.customer_id}"
 
 
 class BillingTime(models.TextChoices):
