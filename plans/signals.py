@@ -1,0 +1,12 @@
+"""Signals the plans app sends; invoicing connects receivers to bill what they start or end."""
+
+from django.dispatch import Signal
+
+# Sent after commit when a subscription becomes active (now or when its start date is reached):
+# kwargs subscription_id. Invoicing bills a pay-in-advance plan's first period on it.
+subscription_started = Signal()
+
+# Sent after commit when a subscription is terminated: kwargs subscription_id and
+# upgraded_to_id (the new subscription's id on an upgrade, else None). Invoicing bills the final
+# partial period (reason subscription_terminating, or upgrading).
+subscription_terminated = Signal()
