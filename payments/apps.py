@@ -1,6 +1,42 @@
 from django.apps import AppConfig
 
+from billing_project.periodic import PeriodicTaskSpec
+
 
 class PaymentsConfig(AppConfig):
     name = "payments"
     verbose_name = "Payments"
+
+    periodic_tasks = [
+        PeriodicTaskSpec(
+            name="payments: retry failed payments",
+            task="payments.tasks.retry_failed_payments",
+            minute="15",
+            description="every hour at :15 UTC: automatic retries due, pending attempts re-sent",
+        ),
+        PeriodicTaskSpec(
+            name="payments: flag overdue invoices",
+            task="payments.tasks.flag_overdue_invoices",
+            minute="30",
+            hour="0",
+            description="every day at 00:30 UTC: set or clear payment_overdue",
+        ),
+    ]
+
+    def ready(self) -> None:
+        from djstripe.models import Event
+        from djstripe.signals import WEBHOOK_SIGNALS
+
+        from customers.signals import customer_saved
+        from invoicing.signals import invoice_finalized
+
+        from . import receivers
+        from .providers import stripe as stripe_provider
+
+        stripe_provider.configure()
+        customer_saved.connect(receivers.on_customer_saved, dispatch_uid="payments.on_customer_saved")
+        invoice_finalized.connect(receivers.on_invoice_finalized, dispatch_uid="payments.on_invoice_finalized")
+        for event_type in receivers.HANDLED_STRIPE_EVENTS:
+            WEBHOOK_SIGNALS[event_type].connect(
+                receivers.on_stripe_payment_intent_event, sender=Event, dispatch_uid=f"payments.{event_type}"
+            )

@@ -1,1 +1,157 @@
-"""Money collected: payments against finalized invoices."""
+"""Money collected: one `Payment` row per attempt to collect a finalized invoice.
+
+Payments are a ledger: a Stripe attempt is a row (a retry is a new row, never an edit of the old
+one), a manual payment is a row. An invoice's `total_paid_amount` is the sum of its succeeded
+rows; a payment never changes the invoice's amounts.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from djmoney.money import Money
+
+from customers.models import Customer
+from invoicing.models import Invoice
+
+AMOUNT = {"max_digits": 20, "decimal_places": 6}
+
+
+class PaymentProviderName(models.TextChoices):
+    STRIPE = "stripe", "Stripe"
+    MANUAL = "manual", "Manual"
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSING = "processing", "Processing"
+    REQUIRES_ACTION = "requires_action", "Requires action"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+# Where a payment may go next. Out-of-order provider events must never move a payment backwards:
+# `succeeded` is final, `failed` only gives way to a late success of the same PaymentIntent.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    PaymentStatus.PENDING: frozenset(
+        {PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION, PaymentStatus.SUCCEEDED, PaymentStatus.FAILED}
+    ),
+    PaymentStatus.PROCESSING: frozenset({PaymentStatus.REQUIRES_ACTION, PaymentStatus.SUCCEEDED, PaymentStatus.FAILED}),
+    PaymentStatus.REQUIRES_ACTION: frozenset({PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED, PaymentStatus.FAILED}),
+    PaymentStatus.FAILED: frozenset({PaymentStatus.SUCCEEDED}),
+    PaymentStatus.SUCCEEDED: frozenset(),
+}
+
+# A Stripe attempt in one of these states may still take money: no second attempt may start.
+IN_FLIGHT_STATUSES = (PaymentStatus.PENDING, PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION)
+
+
+class PaymentTrigger(models.TextChoices):
+    FINALIZATION = "finalization", "Invoice finalized"
+    RETRY_SCHEDULE = "retry_schedule", "Automatic retry"
+    API = "api", "Retry through the API"
+    ADMIN = "admin", "Retry from the admin"
+    MANUAL = "manual", "Recorded by hand"
+
+
+class Payment(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    provider = models.CharField(max_length=16, choices=PaymentProviderName.choices)
+    status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
+    # Major units of `currency` (the invoice's). For Stripe: what was asked of the card, which can
+    # exceed the amount due by less than one chargeable step (see providers.stripe.stripe_amount).
+    amount = models.DecimalField(**AMOUNT)
+    currency = models.CharField(max_length=3)
+    # 1, 2, ... per invoice for provider attempts; null for manual payments.
+    attempt = models.PositiveIntegerField(null=True, blank=True)
+    trigger = models.CharField(max_length=16, choices=PaymentTrigger.choices)
+    provider_customer_id = models.CharField(max_length=255, blank=True)
+    provider_payment_id = models.CharField(max_length=255, blank=True)
+    # Sent with the provider request; the same attempt re-sent never creates a second charge.
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    failure_code = models.CharField(max_length=255, blank=True)
+    failure_reason = models.TextField(blank=True)
+    # What the customer must do for a `requires_action` payment (Stripe's next_action).
+    next_action = models.JSONField(null=True, blank=True)
+    # Manual payments: the bank transfer reference or cheque number (Lago: at most 40 characters).
+    reference = models.CharField(max_length=40, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.UniqueConstraint(
+                fields=["invoice", "attempt"],
+                condition=Q(provider=PaymentProviderName.STRIPE),
+                name="payment_one_row_per_stripe_attempt",
+            ),
+            # Two attempts in flight at once could both take money: the database refuses the second.
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=Q(provider=PaymentProviderName.STRIPE, status__in=IN_FLIGHT_STATUSES),
+                name="payment_one_stripe_attempt_in_flight",
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "provider_payment_id"],
+                condition=~Q(provider_payment_id=""),
+                name="payment_provider_payment_id_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["idempotency_key"], condition=~Q(idempotency_key=""), name="payment_idempotency_key_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(provider=PaymentProviderName.MANUAL, attempt__isnull=True, status=PaymentStatus.SUCCEEDED)
+                | Q(provider=PaymentProviderName.STRIPE, attempt__gte=1),
+                name="payment_attempt_matches_provider",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=PaymentStatus.SUCCEEDED) | Q(paid_at__isnull=False),
+                name="payment_succeeded_has_paid_at",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["invoice", "status"]),
+            models.Index(fields=["provider", "status", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} {self.amount} {self.currency} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in (PaymentStatus.SUCCEEDED, PaymentStatus.FAILED)
+
+    def can_move_to(self, status: str) -> bool:
+        return status in ALLOWED_TRANSITIONS[self.status]
+
+    def as_money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class CustomerPaymentSetup(Customer):
+    """The customers app's Customer seen from payments: its Stripe customer and payment method.
+
+    A proxy (no table of its own) so the admin can show and fix a customer's payment setup
+    without the customers app knowing about Stripe.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "customer payment setup"
+        verbose_name_plural = "customer payment setups"
+
+
+class InvoiceToCollect(Invoice):
+    """The invoicing app's Invoice seen from payments: what is due, and the actions that collect
+    it (retry now, mark paid by hand). A proxy: no table of its own."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "invoice to collect"
+        verbose_name_plural = "invoices to collect"

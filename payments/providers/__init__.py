@@ -1,0 +1,39 @@
+"""Payment providers: how money is asked for (Stripe) or acknowledged (manual).
+
+A provider turns a pending `Payment` into a `ChargeOutcome`; the payments services apply the
+outcome to the ledger under row locks. Providers never touch the database rows of other apps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ChargeOutcome:
+    """What the provider says about one attempt. `status` is a `payments.models.PaymentStatus`."""
+
+    status: str
+    provider_payment_id: str = ""
+    failure_code: str = ""
+    failure_reason: str = ""
+    next_action: dict[str, Any] | None = None
+    paid_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+class ProviderUnavailable(Exception):
+    """The provider could not be reached or answered with a server error: the attempt stays pending
+    and is sent again later with the same idempotency key."""
+
+
+class ProviderRejected(Exception):
+    """The provider refused a request about the customer's setup (unknown customer or payment
+    method, declined card at attach). `code` is stable, `message` is for people."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(message or code)
+        self.code = code
+        self.message = message or code

@@ -1,0 +1,53 @@
+"""Receivers for the signals payments listens to, connected in PaymentsConfig.ready():
+customers' `customer_saved`, invoicing's `invoice_finalized`, and dj-stripe's webhook signals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from customers.models import Customer, PaymentProvider
+
+from .models import PaymentTrigger
+
+# The Stripe events that move a payment; dj-stripe verifies and stores them, then signals.
+HANDLED_STRIPE_EVENTS = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.requires_action",
+    "payment_intent.processing",
+    "payment_intent.canceled",
+)
+
+
+def on_customer_saved(sender: Any, customer_id: Any, sync_with_provider: bool = True, **kwargs: Any) -> None:
+    """A `stripe` customer gets its Stripe customer, after commit, in a task. With
+    sync_with_provider false (Lago's billing_configuration), only an existing link is synced."""
+    from .tasks import sync_stripe_customer
+
+    if not Customer.objects.filter(pk=customer_id, payment_provider=PaymentProvider.STRIPE).exists():
+        return
+    customer_id_str = str(customer_id)
+    create = bool(sync_with_provider)
+    transaction.on_commit(lambda: sync_stripe_customer.delay(customer_id_str, create))
+
+
+def on_invoice_finalized(sender: Any, invoice_id: Any, **kwargs: Any) -> None:
+    """Collect what a finalized invoice owes: attempt 1, after commit, in a task."""
+    from .tasks import collect_invoice_payment
+
+    invoice_id_str = str(invoice_id)
+    transaction.on_commit(lambda: collect_invoice_payment.delay(invoice_id_str, PaymentTrigger.FINALIZATION, 0))
+
+
+def on_stripe_payment_intent_event(sender: Any, event: Any, **kwargs: Any) -> None:
+    """dj-stripe received a signature-verified PaymentIntent event (stored once per event id, so a
+    re-delivered event does not reach here twice); apply it inside dj-stripe's transaction, so a
+    failure answers 500 and Stripe delivers the event again."""
+    from .services import payment_intent_event_apply
+
+    payment_intent = (event.data or {}).get("object") or {}
+    if payment_intent.get("object") != "payment_intent":
+        return
+    payment_intent_event_apply(payment_intent=payment_intent)

@@ -1,0 +1,49 @@
+"""Celery tasks of the payments app: thin wrappers that load ids and call services.
+
+Each is safe to run twice: the services re-check state under row locks and Stripe requests carry
+idempotency keys.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.utils import timezone
+
+from . import services
+from .providers import ProviderRejected, ProviderUnavailable
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="payments.tasks.sync_stripe_customer")
+def sync_stripe_customer(customer_id: str, create: bool = True) -> None:
+    try:
+        services.stripe_customer_sync(customer_id=customer_id, create=create)
+    except ProviderUnavailable as error:
+        # Synced again at the next save, and on demand when an invoice is collected.
+        logger.warning("Stripe unavailable, customer %s not synced: %s", customer_id, error)
+    except ProviderRejected as error:
+        logger.error("Stripe refused customer %s: %s", customer_id, error.message)
+
+
+@shared_task(name="payments.tasks.collect_invoice_payment")
+def collect_invoice_payment(invoice_id: str, trigger: str, after_attempt: int) -> None:
+    services.invoice_payment_collect(invoice_id=invoice_id, trigger=trigger, after_attempt=after_attempt)
+
+
+@shared_task(name="payments.tasks.retry_failed_payments")
+def retry_failed_payments() -> dict[str, int]:
+    """Hourly: start the automatic retries that are due, re-send attempts left pending."""
+    now = timezone.now()
+    resent, closed = services.payments_sweep_stale(now=now)
+    started = services.payments_retry_due(now=now)
+    return {"retries_started": started, "pending_resent": resent, "pending_closed": closed}
+
+
+@shared_task(name="payments.tasks.flag_overdue_invoices")
+def flag_overdue_invoices() -> dict[str, int]:
+    """Daily: set payment_overdue on invoices past due with something to pay, clear it on the rest."""
+    flagged, cleared = services.invoices_overdue_refresh(today=timezone.now().date())
+    return {"flagged": flagged, "cleared": cleared}
