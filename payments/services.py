@@ -475,3 +475,46 @@ def invoices_overdue_refresh(*, today: date) -> tuple[int, int]:
         Invoice.objects.filter(payment_overdue=True).exclude(overdue).update(payment_overdue=False, updated_at=now)
     )
     return flagged, cleared
+
+
+# --- Stripe webhook endpoint --------------------------------------------------------------------
+
+
+def stripe_webhook_endpoint_register(*, base_url: str, secret: str) -> Any:
+    """Record a webhook endpoint whose signing secret is already known (`stripe listen`, an
+    endpoint created in the Stripe dashboard, localstripe): dj-stripe verifies each delivery to
+    `<base_url>/stripe/webhook/<uuid>/` against it. Idempotent per secret.
+
+    (dj-stripe's own admin creates endpoints in Stripe itself, when Tollgate has a public URL.)
+    """
+    from django.urls import reverse
+    from djstripe.models import APIKey, WebhookEndpoint
+    from djstripe.settings import djstripe_settings
+
+    from .receivers import HANDLED_STRIPE_EVENTS
+
+    if not secret:
+        raise PaymentError("value_is_mandatory", field="secret")
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().filter(secret=secret).first()
+        endpoint_uuid = endpoint.djstripe_uuid if endpoint else uuid.uuid4()
+        path = reverse("djstripe:djstripe_webhook_by_uuid", kwargs={"uuid": endpoint_uuid})
+        api_key = APIKey.objects.filter(secret=stripe_provider.secret_key()).first()
+        fields = {
+            "url": base_url.rstrip("/") + path,
+            "secret": secret,
+            "enabled_events": list(HANDLED_STRIPE_EVENTS),
+            "status": "enabled",
+            "api_version": djstripe_settings.STRIPE_API_VERSION,
+            "livemode": bool(settings.STRIPE_LIVE_MODE),
+            "djstripe_owner_account": api_key.djstripe_owner_account if api_key else None,
+        }
+        if endpoint is None:
+            endpoint = WebhookEndpoint.objects.create(
+                id=f"we_tollgate_{endpoint_uuid.hex}", djstripe_uuid=endpoint_uuid, **fields
+            )
+        else:
+            for name, value in fields.items():
+                setattr(endpoint, name, value)
+            endpoint.save()
+    return endpoint

@@ -1,0 +1,313 @@
+"""Payments in the admin: the payments ledger (read-only), invoices to collect (retry now, mark
+paid by hand) and customers' Stripe setup (create or link the Stripe customer, attach a card).
+
+Thin: every action calls the same services as the API and the tasks, reports per object, and
+writes a LogEntry for what it changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import F, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+
+from billing_project.money import to_cents
+from customers.models import PaymentProvider
+from invoicing.models import InvoiceStatus
+
+from . import selectors, services
+from .models import CustomerPaymentSetup, InvoiceToCollect, Payment, PaymentTrigger
+from .providers import ProviderRejected, ProviderUnavailable
+
+ACTION_FORM_TEMPLATE = "admin/payments/action_form.html"
+
+
+def _invoice_link(invoice: Any) -> str:
+    url = reverse("admin:payments_invoicetocollect_change", args=[invoice.pk])
+    return format_html('<a href="{}">{}</a>', url, invoice.number or invoice.pk)
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    """The ledger: rows are written by services only, never edited or deleted by hand."""
+
+    list_display = [
+        "short_id",
+        "invoice_link",
+        "customer",
+        "provider",
+        "status",
+        "amount",
+        "currency",
+        "attempt",
+        "trigger",
+        "failure_code",
+        "paid_at",
+        "created_at",
+    ]
+    list_filter = ["provider", "status", "trigger"]
+    search_fields = ["=provider_payment_id", "reference", "invoice__number", "invoice__customer__external_id"]
+    list_select_related = ["invoice__customer"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "id",
+        "invoice_link",
+        "provider",
+        "status",
+        "amount",
+        "currency",
+        "attempt",
+        "trigger",
+        "provider_customer_id",
+        "provider_payment_id",
+        "idempotency_key",
+        "failure_code",
+        "failure_reason",
+        "next_action",
+        "reference",
+        "paid_at",
+        "created_at",
+        "updated_at",
+    ]
+    fields = readonly_fields
+
+    @admin.display(description="payment")
+    def short_id(self, obj: Payment) -> str:
+        return str(obj.pk)[:8]
+
+    @admin.display(description="invoice", ordering="invoice__number")
+    def invoice_link(self, obj: Payment) -> str:
+        return _invoice_link(obj.invoice)
+
+    @admin.display(description="customer", ordering="invoice__customer__external_id")
+    def customer(self, obj: Payment) -> str:
+        return obj.invoice.customer.external_id
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class MarkPaidForm(forms.Form):
+    reference = forms.CharField(max_length=40, help_text="Bank transfer reference, cheque number...")
+    paid_at = forms.DateTimeField(required=False, help_text="Empty means now.")
+
+
+class AttachPaymentMethodForm(forms.Form):
+    payment_method_id = forms.CharField(
+        max_length=255,
+        initial="pm_card_visa",
+        help_text="A Stripe PaymentMethod id (pm_...). In test mode, pm_card_visa is Stripe's test Visa.",
+    )
+
+
+def _action_form(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Any],
+    form: forms.Form,
+    *,
+    action: str,
+    title: str,
+) -> TemplateResponse:
+    """The intermediate page of an action that needs input (the pattern of delete_selected)."""
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "form": form,
+        "objects": queryset,
+        "action": action,
+        "opts": modeladmin.model._meta,
+        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, ACTION_FORM_TEMPLATE, context)
+
+
+@admin.register(InvoiceToCollect)
+class InvoiceToCollectAdmin(admin.ModelAdmin):
+    list_display = [
+        "number",
+        "customer",
+        "currency",
+        "total_amount",
+        "total_paid_amount",
+        "amount_due",
+        "payment_status",
+        "payment_overdue",
+        "payment_due_date",
+        "payments_link",
+    ]
+    list_filter = ["payment_status", "payment_overdue", "currency"]
+    search_fields = ["number", "customer__external_id", "customer__name"]
+    list_select_related = ["customer"]
+    ordering = ["payment_due_date", "number"]
+    actions = ["retry_payment", "mark_paid"]
+    fields = [
+        "number",
+        "customer",
+        "currency",
+        "total_amount",
+        "total_paid_amount",
+        "amount_due",
+        "payment_status",
+        "payment_overdue",
+        "issuing_date",
+        "payment_due_date",
+        "payments_link",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).filter(status=InvoiceStatus.FINALIZED)
+
+    @admin.display(description="due")
+    def amount_due(self, obj: InvoiceToCollect) -> Any:
+        return obj.total_due_amount
+
+    @admin.display(description="payments")
+    def payments_link(self, obj: InvoiceToCollect) -> str:
+        url = reverse("admin:payments_payment_changelist") + f"?invoice__id__exact={obj.pk}"
+        return format_html('<a href="{}">payments</a>', url)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Viewing only; the actions below are gated by the payments permissions.
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        if not request.user.has_perm("payments.add_payment"):
+            return {}
+        return actions
+
+    @admin.action(description="Retry payment now (Stripe customers)")
+    def retry_payment(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for invoice in queryset:
+            try:
+                services.invoice_payment_retry(invoice_id=invoice.pk, trigger=PaymentTrigger.ADMIN)
+            except (services.PaymentError, ProviderUnavailable) as error:
+                self.message_user(request, f"{invoice}: not retried ({error})", messages.WARNING)
+                continue
+            invoice.refresh_from_db()
+            self.log_change(request, invoice, "Payment retried")
+            self.message_user(request, f"{invoice}: payment {invoice.payment_status}", messages.SUCCESS)
+
+    @admin.action(description="Mark paid by hand (record a manual payment of the amount due)")
+    def mark_paid(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        form = MarkPaidForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return _action_form(
+                self, request, queryset, form, action="mark_paid", title="Record manual payments for the amount due"
+            )
+        for invoice in queryset:
+            due = invoice.total_due_amount
+            if due <= 0:
+                self.message_user(request, f"{invoice}: nothing is due", messages.WARNING)
+                continue
+            try:
+                payment = services.payment_create_manual(
+                    invoice_id=invoice.pk,
+                    amount_cents=to_cents(due, invoice.currency),
+                    reference=form.cleaned_data["reference"],
+                    paid_at=form.cleaned_data["paid_at"],
+                )
+            except services.PaymentError as error:
+                self.message_user(request, f"{invoice}: not recorded ({error.code})", messages.WARNING)
+                continue
+            self.log_change(request, invoice, f"Manual payment {payment.pk} of {payment.amount} {payment.currency}")
+            self.message_user(request, f"{invoice}: paid {payment.amount} {payment.currency}", messages.SUCCESS)
+        return None
+
+
+@admin.register(CustomerPaymentSetup)
+class CustomerPaymentSetupAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "name", "provider_customer_id", "default_payment_method"]
+    search_fields = ["external_id", "name", "=provider_customer_id"]
+    actions = ["sync_stripe_customer", "attach_payment_method"]
+    fields = ["external_id", "name", "email", "payment_provider", "provider_customer_id", "default_payment_method"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return (
+            super()
+            .get_queryset(request)
+            .filter(deleted_at__isnull=True, payment_provider=PaymentProvider.STRIPE)
+            .order_by(F("external_id").asc())
+        )
+
+    @admin.display(description="default payment method")
+    def default_payment_method(self, obj: CustomerPaymentSetup) -> str:
+        queryset, default_id = selectors.customer_payment_methods(customer=obj)
+        payment_method = queryset.filter(id=default_id).first() if default_id else None
+        if payment_method is None:
+            return "-"
+        card = (payment_method.stripe_data or {}).get("card") or {}
+        return f"{payment_method.id} ({card.get('brand', '?')} •••• {card.get('last4', '?')})"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        if not request.user.has_perm("customers.change_customer"):
+            return {}
+        return actions
+
+    @admin.action(description="Create or link the Stripe customer")
+    def sync_stripe_customer(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        for customer in queryset:
+            try:
+                synced = services.stripe_customer_sync(customer_id=customer.pk)
+            except (ProviderRejected, ProviderUnavailable) as error:
+                self.message_user(request, f"{customer.external_id}: {error}", messages.ERROR)
+                continue
+            provider_id = synced.provider_customer_id if synced else ""
+            if not provider_id:
+                self.message_user(request, f"{customer.external_id}: Stripe is not configured", messages.ERROR)
+                continue
+            self.log_change(request, customer, f"Stripe customer {provider_id}")
+            self.message_user(request, f"{customer.external_id}: Stripe customer {provider_id}", messages.SUCCESS)
+
+    @admin.action(description="Attach a payment method (as default)")
+    def attach_payment_method(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        form = AttachPaymentMethodForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return _action_form(
+                self, request, queryset, form, action="attach_payment_method", title="Attach a Stripe payment method"
+            )
+        for customer in queryset:
+            try:
+                attached = services.customer_payment_method_attach(
+                    customer=customer, provider_method_id=form.cleaned_data["payment_method_id"]
+                )
+            except services.PaymentError as error:
+                self.message_user(request, f"{customer.external_id}: {error.message}", messages.ERROR)
+                continue
+            except ProviderUnavailable as error:
+                self.message_user(request, f"{customer.external_id}: Stripe unavailable ({error})", messages.ERROR)
+                continue
+            self.log_change(request, customer, f"Payment method {attached['id']} attached as default")
+            self.message_user(request, f"{customer.external_id}: {attached['id']} attached", messages.SUCCESS)
+        return None
