@@ -107,7 +107,7 @@ class Payment(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(provider=PaymentProviderName.MANUAL, attempt__isnull=True, status=PaymentStatus.SUCCEEDED)
-                | Q(provider=PaymentProviderName.STRIPE, attempt__gte=1),
+                | Q(provider=PaymentProviderName.STRIPE, attempt__isnull=False, attempt__gte=1),
                 name="payment_attempt_matches_provider",
             ),
             models.CheckConstraint(
