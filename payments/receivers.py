@@ -21,15 +21,16 @@ HANDLED_STRIPE_EVENTS = (
 )
 
 
-def on_customer_saved(sender: Any, customer_id: Any, sync_with_provider: bool = True, **kwargs: Any) -> None:
-    """A `stripe` customer gets its Stripe customer, after commit, in a task. With
-    sync_with_provider false (Lago's billing_configuration), only an existing link is synced."""
+def on_customer_saved(sender: Any, customer_id: Any, sync_with_provider: bool | None = None, **kwargs: Any) -> None:
+    """A `stripe` customer gets its Stripe customer, after commit, in a task. Only an explicit
+    sync_with_provider=False (Lago's billing_configuration) limits this to syncing an existing
+    link (provider_customer_id); absent or None means create."""
     from .tasks import sync_stripe_customer
 
     if not Customer.objects.filter(pk=customer_id, payment_provider=PaymentProvider.STRIPE).exists():
         return
     customer_id_str = str(customer_id)
-    create = bool(sync_with_provider)
+    create = sync_with_provider is not False
     transaction.on_commit(lambda: sync_stripe_customer.delay(customer_id_str, create))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Prefetch, Q, Sum
 from django.utils import timezone
 
 from billing_project.money import from_cents
@@ -64,6 +64,18 @@ def _invoice_payment_state_refresh(invoice: Invoice) -> None:
     latest_attempt = (
         invoice.payments.filter(provider=PaymentProviderName.STRIPE).order_by("-attempt").only("status").first()
     )
+    excess = invoice.total_paid_amount - invoice.total_amount
+    if excess >= stripe_provider.chargeable_step(invoice.currency):
+        # Two attempts that both took money (a late success of an attempt given up on): the
+        # ledger keeps the truth; someone must refund. (Less than a step is the rounding up of a
+        # three-decimal currency, see providers.stripe.stripe_amount.)
+        logger.warning(
+            "invoice %s collected %s for a total of %s %s",
+            invoice.pk,
+            invoice.total_paid_amount,
+            invoice.total_amount,
+            invoice.currency,
+        )
     if invoice.status == InvoiceStatus.FINALIZED and invoice.total_due_amount <= 0:
         invoice.payment_status = InvoicePaymentStatus.SUCCEEDED
         invoice.payment_overdue = False
@@ -379,14 +391,19 @@ def payments_retry_due(*, now: datetime) -> int:
             )
         )
         .only("id")
+        .prefetch_related(
+            Prefetch(
+                "payments",
+                queryset=Payment.objects.filter(provider=PaymentProviderName.STRIPE).only(
+                    "invoice_id", "attempt", "status", "trigger", "created_at"
+                ),
+                to_attr="stripe_attempts",
+            )
+        )
     )
     started = 0
     for invoice in invoices.iterator(chunk_size=500):
-        attempts = list(
-            Payment.objects.filter(invoice_id=invoice.pk, provider=PaymentProviderName.STRIPE).only(
-                "attempt", "status", "trigger", "created_at"
-            )
-        )
+        attempts = invoice.stripe_attempts
         failed = [payment.created_at for payment in attempts if payment.status == PaymentStatus.FAILED]
         if not failed:
             continue

@@ -65,6 +65,12 @@ def stripe_amount(amount: Decimal, currency: str) -> int:
     return -(-minor // step) * step
 
 
+def chargeable_step(currency: str) -> Decimal:
+    """The smallest difference between two amounts Stripe can charge (BHD 0.010, USD 0.01, JPY 1)."""
+    exponent, step = _stripe_unit(currency)
+    return Decimal(step).scaleb(-exponent)
+
+
 def from_stripe_amount(minor: int, currency: str) -> Decimal:
     """Stripe's integer amount back to major units, exactly."""
     exponent, _ = _stripe_unit(currency)

@@ -60,3 +60,10 @@ def test_round_trip_of_chargeable_amounts(minor, currency):
     step = {"BHD": 10, "JOD": 10, "KWD": 10, "OMR": 10, "TND": 10, "ISK": 100}.get(currency, 1)
     chargeable = minor * step
     assert stripe_amount(from_stripe_amount(chargeable, currency), currency) == chargeable
+
+
+@pytest.mark.parametrize(("currency", "step"), [("USD", "0.01"), ("JPY", "1"), ("BHD", "0.010"), ("ISK", "1.00")])
+def test_chargeable_step(currency, step):
+    from payments.providers.stripe import chargeable_step
+
+    assert chargeable_step(currency) == Decimal(step)

@@ -174,3 +174,11 @@ def test_payment_methods_errors(api, stripe_api):
     assert (missing.status_code, missing.json()["code"]) == (404, "payment_method_not_found")
     assert attach(api, "nothing", "").status_code == 422
     assert api.post("/api/v1/customers/nothing/payment_methods", {}, format="json").status_code == 400
+
+
+def test_sync_with_provider_none_means_create(stripe_api, django_capture_on_commit_callbacks):
+    customer = make_customer(external_id="unspecified", payment_provider="stripe")
+
+    save(customer, django_capture_on_commit_callbacks, sync_with_provider=None)
+
+    assert customer.provider_customer_id.startswith("cus_")
