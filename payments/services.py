@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Prefetch, Q, Sum
 from django.utils import timezone
 
-from billing_project.money import from_cents
+from billing_project.money import from_cents, round_amount
 from customers.models import Customer, PaymentProvider
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.models import PaymentStatus as InvoicePaymentStatus
@@ -72,8 +72,8 @@ def _invoice_payment_state_refresh(invoice: Invoice) -> None:
         logger.warning(
             "invoice %s collected %s for a total of %s %s",
             invoice.pk,
-            invoice.total_paid_amount,
-            invoice.total_amount,
+            round_amount(invoice.total_paid_amount, invoice.currency),
+            round_amount(invoice.total_amount, invoice.currency),
             invoice.currency,
         )
     if invoice.status == InvoiceStatus.FINALIZED and invoice.total_due_amount <= 0:

@@ -54,7 +54,7 @@ def test_late_success_of_an_abandoned_attempt_is_recorded_and_flagged(invoice, c
     assert invoice.total_paid_amount == Decimal("40.00")
     assert invoice.total_due_amount == Decimal(0)
     assert invoice.payment_status == "succeeded"
-    assert f"invoice {invoice.pk} collected 40.000000 for a total of 20.000000 USD" in caplog.text
+    assert f"invoice {invoice.pk} collected 40.00 for a total of 20.00 USD" in caplog.text
 
 
 def test_failure_then_requires_action_is_ignored(invoice):

@@ -24,7 +24,8 @@ from .conftest import (
     make_card,
 )
 
-pytestmark = [pytest.mark.stripe, pytest.mark.django_db(transaction=True)]
+# The live server writes from its own thread while the test reads: PostgreSQL (SQLite locks up).
+pytestmark = [pytest.mark.stripe, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 WEBHOOK_SECRET = "whsec_tollgate_live_0123456789"
 WEBHOOK_ID = "tollgate-tests"
