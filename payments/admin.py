@@ -148,13 +148,14 @@ class InvoiceToCollectAdmin(admin.ModelAdmin):
         "payment_due_date",
         "payments_link",
     ]
-    list_filter = ["payment_status", "payment_overdue", "currency"]
+    list_filter = ["status", "payment_status", "payment_overdue", "currency"]
     search_fields = ["number", "customer__external_id", "customer__name"]
     list_select_related = ["customer"]
     ordering = ["payment_due_date", "number"]
     actions = ["retry_payment", "mark_paid"]
     fields = [
         "number",
+        "status",
         "customer",
         "currency",
         "total_amount",
@@ -169,7 +170,8 @@ class InvoiceToCollectAdmin(admin.ModelAdmin):
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).filter(status=InvoiceStatus.FINALIZED)
+        # Finalized invoices, and the voided ones that still have payments to show.
+        return super().get_queryset(request).exclude(status=InvoiceStatus.DRAFT)
 
     @admin.display(description="due")
     def amount_due(self, obj: InvoiceToCollect) -> Any:

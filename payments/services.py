@@ -54,7 +54,8 @@ class PaymentError(Exception):
 
 
 def _lock_invoice(invoice_id: Any) -> Invoice:
-    return Invoice.objects.select_for_update().select_related("customer").get(pk=invoice_id)
+    # of=self: lock the invoice row only, not the customer row joined for reading.
+    return Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=invoice_id)
 
 
 def _invoice_payment_state_refresh(invoice: Invoice) -> None:

@@ -34,6 +34,8 @@ def test_payments_list_filters_and_read_only_detail(admin_client):
     assert f"/admin/payments/invoicetocollect/{invoice.pk}/change/" in detail.content.decode()
     assert 'name="_save"' not in detail.content.decode()  # nothing to edit
     assert admin_client.get("/admin/payments/payment/add/").status_code == 403
+    of_invoice = admin_client.get("/admin/payments/payment/", {"invoice__id__exact": str(invoice.pk)})
+    assert of_invoice.context["cl"].result_count == 2
 
 
 def test_mark_paid_action_records_the_amount_due(admin_client):
@@ -57,7 +59,7 @@ def test_mark_paid_action_records_the_amount_due(admin_client):
     assert LogEntry.objects.filter(object_id=str(invoice.pk)).exists()
 
 
-def test_invoices_to_collect_lists_finalized_invoices(admin_client):
+def test_invoices_to_collect_lists_issued_invoices(admin_client):
     make_finalized_invoice(total="10.00", number="TOL-FINAL")
     make_finalized_invoice(total="10.00", number="TOL-DRAFT", status="draft")
 
