@@ -40,7 +40,7 @@ class PaymentAdmin(admin.ModelAdmin):
     list_display = [
         "short_id",
         "invoice_link",
-        "customer",
+        "customer_external_id",
         "provider",
         "status",
         "amount",
@@ -52,12 +52,13 @@ class PaymentAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["provider", "status", "trigger"]
-    search_fields = ["=provider_payment_id", "reference", "invoice__number", "invoice__customer__external_id"]
-    list_select_related = ["invoice__customer"]
+    search_fields = ["=provider_payment_id", "reference", "invoice__number", "customer__external_id"]
+    list_select_related = ["invoice", "customer"]
     date_hierarchy = "created_at"
     readonly_fields = [
         "id",
         "invoice_link",
+        "customer_external_id",
         "provider",
         "status",
         "amount",
@@ -85,9 +86,9 @@ class PaymentAdmin(admin.ModelAdmin):
     def invoice_link(self, obj: Payment) -> str:
         return _invoice_link(obj.invoice)
 
-    @admin.display(description="customer", ordering="invoice__customer__external_id")
-    def customer(self, obj: Payment) -> str:
-        return obj.invoice.customer.external_id
+    @admin.display(description="customer", ordering="customer__external_id")
+    def customer_external_id(self, obj: Payment) -> str:
+        return obj.customer.external_id
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -59,6 +59,9 @@ class PaymentTrigger(models.TextChoices):
 class Payment(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    # The invoice's customer, kept on the row (as Lago does) so a customer's payments are one
+    # index range instead of a join through all of the customer's invoices.
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
     provider = models.CharField(max_length=16, choices=PaymentProviderName.choices)
     status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
     # Major units of `currency` (the invoice's). For Stripe: what was asked of the card, which can
@@ -117,6 +120,7 @@ class Payment(models.Model):
         ]
         indexes = [
             models.Index(fields=["invoice", "status"]),
+            models.Index(fields=["customer", "-created_at"]),
             models.Index(fields=["provider", "status", "created_at"]),
         ]
 

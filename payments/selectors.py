@@ -14,7 +14,7 @@ from .models import Payment
 
 def payments_list() -> QuerySet[Payment]:
     """All payments, newest first, with what their serialization reads (no per-row queries)."""
-    return Payment.objects.select_related("invoice__customer").order_by("-created_at", "-id")
+    return Payment.objects.select_related("invoice", "customer").order_by("-created_at", "-id")
 
 
 def customer_payment_methods(*, customer: Customer) -> tuple[QuerySet[Any], str | None]:

@@ -182,6 +182,7 @@ def invoice_payment_collect(*, invoice_id: Any, trigger: str, after_attempt: int
             with transaction.atomic():
                 payment = Payment.objects.create(
                     invoice=invoice,
+                    customer=customer,
                     provider=PaymentProviderName.STRIPE,
                     status=PaymentStatus.PENDING,
                     amount=stripe_provider.from_stripe_amount(minor, invoice.currency),
@@ -462,6 +463,7 @@ def payment_create_manual(
             raise PaymentError("greater_than", field="amount_cents")
         payment = Payment.objects.create(
             invoice=invoice,
+            customer_id=invoice.customer_id,
             provider=PaymentProviderName.MANUAL,
             status=PaymentStatus.SUCCEEDED,
             amount=amount,

@@ -83,7 +83,7 @@ def _iso(moment: datetime | None) -> str | None:
 def serialize_payment(payment: Payment) -> dict[str, Any]:
     """Lago's payment object (plus Tollgate's attempt, failure and paid_at fields)."""
     invoice = payment.invoice
-    customer = invoice.customer
+    customer = payment.customer
     is_manual = payment.provider == PaymentProviderName.MANUAL
     return {
         "lago_id": str(payment.pk),

@@ -104,7 +104,7 @@ class PaymentsView(_PaymentsAPIView):
             queryset = queryset.filter(invoice_id=parsed)
         external_customer_id = request.query_params.get("external_customer_id")
         if external_customer_id:
-            queryset = queryset.filter(invoice__customer__external_id=external_customer_id)
+            queryset = queryset.filter(customer__external_id=external_customer_id)
         return paginated(request, queryset, "payments", serialize_payment)
 
     @extend_schema(operation_id="createPayment", request=_PAYMENT_REQUEST, responses={200: _OBJECT})
@@ -156,7 +156,7 @@ class CustomerPaymentsView(_PaymentsAPIView):
     )
     def get(self, request: Request, external_id: str) -> Response:
         customer = _live_customer(external_id)
-        queryset = selectors.payments_list().filter(invoice__customer=customer)
+        queryset = selectors.payments_list().filter(customer=customer)
         return paginated(request, queryset, "payments", serialize_payment)
 
 

@@ -59,6 +59,7 @@ def make_stripe_payment(
         fields.setdefault("paid_at", timezone.now())
     return Payment.objects.create(
         invoice=invoice,
+        customer_id=invoice.customer_id,
         provider=PaymentProviderName.STRIPE,
         status=status,
         currency=invoice.currency,

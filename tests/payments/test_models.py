@@ -24,7 +24,13 @@ def test_constraints():
     invoice = make_finalized_invoice(total="10.00")
     make_stripe_payment(invoice=invoice, attempt=1, status=PaymentStatus.FAILED, provider_payment_id="pi_1")
     make_stripe_payment(invoice=invoice, attempt=2, status=PaymentStatus.PENDING)
-    base = {"invoice": invoice, "currency": "USD", "amount": Decimal("10"), "trigger": PaymentTrigger.API}
+    base = {
+        "invoice": invoice,
+        "customer": invoice.customer,
+        "currency": "USD",
+        "amount": Decimal("10"),
+        "trigger": PaymentTrigger.API,
+    }
 
     # A second attempt in flight on the same invoice.
     refused(**base, provider=PaymentProviderName.STRIPE, attempt=3, status=PaymentStatus.REQUIRES_ACTION)
