@@ -51,4 +51,4 @@ def on_stripe_payment_intent_event(sender: Any, event: Any, **kwargs: Any) -> No
     payment_intent = (event.data or {}).get("object") or {}
     if payment_intent.get("object") != "payment_intent":
         return
-    payment_intent_event_apply(payment_intent=payment_intent)
+    payment_intent_event_apply(payment_intent=payment_intent, occurred_at=event.created)

@@ -8,6 +8,7 @@ the payments ledger under the invoice's lock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from datetime import date, datetime, timedelta
@@ -319,13 +320,18 @@ def _payment_for_intent(payment_intent: dict[str, Any]) -> Payment | None:
     return candidate
 
 
-def payment_intent_event_apply(*, payment_intent: dict[str, Any]) -> Payment | None:
-    """A Stripe webhook told us about a PaymentIntent: apply it to our attempt, if it is ours."""
+def payment_intent_event_apply(
+    *, payment_intent: dict[str, Any], occurred_at: datetime | None = None
+) -> Payment | None:
+    """A Stripe webhook told us about a PaymentIntent: apply it to our attempt, if it is ours.
+    `occurred_at` (the event's time) dates a success."""
     payment = _payment_for_intent(payment_intent)
     if payment is None:
         logger.info("PaymentIntent %s is not a Tollgate attempt: ignored", payment_intent.get("id"))
         return None
     outcome = stripe_provider.outcome_from_payment_intent(payment_intent)
+    if occurred_at is not None:
+        outcome = dataclasses.replace(outcome, paid_at=occurred_at)
     return payment_apply_outcome(payment_id=payment.pk, outcome=outcome)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
@@ -212,9 +211,9 @@ def outcome_from_payment_intent(payment_intent: dict[str, Any]) -> ChargeOutcome
     pi_id = payment_intent.get("id") or ""
     error = payment_intent.get("last_payment_error") or {}
     if status == "succeeded":
-        created = payment_intent.get("created")
-        paid_at = datetime.fromtimestamp(created, tz=UTC) if isinstance(created, int) else None
-        return ChargeOutcome(PaymentStatus.SUCCEEDED, pi_id, paid_at=paid_at, raw=payment_intent)
+        # No paid_at: an intent carries its creation time only, and a 3-D Secure success can come
+        # hours later. The caller knows better (the webhook event's time, or now).
+        return ChargeOutcome(PaymentStatus.SUCCEEDED, pi_id, raw=payment_intent)
     if status in ("processing", "requires_capture"):
         return ChargeOutcome(PaymentStatus.PROCESSING, pi_id, raw=payment_intent)
     if status == "requires_action":
@@ -229,6 +228,16 @@ def outcome_from_payment_intent(payment_intent: dict[str, Any]) -> ChargeOutcome
     # requires_payment_method: the last confirmation failed (or no payment method was usable).
     code = error.get("decline_code") or error.get("code") or "requires_payment_method"
     message = error.get("message") or "The payment method was declined or is missing."
+    if error.get("code") == "authentication_required":
+        # Off-session 3-D Secure: the customer can still authenticate this intent (see below).
+        return ChargeOutcome(
+            PaymentStatus.REQUIRES_ACTION,
+            pi_id,
+            "authentication_required",
+            message,
+            next_action=payment_intent.get("next_action"),
+            raw=payment_intent,
+        )
     return ChargeOutcome(PaymentStatus.FAILED, pi_id, code, message, raw=payment_intent)
 
 

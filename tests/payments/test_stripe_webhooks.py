@@ -9,6 +9,7 @@ import hmac
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import urlparse
 
@@ -100,7 +101,8 @@ def test_succeeded_event_settles_the_invoice(client, webhook_path, waiting_payme
     invoice = waiting_payment.invoice
     invoice.refresh_from_db()
     assert waiting_payment.status == PaymentStatus.SUCCEEDED
-    assert waiting_payment.paid_at is not None
+    # Dated by the event (when Stripe saw the success), not by when the intent was created.
+    assert waiting_payment.paid_at == datetime.fromtimestamp(event["created"], tz=UTC)
     assert invoice.payment_status == "succeeded"
     assert invoice.total_paid_amount == Decimal("42.00")
 
