@@ -31,7 +31,7 @@ from .serializers import (
 )
 
 _OBJECT = OpenApiResponse(response=OpenApiTypes.OBJECT)
-_EMPTY = OpenApiResponse(description="Accepted; the attempt runs in the background.")
+_EMPTY = OpenApiResponse(description="Retry started; its outcome shows on the invoice and its payments.")
 
 
 class _PaymentRefused(Exception):
