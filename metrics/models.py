@@ -6,6 +6,7 @@ import uuid
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 
 
 class AggregationType(models.TextChoices):
@@ -72,3 +73,75 @@ class BillableMetricFilter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {', '.join(map(str, self.values))}"
+
+
+# An event's public id (`lago_id`) is derived from its bigint primary key rather than stored: a
+# random uuid primary key would cost 16 more bytes per row and a random-order b-tree on the hottest
+# table. The derived value is a well-formed UUID (version 8, "custom") that round-trips to the id.
+_EVENT_UUID_HIGH = 0x7E11_6A7E_0000_8000  # fixed high 64 bits, version nibble 8
+_EVENT_UUID_VARIANT = 0b10 << 62
+
+
+def event_lago_id(event_id: int) -> str:
+    return str(uuid.UUID(int=(_EVENT_UUID_HIGH << 64) | _EVENT_UUID_VARIANT | event_id))
+
+
+def event_id_from_lago_id(lago_id: str) -> int | None:
+    try:
+        value = uuid.UUID(str(lago_id)).int
+    except ValueError:
+        return None
+    if value >> 64 != _EVENT_UUID_HIGH or (value >> 62) & 0b11 != 0b10:
+        return None
+    return value & ((1 << 62) - 1)
+
+
+class Event(models.Model):
+    """One usage event, stored once per (external subscription, transaction_id).
+
+    Append-only: ingestion inserts with ON CONFLICT DO NOTHING and never updates a row, so the
+    first copy of an event always wins. `code` and `external_subscription_id` are not foreign keys:
+    an event for a metric or subscription that does not exist (yet) is kept and listed as unmatched.
+
+    Indexes are the ingest cost (shared/PERFORMANCE.md), so there are exactly three:
+    - the bigint primary key (the events list, newest received first, walks it backwards);
+    - unique (transaction_id, external_subscription_id): the idempotency rule, with transaction_id
+      first so that GET /events/{transaction_id} without a subscription is an index lookup too
+      (ON CONFLICT infers a unique index by its set of columns, whatever their order);
+    - (external_subscription_id, code, timestamp): every aggregation is a range scan of it.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    transaction_id = models.CharField(max_length=255)
+    external_subscription_id = models.CharField(max_length=255)
+    code = models.CharField(max_length=255)
+    # UTC, truncated to the millisecond at ingestion (Lago's precision).
+    timestamp = models.DateTimeField()
+    properties = models.JSONField(default=dict, blank=True)
+    precise_total_amount_cents = models.DecimalField(max_digits=40, decimal_places=15, null=True, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["transaction_id", "external_subscription_id"], name="event_transaction_subscription_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["external_subscription_id", "code", "timestamp"], name="event_sub_code_timestamp"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.transaction_id} ({self.external_subscription_id})"
+
+    @property
+    def lago_id(self) -> str:
+        return event_lago_id(self.id)
+
+
+class UnmatchedEvent(Event):
+    """Admin listing of events whose code names no live billable metric (see selectors)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "unmatched event"

@@ -1,0 +1,135 @@
+"""Lago's JSON shapes for events and billable metrics (plain functions: the event ones run on the
+ingestion hot path, where DRF serializers cost more than the database insert)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from rest_framework import serializers
+
+from metrics.ingestion import StoredEvent
+from metrics.models import BillableMetric, event_lago_id
+
+
+def iso_milliseconds(moment: datetime) -> str:
+    """Lago's event timestamp: 2022-04-29T08:59:51.123Z."""
+    moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+
+
+def iso_seconds(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+def decimal_text(value: Decimal | None) -> str | None:
+    """1234.560000000000000 -> "1234.56" (as Lago prints a BigDecimal), 100 -> "100"."""
+    if value is None:
+        return None
+    text = format(value.normalize(), "f")
+    return text
+
+
+def serialize_event(event: StoredEvent, created_at_text: str | None = None) -> dict[str, Any]:
+    return {
+        "lago_id": event_lago_id(event.id),
+        "transaction_id": event.transaction_id,
+        # Subscriptions and customers live to the right (plans, customers): an event is stored
+        # without resolving them, so these stay null, as Lago answers for an unmatched event.
+        "lago_customer_id": None,
+        "code": event.code,
+        "timestamp": iso_milliseconds(event.timestamp),
+        "precise_total_amount_cents": decimal_text(event.precise_total_amount_cents),
+        "properties": event.properties,
+        "lago_subscription_id": None,
+        "external_subscription_id": event.external_subscription_id,
+        "created_at": created_at_text or iso_seconds(event.created_at),
+    }
+
+
+def serialize_events(events: list[StoredEvent]) -> list[dict[str, Any]]:
+    # A batch shares one created_at (the transaction's now()): format it once.
+    formatted: dict[datetime, str] = {}
+    answer = []
+    for event in events:
+        text = formatted.get(event.created_at)
+        if text is None:
+            text = formatted[event.created_at] = iso_seconds(event.created_at)
+        answer.append(serialize_event(event, text))
+    return answer
+
+
+def serialize_billable_metric(metric: BillableMetric, *, counters: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "lago_id": str(metric.id),
+        "name": metric.name,
+        "code": metric.code,
+        "description": metric.description or None,
+        "aggregation_type": metric.aggregation_type,
+        "weighted_interval": metric.weighted_interval or None,
+        "recurring": metric.recurring,
+        "rounding_function": metric.rounding_function or None,
+        "rounding_precision": metric.rounding_precision,
+        "created_at": iso_seconds(metric.created_at),
+        "field_name": metric.field_name or None,
+        "expression": metric.expression or None,
+    }
+    if counters:
+        # Lago answers these (deprecated) counters on create/update/delete; Tollgate has no
+        # cheap source for them on this side of the one-way street.
+        body.update(active_subscriptions_count=0, draft_invoices_count=0, plans_count=0)
+    filters = sorted(metric.filters.all(), key=lambda f: f.key)
+    body["filters"] = [{"key": f.key, "values": list(f.values)} for f in filters]
+    return body
+
+
+# --- OpenAPI documentation only (the views validate by hand) ---
+
+
+class EventInputDoc(serializers.Serializer):
+    transaction_id = serializers.CharField()
+    external_subscription_id = serializers.CharField()
+    code = serializers.CharField()
+    timestamp = serializers.CharField(required=False, allow_null=True, help_text="Unix seconds: int, float or string")
+    properties = serializers.DictField(required=False, allow_null=True)
+    precise_total_amount_cents = serializers.CharField(required=False, allow_null=True)
+
+
+class EventDoc(serializers.Serializer):
+    lago_id = serializers.UUIDField()
+    transaction_id = serializers.CharField()
+    lago_customer_id = serializers.UUIDField(allow_null=True)
+    code = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+    precise_total_amount_cents = serializers.CharField(allow_null=True)
+    properties = serializers.DictField()
+    lago_subscription_id = serializers.UUIDField(allow_null=True)
+    external_subscription_id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class BillableMetricFilterDoc(serializers.Serializer):
+    key = serializers.CharField()
+    values = serializers.ListField(child=serializers.CharField())
+
+
+class BillableMetricInputDoc(serializers.Serializer):
+    name = serializers.CharField()
+    code = serializers.CharField()
+    description = serializers.CharField(required=False, allow_null=True)
+    aggregation_type = serializers.ChoiceField(
+        choices=["count_agg", "unique_count_agg", "latest_agg", "max_agg", "sum_agg", "weighted_sum_agg"]
+    )
+    field_name = serializers.CharField(required=False, allow_null=True)
+    recurring = serializers.BooleanField(required=False)
+    weighted_interval = serializers.ChoiceField(choices=["seconds"], required=False, allow_null=True)
+    rounding_function = serializers.ChoiceField(choices=["round", "ceil", "floor"], required=False, allow_null=True)
+    rounding_precision = serializers.IntegerField(required=False, allow_null=True)
+    filters = BillableMetricFilterDoc(many=True, required=False)
+
+
+class BillableMetricDoc(BillableMetricInputDoc):
+    lago_id = serializers.UUIDField()
+    created_at = serializers.DateTimeField()
+    expression = serializers.CharField(allow_null=True)

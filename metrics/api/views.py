@@ -1,0 +1,302 @@
+"""Events and billable metrics API in Lago's paths and shapes. Thin: parse, call the services.
+
+The two ingestion endpoints answer through `json.dumps` straight into an HttpResponse: DRF's
+renderer (and its encoder's per-object type checks) costs more than the insert it reports on.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from django.http import HttpResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing_project.api.errors import BadRequest, NotFound, Unprocessable
+from billing_project.api.pagination import LagoPagination
+from billing_project.api.views import paginated, unwrap
+from metrics import ingestion, selectors, services
+from metrics.models import BillableMetric
+
+from .serializers import (
+    BillableMetricDoc,
+    BillableMetricInputDoc,
+    EventDoc,
+    EventInputDoc,
+    serialize_billable_metric,
+    serialize_event,
+    serialize_events,
+)
+
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:
+    return HttpResponse(json.dumps(body, separators=(",", ":")), content_type="application/json", status=status)
+
+
+class CappedCountPagination(LagoPagination):
+    """Lago's page/per_page envelope; total_count exact up to 10,000 rows, estimated beyond
+    (COUNT(*) over millions of events would cost more than the page)."""
+
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> list[Any]:
+        # The parent counts with queryset.count(); hand it a queryset whose count is capped.
+        return super().paginate_queryset(_CappedCount(queryset), request, view)
+
+
+class _CappedCount:
+    """A queryset stand-in for LagoPagination: slicing passes through, count() is capped."""
+
+    def __init__(self, queryset: Any) -> None:
+        self.queryset = queryset
+
+    def count(self) -> int:
+        return selectors.capped_count(self.queryset)
+
+    def __getitem__(self, item: Any) -> Any:
+        return self.queryset[item]
+
+
+def _datetime_param(request: Request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        value = parse_datetime(raw)
+    except ValueError:
+        value = None
+    if value is None:
+        raise Unprocessable({name: ["invalid_date"]})
+    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+
+
+_EVENT_RESPONSE = inline_serializer("EventResponse", fields={"event": EventDoc()})
+_EVENTS_RESPONSE = inline_serializer("EventsResponse", fields={"events": EventDoc(many=True)})
+_ERROR = OpenApiResponse(response=OpenApiTypes.OBJECT, description="Lago's error shape")
+
+
+class EventsView(APIView):
+    resource_name = "event"
+
+    @extend_schema(
+        operation_id="createEvent",
+        request=inline_serializer("CreateEventRequest", fields={"event": EventInputDoc()}),
+        responses={200: _EVENT_RESPONSE, 422: _ERROR},
+        description="Stores one usage event. An exact replay (same subscription, transaction_id and "
+        "payload) answers 200 with the stored event and the header `Idempotent-Replayed: true`.",
+    )
+    def post(self, request: Request) -> HttpResponse:
+        data = unwrap(request, "event")
+        try:
+            result = ingestion.event_ingest(data=data, received_at=timezone.now())
+        except ingestion.IngestionError as error:
+            raise Unprocessable(error.details) from None
+        response = _json({"event": serialize_event(result.events[0])})
+        if result.all_replayed:
+            response[REPLAYED_HEADER] = "true"
+        return response
+
+    @extend_schema(
+        operation_id="listEvents",
+        parameters=[
+            OpenApiParameter("code", str),
+            OpenApiParameter("external_subscription_id", str),
+            OpenApiParameter("timestamp_from", OpenApiTypes.DATETIME, description="inclusive"),
+            OpenApiParameter("timestamp_to", OpenApiTypes.DATETIME, description="inclusive"),
+            OpenApiParameter("page", int),
+            OpenApiParameter("per_page", int),
+        ],
+        responses={200: _EVENTS_RESPONSE},
+        description="Newest received first. meta.total_count is exact up to 10,000 events and the "
+        "database's estimate beyond.",
+    )
+    def get(self, request: Request) -> Response:
+        params = request.query_params
+        queryset = selectors.events_list(
+            code=params.get("code") or None,
+            external_subscription_id=params.get("external_subscription_id") or None,
+            timestamp_from=_datetime_param(request, "timestamp_from"),
+            timestamp_to=_datetime_param(request, "timestamp_to"),
+        )
+        paginator = CappedCountPagination()
+        page = paginator.paginate_queryset(queryset, request, type("V", (), {"collection_name": "events"}))
+        return paginator.get_paginated_response(serialize_events([ingestion.stored_event(e) for e in page]))
+
+
+class EventsBatchView(APIView):
+    resource_name = "event"
+
+    @extend_schema(
+        operation_id="createBatchEvents",
+        request=inline_serializer("CreateBatchEventsRequest", fields={"events": EventInputDoc(many=True)}),
+        responses={200: _EVENTS_RESPONSE, 422: _ERROR},
+        description="Up to 100 events, stored atomically: one invalid event (errors keyed by its "
+        "index) stores nothing. Exact replays are skipped; a batch of replays only answers the "
+        "header `Idempotent-Replayed: true`.",
+    )
+    def post(self, request: Request) -> HttpResponse:
+        data = request.data
+        if not isinstance(data, dict):
+            raise BadRequest("param is missing or the value is empty: events")
+        try:
+            result = ingestion.events_ingest_batch(events=data.get("events"), received_at=timezone.now())
+        except ingestion.IngestionError as error:
+            raise Unprocessable(error.details) from None
+        response = _json({"events": serialize_events(result.events)})
+        if result.all_replayed:
+            response[REPLAYED_HEADER] = "true"
+        return response
+
+
+class EventDetailView(APIView):
+    resource_name = "event"
+
+    @extend_schema(
+        operation_id="findEvent",
+        parameters=[OpenApiParameter("external_subscription_id", str, description="to pick among subscriptions")],
+        responses={200: _EVENT_RESPONSE, 404: _ERROR},
+    )
+    def get(self, request: Request, transaction_id: str) -> Response:
+        event = selectors.event_find(
+            transaction_id=transaction_id,
+            external_subscription_id=request.query_params.get("external_subscription_id") or None,
+        )
+        if event is None:
+            raise NotFound("event")
+        return Response({"event": serialize_event(ingestion.stored_event(event))})
+
+
+# --- billable metrics ---
+
+_STRING_FIELDS = (
+    "name",
+    "code",
+    "description",
+    "aggregation_type",
+    "field_name",
+    "weighted_interval",
+    "rounding_function",
+    "expression",
+)
+
+
+def _metric_params(data: dict[str, Any]) -> dict[str, Any]:
+    """Type checks (Lago's codes); business rules are the service's."""
+    params: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for field in _STRING_FIELDS:
+        if field in data:
+            value = data[field]
+            if value is None or isinstance(value, str):
+                params[field] = value
+            else:
+                errors[field] = ["value_is_invalid"]
+    if "recurring" in data:
+        value = data["recurring"]
+        if value is None or isinstance(value, bool):
+            params["recurring"] = bool(value)
+        else:
+            errors["recurring"] = ["value_is_invalid"]
+    if "rounding_precision" in data:
+        value = data["rounding_precision"]
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            value = int(value)
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            params["rounding_precision"] = value
+        else:
+            errors["rounding_precision"] = ["value_is_invalid"]
+    if "filters" in data:
+        params["filters"] = data["filters"]
+    if errors:
+        raise Unprocessable(errors)
+    return params
+
+
+def _live_metric(code: str) -> BillableMetric:
+    metric = BillableMetric.live.filter(code=code).prefetch_related("filters").first()
+    if metric is None:
+        raise NotFound("billable_metric")
+    return metric
+
+
+_METRIC_REQUEST = inline_serializer("BillableMetricRequest", fields={"billable_metric": BillableMetricInputDoc()})
+_METRIC_RESPONSE = inline_serializer("BillableMetricResponse", fields={"billable_metric": BillableMetricDoc()})
+
+
+class BillableMetricsView(APIView):
+    resource_name = "billable_metric"
+
+    @extend_schema(
+        operation_id="createBillableMetric",
+        request=_METRIC_REQUEST,
+        responses={200: _METRIC_RESPONSE, 422: _ERROR},
+    )
+    def post(self, request: Request) -> Response:
+        params = _metric_params(unwrap(request, "billable_metric"))
+        try:
+            metric = services.billable_metric_create(
+                name=params.get("name") or "",
+                code=params.get("code") or "",
+                aggregation_type=params.get("aggregation_type") or "",
+                description=params.get("description") or "",
+                field_name=params.get("field_name") or "",
+                recurring=params.get("recurring", False),
+                weighted_interval=params.get("weighted_interval") or "",
+                rounding_function=params.get("rounding_function") or "",
+                rounding_precision=params.get("rounding_precision"),
+                expression=params.get("expression") or "",
+                filters=params.get("filters"),
+            )
+        except services.MetricValidationError as error:
+            raise Unprocessable(error.details) from None
+        return Response({"billable_metric": serialize_billable_metric(metric, counters=True)})
+
+    @extend_schema(
+        operation_id="listBillableMetrics",
+        parameters=[OpenApiParameter("page", int), OpenApiParameter("per_page", int)],
+        responses={
+            200: inline_serializer(
+                "BillableMetricsResponse",
+                fields={"billable_metrics": BillableMetricDoc(many=True), "meta": serializers.DictField()},
+            )
+        },
+    )
+    def get(self, request: Request) -> Response:
+        queryset = BillableMetric.live.prefetch_related("filters").order_by("-created_at", "-id")
+        return paginated(request, queryset, "billable_metrics", serialize_billable_metric)
+
+
+class BillableMetricDetailView(APIView):
+    resource_name = "billable_metric"
+
+    @extend_schema(operation_id="findBillableMetric", responses={200: _METRIC_RESPONSE, 404: _ERROR})
+    def get(self, request: Request, code: str) -> Response:
+        return Response({"billable_metric": serialize_billable_metric(_live_metric(code))})
+
+    @extend_schema(
+        operation_id="updateBillableMetric",
+        request=_METRIC_REQUEST,
+        responses={200: _METRIC_RESPONSE, 404: _ERROR, 422: _ERROR},
+    )
+    def put(self, request: Request, code: str) -> Response:
+        metric = _live_metric(code)
+        params = _metric_params(unwrap(request, "billable_metric"))
+        try:
+            metric = services.billable_metric_update(metric=metric, changes=params)
+        except services.MetricValidationError as error:
+            raise Unprocessable(error.details) from None
+        metric = _live_metric(metric.code)
+        return Response({"billable_metric": serialize_billable_metric(metric, counters=True)})
+
+    @extend_schema(operation_id="destroyBillableMetric", responses={200: _METRIC_RESPONSE, 404: _ERROR})
+    def delete(self, request: Request, code: str) -> Response:
+        metric = services.billable_metric_delete(metric=_live_metric(code))
+        return Response({"billable_metric": serialize_billable_metric(metric, counters=True)})

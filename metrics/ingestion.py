@@ -1,0 +1,487 @@
+"""Usage event ingestion: hand-written validation, idempotent inserts, exact-replay detection.
+
+The request path is the hottest code in Tollgate (shared/PERFORMANCE.md: Python competes with
+PostgreSQL for two cores), so events are validated by plain Python rather than DRF serializers,
+and a batch is stored by ONE statement on PostgreSQL:
+
+    INSERT ... SELECT * FROM unnest(<6 arrays>) ON CONFLICT (transaction_id, external_subscription_id)
+    DO NOTHING RETURNING id, ...
+
+Rows the insert did not return collided with an event already stored (by an earlier request, or by
+a concurrent one: ON CONFLICT waits for the other transaction, so exactly one row ever exists).
+Only then are the stored copies read back and compared with what was sent: the same payload is an
+exact replay (answered with the stored event, nothing written); a different payload is the 422
+`value_already_exist`, and the whole batch is rolled back. The first copy always wins.
+
+"The same payload" compares code, properties and precise_total_amount_cents; the timestamp only
+when the replay carries one (an event sent without a timestamp is stamped with its reception time,
+which a retry cannot repeat).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from django.db import DataError, IntegrityError, connection, transaction
+
+from .models import Event
+
+MAX_BATCH_SIZE = 100
+MAX_IDENTIFIER_LENGTH = 255
+# numeric(40, 15): 25 digits before the decimal point.
+_PRECISE_LIMIT = Decimal("1e25")
+_PRECISE_QUANTUM = Decimal("1e-15")
+_MS = Decimal(1000)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_MANDATORY = ["value_is_mandatory"]
+_INVALID = ["value_is_invalid"]
+_INVALID_FORMAT = ["invalid_format"]
+_ALREADY_EXIST = ["value_already_exist"]
+
+
+class IngestionError(Exception):
+    """The request is refused and nothing was stored. `details` is Lago's error_details:
+    {field: [code]} for one event, {index: {field: [code]}} or {"events": [code]} for a batch."""
+
+    def __init__(self, details: dict[str, Any]) -> None:
+        super().__init__(details)
+        self.details = details
+
+
+@dataclass(slots=True)
+class EventInput:
+    """One validated event, ready to insert."""
+
+    transaction_id: str
+    external_subscription_id: str
+    code: str
+    timestamp: datetime
+    timestamp_given: bool
+    properties: dict[str, Any]
+    properties_json: str
+    precise_total_amount_cents: Decimal | None
+
+
+@dataclass(slots=True)
+class StoredEvent:
+    """An event as stored (what the API answers)."""
+
+    id: int
+    transaction_id: str
+    external_subscription_id: str
+    code: str
+    timestamp: datetime
+    properties: dict[str, Any]
+    precise_total_amount_cents: Decimal | None
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class IngestionResult:
+    """The stored events in the order they were sent, and which of them were exact replays."""
+
+    events: list[StoredEvent]
+    replayed: list[bool]
+
+    @property
+    def all_replayed(self) -> bool:
+        return all(self.replayed)
+
+
+# --- validation (pure) ---------------------------------------------------------------------------
+
+
+def truncate_to_millisecond(moment: datetime) -> datetime:
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Unix seconds (int, float or numeric string) to an aware UTC datetime with millisecond
+    precision (rounded half-up); None when the value cannot be read as one."""
+    if isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, int):
+            return _EPOCH + timedelta(seconds=value)
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return None
+            # repr() is the shortest text that reads back as this float: 1650893379.123 stays .123
+            # where the binary value (…379.12299990654) would truncate to .122.
+            seconds = Decimal(repr(value))
+        elif isinstance(value, str):
+            seconds = Decimal(value)
+            if not seconds.is_finite():
+                return None
+        else:
+            return None
+        milliseconds = int((seconds * _MS).to_integral_value(rounding=ROUND_HALF_UP))
+        return _EPOCH + timedelta(milliseconds=milliseconds)
+    except (InvalidOperation, ValueError, OverflowError):
+        return None
+
+
+def _identifier(value: Any) -> tuple[str | None, list[str] | None]:
+    if value is None or value == "":
+        return None, _MANDATORY
+    if isinstance(value, str):
+        if len(value) > MAX_IDENTIFIER_LENGTH or "\x00" in value:
+            return None, _INVALID
+        return value, None
+    if isinstance(value, int) and not isinstance(value, bool):
+        # Lago (Rails params) reads a JSON number as its text.
+        return str(value), None
+    return None, _INVALID
+
+
+def _precise_amount(value: Any) -> tuple[Decimal | None, bool]:
+    if value is None or value == "":
+        return None, True
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None, False
+    try:
+        amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except (InvalidOperation, ValueError):
+        return None, False
+    if not amount.is_finite() or abs(amount) >= _PRECISE_LIMIT:
+        return None, False
+    # Stored as numeric(40, 15): quantize here so that a replay compares equal to the stored copy.
+    return amount.quantize(_PRECISE_QUANTUM, rounding=ROUND_HALF_UP), True
+
+
+def parse_event(raw: Any, received_at: datetime) -> tuple[EventInput | None, dict[str, list[str]] | None]:
+    """Validate one event's payload. Keys other than Lago's six are ignored; an explicit null
+    means absent. Returns (event, None) or (None, {field: [code]})."""
+    if not isinstance(raw, Mapping):
+        return None, {"event": _INVALID}
+    errors: dict[str, list[str]] = {}
+    get = raw.get
+
+    transaction_id, error = _identifier(get("transaction_id"))
+    if error:
+        errors["transaction_id"] = error
+    external_subscription_id, error = _identifier(get("external_subscription_id"))
+    if error:
+        errors["external_subscription_id"] = error
+    code, error = _identifier(get("code"))
+    if error:
+        errors["code"] = error
+
+    raw_timestamp = get("timestamp")
+    if raw_timestamp is None:
+        timestamp: datetime | None = received_at
+        timestamp_given = False
+    else:
+        timestamp = parse_timestamp(raw_timestamp)
+        timestamp_given = True
+        if timestamp is None:
+            errors["timestamp"] = _INVALID_FORMAT
+
+    properties = get("properties")
+    properties_json = "{}"
+    if properties is None:
+        properties = {}
+    elif not isinstance(properties, dict):
+        errors["properties"] = _INVALID
+    elif properties:
+        try:
+            # allow_nan=False: a JSON number too large for a float (1e400) parses as inf, which
+            # PostgreSQL's jsonb cannot hold.
+            properties_json = json.dumps(properties, allow_nan=False)
+        except (ValueError, TypeError, RecursionError):
+            errors["properties"] = _INVALID
+        else:
+            if "\\u0000" in properties_json:  # jsonb refuses NUL characters
+                errors["properties"] = _INVALID
+
+    precise, ok = _precise_amount(get("precise_total_amount_cents"))
+    if not ok:
+        errors["precise_total_amount_cents"] = _INVALID
+
+    if errors:
+        return None, errors
+    return (
+        EventInput(
+            transaction_id=transaction_id,  # type: ignore[arg-type]
+            external_subscription_id=external_subscription_id,  # type: ignore[arg-type]
+            code=code,  # type: ignore[arg-type]
+            timestamp=timestamp,  # type: ignore[arg-type]
+            timestamp_given=timestamp_given,
+            properties=properties,
+            properties_json=properties_json,
+            precise_total_amount_cents=precise,
+        ),
+        None,
+    )
+
+
+def _canonical(properties: Any) -> str:
+    return json.dumps(properties, sort_keys=True)
+
+
+def is_same_payload(sent: EventInput, stored: StoredEvent) -> bool:
+    """Is `sent` an exact replay of `stored`? (See the module docstring for what counts.)"""
+    if sent.code != stored.code:
+        return False
+    if sent.timestamp_given and sent.timestamp != stored.timestamp:
+        return False
+    if sent.precise_total_amount_cents != stored.precise_total_amount_cents:
+        return False
+    # Both sides through json's canonical text: it tells 1 from true, which == on dicts does not.
+    return _canonical(sent.properties) == _canonical(stored.properties)
+
+
+def _same_input(first: EventInput, again: EventInput) -> bool:
+    return (
+        first.code == again.code
+        and (not (first.timestamp_given and again.timestamp_given) or first.timestamp == again.timestamp)
+        and first.precise_total_amount_cents == again.precise_total_amount_cents
+        and _canonical(first.properties) == _canonical(again.properties)
+    )
+
+
+# --- services ------------------------------------------------------------------------------------
+
+
+def event_ingest(*, data: Any, received_at: datetime) -> IngestionResult:
+    """Store one event (POST /events). Raises IngestionError with {field: [code]}."""
+    event, errors = parse_event(data, truncate_to_millisecond(received_at))
+    if errors:
+        raise IngestionError(errors)
+    try:
+        return _store([event])  # type: ignore[list-item]
+    except IngestionError as error:
+        raise IngestionError(error.details["0"]) from None
+
+
+def events_ingest_batch(*, events: Any, received_at: datetime) -> IngestionResult:
+    """Store up to 100 events atomically (POST /events/batch). Raises IngestionError with
+    {"events": ["no_events" | "too_many_events"]} or {index: {field: [code]}}."""
+    if not isinstance(events, list) or not events:
+        raise IngestionError({"events": ["no_events"]})
+    if len(events) > MAX_BATCH_SIZE:
+        raise IngestionError({"events": ["too_many_events"]})
+    received_at = truncate_to_millisecond(received_at)
+    parsed: list[EventInput] = []
+    errors: dict[str, Any] = {}
+    for index, raw in enumerate(events):
+        event, event_errors = parse_event(raw, received_at)
+        if event_errors:
+            errors[str(index)] = event_errors
+        else:
+            parsed.append(event)  # type: ignore[arg-type]
+    if errors:
+        raise IngestionError(errors)
+    return _store(parsed)
+
+
+def _store(events: list[EventInput]) -> IngestionResult:
+    """Insert `events` (validated) in one transaction; see the module docstring."""
+    # Duplicates inside the request itself: a repeat of the same payload is a replay of the first
+    # occurrence; a different payload under the same key is refused like a stored duplicate.
+    first_index: dict[tuple[str, str], int] = {}
+    unique: list[EventInput] = []
+    unique_indexes: list[int] = []
+    repeat_of: dict[int, int] = {}
+    errors: dict[str, Any] = {}
+    for index, event in enumerate(events):
+        key = (event.transaction_id, event.external_subscription_id)
+        seen = first_index.get(key)
+        if seen is None:
+            first_index[key] = index
+            unique.append(event)
+            unique_indexes.append(index)
+        elif _same_input(events[seen], event):
+            repeat_of[index] = seen
+        else:
+            errors[str(index)] = {"transaction_id": _ALREADY_EXIST}
+    if errors:
+        raise IngestionError(errors)
+
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                stored, replayed = _insert_postgresql(unique, unique_indexes)
+            else:
+                stored, replayed = _insert_generic(unique, unique_indexes)
+    except (DataError, UnicodeEncodeError) as error:
+        # Text PostgreSQL refuses (a lone UTF-16 surrogate escaped in the JSON, say): find which
+        # events, so the client gets a 422 naming them rather than a 500.
+        details = _unstorable_events(unique, unique_indexes)
+        if not details:
+            raise
+        raise IngestionError(details) from error
+
+    by_index = dict(zip(unique_indexes, zip(stored, replayed, strict=True), strict=True))
+    result_events: list[StoredEvent] = []
+    result_replayed: list[bool] = []
+    for index in range(len(events)):
+        if index in repeat_of:
+            result_events.append(by_index[repeat_of[index]][0])
+            result_replayed.append(True)
+        else:
+            event, was_replayed = by_index[index]
+            result_events.append(event)
+            result_replayed.append(was_replayed)
+    return IngestionResult(events=result_events, replayed=result_replayed)
+
+
+def _unstorable_events(events: list[EventInput], indexes: list[int]) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    for index, event in zip(indexes, events, strict=True):
+        event_errors: dict[str, list[str]] = {}
+        for field in ("transaction_id", "external_subscription_id", "code"):
+            try:
+                getattr(event, field).encode("utf-8")
+            except UnicodeEncodeError:
+                event_errors[field] = _INVALID
+        try:
+            json.dumps(event.properties, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            event_errors["properties"] = _INVALID
+        if event_errors:
+            details[str(index)] = event_errors
+    return details
+
+
+_TABLE = Event._meta.db_table
+_INSERT_SQL = f"""
+INSERT INTO {_TABLE}
+    (transaction_id, external_subscription_id, code, timestamp, properties, precise_total_amount_cents)
+SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::timestamptz[], %s::jsonb[], %s::numeric[])
+ON CONFLICT (transaction_id, external_subscription_id) DO NOTHING
+RETURNING id, transaction_id, external_subscription_id, created_at
+"""
+_EXISTING_SQL = f"""
+SELECT id, transaction_id, external_subscription_id, code, timestamp, properties::text,
+       precise_total_amount_cents, created_at
+FROM {_TABLE}
+WHERE (transaction_id, external_subscription_id) IN (SELECT * FROM unnest(%s::varchar[], %s::varchar[]))
+"""
+
+
+def _insert_postgresql(events: list[EventInput], indexes: list[int]) -> tuple[list[StoredEvent], list[bool]]:
+    stored: list[StoredEvent | None] = [None] * len(events)
+    replayed = [False] * len(events)
+    position = {(e.transaction_id, e.external_subscription_id): i for i, e in enumerate(events)}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_SQL,
+            [
+                [e.transaction_id for e in events],
+                [e.external_subscription_id for e in events],
+                [e.code for e in events],
+                [e.timestamp for e in events],
+                [e.properties_json for e in events],
+                [e.precise_total_amount_cents for e in events],
+            ],
+        )
+        for event_id, transaction_id, external_subscription_id, created_at in cursor.fetchall():
+            i = position[(transaction_id, external_subscription_id)]
+            e = events[i]
+            stored[i] = StoredEvent(
+                id=event_id,
+                transaction_id=transaction_id,
+                external_subscription_id=external_subscription_id,
+                code=e.code,
+                timestamp=e.timestamp,
+                properties=e.properties,
+                precise_total_amount_cents=e.precise_total_amount_cents,
+                created_at=created_at,
+            )
+        conflicting = [i for i, s in enumerate(stored) if s is None]
+        if not conflicting:
+            return stored, replayed  # type: ignore[return-value]
+
+        # The rare path: read the stored copies. A new statement sees rows committed by the
+        # concurrent transactions the insert waited for (READ COMMITTED).
+        cursor.execute(
+            _EXISTING_SQL,
+            [
+                [events[i].transaction_id for i in conflicting],
+                [events[i].external_subscription_id for i in conflicting],
+            ],
+        )
+        for row in cursor.fetchall():
+            i = position[(row[1], row[2])]
+            stored[i] = StoredEvent(
+                id=row[0],
+                transaction_id=row[1],
+                external_subscription_id=row[2],
+                code=row[3],
+                timestamp=row[4],
+                properties=json.loads(row[5]),
+                precise_total_amount_cents=row[6],
+                created_at=row[7],
+            )
+    return _judge_conflicts(events, indexes, stored, conflicting)
+
+
+def _judge_conflicts(
+    events: list[EventInput], indexes: list[int], stored: list[StoredEvent | None], conflicting: Sequence[int]
+) -> tuple[list[StoredEvent], list[bool]]:
+    replayed = [False] * len(events)
+    errors: dict[str, Any] = {}
+    for i in conflicting:
+        existing = stored[i]
+        if existing is not None and is_same_payload(events[i], existing):
+            replayed[i] = True
+        else:
+            # existing is None only if the row vanished between the insert and the read (events
+            # are never deleted by Tollgate): refuse rather than guess.
+            errors[str(indexes[i])] = {"transaction_id": _ALREADY_EXIST}
+    if errors:
+        raise IngestionError(errors)  # rolls the transaction (and the rows inserted) back
+    return stored, replayed  # type: ignore[return-value]
+
+
+def _insert_generic(events: list[EventInput], indexes: list[int]) -> tuple[list[StoredEvent], list[bool]]:
+    """Row by row through the ORM: correct on SQLite (the demo database), not fast."""
+    stored: list[StoredEvent | None] = []
+    conflicting: list[int] = []
+    for i, e in enumerate(events):
+        try:
+            with transaction.atomic():
+                row = Event.objects.create(
+                    transaction_id=e.transaction_id,
+                    external_subscription_id=e.external_subscription_id,
+                    code=e.code,
+                    timestamp=e.timestamp,
+                    properties=e.properties,
+                    precise_total_amount_cents=e.precise_total_amount_cents,
+                )
+            row.refresh_from_db(fields=["created_at"])
+            stored.append(_stored_from_model(row, properties=e.properties))
+        except IntegrityError:
+            existing = Event.objects.filter(
+                transaction_id=e.transaction_id, external_subscription_id=e.external_subscription_id
+            ).first()
+            stored.append(_stored_from_model(existing) if existing else None)
+            conflicting.append(i)
+    return _judge_conflicts(events, indexes, stored, conflicting)
+
+
+def _stored_from_model(row: Event, properties: dict[str, Any] | None = None) -> StoredEvent:
+    precise = row.precise_total_amount_cents
+    return StoredEvent(
+        id=row.id,
+        transaction_id=row.transaction_id,
+        external_subscription_id=row.external_subscription_id,
+        code=row.code,
+        timestamp=row.timestamp,
+        properties=row.properties if properties is None else properties,
+        precise_total_amount_cents=None if precise is None else Decimal(precise).quantize(_PRECISE_QUANTUM),
+        created_at=row.created_at,
+    )
+
+
+def stored_event(row: Event) -> StoredEvent:
+    """A model row in the shape the API answers."""
+    return _stored_from_model(row)

@@ -1,0 +1,206 @@
+"""Billable metric state changes (create, update, soft delete), with Lago's validation rules and
+error codes. Event ingestion has its own module (ingestion.py): it is the hot path."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .models import AggregationType, BillableMetric, BillableMetricFilter, RoundingFunction
+from .signals import billable_metric_deleted
+
+MAX_TEXT_LENGTH = 255
+# Lago: recurring makes no sense for these (a count, a max or a latest value does not carry over).
+NON_RECURRING_TYPES = {AggregationType.COUNT, AggregationType.MAX, AggregationType.LATEST}
+# Fields that decide what a metric measures; frozen while a live charge prices the metric.
+MEASURING_FIELDS = (
+    "code",
+    "aggregation_type",
+    "field_name",
+    "recurring",
+    "weighted_interval",
+    "rounding_function",
+    "rounding_precision",
+    "expression",
+)
+EDITABLE_FIELDS = ("name", "description", *MEASURING_FIELDS)
+
+
+class MetricValidationError(Exception):
+    """Refused with Lago's {field: [code]} details; nothing was written."""
+
+    def __init__(self, details: dict[str, list[str]]) -> None:
+        super().__init__(details)
+        self.details = details
+
+
+def _validate_filters(filters: Any) -> tuple[list[tuple[str, list[str]]], dict[str, list[str]]]:
+    if filters is None:
+        return [], {}
+    if not isinstance(filters, (list, tuple)):
+        return [], {"filters": ["value_is_invalid"]}
+    cleaned: list[tuple[str, list[str]]] = []
+    keys: set[str] = set()
+    for item in filters:
+        if not isinstance(item, Mapping):
+            return [], {"filters": ["value_is_invalid"]}
+        key, values = item.get("key"), item.get("values")
+        if not isinstance(key, str) or not key.strip() or len(key) > MAX_TEXT_LENGTH or key in keys:
+            return [], {"filters": ["value_is_invalid"]}
+        if not values:
+            return [], {"values": ["value_is_mandatory"]}
+        if not isinstance(values, (list, tuple)) or not all(
+            isinstance(v, (str, int)) and not isinstance(v, bool) and str(v) != "" for v in values
+        ):
+            return [], {"filters": ["value_is_invalid"]}
+        keys.add(key)
+        cleaned.append((key, list(dict.fromkeys(str(v) for v in values))))
+    return cleaned, {}
+
+
+def _validate(metric: BillableMetric) -> dict[str, list[str]]:
+    """Lago's model validations, with its codes."""
+    errors: dict[str, list[str]] = {}
+    if not metric.name:
+        errors["name"] = ["value_is_mandatory"]
+    elif len(metric.name) > MAX_TEXT_LENGTH:
+        errors["name"] = ["value_is_invalid"]
+    if not metric.code:
+        errors["code"] = ["value_is_mandatory"]
+    elif len(metric.code) > MAX_TEXT_LENGTH:
+        errors["code"] = ["value_is_invalid"]
+    elif BillableMetric.live.filter(code=metric.code).exclude(pk=metric.pk).exists():
+        errors["code"] = ["value_already_exist"]
+    if metric.aggregation_type not in AggregationType.values:
+        errors["aggregation_type"] = ["value_is_invalid"]
+    elif metric.aggregation_type == AggregationType.COUNT:
+        metric.field_name = ""  # count_agg measures no property (Lago drops a leftover one)
+    elif not metric.field_name:
+        errors["field_name"] = ["value_is_mandatory"]
+    elif len(metric.field_name) > MAX_TEXT_LENGTH:
+        errors["field_name"] = ["value_is_invalid"]
+    if not isinstance(metric.recurring, bool):
+        errors["recurring"] = ["value_is_invalid"]
+    elif metric.recurring and metric.aggregation_type in NON_RECURRING_TYPES:
+        errors["recurring"] = ["not_compatible_with_aggregation_type"]
+    if metric.weighted_interval not in ("", "seconds") or (
+        metric.aggregation_type == AggregationType.WEIGHTED_SUM and metric.weighted_interval != "seconds"
+    ):
+        errors["weighted_interval"] = ["value_is_invalid"]
+    if metric.rounding_function not in ("", *RoundingFunction.values):
+        errors["rounding_function"] = ["value_is_invalid"]
+    precision = metric.rounding_precision
+    if precision is not None and (isinstance(precision, bool) or not isinstance(precision, int)):
+        errors["rounding_precision"] = ["value_is_invalid"]
+    elif precision is not None and not -15 <= precision <= 15:
+        errors["rounding_precision"] = ["value_is_invalid"]
+    if metric.expression:
+        # Lago's custom expressions (computed fields) are not implemented: refusing one is safer
+        # than storing it and billing as if it did not exist.
+        errors["expression"] = ["value_is_invalid"]
+    return errors
+
+
+def _save(metric: BillableMetric, filters: list[tuple[str, list[str]]] | None) -> BillableMetric:
+    try:
+        with transaction.atomic():
+            metric.save()
+            if filters is not None:
+                _replace_filters(metric, filters)
+    except IntegrityError as error:
+        # Two requests creating the same code at once: the partial unique index decides.
+        raise MetricValidationError({"code": ["value_already_exist"]}) from error
+    return metric
+
+
+def _replace_filters(metric: BillableMetric, filters: list[tuple[str, list[str]]]) -> None:
+    keys = [key for key, _ in filters]
+    metric.filters.exclude(key__in=keys).delete()
+    existing = {f.key: f for f in metric.filters.all()}
+    for key, values in filters:
+        current = existing.get(key)
+        if current is None:
+            BillableMetricFilter.objects.create(billable_metric=metric, key=key, values=values)
+        elif current.values != values:
+            current.values = values
+            current.save(update_fields=["values"])
+
+
+def billable_metric_create(
+    *,
+    name: str,
+    code: str,
+    aggregation_type: str,
+    description: str = "",
+    field_name: str = "",
+    recurring: bool = False,
+    weighted_interval: str = "",
+    rounding_function: str = "",
+    rounding_precision: int | None = None,
+    expression: str = "",
+    filters: Sequence[Mapping[str, Any]] | None = None,
+) -> BillableMetric:
+    metric = BillableMetric(
+        name=name or "",
+        code=code or "",
+        description=description or "",
+        aggregation_type=aggregation_type or "",
+        field_name=field_name or "",
+        recurring=recurring,
+        weighted_interval=weighted_interval or "",
+        rounding_function=rounding_function or "",
+        rounding_precision=rounding_precision,
+        expression=expression or "",
+    )
+    cleaned_filters, errors = _validate_filters(filters)
+    errors = {**_validate(metric), **errors}
+    if errors:
+        raise MetricValidationError(errors)
+    return _save(metric, cleaned_filters)
+
+
+def billable_metric_is_priced(metric: BillableMetric) -> bool:
+    """Does a live charge price this metric? Reads the reverse relation that plans' Charge
+    declares on BillableMetric (no import of plans: the street stays one-way)."""
+    charges = getattr(metric, "charges", None)
+    return charges is not None and charges.filter(deleted_at__isnull=True).exists()
+
+
+def billable_metric_update(*, metric: BillableMetric, changes: Mapping[str, Any]) -> BillableMetric:
+    """Apply the fields present in `changes` (Lago's PUT is partial; an explicit null clears).
+    A metric priced by a live charge keeps what it measures, as in Lago: only name, description
+    and filters change, the rest is silently kept."""
+    priced = billable_metric_is_priced(metric)
+    for field in EDITABLE_FIELDS:
+        if field not in changes or (priced and field in MEASURING_FIELDS):
+            continue
+        value = changes[field]
+        if field == "recurring":
+            value = bool(value) if value is None else value
+        elif field == "rounding_precision":
+            pass
+        elif value is None:
+            value = ""
+        setattr(metric, field, value)
+    cleaned_filters: list[tuple[str, list[str]]] | None = None
+    errors: dict[str, list[str]] = {}
+    if "filters" in changes:
+        cleaned_filters, errors = _validate_filters(changes["filters"] or [])
+    errors = {**_validate(metric), **errors}
+    if errors:
+        raise MetricValidationError(errors)
+    return _save(metric, cleaned_filters)
+
+
+def billable_metric_delete(*, metric: BillableMetric) -> BillableMetric:
+    """Soft delete: billed fees keep pointing at it; its code is free again for a new metric.
+    Plans learns through `billable_metric_deleted` (after commit) to retire the charges on it."""
+    with transaction.atomic():
+        metric.deleted_at = timezone.now()
+        metric.save(update_fields=["deleted_at", "updated_at"])
+        metric_id = metric.id
+        transaction.on_commit(lambda: billable_metric_deleted.send(sender=BillableMetric, billable_metric_id=metric_id))
+    return metric

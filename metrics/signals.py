@@ -1,0 +1,12 @@
+"""Signals the metrics app sends; apps to its right connect receivers (the street stays one-way)."""
+
+from django.dispatch import Signal
+
+# Sent after commit when a billable metric is deleted (soft): kwargs billable_metric_id.
+# Plans soft-deletes the charges priced on it, as Lago does.
+billable_metric_deleted = Signal()
+
+# Sent by `selectors.unmatched_events` to learn which external subscription ids exist, since
+# subscriptions live to the right (plans). Each receiver returns an iterable or a values_list
+# queryset of external ids. With no receiver connected, only unknown codes count as unmatched.
+known_subscription_ids_requested = Signal()
