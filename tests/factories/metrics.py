@@ -22,7 +22,9 @@ def make_metric(
     **fields: Any,
 ) -> BillableMetric:
     fields.setdefault("name", code.replace("_", " ").title())
-    metric = BillableMetric.objects.create(code=code, aggregation_type=aggregation_type, field_name=field_name, **fields)
+    metric = BillableMetric.objects.create(
+        code=code, aggregation_type=aggregation_type, field_name=field_name, **fields
+    )
     for key, values in (filters or {}).items():
         BillableMetricFilter.objects.create(billable_metric=metric, key=key, values=values)
     return metric
