@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from .models import Event
 
@@ -132,13 +132,22 @@ def _identifier(value: Any) -> tuple[str | None, list[str] | None]:
     if value is None or value == "":
         return None, _MANDATORY
     if isinstance(value, str):
-        if len(value) > MAX_IDENTIFIER_LENGTH or "\x00" in value:
+        if len(value) > MAX_IDENTIFIER_LENGTH or "\x00" in value or not (value.isascii() or _is_utf8(value)):
             return None, _INVALID
         return value, None
     if isinstance(value, int) and not isinstance(value, bool):
         # Lago (Rails params) reads a JSON number as its text.
         return str(value), None
     return None, _INVALID
+
+
+def _is_utf8(value: Any) -> bool:
+    """False for text holding a lone surrogate (valid JSON escapes, not valid UTF-8)."""
+    try:
+        (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _precise_amount(value: Any) -> tuple[Decimal | None, bool]:
@@ -198,7 +207,8 @@ def parse_event(raw: Any, received_at: datetime) -> tuple[EventInput | None, dic
         except (ValueError, TypeError, RecursionError):
             errors["properties"] = _INVALID
         else:
-            if "\\u0000" in properties_json:  # jsonb refuses NUL characters
+            # jsonb refuses NUL characters and lone UTF-16 surrogates (both only reach us escaped).
+            if "\\u0000" in properties_json or ("\\ud" in properties_json and not _is_utf8(properties)):
                 errors["properties"] = _INVALID
 
     precise, ok = _precise_amount(get("precise_total_amount_cents"))
@@ -305,19 +315,11 @@ def _store(events: list[EventInput]) -> IngestionResult:
     if errors:
         raise IngestionError(errors)
 
-    try:
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                stored, replayed = _insert_postgresql(unique, unique_indexes)
-            else:
-                stored, replayed = _insert_generic(unique, unique_indexes)
-    except (DataError, UnicodeEncodeError) as error:
-        # Text PostgreSQL refuses (a lone UTF-16 surrogate escaped in the JSON, say): find which
-        # events, so the client gets a 422 naming them rather than a 500.
-        details = _unstorable_events(unique, unique_indexes)
-        if not details:
-            raise
-        raise IngestionError(details) from error
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            stored, replayed = _insert_postgresql(unique, unique_indexes)
+        else:
+            stored, replayed = _insert_generic(unique, unique_indexes)
 
     by_index = dict(zip(unique_indexes, zip(stored, replayed, strict=True), strict=True))
     result_events: list[StoredEvent] = []
@@ -331,24 +333,6 @@ def _store(events: list[EventInput]) -> IngestionResult:
             result_events.append(event)
             result_replayed.append(was_replayed)
     return IngestionResult(events=result_events, replayed=result_replayed)
-
-
-def _unstorable_events(events: list[EventInput], indexes: list[int]) -> dict[str, Any]:
-    details: dict[str, Any] = {}
-    for index, event in zip(indexes, events, strict=True):
-        event_errors: dict[str, list[str]] = {}
-        for field in ("transaction_id", "external_subscription_id", "code"):
-            try:
-                getattr(event, field).encode("utf-8")
-            except UnicodeEncodeError:
-                event_errors[field] = _INVALID
-        try:
-            json.dumps(event.properties, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            event_errors["properties"] = _INVALID
-        if event_errors:
-            details[str(index)] = event_errors
-    return details
 
 
 _TABLE = Event._meta.db_table
