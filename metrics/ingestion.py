@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -67,6 +68,15 @@ class EventInput:
     properties: dict[str, Any]
     properties_json: str
     precise_total_amount_cents: Decimal | None
+
+    def recordset_row(self) -> str:
+        """This event as one JSON object of the insert's json_to_recordset parameter."""
+        precise = self.precise_total_amount_cents
+        return (
+            f'{{"t":{_quote(self.transaction_id)},"s":{_quote(self.external_subscription_id)},'
+            f'"c":{_quote(self.code)},"ts":"{self.timestamp.isoformat()}","p":{self.properties_json},'
+            f'"a":{"null" if precise is None else f"{_quote(str(precise))}"}}}'
+        )
 
 
 @dataclass(slots=True)
@@ -261,12 +271,14 @@ def _same_input(first: EventInput, again: EventInput) -> bool:
 
 
 def event_ingest(*, data: Any, received_at: datetime) -> IngestionResult:
-    """Store one event (POST /events). Raises IngestionError with {field: [code]}."""
-    event, errors = parse_event(data, truncate_to_millisecond(received_at))
+    """Store one event (POST /events). Raises IngestionError with {field: [code]}.
+    `received_at` stamps the event's created_at (and its timestamp when it has none)."""
+    received_at = truncate_to_millisecond(received_at)
+    event, errors = parse_event(data, received_at)
     if errors:
         raise IngestionError(errors)
     try:
-        return _store([event])  # type: ignore[list-item]
+        return _store([event], received_at)  # type: ignore[list-item]
     except IngestionError as error:
         raise IngestionError(error.details["0"]) from None
 
@@ -289,10 +301,10 @@ def events_ingest_batch(*, events: Any, received_at: datetime) -> IngestionResul
             parsed.append(event)  # type: ignore[arg-type]
     if errors:
         raise IngestionError(errors)
-    return _store(parsed)
+    return _store(parsed, received_at)
 
 
-def _store(events: list[EventInput]) -> IngestionResult:
+def _store(events: list[EventInput], received_at: datetime) -> IngestionResult:
     """Insert `events` (validated) in one transaction; see the module docstring."""
     # Duplicates inside the request itself: a repeat of the same payload is a replay of the first
     # occurrence; a different payload under the same key is refused like a stored duplicate.
@@ -317,9 +329,9 @@ def _store(events: list[EventInput]) -> IngestionResult:
 
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            stored, replayed = _insert_postgresql(unique, unique_indexes)
+            stored, replayed = _insert_postgresql(unique, unique_indexes, received_at)
         else:
-            stored, replayed = _insert_generic(unique, unique_indexes)
+            stored, replayed = _insert_generic(unique, unique_indexes, received_at)
 
     by_index = dict(zip(unique_indexes, zip(stored, replayed, strict=True), strict=True))
     result_events: list[StoredEvent] = []
@@ -336,38 +348,35 @@ def _store(events: list[EventInput]) -> IngestionResult:
 
 
 _TABLE = Event._meta.db_table
+# The rows travel as ONE json parameter: psycopg adapts Python lists to arrays in Python code
+# (measured: ~3 ms of client CPU per 100 rows), a json text costs ~0.1 ms to build and the
+# server parses it in C. created_at is the request's reception time, passed once.
 _INSERT_SQL = f"""
 INSERT INTO {_TABLE}
-    (transaction_id, external_subscription_id, code, timestamp, properties, precise_total_amount_cents)
-SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::timestamptz[], %s::jsonb[], %s::numeric[])
+    (transaction_id, external_subscription_id, code, timestamp, properties, precise_total_amount_cents, created_at)
+SELECT t, s, c, ts, p, a, %s::timestamptz
+FROM json_to_recordset(%s::json) AS r(t varchar, s varchar, c varchar, ts timestamptz, p jsonb, a numeric)
 ON CONFLICT (transaction_id, external_subscription_id) DO NOTHING
-RETURNING id, transaction_id, external_subscription_id, created_at
+RETURNING id, transaction_id, external_subscription_id
 """
 _EXISTING_SQL = f"""
 SELECT id, transaction_id, external_subscription_id, code, timestamp, properties::text,
        precise_total_amount_cents, created_at
 FROM {_TABLE}
-WHERE (transaction_id, external_subscription_id) IN (SELECT * FROM unnest(%s::varchar[], %s::varchar[]))
+WHERE (transaction_id, external_subscription_id) IN (
+    SELECT * FROM json_to_recordset(%s::json) AS k(t varchar, s varchar)
+)
 """
 
 
-def _insert_postgresql(events: list[EventInput], indexes: list[int]) -> tuple[list[StoredEvent], list[bool]]:
+def _insert_postgresql(
+    events: list[EventInput], indexes: list[int], received_at: datetime
+) -> tuple[list[StoredEvent], list[bool]]:
     stored: list[StoredEvent | None] = [None] * len(events)
-    replayed = [False] * len(events)
     position = {(e.transaction_id, e.external_subscription_id): i for i, e in enumerate(events)}
     with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT_SQL,
-            [
-                [e.transaction_id for e in events],
-                [e.external_subscription_id for e in events],
-                [e.code for e in events],
-                [e.timestamp for e in events],
-                [e.properties_json for e in events],
-                [e.precise_total_amount_cents for e in events],
-            ],
-        )
-        for event_id, transaction_id, external_subscription_id, created_at in cursor.fetchall():
+        cursor.execute(_INSERT_SQL, [received_at, "[" + ",".join([e.recordset_row() for e in events]) + "]"])
+        for event_id, transaction_id, external_subscription_id in cursor.fetchall():
             i = position[(transaction_id, external_subscription_id)]
             e = events[i]
             stored[i] = StoredEvent(
@@ -378,21 +387,16 @@ def _insert_postgresql(events: list[EventInput], indexes: list[int]) -> tuple[li
                 timestamp=e.timestamp,
                 properties=e.properties,
                 precise_total_amount_cents=e.precise_total_amount_cents,
-                created_at=created_at,
+                created_at=received_at,
             )
         conflicting = [i for i, s in enumerate(stored) if s is None]
         if not conflicting:
-            return stored, replayed  # type: ignore[return-value]
+            return stored, [False] * len(events)  # type: ignore[return-value]
 
         # The rare path: read the stored copies. A new statement sees rows committed by the
         # concurrent transactions the insert waited for (READ COMMITTED).
-        cursor.execute(
-            _EXISTING_SQL,
-            [
-                [events[i].transaction_id for i in conflicting],
-                [events[i].external_subscription_id for i in conflicting],
-            ],
-        )
+        keys = [{"t": events[i].transaction_id, "s": events[i].external_subscription_id} for i in conflicting]
+        cursor.execute(_EXISTING_SQL, [json.dumps(keys)])
         for row in cursor.fetchall():
             i = position[(row[1], row[2])]
             stored[i] = StoredEvent(
@@ -426,7 +430,9 @@ def _judge_conflicts(
     return stored, replayed  # type: ignore[return-value]
 
 
-def _insert_generic(events: list[EventInput], indexes: list[int]) -> tuple[list[StoredEvent], list[bool]]:
+def _insert_generic(
+    events: list[EventInput], indexes: list[int], received_at: datetime
+) -> tuple[list[StoredEvent], list[bool]]:
     """Row by row through the ORM: correct on SQLite (the demo database), not fast."""
     stored: list[StoredEvent | None] = []
     conflicting: list[int] = []
@@ -440,8 +446,8 @@ def _insert_generic(events: list[EventInput], indexes: list[int]) -> tuple[list[
                     timestamp=e.timestamp,
                     properties=e.properties,
                     precise_total_amount_cents=e.precise_total_amount_cents,
+                    created_at=received_at,
                 )
-            row.refresh_from_db(fields=["created_at"])
             stored.append(_stored_from_model(row, properties=e.properties))
         except IntegrityError:
             existing = Event.objects.filter(

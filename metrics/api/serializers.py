@@ -15,8 +15,9 @@ from metrics.models import BillableMetric, event_lago_id
 
 def iso_milliseconds(moment: datetime) -> str:
     """Lago's event timestamp: 2022-04-29T08:59:51.123Z."""
-    moment = moment.astimezone(UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def iso_seconds(moment: datetime) -> str:
