@@ -261,14 +261,20 @@ class _SqlBuilder:
         # A guarded cast: CASE evaluates its branches in order, so ::numeric only sees numbers.
         return (
             "CASE jsonb_typeof(e.properties -> %(field)s) "
-            "WHEN 'number' THEN (e.properties ->> %(field)s)::numeric "
+            "WHEN 'number' THEN (e.properties -> %(field)s)::numeric "
             "WHEN 'string' THEN CASE WHEN (e.properties ->> %(field)s) ~ %(numeric_re)s "
             "THEN (e.properties ->> %(field)s)::numeric END END"
         )
 
     def source(self, when: str, extra_columns: str = "") -> str:
         """Matching events as (k, f, t, id, ts, v, pc[, extra]); `when` picks the time range:
-        "period" [from, to), "until_end" (< to), "before" (< from)."""
+        "period" [from, to), "until_end" (< to), "before" (< from).
+
+        v is NULL for an event whose value the aggregation skips. The queries above never filter
+        on v in a WHERE (it would be pushed down here and evaluated twice) but aggregate it with
+        count(v) / FILTER, and the volatile clock_timestamp() column keeps PostgreSQL from
+        flattening this subquery into its parent, which would evaluate v once per reference:
+        measured over 1M events, 1.35 s with the jsonb extraction repeated, 0.65 s without."""
         start, end = ("%(f)s::timestamptz", "%(t)s::timestamptz") if self.mode == "shared" else ("p.f", "p.t")
         time_sql = {
             "period": f"e.timestamp >= {start} AND e.timestamp < {end}",
@@ -277,7 +283,8 @@ class _SqlBuilder:
         }[when]
         columns = (
             f"{self.key_sql} AS k, {start} AS f, {end} AS t, e.id, e.timestamp AS ts, "
-            f"{self.value_sql()} AS v, e.precise_total_amount_cents AS pc{extra_columns}"
+            f"{self.value_sql()} AS v, e.precise_total_amount_cents AS pc{extra_columns}, "
+            "clock_timestamp() AS evaluated_once"
         )
         table = Event._meta.db_table
         if self.mode == "shared":
@@ -291,35 +298,35 @@ class _SqlBuilder:
             f"AND {time_sql}{self.filter_sql}"
         )
 
-    def values_sql(self, value: str = "v", where: str = "") -> str:
+    def values_sql(self, value: str = "v", where: str = "v IS NOT NULL") -> str:
         if not self.with_event_values:
             return "NULL::numeric[]"
-        condition = f" FILTER (WHERE {where})" if where else ""
-        return f"array_agg({value} ORDER BY ts, id){condition}"
+        return f"array_agg({value} ORDER BY ts, id) FILTER (WHERE {where})"
 
     def sql(self) -> str:
         kind = self.metric.aggregation_type
         if kind in (AggregationType.COUNT, AggregationType.SUM, AggregationType.MAX):
-            units = {"count_agg": "count(*)", "sum_agg": "sum(v)", "max_agg": "max(v)"}[kind]
+            units = {"count_agg": "count(v)", "sum_agg": "sum(v)", "max_agg": "max(v)"}[kind]
             return (
-                f"SELECT k, {units}, count(*), COALESCE(sum(pc), 0), {self.values_sql()} "
-                f"FROM ({self.source('period')}) ev WHERE v IS NOT NULL GROUP BY k"
+                f"SELECT k, {units}, count(v), COALESCE(sum(pc) FILTER (WHERE v IS NOT NULL), 0), "
+                f"{self.values_sql()} FROM ({self.source('period')}) ev GROUP BY k HAVING count(v) > 0"
             )
         if kind == AggregationType.LATEST:
-            # One sort by (k, ts desc, id desc) serves the row_number and the per-key totals.
+            # Valid values sort first, the latest of them on top; one sort serves the totals too.
             values = (
-                "array_agg(v) OVER (PARTITION BY k ORDER BY ts, id ROWS BETWEEN UNBOUNDED PRECEDING "
-                "AND UNBOUNDED FOLLOWING)"
+                "array_agg(v) FILTER (WHERE v IS NOT NULL) OVER (PARTITION BY k ORDER BY ts, id "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
                 if self.with_event_values
                 else "NULL::numeric[]"
             )
             return (
                 "SELECT k, v, n, pc, vals FROM ("
-                "SELECT k, v, count(*) OVER w AS n, COALESCE(sum(pc) OVER w, 0) AS pc, "
+                "SELECT k, v, count(v) OVER w AS n, "
+                "COALESCE(sum(pc) FILTER (WHERE v IS NOT NULL) OVER w, 0) AS pc, "
                 f"{values} AS vals, "
-                "row_number() OVER (PARTITION BY k ORDER BY ts DESC, id DESC) AS rn "
-                f"FROM ({self.source('period')}) ev WHERE v IS NOT NULL WINDOW w AS (PARTITION BY k)"
-                ") latest WHERE rn = 1"
+                "row_number() OVER (PARTITION BY k ORDER BY v IS NULL, ts DESC, id DESC) AS rn "
+                f"FROM ({self.source('period')}) ev WINDOW w AS (PARTITION BY k)"
+                ") latest WHERE rn = 1 AND n > 0"
             )
         if kind == AggregationType.UNIQUE_COUNT:
             return self._unique_count_sql()
@@ -331,40 +338,41 @@ class _SqlBuilder:
         recurring = self.metric.recurring
         operation = ", CASE WHEN e.properties ->> 'operation_type' = 'remove' THEN 'remove' ELSE 'add' END AS op"
         scope = self.source("until_end" if recurring else "period", operation)
-        in_period = "ts >= f" if recurring else "true"
+        in_period = "ts >= f AND v IS NOT NULL" if recurring else "v IS NOT NULL"
         return (
-            f"WITH ev AS MATERIALIZED (SELECT * FROM ({scope}) s WHERE v IS NOT NULL), "
-            "last_ops AS (SELECT DISTINCT ON (k, v) k, op FROM ev ORDER BY k, v, ts DESC, id DESC), "
+            f"WITH ev AS MATERIALIZED ({scope}), "
+            "last_ops AS (SELECT DISTINCT ON (k, v) k, op FROM ev WHERE v IS NOT NULL "
+            "ORDER BY k, v, ts DESC, id DESC), "
             "units AS (SELECT k, count(*) FILTER (WHERE op = 'add') AS units FROM last_ops GROUP BY k), "
             f"totals AS (SELECT k, count(*) FILTER (WHERE {in_period}) AS n, "
             f"COALESCE(sum(pc) FILTER (WHERE {in_period}), 0) AS pc, "
-            f"{self.values_sql('1::numeric', in_period)} AS vals FROM ev GROUP BY k) "
+            f"{self.values_sql('1::numeric', in_period)} AS vals FROM ev GROUP BY k HAVING count(v) > 0) "
             "SELECT k, max(units), max(n), max(pc), (array_agg(vals) FILTER (WHERE vals IS NOT NULL))[1] "
             "FROM (SELECT k, units, NULL::bigint AS n, NULL::numeric AS pc, NULL::numeric[] AS vals FROM units "
             "UNION ALL SELECT k, NULL, n, pc, vals FROM totals) parts GROUP BY k"
         )
 
     def _weighted_sum_sql(self) -> str:
-        points = (
-            f"SELECT k, f, t, ts, id, v, pc, true AS is_event FROM ({self.source('period')}) ev WHERE v IS NOT NULL"
-        )
+        # An event with a skipped value stays in the sequence: it only splits a segment of the
+        # running total (sum() OVER ignores its NULL), which leaves the integral unchanged.
+        points = f"SELECT k, f, t, ts, id, v, pc, true AS is_event FROM ({self.source('period')}) ev"
         if self.metric.recurring:
             # The running total carried in: one point per key at `from`, sorted before its events.
             points += (
                 " UNION ALL SELECT k, f, t, f AS ts, -1::bigint AS id, sum(v) AS v, NULL::numeric AS pc, "
-                f"false AS is_event FROM ({self.source('before')}) before WHERE v IS NOT NULL GROUP BY k, f, t"
+                f"false AS is_event FROM ({self.source('before')}) before GROUP BY k, f, t HAVING count(v) > 0"
             )
         # The numerator carries 20 decimals so the division keeps them (numeric division keeps
         # the larger of its operands' scales, and at least 16 significant digits).
         return (
-            "SELECT k, sum(running * seconds) * 1.00000000000000000000 "
+            "SELECT k, COALESCE(sum(running * seconds), 0) * 1.00000000000000000000 "
             "/ NULLIF(EXTRACT(EPOCH FROM (max(t) - max(f))), 0), "
-            "count(*) FILTER (WHERE is_event), COALESCE(sum(pc), 0), "
-            f"{self.values_sql('v', 'is_event')} "
+            "count(v) FILTER (WHERE is_event), COALESCE(sum(pc) FILTER (WHERE is_event AND v IS NOT NULL), 0), "
+            f"{self.values_sql('v', 'is_event AND v IS NOT NULL')} "
             "FROM (SELECT k, f, t, ts, id, v, pc, is_event, "
             "sum(v) OVER (PARTITION BY k ORDER BY ts, id ROWS UNBOUNDED PRECEDING) AS running, "
             "EXTRACT(EPOCH FROM (lead(ts, 1, t) OVER (PARTITION BY k ORDER BY ts, id) - ts)) AS seconds "
-            f"FROM ({points}) points) w GROUP BY k"
+            f"FROM ({points}) points) w GROUP BY k HAVING count(v) > 0"
         )
 
 

@@ -91,6 +91,8 @@ class StoredEvent:
     properties: dict[str, Any]
     precise_total_amount_cents: Decimal | None
     created_at: datetime
+    # The properties as JSON text when ingestion already encoded them (answers reuse it).
+    properties_json: str | None = None
 
 
 @dataclass(slots=True)
@@ -123,8 +125,13 @@ def parse_timestamp(value: Any) -> datetime | None:
         if isinstance(value, float):
             if not math.isfinite(value):
                 return None
-            # repr() is the shortest text that reads back as this float: 1650893379.123 stays .123
-            # where the binary value (…379.12299990654) would truncate to .122.
+            # Fast path: a float that is a whole number of milliseconds up to float noise
+            # (1650893379.123 is …379.12299990654 in binary: x 1000 rounds to …123).
+            milliseconds_float = value * 1000.0
+            nearest = round(milliseconds_float)
+            if abs(milliseconds_float - nearest) < 1e-3:
+                return _EPOCH + timedelta(milliseconds=nearest)
+            # Otherwise repr(), the shortest text that reads back as this float, rounded half-up.
             seconds = Decimal(repr(value))
         elif isinstance(value, str):
             seconds = Decimal(value)
@@ -388,6 +395,7 @@ def _insert_postgresql(
                 properties=e.properties,
                 precise_total_amount_cents=e.precise_total_amount_cents,
                 created_at=received_at,
+                properties_json=e.properties_json,
             )
         conflicting = [i for i, s in enumerate(stored) if s is None]
         if not conflicting:

@@ -3,8 +3,10 @@ ingestion hot path, where DRF serializers cost more than the database insert).""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from typing import Any
 
 from rest_framework import serializers
@@ -28,8 +30,7 @@ def decimal_text(value: Decimal | None) -> str | None:
     """1234.560000000000000 -> "1234.56" (as Lago prints a BigDecimal), 100 -> "100"."""
     if value is None:
         return None
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def serialize_event(event: StoredEvent, created_at_text: str | None = None) -> dict[str, Any]:
@@ -47,6 +48,31 @@ def serialize_event(event: StoredEvent, created_at_text: str | None = None) -> d
         "external_subscription_id": event.external_subscription_id,
         "created_at": created_at_text or iso_seconds(event.created_at),
     }
+
+
+def events_json(events: list[StoredEvent]) -> str:
+    """The same answers as serialize_event, as JSON text built by hand: the ingestion endpoints
+    answer every event they stored, and an encoder walking dicts costs more than the insert.
+    Properties reuse the JSON text ingestion already encoded."""
+    formatted: dict[datetime, str] = {}
+    parts = []
+    for event in events:
+        created = formatted.get(event.created_at)
+        if created is None:
+            created = formatted[event.created_at] = iso_seconds(event.created_at)
+        precise = event.precise_total_amount_cents
+        properties = event.properties_json
+        if properties is None:
+            properties = json.dumps(event.properties)
+        parts.append(
+            f'{{"lago_id":"{event_lago_id(event.id)}","transaction_id":{_quote(event.transaction_id)},'
+            f'"lago_customer_id":null,"code":{_quote(event.code)},'
+            f'"timestamp":"{iso_milliseconds(event.timestamp)}",'
+            f'"precise_total_amount_cents":{"null" if precise is None else _quote(decimal_text(precise))},'
+            f'"properties":{properties},"lago_subscription_id":null,'
+            f'"external_subscription_id":{_quote(event.external_subscription_id)},"created_at":"{created}"}}'
+        )
+    return ",".join(parts)
 
 
 def serialize_events(events: list[StoredEvent]) -> list[dict[str, Any]]:

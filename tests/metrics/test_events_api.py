@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -412,3 +413,19 @@ def test_total_count_beyond_the_cap_is_an_estimate(api, monkeypatch):
 
     assert meta["total_count"] >= 4  # the planner's estimate, never below the cap + 1
     assert selectors.capped_count(Event.objects.all(), limit=10) == 6  # exact below the cap
+
+
+def test_the_hand_built_answer_equals_the_serializer(api):
+    from metrics.api.serializers import events_json, serialize_event
+    from metrics.ingestion import stored_event
+
+    post_batch(
+        api,
+        [
+            event_payload(properties={"ünï": "cödé", "n": [1.5, None, True]}, precise_total_amount_cents="0.000001"),
+            event_payload(code='quote"and\\slash', precise_total_amount_cents=12),
+        ],
+    )
+    events = [stored_event(e) for e in Event.objects.order_by("id")]
+
+    assert json.loads("[" + events_json(events) + "]") == [serialize_event(e) for e in events]
