@@ -76,12 +76,15 @@ def _known_subscription_ids() -> list[Iterable[str]]:
     return [ids for _, ids in known_subscription_ids_requested.send(sender=Event) if ids is not None]
 
 
-def unmatched_events(*, known_subscription_ids: Iterable[str] | QuerySet | None = None) -> QuerySet[Event]:
+def unmatched_events(
+    *, known_subscription_ids: Iterable[str] | QuerySet | None = None, queryset: QuerySet | None = None
+) -> QuerySet[Event]:
     """Events whose code names no live billable metric, or whose subscription is unknown.
 
     Subscriptions live to the right (plans): pass their external ids (a list, or a values_list
     queryset of one field), or let the apps connected to `known_subscription_ids_requested`
-    provide them. Without either, only codes are checked.
+    provide them. Without either, only codes are checked. `queryset` narrows the events (the
+    admin passes its proxy model's).
     """
     condition = ~Exists(BillableMetric.live.filter(code=OuterRef("code")))
     sources = [known_subscription_ids] if known_subscription_ids is not None else _known_subscription_ids()
@@ -91,7 +94,7 @@ def unmatched_events(*, known_subscription_ids: Iterable[str] | QuerySet | None 
             condition |= ~Exists(ids.filter(**{field: OuterRef("external_subscription_id")}))
         else:
             condition |= ~Q(external_subscription_id__in=list(ids))
-    return Event.objects.filter(condition).order_by("-id")
+    return (Event.objects.all() if queryset is None else queryset).filter(condition).order_by("-id")
 
 
 def invalid_events(

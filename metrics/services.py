@@ -61,6 +61,11 @@ def _validate_filters(filters: Any) -> tuple[list[tuple[str, list[str]]], dict[s
     return cleaned, {}
 
 
+def billable_metric_validate(metric: BillableMetric) -> dict[str, list[str]]:
+    """Lago's model validations, with its codes ({} when valid). The admin form uses it too."""
+    return _validate(metric)
+
+
 def _validate(metric: BillableMetric) -> dict[str, list[str]]:
     """Lago's model validations, with its codes."""
     errors: dict[str, list[str]] = {}
