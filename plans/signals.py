@@ -6,7 +6,10 @@ from django.dispatch import Signal
 # kwargs subscription_id. Invoicing bills a pay-in-advance plan's first period on it.
 subscription_started = Signal()
 
-# Sent after commit when a subscription is terminated: kwargs subscription_id and
-# upgraded_to_id (the new subscription's id on an upgrade, else None). Invoicing bills the final
-# partial period (reason subscription_terminating, or upgrading).
+# Sent after commit when a subscription is terminated: kwargs subscription_id,
+# upgraded_to_id (the new subscription's id on an upgrade, else None) and downgraded_to_id (the
+# new subscription's id when a downgrade took effect, else None). Invoicing bills the final
+# partial period (reason subscription_terminating, or upgrading). A downgrade terminates the old
+# subscription exactly at its billing period's end (terminated_at == the period's to_datetime),
+# so that last period is a full one. Not sent when a pending subscription is canceled.
 subscription_terminated = Signal()
