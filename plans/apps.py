@@ -1,6 +1,18 @@
 from django.apps import AppConfig
 
+from billing_project.periodic import PeriodicTaskSpec
+
 
 class PlansConfig(AppConfig):
     name = "plans"
     verbose_name = "Plans and subscriptions"
+
+    periodic_tasks = [
+        PeriodicTaskSpec(
+            name="Activate due subscriptions",
+            task="plans.tasks.activate_due_subscriptions",
+            minute="5",
+            description="Every hour at :05 (before invoicing's :10 run): start pending subscriptions, "
+            "end subscriptions past their ending_at, apply downgrades whose billing period ended.",
+        )
+    ]

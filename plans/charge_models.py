@@ -239,6 +239,20 @@ def clean_properties(charge_model: str, properties: Mapping[str, Any]) -> dict[s
     return cleaned
 
 
+def default_properties(charge_model: str) -> dict[str, Any]:
+    """What a charge created without properties prices with (Lago's defaults: free)."""
+    open_tier = {"from_value": 0, "to_value": None, "flat_amount": "0"}
+    return {
+        "standard": {"amount": "0"},
+        "graduated": {"graduated_ranges": [{**open_tier, "per_unit_amount": "0"}]},
+        "package": {"amount": "0", "package_size": 1, "free_units": 0},
+        "percentage": {"rate": "0"},
+        "volume": {"volume_ranges": [{**open_tier, "per_unit_amount": "0"}]},
+        "graduated_percentage": {"graduated_percentage_ranges": [{**open_tier, "rate": "0"}]},
+        "dynamic": {},
+    }.get(charge_model, {})
+
+
 def properties_for(charge: Charge, charge_filter: ChargeFilter | None = None) -> dict[str, Any]:
     """The properties that price `charge_filter`'s slice of `charge` (the charge's own when no
     filter). A filter's keys override the charge's, key by key, so a filter may restate only the

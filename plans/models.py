@@ -281,6 +281,9 @@ class Subscription(models.Model):
     previous_subscription = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="next_subscriptions"
     )
+    # On a pending downgrade: when it replaces `previous_subscription` (the end of the billing
+    # period during which it was asked), fixed when asked so a late task run swaps at the boundary.
+    downgrade_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

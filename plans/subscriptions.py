@@ -1,0 +1,421 @@
+"""Subscription lifecycle: create, plan change (upgrade now, downgrade at the period end),
+update, terminate or cancel, and the hourly activation of what became due.
+
+Rows are never rewritten into another plan: a plan change ends one row and starts another with
+the same external_id, linked by `previous_subscription`. Signals (plans.signals) are sent after
+commit so invoicing bills only what was committed. Every function locks the customer row first,
+so two requests about one customer's subscriptions run one after the other.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from customers.models import Customer
+
+from . import periods
+from .errors import ForbiddenError, NotFoundError, PlansError
+from .models import BillingTime, Plan, Subscription, SubscriptionStatus
+from .signals import subscription_started, subscription_terminated
+
+logger = logging.getLogger(__name__)
+
+ACTIVE = SubscriptionStatus.ACTIVE
+PENDING = SubscriptionStatus.PENDING
+TERMINATED = SubscriptionStatus.TERMINATED
+CANCELED = SubscriptionStatus.CANCELED
+
+
+def _send_started(subscription: Subscription) -> None:
+    subscription_id = subscription.pk
+    # robust: a failing receiver is logged, it does not turn a committed change into an error.
+    transaction.on_commit(
+        lambda: subscription_started.send(sender=Subscription, subscription_id=subscription_id), robust=True
+    )
+
+
+def _send_terminated(
+    subscription: Subscription, *, upgraded_to: Subscription | None = None, downgraded_to: Subscription | None = None
+) -> None:
+    subscription_id = subscription.pk
+    upgraded_to_id = upgraded_to.pk if upgraded_to else None
+    downgraded_to_id = downgraded_to.pk if downgraded_to else None
+    transaction.on_commit(
+        lambda: subscription_terminated.send(
+            sender=Subscription,
+            subscription_id=subscription_id,
+            upgraded_to_id=upgraded_to_id,
+            downgraded_to_id=downgraded_to_id,
+        ),
+        robust=True,
+    )
+
+
+def _lock_customer(customer: Customer) -> Customer:
+    return Customer.objects.select_for_update().get(pk=customer.pk)
+
+
+def _activate(subscription: Subscription, started_at: datetime) -> None:
+    subscription.status = ACTIVE
+    subscription.started_at = started_at
+    subscription.save(update_fields=["status", "started_at", "updated_at"])
+    _send_started(subscription)
+
+
+def _cancel(subscription: Subscription, now: datetime) -> None:
+    subscription.status = CANCELED
+    subscription.canceled_at = now
+    subscription.save(update_fields=["status", "canceled_at", "updated_at"])
+
+
+def _terminate(subscription: Subscription, at: datetime, **signal: Subscription | None) -> None:
+    subscription.status = TERMINATED
+    subscription.terminated_at = at
+    subscription.save(update_fields=["status", "terminated_at", "updated_at"])
+    for follower in subscription.next_subscriptions.filter(status=PENDING):
+        if follower not in signal.values():
+            _cancel(follower, at)
+    _send_terminated(subscription, **signal)
+
+
+def pending_downgrade(subscription: Subscription) -> Subscription | None:
+    """The subscription waiting to replace `subscription` at its period end, if any."""
+    if subscription.pk is None:
+        return None
+    return subscription.next_subscriptions.filter(status=PENDING).select_related("plan").first()
+
+
+def _is_upgrade(old: Plan, new: Plan) -> bool:
+    """Lago's rule: the new plan costs at least as much per year (weekly x52, monthly x12...)."""
+    return periods.annualized_amount(new.amount.amount, new.interval) >= periods.annualized_amount(
+        old.amount.amount, old.interval
+    )
+
+
+def _check_currency(customer: Customer, plan: Plan) -> None:
+    """The customer's currency is set by its first subscription; later plans must match."""
+    currency = str(plan.amount.currency)
+    if customer.currency and customer.currency != currency:
+        raise PlansError(None, "currencies_does_not_match")
+    if not customer.currency:
+        # Written with update(): the customers app owns the row; this is the one field whose
+        # first value Lago sets from the subscription.
+        Customer.objects.filter(pk=customer.pk).update(currency=currency, updated_at=timezone.now())
+        customer.currency = currency
+
+
+def _check_dates(*, subscription_at: datetime | None, ending_at: datetime | None, now: datetime) -> None:
+    errors = {}
+    if ending_at is not None and (ending_at <= now or (subscription_at is not None and ending_at <= subscription_at)):
+        errors["ending_at"] = ["invalid_date"]
+    if errors:
+        raise PlansError(errors)
+
+
+@transaction.atomic
+def subscription_create(
+    *,
+    customer: Customer,
+    plan: Plan,
+    external_id: str,
+    name: str = "",
+    billing_time: str | None = None,
+    subscription_at: datetime | None = None,
+    ending_at: datetime | None = None,
+    plan_overrides: Any = None,
+    now: datetime | None = None,
+) -> Subscription:
+    """Lago's POST /subscriptions.
+
+    - A new external_id starts a subscription: pending when subscription_at is in the future,
+      else active from subscription_at (a past date backdates it).
+    - The external_id of the customer's live subscription with the same plan: no change.
+    - With another plan: a plan change. An upgrade (annualized price at least the old one)
+      ends the old subscription now and starts the new one now; a downgrade creates the new
+      one pending until the end of the current billing period (the old one is returned, as
+      Lago does). A subscription that has not started yet just takes the new plan.
+    """
+    now = now or timezone.now()
+    if plan_overrides:
+        raise ForbiddenError()
+    external_id = (external_id or "").strip()
+    if not external_id:
+        raise PlansError.field("external_id", "value_is_mandatory")
+    if billing_time is not None and billing_time not in BillingTime.values:
+        raise PlansError.field("billing_time", "value_is_invalid")
+    customer = _lock_customer(customer)
+    if plan.deleted_at is not None:
+        raise NotFoundError("plan")
+    subscription_at = subscription_at or now
+    _check_dates(subscription_at=subscription_at, ending_at=ending_at, now=now)
+
+    live = Subscription.objects.select_for_update().filter(external_id=external_id, status__in=(ACTIVE, PENDING))
+    current = (
+        live.filter(customer=customer, status=ACTIVE).first()
+        or live.filter(customer=customer, status=PENDING, previous_subscription__isnull=True).first()
+    )
+    if current is None and live.exists():
+        # The external_id belongs to another customer's live subscription.
+        raise PlansError.field("external_id", "value_already_exist")
+    _check_currency(customer, plan)
+
+    if current is None:
+        return _subscription_start(
+            customer=customer,
+            plan=plan,
+            external_id=external_id,
+            name=name,
+            billing_time=billing_time or BillingTime.CALENDAR,
+            subscription_at=subscription_at,
+            ending_at=ending_at,
+            now=now,
+        )
+    if current.plan_id == plan.pk:
+        return current
+    current.plan = Plan.objects.get(pk=current.plan_id)
+    if current.status == PENDING:
+        # Not started yet: it simply becomes a subscription to the other plan.
+        current.plan = plan
+        current.name = name or current.name
+        current.save(update_fields=["plan", "name", "updated_at"])
+        return current
+    if _is_upgrade(current.plan, plan):
+        return _upgrade(current, plan, name=name, ending_at=ending_at, now=now)
+    return _downgrade(current, plan, name=name, ending_at=ending_at, now=now)
+
+
+def _subscription_start(
+    *,
+    customer: Customer,
+    plan: Plan,
+    external_id: str,
+    name: str,
+    billing_time: str,
+    subscription_at: datetime,
+    ending_at: datetime | None,
+    now: datetime,
+) -> Subscription:
+    try:
+        with transaction.atomic():
+            subscription = Subscription.objects.create(
+                customer=customer,
+                plan=plan,
+                external_id=external_id,
+                name=name or "",
+                billing_time=billing_time,
+                subscription_at=subscription_at,
+                ending_at=ending_at,
+                status=PENDING,
+            )
+    except IntegrityError:  # a concurrent request took the external_id first
+        raise PlansError.field("external_id", "value_already_exist") from None
+    if subscription_at <= now:
+        _activate(subscription, subscription_at)
+    return subscription
+
+
+def _upgrade(
+    current: Subscription, plan: Plan, *, name: str, ending_at: datetime | None, now: datetime
+) -> Subscription:
+    # A downgrade that was waiting is superseded by this change.
+    for follower in current.next_subscriptions.filter(status=PENDING):
+        _cancel(follower, now)
+    current.status = TERMINATED
+    current.terminated_at = now
+    current.save(update_fields=["status", "terminated_at", "updated_at"])
+    new = Subscription.objects.create(
+        customer=current.customer,
+        plan=plan,
+        external_id=current.external_id,
+        name=name or current.name,
+        billing_time=current.billing_time,
+        # The anniversary stays the first subscription's; billing of the new plan starts now.
+        subscription_at=current.subscription_at,
+        ending_at=ending_at if ending_at is not None else current.ending_at,
+        previous_subscription=current,
+        status=ACTIVE,
+        started_at=now,
+    )
+    _send_terminated(current, upgraded_to=new)
+    _send_started(new)
+    return new
+
+
+def _downgrade(
+    current: Subscription, plan: Plan, *, name: str, ending_at: datetime | None, now: datetime
+) -> Subscription:
+    for follower in current.next_subscriptions.filter(status=PENDING):
+        _cancel(follower, now)
+    Subscription.objects.create(
+        customer=current.customer,
+        plan=plan,
+        external_id=current.external_id,
+        name=name or current.name,
+        billing_time=current.billing_time,
+        subscription_at=current.subscription_at,
+        ending_at=ending_at if ending_at is not None else current.ending_at,
+        previous_subscription=current,
+        status=PENDING,
+        downgrade_at=periods.subscription_period(current, now).to_datetime,
+    )
+    current.refresh_from_db()
+    return current
+
+
+_UNSET: Any = object()
+
+
+@transaction.atomic
+def subscription_update(
+    *,
+    subscription: Subscription,
+    name: str | None = None,
+    ending_at: datetime | None = _UNSET,
+    subscription_at: datetime | None = None,
+    plan_overrides: Any = None,
+    now: datetime | None = None,
+) -> Subscription:
+    """Lago's PUT /subscriptions/{external_id}: the name, the end date (None clears it), and the
+    start of a subscription that has not started yet (reaching now activates it)."""
+    now = now or timezone.now()
+    if plan_overrides:
+        raise ForbiddenError()
+    _lock_customer(subscription.customer)
+    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    if subscription.status in (TERMINATED, CANCELED):
+        raise PlansError(None, "subscription_not_editable")
+    fields = ["updated_at"]
+    if name is not None:
+        subscription.name = name
+        fields.append("name")
+    starts_later = subscription.status == PENDING and subscription.previous_subscription_id is None
+    if subscription_at is not None and subscription_at != subscription.subscription_at:
+        if not starts_later:
+            raise PlansError.field("subscription_at", "cannot_be_changed_once_started")
+        subscription.subscription_at = subscription_at
+        fields.append("subscription_at")
+    if ending_at is not _UNSET:
+        _check_dates(subscription_at=subscription.subscription_at, ending_at=ending_at, now=now)
+        subscription.ending_at = ending_at
+        fields.append("ending_at")
+    subscription.save(update_fields=fields)
+    if starts_later and subscription.subscription_at <= now:
+        _activate(subscription, subscription.subscription_at)
+    return subscription
+
+
+@transaction.atomic
+def subscription_terminate(*, subscription: Subscription, now: datetime | None = None) -> Subscription:
+    """Lago's DELETE /subscriptions/{external_id}: an active subscription is terminated now
+    (invoicing bills its last partial period on `subscription_terminated`) and a downgrade
+    waiting behind it is canceled; a pending one is canceled. Repeating it changes nothing."""
+    now = now or timezone.now()
+    _lock_customer(subscription.customer)
+    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    if subscription.status == PENDING:
+        _cancel(subscription, now)
+    elif subscription.status == ACTIVE:
+        _terminate(subscription, now)
+    return subscription
+
+
+# --------------------------------------------------------------------------------------------
+# The hourly task
+
+
+def subscriptions_activate_due(*, now: datetime | None = None) -> dict[str, int]:
+    """Everything that became due by `now`, each subscription in its own transaction:
+    pending subscriptions whose start arrived become active (started at subscription_at);
+    subscriptions whose ending_at passed are terminated at ending_at; downgrades whose period
+    ended swap plans at the period boundary. Safe to run again and concurrently (rows are
+    locked and re-checked)."""
+    now = now or timezone.now()
+    counts = {"activated": 0, "ended": 0, "downgraded": 0}
+    due_starts = Subscription.objects.filter(
+        status=PENDING, previous_subscription__isnull=True, subscription_at__lte=now
+    ).values_list("pk", flat=True)
+    for pk in list(due_starts):
+        counts["activated"] += _run_one(_activate_due, pk, now)
+    due_ends = Subscription.objects.filter(status=ACTIVE, ending_at__lte=now).values_list("pk", flat=True)
+    for pk in list(due_ends):
+        counts["ended"] += _run_one(_end_due, pk, now)
+    downgrades = Subscription.objects.filter(
+        status=PENDING, previous_subscription__isnull=False, downgrade_at__lte=now
+    ).values_list("pk", flat=True)
+    for pk in list(downgrades):
+        counts["downgraded"] += _run_one(_downgrade_due, pk, now)
+    return counts
+
+
+def _run_one(step: Any, pk: Any, now: datetime) -> int:
+    try:
+        with transaction.atomic():
+            return 1 if step(pk, now) else 0
+    except Exception:
+        # One broken row must not stop the others; it is retried on the next run.
+        logger.exception("plans: %s failed for subscription %s", step.__name__, pk)
+        return 0
+
+
+def _locked(pk: Any) -> Subscription | None:
+    subscription = Subscription.objects.filter(pk=pk).select_related("customer", "plan").first()
+    if subscription is None:
+        return None
+    _lock_customer(subscription.customer)
+    return Subscription.objects.select_for_update().select_related("customer", "plan").get(pk=pk)
+
+
+def _activate_due(pk: Any, now: datetime) -> bool:
+    subscription = _locked(pk)
+    if subscription is None or subscription.status != PENDING or subscription.subscription_at > now:
+        return False
+    _activate(subscription, subscription.subscription_at)
+    return True
+
+
+def _end_due(pk: Any, now: datetime) -> bool:
+    subscription = _locked(pk)
+    if subscription is None or subscription.status != ACTIVE or not subscription.ending_at:
+        return False
+    if subscription.ending_at > now:
+        return False
+    _terminate(subscription, subscription.ending_at)
+    return True
+
+
+def _downgrade_due(pk: Any, now: datetime) -> bool:
+    follower = _locked(pk)
+    if follower is None or follower.status != PENDING or follower.previous_subscription_id is None:
+        return False
+    previous = (
+        Subscription.objects.select_for_update()
+        .select_related("customer", "plan")
+        .get(pk=follower.previous_subscription_id)
+    )
+    if previous.status != ACTIVE:
+        return False
+    swap_at = follower.downgrade_at
+    if swap_at is None or swap_at > now:
+        return False
+    _terminate(previous, swap_at, downgraded_to=follower)
+    _activate(follower, swap_at)
+    return True
+
+
+def live_subscription(external_id: str, status: str | None = None) -> Subscription | None:
+    """The subscription the API means by `external_id`: of the given status, else the active
+    one, else the one starting later, else the most recently ended."""
+    rows = Subscription.objects.filter(external_id=external_id).select_related("customer", "plan")
+    if status:
+        return rows.filter(status=status).order_by("-created_at").first()
+    return (
+        rows.filter(status=ACTIVE).first()
+        or rows.filter(Q(status=PENDING)).order_by("-created_at").first()
+        or rows.order_by("-created_at").first()
+    )
