@@ -56,6 +56,17 @@ def _text(**kwargs: Any) -> serializers.CharField:
     return serializers.CharField(allow_blank=True, trim_whitespace=True, max_length=255, **kwargs)
 
 
+class LagoDateTimeField(serializers.DateTimeField):
+    """ISO 8601; a value that is not one is Lago's `invalid_date`. Naive values mean UTC."""
+
+    def to_internal_value(self, value: Any) -> datetime:
+        try:
+            parsed = super().to_internal_value(value)
+        except serializers.ValidationError:
+            raise serializers.ValidationError("invalid_date", code="invalid_date") from None
+        return parsed if timezone.is_aware(parsed) else parsed.replace(tzinfo=UTC)
+
+
 class TaxInput(_Input):
     name = _text()
     code = _text()
@@ -126,7 +137,7 @@ class CouponInput(_Input):
     frequency = serializers.CharField(max_length=16)
     frequency_duration = serializers.IntegerField()
     expiration = serializers.CharField(max_length=16)
-    expiration_at = serializers.DateTimeField()
+    expiration_at = LagoDateTimeField()
     reusable = serializers.BooleanField()
     applies_to = AppliesToInput()
 
@@ -146,8 +157,8 @@ class SubscriptionInput(_Input):
     plan_code = serializers.CharField(max_length=255)
     external_id = serializers.CharField(max_length=255)
     name = _text()
-    subscription_at = serializers.DateTimeField()
-    ending_at = serializers.DateTimeField()
+    subscription_at = LagoDateTimeField()
+    ending_at = LagoDateTimeField()
     billing_time = serializers.CharField(max_length=16)
     plan_overrides = serializers.DictField()
 
