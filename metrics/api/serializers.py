@@ -67,7 +67,7 @@ def events_json(events: list[StoredEvent]) -> str:
         parts.append(
             f'{{"lago_id":"{event_lago_id(event.id)}","transaction_id":{_quote(event.transaction_id)},'
             f'"lago_customer_id":null,"code":{_quote(event.code)},'
-            f'"timestamp":"{iso_milliseconds(event.timestamp)}",'
+            f'"timestamp":"{event.timestamp_text or iso_milliseconds(event.timestamp)}",'
             f'"precise_total_amount_cents":{"null" if precise is None else _quote(decimal_text(precise))},'
             f'"properties":{properties},"lago_subscription_id":null,'
             f'"external_subscription_id":{_quote(event.external_subscription_id)},"created_at":"{created}"}}'
