@@ -16,3 +16,11 @@ class PlansConfig(AppConfig):
             "end subscriptions past their ending_at, apply downgrades whose billing period ended.",
         )
     ]
+
+    def ready(self) -> None:
+        from metrics.signals import billable_metric_deleted, known_subscription_ids_requested
+
+        from . import receivers
+
+        billable_metric_deleted.connect(receivers.retire_charges_of_deleted_metric, dispatch_uid="plans-retire-charges")
+        known_subscription_ids_requested.connect(receivers.known_subscription_ids, dispatch_uid="plans-known-subs")

@@ -522,6 +522,16 @@ def plan_delete(*, plan: Plan, now: datetime | None = None) -> Plan:
     return plan
 
 
+@transaction.atomic
+def charges_retire_for_metric(*, billable_metric_id: Any, now: datetime | None = None) -> int:
+    """A billable metric was deleted: its charges (and their filters) are soft-deleted, as Lago
+    does, so no plan prices usage that is no longer measured. Returns the number retired."""
+    now = _now(now)
+    charges = Charge.objects.filter(billable_metric_id=billable_metric_id, deleted_at__isnull=True)
+    ChargeFilter.objects.filter(charge__in=charges, deleted_at__isnull=True).update(deleted_at=now)
+    return charges.update(deleted_at=now)
+
+
 # --------------------------------------------------------------------------------------------
 # Add-ons
 
@@ -875,6 +885,7 @@ __all__ = [
     "coupon_create",
     "coupon_delete",
     "coupon_update",
+    "charges_retire_for_metric",
     "customer_taxes_set",
     "plan_create",
     "plan_delete",

@@ -1,0 +1,536 @@
+"""The catalog and subscriptions in the admin. Thin: every save calls the same service as the
+API, and every form first runs that service in a rolled-back savepoint, so the admin refuses
+exactly what the API refuses (charge properties through charge_models.validate_properties,
+plans with subscriptions changing only prospectively, ...) and shows why next to the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import models, transaction
+from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+
+from billing_project.money import to_cents
+
+from . import services
+from .errors import PlansError
+from .models import AddOn, AppliedCoupon, Charge, Coupon, CustomerTax, Plan, Subscription, SubscriptionStatus, Tax
+
+_MESSAGES = {
+    "value_is_mandatory": "This field is required.",
+    "value_is_invalid": "This value is not valid here.",
+    "value_already_exist": "A live record already uses this code.",
+    "attached_to_subscriptions": "Cannot change: the plan has live subscriptions (it would rewrite billed periods).",
+    "invalid_amount": "Amounts are decimal strings, 0 or more.",
+    "currencies_does_not_match": "The customer is billed in another currency.",
+}
+
+
+class _DryRun(Exception):
+    """Rolls back a service call made only to learn whether it would succeed."""
+
+
+def dry_run(call: Callable[[], Any]) -> PlansError | None:
+    try:
+        with transaction.atomic():
+            call()
+            raise _DryRun
+    except _DryRun:
+        return None
+    except PlansError as error:
+        return error
+
+
+def add_service_errors(form: forms.BaseForm, error: PlansError) -> None:
+    if not error.details:
+        form.add_error(None, _MESSAGES.get(error.code, error.code))
+        return
+    for field, codes in error.details.items():
+        for code in codes:
+            message = _MESSAGES.get(code, code)
+            if field in form.fields:
+                form.add_error(field, message)
+            else:
+                form.add_error(None, f"{field}: {message}")
+
+
+class ServiceForm(forms.ModelForm):
+    """A model form whose save is a service call (`call_service`), validated by a dry run."""
+
+    def call_service(self) -> models.Model:
+        raise NotImplementedError
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not self.errors:
+            error = dry_run(self.call_service)
+            if error is not None:
+                add_service_errors(self, error)
+        return cleaned
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Uniqueness among live rows is the service's to check, in Lago's terms; the form's
+        # instance is never saved itself, so its own constraint checks would only repeat them.
+        self.instance.validate_constraints = lambda *args, **kwargs: None
+
+    def validate_unique(self) -> None:
+        """Same as validate_constraints: the service decides."""
+
+
+class ServiceAdmin(admin.ModelAdmin):
+    def save_model(self, request: HttpRequest, obj: Any, form: ServiceForm, change: bool) -> None:
+        saved = form.call_service()
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        """Relations (taxes, plans of a coupon) were saved by the service."""
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # deletes go through the service, one by one
+        return actions
+
+
+# --------------------------------------------------------------------------------------------
+# Taxes
+
+
+class TaxForm(ServiceForm):
+    class Meta:
+        model = Tax
+        fields = ["code", "name", "rate", "description", "applied_to_organization"]
+
+    def call_service(self) -> Tax:
+        data = {key: self.cleaned_data.get(key) for key in self.Meta.fields}
+        if self.instance._state.adding:
+            return services.tax_create(**data)
+        return services.tax_update(tax=Tax.objects.get(pk=self.instance.pk), **data)
+
+
+@admin.register(Tax)
+class TaxAdmin(ServiceAdmin):
+    form = TaxForm
+    list_display = ["code", "name", "rate", "applied_to_organization", "created_at"]
+    list_filter = ["applied_to_organization"]
+    search_fields = ["code", "name"]
+
+    def delete_model(self, request: HttpRequest, obj: Tax) -> None:
+        services.tax_delete(tax=obj)
+
+
+@admin.register(CustomerTax)
+class CustomerTaxAdmin(admin.ModelAdmin):
+    """Taxes applied to a customer instead of the organization's defaults."""
+
+    list_display = ["customer", "tax"]
+    list_select_related = ["customer", "tax"]
+    raw_id_fields = ["customer"]
+    search_fields = ["customer__external_id", "tax__code"]
+
+
+# --------------------------------------------------------------------------------------------
+# Plans with inline charges
+
+
+def _plan_arguments(form: forms.ModelForm) -> dict[str, Any]:
+    data = form.cleaned_data
+    amount = data.get("amount")
+    currency = str(amount.currency) if amount is not None else ""
+    return {
+        "name": data.get("name") or "",
+        "code": data.get("code") or "",
+        "description": data.get("description") or "",
+        "interval": data.get("interval") or "",
+        "amount_cents": to_cents(amount.amount, currency) if amount is not None else None,
+        "amount_currency": currency,
+        "pay_in_advance": bool(data.get("pay_in_advance")),
+        "trial_period": data.get("trial_period"),
+        "bill_charges_monthly": data.get("bill_charges_monthly"),
+        "invoice_display_name": data.get("invoice_display_name") or "",
+        "tax_codes": [tax.code for tax in data.get("taxes") or []],
+    }
+
+
+class PlanForm(ServiceForm):
+    class Meta:
+        model = Plan
+        fields = [
+            "name",
+            "code",
+            "description",
+            "interval",
+            "amount",
+            "pay_in_advance",
+            "trial_period",
+            "bill_charges_monthly",
+            "invoice_display_name",
+            "taxes",
+        ]
+
+    def call_service(self) -> Plan:
+        arguments = _plan_arguments(self)
+        if self.instance._state.adding:
+            return services.plan_create(**arguments)
+        return services.plan_update(plan=Plan.objects.get(pk=self.instance.pk), **arguments)
+
+
+class ChargeForm(forms.ModelForm):
+    class Meta:
+        model = Charge
+        fields = [
+            "billable_metric",
+            "charge_model",
+            "properties",
+            "pay_in_advance",
+            "invoiceable",
+            "prorated",
+            "min_amount",
+            "invoice_display_name",
+            "taxes",
+        ]
+
+
+class ChargeFormSet(BaseInlineFormSet):
+    """The whole list of charges, validated by a dry run of the plan service with them."""
+
+    def charge_specs(self) -> list[dict[str, Any]]:
+        amount = self.instance.amount
+        currency = str(amount.currency) if amount is not None else "USD"
+        specs = []
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or data.get("DELETE") or not data.get("billable_metric"):
+                continue
+            spec = {
+                "billable_metric_id": str(data["billable_metric"].pk),
+                "charge_model": data.get("charge_model"),
+                "properties": data.get("properties"),
+                "pay_in_advance": data.get("pay_in_advance"),
+                "invoiceable": data.get("invoiceable"),
+                "prorated": data.get("prorated"),
+                "min_amount_cents": to_cents(data.get("min_amount") or 0, currency),
+                "invoice_display_name": data.get("invoice_display_name") or "",
+                "tax_codes": [tax.code for tax in data.get("taxes") or []],
+            }
+            if not form.instance._state.adding:
+                spec["id"] = str(form.instance.pk)
+                # Filters are edited through the API; the admin keeps them as they are.
+                spec["filters"] = [
+                    {"values": f.values, "properties": f.properties, "invoice_display_name": f.invoice_display_name}
+                    for f in form.instance.filters.filter(deleted_at__isnull=True)
+                ]
+            specs.append(spec)
+        return specs
+
+    def clean(self) -> None:
+        super().clean()
+        if any(form.errors for form in self.forms):
+            return
+        plan = self.instance  # carries the plan form's (unsaved) changes
+        amount = plan.amount
+        arguments = {
+            "name": plan.name,
+            "code": plan.code,
+            "description": plan.description,
+            "interval": plan.interval,
+            "amount_cents": to_cents(amount.amount, str(amount.currency)) if amount is not None else None,
+            "amount_currency": str(amount.currency) if amount is not None else "",
+            "pay_in_advance": plan.pay_in_advance,
+            "trial_period": plan.trial_period,
+            "bill_charges_monthly": plan.bill_charges_monthly,
+            "charges": self.charge_specs(),
+        }
+        if plan._state.adding:
+            error = dry_run(lambda: services.plan_create(**arguments))
+        else:
+            error = dry_run(lambda: services.plan_update(plan=Plan.objects.get(pk=plan.pk), **arguments))
+        if error is not None:
+            details = error.details or {error.code: [error.code]}
+            raise forms.ValidationError(
+                [f"{field}: {_MESSAGES.get(code, code)}" for field, codes in details.items() for code in codes]
+            )
+
+
+class ChargeInline(admin.StackedInline):
+    model = Charge
+    form = ChargeForm
+    formset = ChargeFormSet
+    extra = 0
+    fk_name = "plan"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).filter(deleted_at__isnull=True).select_related("billable_metric")
+
+
+class LiveFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("live", "Live"), ("deleted", "Deleted")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "live":
+            return queryset.filter(deleted_at__isnull=True)
+        if self.value() == "deleted":
+            return queryset.filter(deleted_at__isnull=False)
+        return queryset
+
+
+@admin.register(Plan)
+class PlanAdmin(ServiceAdmin):
+    form = PlanForm
+    inlines = [ChargeInline]
+    list_display = ["code", "name", "interval", "amount", "pay_in_advance", "created_at", "deleted_at"]
+    list_filter = [LiveFilter, "interval", "pay_in_advance"]
+    search_fields = ["code", "name"]
+    readonly_fields = ["id", "created_at", "updated_at", "deleted_at"]
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        for formset in formsets:
+            if isinstance(formset, ChargeFormSet):
+                services.plan_update(plan=Plan.objects.get(pk=form.instance.pk), charges=formset.charge_specs())
+                # What the admin's change message reads (the service did the saving).
+                formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def delete_model(self, request: HttpRequest, obj: Plan) -> None:
+        services.plan_delete(plan=obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and (obj is None or obj.deleted_at is None)
+
+
+# --------------------------------------------------------------------------------------------
+# Add-ons and coupons
+
+
+class AddOnForm(ServiceForm):
+    class Meta:
+        model = AddOn
+        fields = ["name", "code", "description", "amount", "invoice_display_name", "taxes"]
+
+    def call_service(self) -> AddOn:
+        data = self.cleaned_data
+        amount = data.get("amount")
+        arguments = {
+            "name": data.get("name") or "",
+            "code": data.get("code") or "",
+            "description": data.get("description") or "",
+            "invoice_display_name": data.get("invoice_display_name") or "",
+            "amount_cents": to_cents(amount.amount, str(amount.currency)) if amount is not None else None,
+            "amount_currency": str(amount.currency) if amount is not None else "",
+            "tax_codes": [tax.code for tax in data.get("taxes") or []],
+        }
+        if self.instance._state.adding:
+            return services.add_on_create(**arguments)
+        return services.add_on_update(add_on=AddOn.objects.get(pk=self.instance.pk), **arguments)
+
+
+@admin.register(AddOn)
+class AddOnAdmin(ServiceAdmin):
+    form = AddOnForm
+    list_display = ["code", "name", "amount", "created_at", "deleted_at"]
+    list_filter = [LiveFilter]
+    search_fields = ["code", "name"]
+
+    def delete_model(self, request: HttpRequest, obj: AddOn) -> None:
+        services.add_on_delete(add_on=obj)
+
+
+class CouponForm(ServiceForm):
+    class Meta:
+        model = Coupon
+        fields = [
+            "name",
+            "code",
+            "description",
+            "coupon_type",
+            "amount",
+            "percentage_rate",
+            "frequency",
+            "frequency_duration",
+            "expiration",
+            "expiration_at",
+            "reusable",
+            "plans",
+            "billable_metrics",
+        ]
+
+    def call_service(self) -> Coupon:
+        data = self.cleaned_data
+        amount = data.get("amount")
+        arguments = {
+            "name": data.get("name") or "",
+            "code": data.get("code") or "",
+            "description": data.get("description") or "",
+            "coupon_type": data.get("coupon_type"),
+            "amount_cents": to_cents(amount.amount, str(amount.currency)) if amount is not None else None,
+            "amount_currency": str(amount.currency) if amount is not None else None,
+            "percentage_rate": data.get("percentage_rate"),
+            "frequency": data.get("frequency"),
+            "frequency_duration": data.get("frequency_duration"),
+            "expiration": data.get("expiration"),
+            "expiration_at": data.get("expiration_at"),
+            "reusable": data.get("reusable"),
+            "plan_codes": [plan.code for plan in data.get("plans") or []],
+            "billable_metric_codes": [metric.code for metric in data.get("billable_metrics") or []],
+        }
+        if self.instance._state.adding:
+            return services.coupon_create(**arguments)
+        return services.coupon_update(coupon=Coupon.objects.get(pk=self.instance.pk), **arguments)
+
+
+@admin.register(Coupon)
+class CouponAdmin(ServiceAdmin):
+    form = CouponForm
+    list_display = ["code", "name", "coupon_type", "amount", "percentage_rate", "frequency", "terminated_at"]
+    list_filter = [LiveFilter, "coupon_type", "frequency", "reusable"]
+    search_fields = ["code", "name"]
+    filter_horizontal = ["plans", "billable_metrics"]
+
+    def delete_model(self, request: HttpRequest, obj: Coupon) -> None:
+        services.coupon_delete(coupon=obj)
+
+
+class AppliedCouponForm(ServiceForm):
+    class Meta:
+        model = AppliedCoupon
+        fields = ["customer", "coupon", "amount", "percentage_rate", "frequency", "frequency_duration"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["frequency"].required = False
+        self.fields["coupon"].queryset = Coupon.live.all()
+
+    def call_service(self) -> AppliedCoupon:
+        data = self.cleaned_data
+        amount = data.get("amount")
+        return services.applied_coupon_create(
+            customer=data["customer"],
+            coupon=data["coupon"],
+            amount_cents=to_cents(amount.amount, str(amount.currency)) if amount is not None else None,
+            amount_currency=str(amount.currency) if amount is not None else None,
+            percentage_rate=data.get("percentage_rate"),
+            frequency=data.get("frequency") or None,
+            frequency_duration=data.get("frequency_duration"),
+        )
+
+
+@admin.register(AppliedCoupon)
+class AppliedCouponAdmin(ServiceAdmin):
+    """Granted through the service (add), never edited: terminate it and grant another."""
+
+    form = AppliedCouponForm
+    list_display = ["coupon", "customer", "status", "amount", "amount_remaining", "frequency_duration_remaining"]
+    list_filter = ["status", "frequency"]
+    list_select_related = ["coupon", "customer"]
+    search_fields = ["coupon__code", "customer__external_id"]
+    raw_id_fields = ["customer"]
+    actions = ["terminate"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Terminate selected applied coupons")
+    def terminate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done = 0
+        for applied in queryset.filter(status="active"):
+            services.applied_coupon_terminate(applied_coupon=applied)
+            self.log_change(request, applied, "Terminated")
+            done += 1
+        self.message_user(request, f"{done} applied coupon(s) terminated.", messages.SUCCESS)
+
+
+# --------------------------------------------------------------------------------------------
+# Subscriptions
+
+
+class SubscriptionForm(ServiceForm):
+    class Meta:
+        model = Subscription
+        fields = ["customer", "plan", "external_id", "name", "billing_time", "subscription_at", "ending_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["subscription_at"].required = False
+        if "plan" in self.fields:
+            self.fields["plan"].queryset = Plan.live.all()
+
+    def call_service(self) -> Subscription:
+        data = self.cleaned_data
+        if self.instance._state.adding:
+            return services.subscription_create(
+                customer=data["customer"],
+                plan=data["plan"],
+                external_id=data.get("external_id") or "",
+                name=data.get("name") or "",
+                billing_time=data.get("billing_time"),
+                subscription_at=data.get("subscription_at"),
+                ending_at=data.get("ending_at"),
+            )
+        current = Subscription.objects.get(pk=self.instance.pk)
+        changes: dict[str, Any] = {"name": data.get("name") or ""}
+        if data.get("ending_at") != current.ending_at:
+            changes["ending_at"] = data.get("ending_at")
+        if data.get("subscription_at") and data["subscription_at"] != current.subscription_at:
+            changes["subscription_at"] = data["subscription_at"]
+        return services.subscription_update(subscription=current, **changes)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ServiceAdmin):
+    form = SubscriptionForm
+    list_display = [
+        "external_id",
+        "customer",
+        "plan",
+        "status",
+        "billing_time",
+        "subscription_at",
+        "started_at",
+        "terminated_at",
+    ]
+    list_filter = ["status", "plan", "billing_time"]
+    list_select_related = ["customer", "plan"]
+    search_fields = ["=external_id", "customer__external_id"]
+    raw_id_fields = ["customer"]
+    readonly_fields = [
+        "status",
+        "started_at",
+        "terminated_at",
+        "canceled_at",
+        "previous_subscription",
+        "downgrade_at",
+        "created_at",
+    ]
+    actions = ["terminate"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            # A started subscription keeps its customer, plan and id: a plan change is a new row.
+            fields += ["customer", "plan", "external_id", "billing_time"]
+        return fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description="Terminate selected subscriptions (cancel pending ones)")
+    def terminate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done = 0
+        for subscription in queryset.filter(status__in=[SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING]):
+            services.subscription_terminate(subscription=subscription)
+            self.log_change(request, subscription, "Terminated")
+            done += 1
+        self.message_user(request, f"{done} subscription(s) terminated or canceled.", messages.SUCCESS)

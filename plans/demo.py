@@ -1,0 +1,127 @@
+"""Demo data for plans: a VAT tax, the "startup" plan in USD and JPY with graduated API calls and
+per-GB storage, and the subscriptions "sub_acme" and "sub_tanaka" started on the 1st of the
+month two months ago.
+
+Safe to repeat: everything is looked up by its code or external id and created only when
+missing, through the services. The metrics and customers it needs come from the earlier demo
+steps; when this step runs alone it creates them (metrics with the metrics demo's definitions).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.utils import timezone
+
+from customers.models import Customer, Organization
+from metrics.models import BillableMetric
+
+from . import services
+from .errors import PlansError
+from .models import Plan, Subscription, SubscriptionStatus, Tax
+
+API_CALLS_TIERS = [
+    {"from_value": 0, "to_value": 1000, "per_unit_amount": "0", "flat_amount": "0"},
+    {"from_value": 1001, "to_value": 10000, "per_unit_amount": "0.002", "flat_amount": "0"},
+    {"from_value": 10001, "to_value": None, "per_unit_amount": "0.001", "flat_amount": "0"},
+]
+
+PLANS = [
+    {"code": "startup", "name": "Startup", "amount_cents": 4900, "amount_currency": "USD"},
+    {"code": "startup_jpy", "name": "Startup (JPY)", "amount_cents": 5000, "amount_currency": "JPY"},
+]
+
+CUSTOMERS = {
+    "acme": {"name": "Acme Corp", "timezone": "", "country": "US"},
+    "tanaka": {"name": "Tanaka K.K.", "timezone": "Asia/Tokyo", "country": "JP"},
+}
+
+SUBSCRIPTIONS = [("sub_acme", "acme", "startup"), ("sub_tanaka", "tanaka", "startup_jpy")]
+
+
+def _metric(code: str) -> BillableMetric:
+    metric = BillableMetric.live.filter(code=code).first()
+    if metric is not None:
+        return metric
+    from metrics import demo as metrics_demo
+    from metrics import services as metrics_services
+
+    spec = next(spec for spec in metrics_demo.METRICS if spec["code"] == code)
+    return metrics_services.billable_metric_create(**spec)
+
+
+def _customer(external_id: str) -> Customer:
+    customer = Customer.live.filter(external_id=external_id).first()
+    if customer is None:
+        # The customers demo step makes them; alone, this step needs them too.
+        customer = Customer.objects.create(external_id=external_id, **CUSTOMERS[external_id])
+    return customer
+
+
+def first_of_month_two_months_ago(now: datetime, tz: str) -> datetime:
+    local = now.astimezone(ZoneInfo(tz))
+    year, month = local.year, local.month - 2
+    if month < 1:
+        year, month = year - 1, month + 12
+    return datetime.combine(local.date().replace(year=year, month=month, day=1), time(0), tzinfo=ZoneInfo(tz))
+
+
+def load(*, stdout: Any) -> None:
+    done: list[str] = []
+    with transaction.atomic():
+        if not Tax.objects.filter(code="vat_20").exists():
+            services.tax_create(code="vat_20", name="VAT 20%", rate=Decimal(20), applied_to_organization=True)
+            done.append("tax vat_20")
+        for code in ("api_calls", "storage_gb", "seats"):
+            _metric(code)
+        for spec in PLANS:
+            if Plan.live.filter(code=spec["code"]).exists():
+                continue
+            services.plan_create(
+                **spec,
+                interval="monthly",
+                pay_in_advance=False,
+                description="Monthly platform fee with usage-based API calls and storage",
+                charges=[
+                    {
+                        "billable_metric_id": str(_metric("api_calls").pk),
+                        "charge_model": "graduated",
+                        "properties": {"graduated_ranges": API_CALLS_TIERS},
+                        "invoice_display_name": "API calls",
+                    },
+                    {
+                        "billable_metric_id": str(_metric("storage_gb").pk),
+                        "charge_model": "standard",
+                        "properties": {"amount": "0.25"},
+                        "invoice_display_name": "Storage (GB)",
+                    },
+                ],
+            )
+            done.append(f"plan {spec['code']}")
+    now = timezone.now()
+    organization_tz = Organization.current().timezone or "UTC"
+    for external_id, customer_id, plan_code in SUBSCRIPTIONS:
+        live = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING)
+        if Subscription.objects.filter(external_id=external_id, status__in=live).exists():
+            continue
+        customer = _customer(customer_id)
+        start = first_of_month_two_months_ago(now, customer.timezone or organization_tz)
+        try:
+            services.subscription_create(
+                customer=customer,
+                plan=Plan.live.get(code=plan_code),
+                external_id=external_id,
+                name=f"{customer.name} - {plan_code}",
+                billing_time="calendar",
+                subscription_at=start,
+                now=now,
+            )
+        except PlansError as error:
+            stdout.write(f"plans: subscription {external_id} not created ({error.code}: {error.details})")
+            continue
+        done.append(f"subscription {external_id} from {start:%Y-%m-%d}")
+    stdout.write(f"plans: {', '.join(done) if done else 'everything already present'}")
