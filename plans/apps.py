@@ -18,9 +18,11 @@ class PlansConfig(AppConfig):
     ]
 
     def ready(self) -> None:
+        from customers.signals import customer_saved
         from metrics.signals import billable_metric_deleted, known_subscription_ids_requested
 
         from . import receivers
 
         billable_metric_deleted.connect(receivers.retire_charges_of_deleted_metric, dispatch_uid="plans-retire-charges")
         known_subscription_ids_requested.connect(receivers.known_subscription_ids, dispatch_uid="plans-known-subs")
+        customer_saved.connect(receivers.apply_customer_tax_codes, dispatch_uid="plans-customer-tax-codes")

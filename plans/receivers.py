@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db.models import QuerySet
 
 from . import services
-from .models import Subscription
+from .models import Subscription, Tax
+
+logger = logging.getLogger(__name__)
 
 
 def retire_charges_of_deleted_metric(sender: Any, *, billable_metric_id: Any, **kwargs: Any) -> None:
@@ -17,3 +20,22 @@ def retire_charges_of_deleted_metric(sender: Any, *, billable_metric_id: Any, **
 def known_subscription_ids(sender: Any, **kwargs: Any) -> QuerySet:
     """Every external subscription id that exists (in any status): events for them are matched."""
     return Subscription.objects.values_list("external_id", flat=True)
+
+
+def apply_customer_tax_codes(sender: Any, *, customer_id: Any, tax_codes: Any = None, **kwargs: Any) -> None:
+    """Lago's customer `tax_codes`: when the customers app passes them along with
+    `customer_saved`, they become the customer's taxes (an empty list removes them). Codes that
+    name no tax are skipped and logged; the customer was saved already."""
+    if tax_codes is None:
+        return
+    from customers.models import Customer
+
+    customer = Customer.objects.filter(pk=customer_id).first()
+    if customer is None:
+        return
+    codes = [str(code) for code in tax_codes]
+    known = set(Tax.objects.filter(code__in=codes).values_list("code", flat=True))
+    unknown = [code for code in codes if code not in known]
+    if unknown:
+        logger.warning("plans: customer %s: unknown tax codes %s ignored", customer.external_id, unknown)
+    services.customer_taxes_set(customer=customer, tax_codes=[code for code in codes if code in known])

@@ -46,7 +46,7 @@ from .models import (
     Tax,
 )
 
-ALL_FILTER_VALUES = "__ALL_FILTER_VALUES__"  # Lago's wildcard: any value of the filter key
+ALL_FILTER_VALUES = charge_models.ALL_FILTER_VALUES
 LIVE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING)
 PAY_IN_ADVANCE_AGGREGATIONS = {AggregationType.COUNT, AggregationType.SUM, AggregationType.UNIQUE_COUNT}
 PRORATABLE_MODELS = {"standard", "graduated", "volume"}

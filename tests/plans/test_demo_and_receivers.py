@@ -90,3 +90,16 @@ def test_fee_taxes_most_specific_first():
     assert selectors.fee_taxes(customer=customer, plan=bare) == [customer_tax]
     add_on = services.add_on_create(name="A", code="a", amount_cents=1, amount_currency="USD")
     assert selectors.fee_taxes(customer=customer, add_on=add_on) == [customer_tax]
+
+
+def test_customer_saved_with_tax_codes_sets_the_customers_taxes():
+    from customers.signals import customer_saved
+
+    customer = make_customer()
+    make_tax(code="vat_20")
+    customer_saved.send(sender=None, customer_id=customer.pk, tax_codes=["vat_20", "unknown"])
+    assert [row.tax.code for row in customer.applied_taxes.all()] == ["vat_20"]
+    customer_saved.send(sender=None, customer_id=customer.pk)  # without tax_codes: unchanged
+    assert customer.applied_taxes.count() == 1
+    customer_saved.send(sender=None, customer_id=customer.pk, tax_codes=[])
+    assert customer.applied_taxes.count() == 0
