@@ -148,6 +148,9 @@ def test_lago_clients_nulls_mean_absent_and_unknown_keys_are_ignored(api):
         ("1650893379.1239", "2022-04-25T13:29:39.124Z"),
         (0, "1970-01-01T00:00:00.000Z"),
         (-1.5, "1969-12-31T23:59:58.500Z"),
+        (1650893379.1235, "2022-04-25T13:29:39.124Z"),  # sub-millisecond: rounded half-up
+        (1650893379.0004, "2022-04-25T13:29:39.000Z"),
+        ("1.65e9", "2022-04-15T05:20:00.000Z"),
     ],
 )
 def test_timestamps_are_unix_seconds_with_milliseconds(api, timestamp, expected):
