@@ -213,10 +213,12 @@ def _subscription_start(
                 ending_at=ending_at,
                 status=PENDING,
             )
-    except IntegrityError:  # a concurrent request took the external_id first
+            if subscription_at <= now:
+                _activate(subscription, subscription_at)
+    except IntegrityError:
+        # Another customer's request took the external_id first (the partial unique indexes on
+        # pending and active rows decide; each customer's lock cannot see the other's).
         raise PlansError.field("external_id", "value_already_exist") from None
-    if subscription_at <= now:
-        _activate(subscription, subscription_at)
     return subscription
 
 
