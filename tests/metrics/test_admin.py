@@ -68,7 +68,7 @@ def test_deleting_a_metric_in_the_admin_is_soft(admin_client):
     assert "calls" in listed.content.decode()
 
 
-def test_event_lists_and_the_unmatched_listing(admin_client):
+def test_event_lists_and_the_unmatched_listing(admin_client, no_subscription_source):
     make_metric(code="calls")
     make_event(transaction_id="tx_matched", code="calls", timestamp=T)
     make_event(transaction_id="tx_orphan", code="typo", timestamp=T)

@@ -23,7 +23,7 @@ def ids(queryset) -> list[str]:
     return sorted(e.transaction_id for e in queryset)
 
 
-def test_unmatched_events_have_an_unknown_code_or_subscription():
+def test_unmatched_events_have_an_unknown_code_or_subscription(no_subscription_source):
     make_metric(code="calls")
     make_metric(code="retired", deleted_at=T)
     make_event(transaction_id="ok", code="calls", external_subscription_id="sub_known", timestamp=T)
@@ -43,7 +43,7 @@ def test_unmatched_events_have_an_unknown_code_or_subscription():
     assert ids(selectors.unmatched_events(known_subscription_ids=known)) == ["deleted_metric", "no_metric", "no_sub"]
 
 
-def test_apps_to_the_right_can_tell_which_subscriptions_exist():
+def test_apps_to_the_right_can_tell_which_subscriptions_exist(no_subscription_source):
     make_metric(code="calls")
     make_event(transaction_id="ok", code="calls", external_subscription_id="sub_known", timestamp=T)
     make_event(transaction_id="no_sub", code="calls", external_subscription_id="sub_ghost", timestamp=T)
@@ -57,6 +57,17 @@ def test_apps_to_the_right_can_tell_which_subscriptions_exist():
     finally:
         known_subscription_ids_requested.disconnect(receiver)
     assert ids(selectors.unmatched_events()) == []
+
+
+def test_with_plans_connected_an_event_of_an_existing_subscription_is_matched():
+    from tests.factories.plans import make_subscription
+
+    make_metric(code="calls")
+    make_subscription(external_id="sub_real")
+    make_event(transaction_id="ok", code="calls", external_subscription_id="sub_real", timestamp=T)
+    make_event(transaction_id="no_sub", code="calls", external_subscription_id="sub_ghost", timestamp=T)
+
+    assert ids(selectors.unmatched_events()) == ["no_sub"]
 
 
 def test_invalid_events_of_a_unique_count_are_those_without_a_scalar():
