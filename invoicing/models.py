@@ -10,11 +10,17 @@ import uuid
 from decimal import Decimal
 
 from django.db import models
+from django.db.models import Q
 from djmoney.money import Money
 
 from customers.models import Customer
+from plans.models import AddOn, AppliedCoupon, Charge, ChargeFilter, Subscription, Tax
 
 AMOUNT = {"max_digits": 20, "decimal_places": 6, "default": 0}
+# Unrounded amounts, as the charge model computed them (kept beside the rounded one).
+PRECISE = {"max_digits": 40, "decimal_places": 20, "default": 0}
+UNITS = {"max_digits": 30, "decimal_places": 10, "default": 0}
+RATE = {"max_digits": 9, "decimal_places": 4, "default": 0}
 
 
 class InvoiceType(models.TextChoices):
@@ -80,6 +86,14 @@ class Invoice(models.Model):
             models.Index(fields=["status", "payment_status"]),
             models.Index(fields=["customer", "issuing_date"]),
         ]
+        constraints = [
+            # Numbers exist from finalization on and are never reused (drafts share "<PREFIX>-DRAFT").
+            models.UniqueConstraint(
+                fields=["number"], condition=Q(finalized_at__isnull=False), name="invoice_number_unique"
+            ),
+            models.UniqueConstraint(fields=["customer", "sequential_id"], name="invoice_customer_sequence_unique"),
+            models.CheckConstraint(condition=Q(total_paid_amount__gte=0), name="invoice_total_paid_not_negative"),
+        ]
 
     def __str__(self) -> str:
         return self.number or str(self.id)
@@ -93,3 +107,273 @@ class Invoice(models.Model):
 
     def as_money(self, field: str) -> Money:
         return Money(getattr(self, field), self.currency)
+
+
+class InvoicingReason(models.TextChoices):
+    SUBSCRIPTION_STARTING = "subscription_starting", "Subscription starting"
+    SUBSCRIPTION_PERIODIC = "subscription_periodic", "Subscription periodic"
+    SUBSCRIPTION_TERMINATING = "subscription_terminating", "Subscription terminating"
+    UPGRADING = "upgrading", "Upgrading"
+
+
+class InvoiceSubscription(models.Model):
+    """Which subscription-period an invoice bills. The unique constraint (not a check in code) is
+    what makes a second billing run for the same period a no-op."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="invoice_subscriptions")
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="invoice_subscriptions")
+    invoicing_reason = models.CharField(max_length=32, choices=InvoicingReason.choices)
+    # The subscription fee's period.
+    from_datetime = models.DateTimeField()
+    to_datetime = models.DateTimeField()
+    # The usage (charges) period billed on the same invoice (in arrears).
+    charges_from_datetime = models.DateTimeField(null=True, blank=True)
+    charges_to_datetime = models.DateTimeField(null=True, blank=True)
+    # The instant the run billed at (the period boundary it was due at).
+    timestamp = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "from_datetime", "to_datetime", "invoicing_reason"],
+                name="invoice_subscription_period_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["subscription", "timestamp"])]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} {self.from_datetime:%Y-%m-%d}..{self.to_datetime:%Y-%m-%d}"
+
+
+class FeeType(models.TextChoices):
+    SUBSCRIPTION = "subscription", "Subscription"
+    CHARGE = "charge", "Charge"
+    ADD_ON = "add_on", "Add-on"
+    CREDIT = "credit", "Credit"
+    COMMITMENT = "commitment", "Commitment"
+
+
+class Fee(models.Model):
+    """One line of an invoice. `amount` is rounded once to the currency's minor unit;
+    `precise_amount` keeps the charge model's unrounded figure."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="fees")
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="fees")
+    charge = models.ForeignKey(Charge, on_delete=models.PROTECT, null=True, blank=True, related_name="fees")
+    charge_filter = models.ForeignKey(
+        ChargeFilter, on_delete=models.PROTECT, null=True, blank=True, related_name="fees"
+    )
+    add_on = models.ForeignKey(AddOn, on_delete=models.PROTECT, null=True, blank=True, related_name="fees")
+    fee_type = models.CharField(max_length=16, choices=FeeType.choices)
+    currency = models.CharField(max_length=3)
+    units = models.DecimalField(**UNITS)
+    events_count = models.BigIntegerField(default=0)
+    unit_amount = models.DecimalField(**PRECISE)
+    amount = models.DecimalField(**AMOUNT)
+    precise_amount = models.DecimalField(**PRECISE)
+    # This fee's share of the invoice's coupons (the tax base is amount - coupons share).
+    precise_coupons_amount = models.DecimalField(**PRECISE)
+    taxes_amount = models.DecimalField(**AMOUNT)
+    taxes_precise_amount = models.DecimalField(**PRECISE)
+    taxes_rate = models.DecimalField(**RATE)
+    # Tier breakdown, free units, per-event fees: the charge model's details.
+    amount_details = models.JSONField(default=dict, blank=True)
+    grouped_by = models.JSONField(default=dict, blank=True)
+    pay_in_advance = models.BooleanField(default=False)
+    from_datetime = models.DateTimeField(null=True, blank=True)
+    to_datetime = models.DateTimeField(null=True, blank=True)
+    invoice_display_name = models.CharField(max_length=255, blank=True)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["subscription", "charge"])]
+
+    def __str__(self) -> str:
+        return f"{self.fee_type} {self.amount} {self.currency}"
+
+
+class InvoiceAppliedTax(models.Model):
+    """One tax rate on an invoice: rounded once, on the sum of the fees (net of coupons) it applies to."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="applied_taxes")
+    tax = models.ForeignKey(Tax, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # Copied: a tax renamed or re-rated later must not change an issued invoice.
+    tax_code = models.CharField(max_length=255)
+    tax_name = models.CharField(max_length=255)
+    tax_rate = models.DecimalField(**RATE)
+    tax_description = models.TextField(blank=True)
+    fees_amount = models.DecimalField(**AMOUNT)
+    amount = models.DecimalField(**AMOUNT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["invoice", "tax_code"], name="invoice_applied_tax_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.tax_code} {self.tax_rate}%"
+
+
+class FeeAppliedTax(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    fee = models.ForeignKey(Fee, on_delete=models.CASCADE, related_name="applied_taxes")
+    tax = models.ForeignKey(Tax, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    tax_code = models.CharField(max_length=255)
+    tax_name = models.CharField(max_length=255)
+    tax_rate = models.DecimalField(**RATE)
+    tax_description = models.TextField(blank=True)
+    amount = models.DecimalField(**PRECISE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["fee", "tax_code"], name="fee_applied_tax_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.tax_code} {self.tax_rate}%"
+
+
+class CreditNoteReason(models.TextChoices):
+    DUPLICATED_CHARGE = "duplicated_charge", "Duplicated charge"
+    PRODUCT_UNSATISFACTORY = "product_unsatisfactory", "Product unsatisfactory"
+    ORDER_CHANGE = "order_change", "Order change"
+    ORDER_CANCELLATION = "order_cancellation", "Order cancellation"
+    FRAUDULENT_CHARGE = "fraudulent_charge", "Fraudulent charge"
+    OTHER = "other", "Other"
+
+
+class CreditStatus(models.TextChoices):
+    AVAILABLE = "available", "Available"
+    CONSUMED = "consumed", "Consumed"
+    VOIDED = "voided", "Voided"
+
+
+class RefundStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class CreditNote(models.Model):
+    """A correction of a finalized invoice: credit (consumed by the customer's next invoices)
+    and/or refund. Numbered `<invoice number>-CN<n>`; immutable once issued except its balance."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="credit_notes")
+    sequential_id = models.PositiveIntegerField()
+    number = models.CharField(max_length=80, unique=True)
+    reason = models.CharField(max_length=32, choices=CreditNoteReason.choices)
+    description = models.TextField(blank=True)
+    credit_status = models.CharField(max_length=16, choices=CreditStatus.choices, null=True, blank=True)
+    refund_status = models.CharField(max_length=16, choices=RefundStatus.choices, null=True, blank=True)
+    currency = models.CharField(max_length=3)
+    issuing_date = models.DateField()
+    credit_amount = models.DecimalField(**AMOUNT)
+    refund_amount = models.DecimalField(**AMOUNT)
+    # What is left of the credit for the customer's next invoices.
+    balance_amount = models.DecimalField(**AMOUNT)
+    sub_total_excluding_taxes_amount = models.DecimalField(**AMOUNT)
+    coupons_adjustment_amount = models.DecimalField(**AMOUNT)
+    taxes_amount = models.DecimalField(**AMOUNT)
+    taxes_rate = models.DecimalField(**RATE)
+    total_amount = models.DecimalField(**AMOUNT)
+    file = models.FileField(upload_to="credit_notes/", blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "sequential_id"], name="credit_note_invoice_sequence_unique"),
+            models.CheckConstraint(
+                condition=Q(balance_amount__gte=0) & Q(balance_amount__lte=models.F("credit_amount")),
+                name="credit_note_balance_within_credit",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CreditNoteItem(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="items")
+    fee = models.ForeignKey(Fee, on_delete=models.PROTECT, related_name="credit_note_items")
+    amount = models.DecimalField(**AMOUNT)
+    precise_amount = models.DecimalField(**PRECISE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.fee_id} {self.amount}"
+
+
+class CreditNoteAppliedTax(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="applied_taxes")
+    tax = models.ForeignKey(Tax, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    tax_code = models.CharField(max_length=255)
+    tax_name = models.CharField(max_length=255)
+    tax_rate = models.DecimalField(**RATE)
+    tax_description = models.TextField(blank=True)
+    base_amount = models.DecimalField(**AMOUNT)
+    amount = models.DecimalField(**AMOUNT)
+
+    def __str__(self) -> str:
+        return f"{self.tax_code} {self.tax_rate}%"
+
+
+class Credit(models.Model):
+    """Ledger of what reduced an invoice's total: a coupon (before taxes) or a credit note's
+    credit (after taxes). Append-only; the sum per source never exceeds what the source held."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="credits")
+    applied_coupon = models.ForeignKey(
+        AppliedCoupon, on_delete=models.PROTECT, null=True, blank=True, related_name="credits"
+    )
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="credits")
+    amount = models.DecimalField(**AMOUNT)
+    before_taxes = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(applied_coupon__isnull=False, credit_note__isnull=True)
+                | Q(applied_coupon__isnull=True, credit_note__isnull=False),
+                name="credit_has_one_source",
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="credit_amount_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount}"
+
+
+class InvoiceEvent(models.Model):
+    """Audit trail: one row per state change of an invoice or credit note (append-only)."""
+
+    id = models.BigAutoField(primary_key=True)
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="events")
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    # created, refreshed, finalized, voided, payment_status_updated, pdf_generated, credit_note_created, ...
+    kind = models.CharField(max_length=40)
+    # Who or what: "system:billing_run", "api:<key name>", "admin:<username>", "command:<name>".
+    actor = models.CharField(max_length=255)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["invoice", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.actor}"
