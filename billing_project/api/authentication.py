@@ -48,3 +48,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return "Bearer"
+
+
+# Registers the OpenAPI description of this scheme (drf-spectacular extensions register on import).
+from . import schema  # noqa: E402, F401
