@@ -155,12 +155,16 @@ def subscription_create(
     subscription_at = subscription_at or now
     _check_dates(subscription_at=subscription_at, ending_at=ending_at, now=now)
 
-    live = Subscription.objects.select_for_update().filter(external_id=external_id, status__in=(ACTIVE, PENDING))
-    current = (
-        live.filter(customer=customer, status=ACTIVE).first()
-        or live.filter(customer=customer, status=PENDING, previous_subscription__isnull=True).first()
+    live = list(
+        Subscription.objects.select_for_update(of=("self",))
+        .filter(external_id=external_id, status__in=(ACTIVE, PENDING))
+        .select_related("plan")
     )
-    if current is None and live.exists():
+    mine = [row for row in live if row.customer_id == customer.pk]
+    current = next((row for row in mine if row.status == ACTIVE), None) or next(
+        (row for row in mine if row.status == PENDING and row.previous_subscription_id is None), None
+    )
+    if current is None and live:
         # The external_id belongs to another customer's live subscription.
         raise PlansError.field("external_id", "value_already_exist")
     _check_currency(customer, plan)
@@ -178,7 +182,6 @@ def subscription_create(
         )
     if current.plan_id == plan.pk:
         return current
-    current.plan = Plan.objects.get(pk=current.plan_id)
     if current.status == PENDING:
         # Not started yet: it simply becomes a subscription to the other plan.
         current.plan = plan
@@ -201,6 +204,7 @@ def _subscription_start(
     ending_at: datetime | None,
     now: datetime,
 ) -> Subscription:
+    starts_now = subscription_at <= now
     try:
         with transaction.atomic():
             subscription = Subscription.objects.create(
@@ -211,10 +215,11 @@ def _subscription_start(
                 billing_time=billing_time,
                 subscription_at=subscription_at,
                 ending_at=ending_at,
-                status=PENDING,
+                status=ACTIVE if starts_now else PENDING,
+                started_at=subscription_at if starts_now else None,
             )
-            if subscription_at <= now:
-                _activate(subscription, subscription_at)
+            if starts_now:
+                _send_started(subscription)
     except IntegrityError:
         # Another customer's request took the external_id first (the partial unique indexes on
         # pending and active rows decide; each customer's lock cannot see the other's).
@@ -339,51 +344,46 @@ def subscriptions_activate_due(*, now: datetime | None = None) -> dict[str, int]
     locked and re-checked)."""
     now = now or timezone.now()
     counts = {"activated": 0, "ended": 0, "downgraded": 0}
-    due_starts = Subscription.objects.filter(
-        status=PENDING, previous_subscription__isnull=True, subscription_at__lte=now
-    ).values_list("pk", flat=True)
-    for pk in list(due_starts):
-        counts["activated"] += _run_one(_activate_due, pk, now)
-    due_ends = Subscription.objects.filter(status=ACTIVE, ending_at__lte=now).values_list("pk", flat=True)
-    for pk in list(due_ends):
-        counts["ended"] += _run_one(_end_due, pk, now)
-    downgrades = Subscription.objects.filter(
-        status=PENDING, previous_subscription__isnull=False, downgrade_at__lte=now
-    ).values_list("pk", flat=True)
-    for pk in list(downgrades):
-        counts["downgraded"] += _run_one(_downgrade_due, pk, now)
+    rows = Subscription.objects.values_list("pk", "customer_id")
+    due_starts = rows.filter(status=PENDING, previous_subscription__isnull=True, subscription_at__lte=now)
+    for pk, customer_id in list(due_starts):
+        counts["activated"] += _run_one(_activate_due, pk, customer_id, now)
+    due_ends = rows.filter(status=ACTIVE, ending_at__lte=now)
+    for pk, customer_id in list(due_ends):
+        counts["ended"] += _run_one(_end_due, pk, customer_id, now)
+    downgrades = rows.filter(status=PENDING, previous_subscription__isnull=False, downgrade_at__lte=now)
+    for pk, customer_id in list(downgrades):
+        counts["downgraded"] += _run_one(_downgrade_due, pk, customer_id, now)
     return counts
 
 
-def _run_one(step: Any, pk: Any, now: datetime) -> int:
+def _run_one(step: Any, pk: Any, customer_id: Any, now: datetime) -> int:
     try:
         with transaction.atomic():
-            return 1 if step(pk, now) else 0
+            # The customer's lock first, as every other subscription change takes it.
+            list(Customer.objects.select_for_update().filter(pk=customer_id).values_list("pk"))
+            subscription = (
+                Subscription.objects.select_for_update(of=("self",))
+                .select_related("customer", "plan")
+                .filter(pk=pk)
+                .first()
+            )
+            return 1 if subscription is not None and step(subscription, now) else 0
     except Exception:
         # One broken row must not stop the others; it is retried on the next run.
         logger.exception("plans: %s failed for subscription %s", step.__name__, pk)
         return 0
 
 
-def _locked(pk: Any) -> Subscription | None:
-    subscription = Subscription.objects.filter(pk=pk).select_related("customer", "plan").first()
-    if subscription is None:
-        return None
-    _lock_customer(subscription.customer)
-    return Subscription.objects.select_for_update().select_related("customer", "plan").get(pk=pk)
-
-
-def _activate_due(pk: Any, now: datetime) -> bool:
-    subscription = _locked(pk)
-    if subscription is None or subscription.status != PENDING or subscription.subscription_at > now:
+def _activate_due(subscription: Subscription, now: datetime) -> bool:
+    if subscription.status != PENDING or subscription.subscription_at > now:
         return False
     _activate(subscription, subscription.subscription_at)
     return True
 
 
-def _end_due(pk: Any, now: datetime) -> bool:
-    subscription = _locked(pk)
-    if subscription is None or subscription.status != ACTIVE or not subscription.ending_at:
+def _end_due(subscription: Subscription, now: datetime) -> bool:
+    if subscription.status != ACTIVE or not subscription.ending_at:
         return False
     if subscription.ending_at > now:
         return False
@@ -391,12 +391,11 @@ def _end_due(pk: Any, now: datetime) -> bool:
     return True
 
 
-def _downgrade_due(pk: Any, now: datetime) -> bool:
-    follower = _locked(pk)
-    if follower is None or follower.status != PENDING or follower.previous_subscription_id is None:
+def _downgrade_due(follower: Subscription, now: datetime) -> bool:
+    if follower.status != PENDING or follower.previous_subscription_id is None:
         return False
     previous = (
-        Subscription.objects.select_for_update()
+        Subscription.objects.select_for_update(of=("self",))
         .select_related("customer", "plan")
         .get(pk=follower.previous_subscription_id)
     )
