@@ -230,7 +230,7 @@ def organization_validate(organization: Organization) -> dict[str, list[str]]:
     return _full_clean_errors(organization, exclude=[])
 
 
-def _normalize_codes(instance: Customer | Organization, fields: tuple[str, ...]) -> None:
+def normalize_codes(instance: Customer | Organization, fields: tuple[str, ...]) -> None:
     """Country and currency codes are stored upper case, whatever case they were sent in."""
     for field in fields:
         value = getattr(instance, field, "")
@@ -254,7 +254,7 @@ def organization_update(*, changes: Mapping[str, Any]) -> Organization:
             if field in ORGANIZATION_TEXT_FIELDS and value is None:
                 value = ""
             setattr(organization, field, value)
-        _normalize_codes(organization, ("country", "default_currency", "document_number_prefix"))
+        normalize_codes(organization, ("country", "default_currency", "document_number_prefix"))
         errors = organization_validate(organization)
         if errors:
             raise CustomersValidationError(errors)
@@ -306,7 +306,7 @@ def _metadata_merge(current: list[dict[str, Any]], items: Any) -> tuple[list[dic
     return merged, {}
 
 
-def _has_billing_history(customer: Customer) -> bool:
+def customer_has_billing_history(customer: Customer) -> bool:
     """Has the customer subscriptions or invoices? Read through the reverse relations the apps to
     the right declare on Customer (no import of them: the street stays one-way)."""
     for relation in ("subscriptions", "invoices"):
@@ -337,7 +337,7 @@ def customer_save(
 ) -> Customer:
     """Validate and save a customer built or changed by the caller (the admin's form, the upsert),
     giving a new one its sequential id. Sends `customer_saved` after commit."""
-    _normalize_codes(customer, ("country", "currency"))
+    normalize_codes(customer, ("country", "currency"))
     errors = customer_validate(customer)
     if errors:
         raise CustomersValidationError(errors)
@@ -416,13 +416,13 @@ def _customer_upsert_once(
         customer = Customer(external_id=external_id)
     currency_before = customer.currency
     errors = _apply_changes(customer, changes)
-    _normalize_codes(customer, ("country", "currency"))
+    normalize_codes(customer, ("country", "currency"))
     if (
         not created
         and currency_before
         and customer.currency != currency_before
         and "currency" not in errors
-        and _has_billing_history(customer)
+        and customer_has_billing_history(customer)
     ):
         errors["currency"] = ["currencies_does_not_match"]
     if errors:
