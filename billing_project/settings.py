@@ -124,6 +124,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Usage-based billing. Speaks Lago's public REST API under /api/v1/.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and Swagger UI are public (they describe the API, they hold no data): the browser
+    # that opens /api/v1/docs/ has no API key to send.
+    "SERVE_AUTHENTICATION": [],
 }
 
 # --- Celery: no broker means tasks run eagerly (demo and most tests) ---
@@ -140,8 +143,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
 STRIPE_LIVE_SECRET_KEY = env.str("STRIPE_LIVE_SECRET_KEY", default="")
 STRIPE_TEST_SECRET_KEY = env.str("STRIPE_TEST_SECRET_KEY", default="")
-# Points the Stripe client elsewhere (localstripe in tests); empty means api.stripe.com.
-STRIPE_API_HOST = env.str("STRIPE_API_HOST", default="")
+# Points the Stripe client elsewhere (localstripe in tests). Defined only when set: dj-stripe
+# warns (djstripe.W002) whenever the setting exists, even empty.
+if env.str("STRIPE_API_HOST", default=""):
+    STRIPE_API_HOST = env.str("STRIPE_API_HOST")
 DJSTRIPE_WEBHOOK_SECRET = env.str("DJSTRIPE_WEBHOOK_SECRET", default="")
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True

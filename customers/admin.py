@@ -98,7 +98,8 @@ class OrganizationAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def save_model(self, request: HttpRequest, obj: Organization, form: forms.ModelForm, change: bool) -> None:
-        updated = services.organization_update(changes={f: form.cleaned_data[f] for f in form.Meta.fields})
+        changes = {f: form.cleaned_data[f] for f in services.ORGANIZATION_FIELDS if f in form.cleaned_data}
+        updated = services.organization_update(changes=changes)
         obj.__dict__.update({k: v for k, v in updated.__dict__.items() if k != "_state"})
         obj._state.adding = False
 
