@@ -1,6 +1,33 @@
 from django.apps import AppConfig
 
+from billing_project.periodic import PeriodicTaskSpec
+
 
 class InvoicingConfig(AppConfig):
     name = "invoicing"
     verbose_name = "Invoicing"
+
+    periodic_tasks = [
+        PeriodicTaskSpec(
+            name="invoicing: bill due subscriptions",
+            task="invoicing.tasks.bill_due_subscriptions",
+            minute="10",
+            description="every hour at :10 UTC (after plans' :05 activations): one task per subscription-period "
+            "whose billing period ended in its customer's timezone",
+        ),
+        PeriodicTaskSpec(
+            name="invoicing: finalize drafts past their grace period",
+            task="invoicing.tasks.finalize_due_drafts",
+            minute="20",
+            description="every hour at :20 UTC: refresh drafts that received late events, finalize those "
+            "whose grace period has passed",
+        ),
+    ]
+
+    def ready(self) -> None:
+        from plans.signals import subscription_started, subscription_terminated
+
+        from . import receivers
+
+        subscription_started.connect(receivers.bill_started_subscription, dispatch_uid="invoicing.bill_started")
+        subscription_terminated.connect(receivers.bill_terminated_subscription, dispatch_uid="invoicing.bill_ended")

@@ -1,0 +1,541 @@
+"""The fees of one subscription-period: the one computation invoices and current usage share, so
+the two can never disagree.
+
+`billing_window_*` say what a run bills (the subscription fee's period, the usage period, the
+reason); `subscription_fees` turns a window into unsaved `Fee` rows: the subscription fee (in
+advance or in arrears, prorated, zero during a trial), one fee per charge (one per charge filter
+plus the unmatched remainder, one per group for grouped charges) and spending-minimum true-ups.
+Each fee is rounded once, half-up, to the currency's minor unit; `precise_amount` keeps the
+charge model's figure. Events are aggregated in SQL (metrics.aggregation), either one query per
+charge bucket (`DirectUsage`) or, for a bulk run, one query per bucket for many subscriptions
+(`BatchUsage`): the number of queries never depends on the number of events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Prefetch
+
+from billing_project.money import from_cents, round_amount
+from metrics.aggregation import AggregationResult, aggregate, aggregate_grouped, aggregate_subscriptions
+from metrics.models import BillableMetric
+from plans import charge_models, periods
+from plans.models import Charge, ChargeFilter, Subscription
+
+from .models import Fee, FeeType, InvoicingReason
+
+ZERO = Decimal(0)
+_TICK = timedelta(microseconds=1)
+
+
+# --------------------------------------------------------------------------------------------
+# What a run bills
+
+
+@dataclass(frozen=True)
+class BillingWindow:
+    """One subscription-period to bill. `fee_period` is the period the subscription fee covers
+    (None: no subscription fee on this invoice); `charges_*` the usage period (None: no usage)."""
+
+    reason: str
+    from_datetime: datetime
+    to_datetime: datetime
+    timestamp: datetime
+    fee_period: periods.Period | None
+    charges_period: periods.Period | None
+
+    @property
+    def charges_from_datetime(self) -> datetime | None:
+        return self.charges_period.from_datetime if self.charges_period else None
+
+    @property
+    def charges_to_datetime(self) -> datetime | None:
+        return self.charges_period.to_datetime if self.charges_period else None
+
+
+def _start(subscription: Subscription) -> datetime:
+    start = subscription.started_at or subscription.subscription_at
+    return max(start, subscription.subscription_at)
+
+
+def periodic_boundary(subscription: Subscription, at: datetime) -> datetime | None:
+    """The last period boundary at or before `at` that ended a billing (or charges) period of
+    `subscription` after it started, else None. With charges billed monthly on a yearly plan
+    the monthly boundaries count too."""
+    start = _start(subscription)
+    if at <= start:
+        return None
+    boundary = periods.subscription_period(subscription, at).from_datetime
+    if subscription.plan.bill_charges_monthly:
+        boundary = max(boundary, periods.subscription_charges_period(subscription, at).from_datetime)
+    return boundary if boundary > start else None
+
+
+def billing_window_periodic(subscription: Subscription, boundary: datetime) -> BillingWindow:
+    """The invoice due at `boundary` (a period end): in arrears, the ended period's fee and
+    usage; in advance, the next period's fee and the ended period's usage. A boundary that only
+    ends a monthly charges period of a yearly plan bills the usage alone."""
+    ended = periods.subscription_period(subscription, boundary - _TICK)
+    usage = periods.subscription_charges_period(subscription, boundary - _TICK)
+    if ended.to_datetime != boundary:  # only a charges boundary
+        return BillingWindow(
+            reason=InvoicingReason.SUBSCRIPTION_PERIODIC,
+            from_datetime=usage.from_datetime,
+            to_datetime=usage.to_datetime,
+            timestamp=boundary,
+            fee_period=None,
+            charges_period=usage,
+        )
+    fee_period = periods.subscription_period(subscription, boundary) if subscription.plan.pay_in_advance else ended
+    return BillingWindow(
+        reason=InvoicingReason.SUBSCRIPTION_PERIODIC,
+        from_datetime=fee_period.from_datetime,
+        to_datetime=fee_period.to_datetime,
+        timestamp=boundary,
+        fee_period=fee_period,
+        charges_period=usage,
+    )
+
+
+def billing_window_starting(subscription: Subscription) -> BillingWindow | None:
+    """A pay-in-advance plan bills its first (prorated) period when it starts; None otherwise."""
+    if not subscription.plan.pay_in_advance or subscription.started_at is None:
+        return None
+    first = periods.subscription_period(subscription, _start(subscription))
+    return BillingWindow(
+        reason=InvoicingReason.SUBSCRIPTION_STARTING,
+        from_datetime=first.from_datetime,
+        to_datetime=first.to_datetime,
+        timestamp=_start(subscription),
+        fee_period=first,
+        charges_period=None,
+    )
+
+
+def billing_window_final(subscription: Subscription, *, reason: str) -> BillingWindow:
+    """The last, possibly partial period of a terminated subscription (terminated, downgraded
+    or upgraded): usage up to the end; the fee in arrears for the days used (a fee paid in
+    advance was billed already, its unused part is credited by the caller)."""
+    end = subscription.terminated_at
+    assert end is not None, "a final window needs terminated_at"
+    tz = periods.subscription_timezone(subscription)
+    probe = max(end - _TICK, _start(subscription))
+    last = periods.clip_to(periods.subscription_period(subscription, probe), end, tz)
+    usage = periods.clip_to(periods.subscription_charges_period(subscription, probe), end, tz)
+    return BillingWindow(
+        reason=reason,
+        from_datetime=last.from_datetime,
+        to_datetime=last.to_datetime,
+        timestamp=end,
+        fee_period=None if subscription.plan.pay_in_advance else last,
+        charges_period=usage,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Usage: aggregation in SQL
+
+Filters = dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """The slice of a charge's events one fee prices: a charge filter's events (those it is the
+    most specific match for), or the remainder that matches no filter (charge_filter None)."""
+
+    charge_filter: ChargeFilter | None
+    filters: Filters | None
+    exclude_filters: tuple[Filters, ...]
+
+    def key(self, metric: BillableMetric) -> tuple[Any, ...]:
+        def freeze(values: Filters | None) -> tuple[Any, ...]:
+            return tuple(sorted((k, tuple(v)) for k, v in (values or {}).items()))
+
+        return (metric.pk, freeze(self.filters), tuple(freeze(x) for x in self.exclude_filters))
+
+
+def _filter_values(charge_filter: ChargeFilter, metric: BillableMetric) -> Filters:
+    """A filter's values with Lago's wildcard expanded to the metric filter's values for the key."""
+    metric_values = {f.key: [str(v) for v in f.values] for f in metric.filters.all()}
+    values: Filters = {}
+    for key, allowed in (charge_filter.values or {}).items():
+        allowed = [str(v) for v in allowed]
+        if charge_models.ALL_FILTER_VALUES in allowed:
+            allowed = metric_values.get(key, [])
+        values[key] = allowed
+    return values
+
+
+def charge_buckets(charge: Charge) -> list[Bucket]:
+    """One bucket per live filter, then the remainder (or just the charge without filters).
+    An event belongs to the most specific filter it matches (most keys, first listed on a tie),
+    as plans.charge_models.matching_filter decides: filter i takes the events matching it and
+    none of the filters that outrank it."""
+    metric = charge.billable_metric
+    filters = [f for f in charge.filters.all() if f.deleted_at is None]
+    if not filters:
+        return [Bucket(None, None, ())]
+    values = [_filter_values(f, metric) for f in filters]
+    buckets = []
+    for index, charge_filter in enumerate(filters):
+        outranking = tuple(
+            values[j]
+            for j in range(len(filters))
+            if j != index
+            and (len(values[j]) > len(values[index]) or (len(values[j]) == len(values[index]) and j < index))
+        )
+        buckets.append(Bucket(charge_filter, values[index], outranking))
+    buckets.append(Bucket(None, None, tuple(values)))
+    return buckets
+
+
+def _needs_event_values(charge_model: str, properties: dict[str, Any]) -> bool:
+    if charge_model != "percentage":
+        return False
+    keys = ("free_units_per_events", "free_units_per_total_aggregation")
+    bounds = ("per_transaction_min_amount", "per_transaction_max_amount")
+    return any(properties.get(k) for k in keys) or any(properties.get(k) not in (None, "") for k in bounds)
+
+
+class DirectUsage:
+    """One aggregation query per charge bucket of one subscription."""
+
+    def get(
+        self,
+        subscription: Subscription,
+        metric: BillableMetric,
+        bucket: Bucket,
+        period: periods.Period,
+        *,
+        with_event_values: bool = False,
+    ) -> AggregationResult:
+        return aggregate(
+            metric,
+            external_subscription_ids=[subscription.external_id],
+            from_datetime=period.from_datetime,
+            to_datetime=period.to_datetime,
+            filters=bucket.filters,
+            exclude_filters=bucket.exclude_filters,
+            with_event_values=with_event_values,
+        )
+
+    def grouped(
+        self, subscription: Subscription, metric: BillableMetric, bucket: Bucket, period: periods.Period, key: str
+    ) -> dict[str | None, AggregationResult]:
+        return aggregate_grouped(
+            metric,
+            external_subscription_ids=[subscription.external_id],
+            from_datetime=period.from_datetime,
+            to_datetime=period.to_datetime,
+            grouped_by=key,
+            filters=bucket.filters,
+            exclude_filters=bucket.exclude_filters,
+        )
+
+
+class BatchUsage(DirectUsage):
+    """Aggregates the plain buckets of many subscription-periods up front, one query per bucket
+    (metrics.aggregation.aggregate_subscriptions); anything else falls back to one query."""
+
+    def __init__(self, items: Iterable[tuple[Subscription, periods.Period]]) -> None:
+        self._cache: dict[tuple[Any, ...], AggregationResult] = {}
+        wanted: dict[tuple[Any, ...], tuple[BillableMetric, Bucket, dict[str, tuple[datetime, datetime]]]] = {}
+        for subscription, period in items:
+            for charge in billable_charges(subscription):
+                properties = charge_models.properties_for(charge)
+                if _needs_event_values(charge.charge_model, properties) or properties.get("grouped_by"):
+                    continue
+                metric = charge.billable_metric
+                for bucket in charge_buckets(charge):
+                    if bucket.charge_filter is not None:
+                        filter_properties = charge_models.properties_for(charge, bucket.charge_filter)
+                        if _needs_event_values(charge.charge_model, filter_properties):
+                            continue
+                    key = bucket.key(metric)
+                    entry = wanted.setdefault(key, (metric, bucket, {}))
+                    entry[2][subscription.external_id] = (period.from_datetime, period.to_datetime)
+        for key, (metric, bucket, by_subscription) in wanted.items():
+            results = aggregate_subscriptions(
+                metric,
+                periods=[(sub, start, end) for sub, (start, end) in by_subscription.items()],
+                filters=bucket.filters,
+                exclude_filters=bucket.exclude_filters,
+            )
+            for sub, result in results.items():
+                start, end = by_subscription[sub]
+                self._cache[(*key, sub, start, end)] = result
+
+    def get(
+        self,
+        subscription: Subscription,
+        metric: BillableMetric,
+        bucket: Bucket,
+        period: periods.Period,
+        *,
+        with_event_values: bool = False,
+    ) -> AggregationResult:
+        if not with_event_values:
+            cached = self._cache.get(
+                (*bucket.key(metric), subscription.external_id, period.from_datetime, period.to_datetime)
+            )
+            if cached is not None:
+                return cached
+        return super().get(subscription, metric, bucket, period, with_event_values=with_event_values)
+
+
+# --------------------------------------------------------------------------------------------
+# Fees
+
+
+def billable_charges(subscription: Subscription) -> list[Charge]:
+    """The plan's live charges (prefetched by `with_billing_relations`)."""
+    return [charge for charge in subscription.plan.charges.all() if charge.deleted_at is None]
+
+
+def with_billing_relations(queryset: Any) -> Any:
+    """Subscriptions with everything billing reads, in a constant number of queries."""
+    charges = (
+        Charge.objects.filter(deleted_at__isnull=True)
+        .select_related("billable_metric")
+        .prefetch_related(
+            "taxes",
+            "billable_metric__filters",
+            Prefetch("filters", queryset=ChargeFilter.objects.filter(deleted_at__isnull=True)),
+        )
+        .order_by("created_at", "id")
+    )
+    return queryset.select_related("customer", "plan", "previous_subscription").prefetch_related(
+        "plan__taxes", Prefetch("plan__charges", queryset=charges)
+    )
+
+
+def plan_currency(subscription: Subscription) -> str:
+    return str(subscription.plan.amount.currency)
+
+
+def _fee(subscription: Subscription, currency: str, precise: Decimal, **fields: Any) -> Fee:
+    return Fee(
+        subscription=subscription,
+        currency=currency,
+        precise_amount=precise,
+        amount=round_amount(precise, currency),
+        **fields,
+    )
+
+
+def _billable_fraction(subscription: Subscription, period: periods.Period) -> Decimal:
+    """The part of the full period to charge: the days of `period` after the free trial."""
+    trial_end = periods.trial_end(subscription)
+    if trial_end is None or trial_end <= period.from_datetime:
+        return period.fraction
+    if trial_end >= period.to_datetime:
+        return ZERO
+    tz = periods.subscription_timezone(subscription)
+    plan = subscription.plan
+    after_trial = periods.billing_period(
+        interval=plan.interval,
+        billing_time=subscription.billing_time,
+        anchor=subscription.subscription_at,
+        at=trial_end,
+        tz=tz,
+        clip_from=trial_end,
+    )
+    after_trial = periods.clip_to(after_trial, period.to_datetime, tz)
+    return Decimal(after_trial.days) / Decimal(period.full_days)
+
+
+def subscription_fee(subscription: Subscription, period: periods.Period) -> Fee:
+    plan = subscription.plan
+    currency = plan_currency(subscription)
+    fraction = _billable_fraction(subscription, period)
+    price = plan.amount.amount
+    precise = price * fraction
+    return _fee(
+        subscription,
+        currency,
+        precise,
+        fee_type=FeeType.SUBSCRIPTION,
+        units=Decimal(1),
+        unit_amount=precise,
+        pay_in_advance=plan.pay_in_advance,
+        from_datetime=period.from_datetime,
+        to_datetime=period.to_datetime,
+        invoice_display_name=plan.invoice_display_name or plan.name,
+        amount_details={
+            "plan_amount": _s(price),
+            "days": period.days,
+            "full_days": period.full_days,
+            "fraction": _s(fraction),
+        },
+    )
+
+
+def _s(value: Decimal) -> str:
+    return f"{Decimal(value).normalize():f}"
+
+
+def _price(
+    charge: Charge,
+    charge_filter: ChargeFilter | None,
+    result: AggregationResult,
+    currency: str,
+) -> charge_models.ChargeResult:
+    properties = charge_models.properties_for(charge, charge_filter)
+    return charge_models.compute(
+        charge.charge_model,
+        properties,
+        units=result.units,
+        events_count=result.events_count,
+        event_values=result.event_values,
+        precise_total_amount=from_cents(result.precise_total_amount_cents, currency),
+    )
+
+
+def charge_fees(
+    subscription: Subscription,
+    charge: Charge,
+    period: periods.Period,
+    *,
+    usage: DirectUsage,
+    with_true_up: bool = True,
+) -> list[Fee]:
+    """The fees of one charge over `period`: per bucket (filter, remainder), per group when the
+    charge is grouped, then a true-up up to the charge's (prorated) spending minimum."""
+    currency = plan_currency(subscription)
+    metric = charge.billable_metric
+    name = charge.invoice_display_name or metric.name
+    fees: list[Fee] = []
+    for bucket in charge_buckets(charge):
+        properties = charge_models.properties_for(charge, bucket.charge_filter)
+        grouped_by = [key for key in properties.get("grouped_by") or [] if key]
+        display = (
+            bucket.charge_filter.invoice_display_name or f"{name} {_describe(bucket.filters)}"
+            if bucket.charge_filter is not None
+            else name
+        )
+        common = {
+            "fee_type": FeeType.CHARGE,
+            "charge": charge,
+            "charge_filter": bucket.charge_filter,
+            "pay_in_advance": False,
+            "from_datetime": period.from_datetime,
+            "to_datetime": period.to_datetime,
+            "invoice_display_name": display,
+        }
+        if grouped_by:
+            # One fee per value of the (first) grouping key; Lago's single empty fee without events.
+            groups = usage.grouped(subscription, metric, bucket, period, grouped_by[0])
+            if not groups:
+                groups = {None: AggregationResult(units=ZERO, events_count=0)}
+            for value, result in sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or "")):
+                priced = _price(charge, bucket.charge_filter, result, currency)
+                fees.append(
+                    _fee(
+                        subscription,
+                        currency,
+                        priced.amount,
+                        units=priced.units,
+                        events_count=result.events_count,
+                        unit_amount=priced.unit_amount,
+                        amount_details=priced.details,
+                        grouped_by={grouped_by[0]: value} if value is not None else {},
+                        **common,
+                    )
+                )
+            continue
+        result = usage.get(
+            subscription,
+            metric,
+            bucket,
+            period,
+            with_event_values=_needs_event_values(charge.charge_model, properties),
+        )
+        priced = _price(charge, bucket.charge_filter, result, currency)
+        fees.append(
+            _fee(
+                subscription,
+                currency,
+                priced.amount,
+                units=priced.units,
+                events_count=result.events_count,
+                unit_amount=priced.unit_amount,
+                amount_details=priced.details,
+                **common,
+            )
+        )
+    if with_true_up and charge.min_amount and charge.min_amount > 0:
+        minimum = charge.min_amount * period.fraction
+        billed = sum((fee.amount for fee in fees), ZERO)
+        if round_amount(minimum, currency) > billed:
+            precise = minimum - billed
+            fees.append(
+                _fee(
+                    subscription,
+                    currency,
+                    precise,
+                    fee_type=FeeType.CHARGE,
+                    charge=charge,
+                    units=Decimal(1),
+                    unit_amount=precise,
+                    pay_in_advance=False,
+                    from_datetime=period.from_datetime,
+                    to_datetime=period.to_datetime,
+                    invoice_display_name=f"{name} - true-up",
+                    amount_details={"true_up": True, "min_amount": _s(minimum), "billed_amount": _s(billed)},
+                )
+            )
+    return fees
+
+
+def _describe(filters: Filters | None) -> str:
+    return ", ".join(f"{key}: {'/'.join(values)}" for key, values in (filters or {}).items())
+
+
+def subscription_fees(
+    subscription: Subscription,
+    window: BillingWindow,
+    *,
+    usage: DirectUsage | None = None,
+    with_true_up: bool = True,
+) -> list[Fee]:
+    """Every fee of `window`, unsaved (invoice unset), in invoice order: the subscription fee
+    first, then each charge's fees in the plan's order."""
+    usage = usage or DirectUsage()
+    fees: list[Fee] = []
+    if window.fee_period is not None:
+        fees.append(subscription_fee(subscription, window.fee_period))
+    if window.charges_period is not None:
+        for charge in billable_charges(subscription):
+            fees.extend(
+                charge_fees(subscription, charge, window.charges_period, usage=usage, with_true_up=with_true_up)
+            )
+    return fees
+
+
+def fees_total(fees: Sequence[Fee]) -> Decimal:
+    return sum((fee.amount for fee in fees), ZERO)
+
+
+@dataclass
+class ChargeUsage:
+    """A charge's usage over a period, for current usage: totals and per-filter fees."""
+
+    charge: Charge
+    fees: list[Fee] = field(default_factory=list)
+
+    @property
+    def units(self) -> Decimal:
+        return sum((fee.units for fee in self.fees), ZERO)
+
+    @property
+    def events_count(self) -> int:
+        return sum(fee.events_count for fee in self.fees)
+
+    @property
+    def amount(self) -> Decimal:
+        return fees_total(self.fees)

@@ -1,0 +1,58 @@
+"""Invoice numbers: gapless and unique, assigned at finalization (django-sequences).
+
+A sequence row is incremented inside the finalizing transaction and stays locked until it
+commits, so concurrent finalizations queue on it and a rolled-back one gives its number back:
+no gaps, no duplicates. Per customer (Lago's default): `<PREFIX>-<customer seq>-<invoice seq>`,
+each at least 3 digits; per organization: `<PREFIX>-<YYYYMM>-<seq>` with one organization-wide
+counter. Drafts are `<PREFIX>-DRAFT`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.db import transaction
+from sequences import get_next_value
+
+from customers.models import Customer, DocumentNumbering, Organization
+
+from .models import Invoice
+
+CUSTOMER_SEQUENCE = "customers.customer"
+ORGANIZATION_INVOICE_SEQUENCE = "invoicing.invoice.organization"
+
+
+def draft_number(organization: Organization) -> str:
+    return f"{organization.document_number_prefix}-DRAFT"
+
+
+def _customer_invoice_sequence(customer: Customer) -> str:
+    return f"invoicing.invoice.customer.{customer.pk}"
+
+
+def customer_sequential_id(customer: Customer) -> int:
+    """The customer's number in per-customer invoice numbers, assigned on first use under the
+    customer's row lock (two first invoices of one customer must agree on it)."""
+    if customer.sequential_id is not None:
+        return customer.sequential_id
+    locked = Customer.objects.select_for_update().only("sequential_id").get(pk=customer.pk)
+    if locked.sequential_id is None:
+        locked.sequential_id = get_next_value(CUSTOMER_SEQUENCE)
+        Customer.objects.filter(pk=customer.pk).update(sequential_id=locked.sequential_id)
+    customer.sequential_id = locked.sequential_id
+    return locked.sequential_id
+
+
+def invoice_number_assign(*, invoice: Invoice, organization: Organization, issuing_date: date) -> str:
+    """Give `invoice` its sequential ids and number (not saved). Call inside the finalizing
+    transaction, after every check that could still refuse the finalization."""
+    assert transaction.get_connection().in_atomic_block, "numbers are assigned inside the finalizing transaction"
+    customer = invoice.customer
+    prefix = organization.document_number_prefix
+    invoice.sequential_id = get_next_value(_customer_invoice_sequence(customer))
+    if organization.document_numbering == DocumentNumbering.PER_ORGANIZATION:
+        invoice.organization_sequential_id = get_next_value(ORGANIZATION_INVOICE_SEQUENCE)
+        invoice.number = f"{prefix}-{issuing_date:%Y%m}-{invoice.organization_sequential_id:03d}"
+    else:
+        invoice.number = f"{prefix}-{customer_sequential_id(customer):03d}-{invoice.sequential_id:03d}"
+    return invoice.number

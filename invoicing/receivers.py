@@ -1,0 +1,20 @@
+"""What invoicing does when plans announces a subscription's start or end (connected in ready()).
+Thin: each hands the billing to a task (run inline when Celery is eager)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def bill_started_subscription(sender: Any, *, subscription_id: Any, **kwargs: Any) -> None:
+    """A pay-in-advance plan bills its first period when it starts (reason subscription_starting)."""
+    from .tasks import bill_subscription_start
+
+    bill_subscription_start.delay(str(subscription_id))
+
+
+def bill_terminated_subscription(sender: Any, *, subscription_id: Any, **kwargs: Any) -> None:
+    """The final partial period (subscription_terminating; upgrading when a plan upgrade ended it)."""
+    from .tasks import bill_subscription_end
+
+    bill_subscription_end.delay(str(subscription_id))

@@ -1,0 +1,58 @@
+"""Celery tasks of the invoicing app: thin wrappers that load ids and call runs and services.
+Each is safe to run twice (a period billed already is skipped by the database)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from celery import shared_task
+from django.utils import timezone
+
+from . import pdf, runs, selectors, services
+from .models import Invoice
+
+
+@shared_task(name="invoicing.tasks.bill_due_subscriptions")
+def bill_due_subscriptions(at: str | None = None) -> dict[str, int]:
+    """Hourly at :10: one task per subscription-period due (the fan-out)."""
+    instant = datetime.fromisoformat(at) if at else timezone.now()
+    due = selectors.due_subscriptions(at=instant)
+    for item in due:
+        bill_subscription_period.delay(str(item.subscription.pk), item.window.reason, item.window.timestamp.isoformat())
+    return {"due": len(due)}
+
+
+@shared_task(name="invoicing.tasks.bill_subscription_period")
+def bill_subscription_period(subscription_id: str, reason: str, timestamp: str | None = None) -> str | None:
+    invoice = runs.bill_one(
+        subscription_id=subscription_id,
+        reason=reason,
+        timestamp=datetime.fromisoformat(timestamp) if timestamp else None,
+        actor="system:billing_run",
+    )
+    return str(invoice.pk) if invoice is not None else None
+
+
+@shared_task(name="invoicing.tasks.bill_subscription_start")
+def bill_subscription_start(subscription_id: str) -> str | None:
+    invoice = runs.bill_starting(subscription_id=subscription_id, actor="system:subscription_started")
+    return str(invoice.pk) if invoice is not None else None
+
+
+@shared_task(name="invoicing.tasks.bill_subscription_end")
+def bill_subscription_end(subscription_id: str) -> str | None:
+    invoice = runs.bill_final(subscription_id=subscription_id, actor="system:subscription_terminated")
+    return str(invoice.pk) if invoice is not None else None
+
+
+@shared_task(name="invoicing.tasks.finalize_due_drafts")
+def finalize_due_drafts() -> dict[str, int]:
+    """Hourly at :20: refresh drafts that received late events, finalize those past their grace."""
+    return services.invoices_finalize_due(now=timezone.now())
+
+
+@shared_task(name="invoicing.tasks.render_invoice_pdf")
+def render_invoice_pdf(invoice_id: str) -> None:
+    invoice = Invoice.objects.select_related("customer").filter(pk=invoice_id).first()
+    if invoice is not None:
+        pdf.invoice_pdf_render(invoice=invoice)
