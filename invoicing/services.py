@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from billing_project.money import from_cents, round_amount
 from customers.models import Customer, Organization
-from plans.models import AddOn, Subscription
+from plans.models import AddOn, Subscription, Tax
 
 from . import billing, credit_notes, numbering, totals
 from .errors import InvoicingError, NotAllowedError, NotFoundError
@@ -395,6 +395,18 @@ def _decimal(value: Any, field: str, *, default: Decimal | None = None) -> Decim
     return number
 
 
+def _aware(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else None
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvoicingError.field("from_datetime", "invalid_date") from None
+        return parsed if parsed.tzinfo is not None else None
+    return None
+
+
 @transaction.atomic
 def invoice_create_one_off(
     *,
@@ -423,9 +435,14 @@ def invoice_create_one_off(
     for row in fees:
         if not isinstance(row, Mapping):
             raise InvoicingError.field("fees", "invalid_type")
-        codes.append(str(row.get("add_on_code") or ""))
+        add_on = row.get("add_on")
+        codes.append(add_on.code if isinstance(add_on, AddOn) else str(row.get("add_on_code") or ""))
         rows.append(row)
     add_ons = {a.code: a for a in AddOn.live.filter(code__in=codes).prefetch_related("taxes")}
+    tax_codes = {str(code) for row in rows for code in (row.get("tax_codes") or [])}
+    taxes_by_code = {tax.code: tax for tax in Tax.objects.filter(code__in=tax_codes)} if tax_codes else {}
+    if tax_codes - set(taxes_by_code):
+        raise NotFoundError("tax")
     if not customer.currency:
         Customer.objects.filter(pk=customer.pk).update(currency=currency, updated_at=now)
         customer.currency = currency
@@ -453,22 +470,24 @@ def invoice_create_one_off(
         else:
             unit_amount = add_on.amount.amount
         precise = units * unit_amount
-        fee_rows.append(
-            Fee(
-                invoice=invoice,
-                add_on=add_on,
-                fee_type=FeeType.ADD_ON,
-                currency=currency,
-                units=units,
-                unit_amount=unit_amount,
-                precise_amount=precise,
-                amount=round_amount(precise, currency),
-                invoice_display_name=add_on.invoice_display_name or add_on.name,
-                description=str(row.get("description") or add_on.description or ""),
-                from_datetime=now,
-                to_datetime=now,
-            )
+        fee = Fee(
+            invoice=invoice,
+            add_on=add_on,
+            fee_type=FeeType.ADD_ON,
+            currency=currency,
+            units=units,
+            unit_amount=unit_amount,
+            precise_amount=precise,
+            amount=round_amount(precise, currency),
+            invoice_display_name=str(row.get("invoice_display_name") or add_on.invoice_display_name or add_on.name),
+            description=str(row.get("description") or add_on.description or ""),
+            from_datetime=_aware(row.get("from_datetime")) or now,
+            to_datetime=_aware(row.get("to_datetime")) or now,
         )
+        if row.get("tax_codes") is not None:
+            # Lago: a one-off fee's tax_codes replace the add-on's taxes.
+            fee.tax_override = [taxes_by_code[str(code)] for code in row["tax_codes"]]  # type: ignore[attr-defined]
+        fee_rows.append(fee)
     totals.invoice_fees_save(invoice=invoice, fees=fee_rows, with_coupons=False)
     invoice.save(update_fields=_AMOUNT_FIELDS)
     InvoiceEvent.objects.create(invoice=invoice, kind="created", actor=actor, payload=_totals_payload(invoice))

@@ -154,6 +154,9 @@ class TaxResolver:
         self._fallback: list[Tax] | None = None
 
     def for_fee(self, fee: Fee) -> list[Tax]:
+        override = getattr(fee, "tax_override", None)
+        if override is not None:
+            return list(override)
         if fee.add_on_id is not None:
             owners = [fee.add_on]
         else:

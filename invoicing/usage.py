@@ -63,6 +63,8 @@ class CustomerUsage:
     taxes_amount: Decimal
     total_amount: Decimal
     charges_usage: list[ChargeUsage]
+    # Every unsaved fee of the period, as the period's invoice would hold them.
+    fees: list[Fee] = field(default_factory=list)
 
 
 def customer_usage(*, subscription: Subscription, at: datetime) -> CustomerUsage:
@@ -115,4 +117,5 @@ def customer_usage(*, subscription: Subscription, at: datetime) -> CustomerUsage
         taxes_amount=taxes.amount,
         total_amount=amount + taxes.amount,
         charges_usage=charges_usage,
+        fees=all_fees,
     )

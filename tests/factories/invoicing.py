@@ -30,10 +30,14 @@ def subscribe(
     """An active subscription started at `start` (default 2024-01-01 UTC)."""
     start = start or utc(2024, 1, 1)
     customer = customer or make_customer(external_id=f"cust_{external_id}")
-    return make_subscription(customer=customer, plan=plan, external_id=external_id, subscription_at=start, now=start, **fields)
+    return make_subscription(
+        customer=customer, plan=plan, external_id=external_id, subscription_at=start, now=start, **fields
+    )
 
 
-def events(subscription: Subscription, timestamps: list[datetime], *, code: str = "api_calls", **properties: Any) -> None:
+def events(
+    subscription: Subscription, timestamps: list[datetime], *, code: str = "api_calls", **properties: Any
+) -> None:
     make_events(
         {"external_subscription_id": subscription.external_id, "code": code, "timestamp": t, "properties": properties}
         for t in timestamps
