@@ -39,7 +39,9 @@ MAX_METADATA = 5
 MAX_METADATA_KEY_LENGTH = 20
 MAX_METADATA_VALUE_LENGTH = 100
 MAX_DAYS = 36_500  # payment terms and grace periods, in days: a century is surely a typo
-CUSTOMER_SEQUENCE = "customers.customer.sequential_id"
+# The django-sequences name of customers' sequential ids. invoicing.numbering assigns one, with
+# the same name, to a customer that has none yet: one sequence, so the numbers never collide.
+CUSTOMER_SEQUENCE = "customers.customer"
 
 CUSTOMER_TEXT_FIELDS = (
     "name",

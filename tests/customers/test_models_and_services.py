@@ -115,3 +115,19 @@ def test_eight_concurrent_upserts_of_one_external_id_leave_one_customer():
     customer = Customer.live.get(external_id="race")
     assert customer.sequential_id is not None
     assert Customer.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_sequential_ids_come_from_the_sequence_invoicing_numbering_uses():
+    """Customers created through the service and customers numbered late by invoicing (rows made
+    without the service) draw from one sequence: no unique-constraint collision."""
+    from invoicing.numbering import customer_sequential_id
+
+    first = services.customer_upsert(external_id="a", changes={}).customer
+    legacy = make_customer(external_id="legacy")
+    with transaction.atomic():
+        legacy_number = customer_sequential_id(legacy)
+    second = services.customer_upsert(external_id="b", changes={}).customer
+
+    assert len({first.sequential_id, legacy_number, second.sequential_id}) == 3
+    assert second.sequential_id == legacy_number + 1 == first.sequential_id + 2
