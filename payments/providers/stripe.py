@@ -82,7 +82,7 @@ def configure() -> None:
     dj-stripe assigns `stripe.api_base = settings.STRIPE_API_HOST` at import even when the setting
     is empty, which would break every call: an empty host means api.stripe.com.
     """
-    stripe.api_base = settings.STRIPE_API_HOST or stripe.DEFAULT_API_BASE
+    stripe.api_base = getattr(settings, "STRIPE_API_HOST", "") or stripe.DEFAULT_API_BASE
     # The stripe library retries network failures itself, with an idempotency key of its own.
     stripe.max_network_retries = 2
 
