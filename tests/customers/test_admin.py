@@ -210,6 +210,7 @@ def test_api_key_created_in_the_admin_is_shown_once_and_works(admin_client, orga
     shown = [match for text in texts for match in re.findall(r"<code>(tg_[\w-]+)</code>", text)]
     assert len(shown) == 1
     raw = shown[0]
+    assert f"<code>{raw}</code>" in response.content.decode()  # rendered as markup, not escaped
     api_key = ApiKey.objects.get(name="zapier")
     assert api_key.key_hash == hash_api_key(raw)
 
