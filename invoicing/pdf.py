@@ -80,9 +80,43 @@ def customer_details(customer: Customer, snapshot: dict[str, Any] | None = None)
     return details
 
 
+def frozen(invoice: Invoice, part: str) -> dict[str, Any] | None:
+    """What finalization froze of the customer or of the organization (`part`), None on a draft.
+    The snapshot is {"customer": {...}, "organization": {...}} (services.customer_snapshot)."""
+    if invoice.finalized_at is None or not isinstance(invoice.customer_snapshot, dict):
+        return None
+    details = invoice.customer_snapshot.get(part)
+    return details if isinstance(details, dict) else None
+
+
 def invoice_customer_details(invoice: Invoice) -> dict[str, Any]:
-    snapshot = invoice.customer_snapshot if invoice.finalized_at is not None else None
-    return customer_details(invoice.customer, snapshot)
+    return customer_details(invoice.customer, frozen(invoice, "customer"))
+
+
+ISSUER_FIELDS = (
+    "name",
+    "legal_name",
+    "legal_number",
+    "address_line1",
+    "address_line2",
+    "zipcode",
+    "city",
+    "state",
+    "country",
+    "email",
+    "tax_identification_number",
+    "invoice_footer",
+    "timezone",
+)
+
+
+def issuer_details(invoice: Invoice, organization: Organization) -> dict[str, Any]:
+    """The issuer as the invoice was issued by it (the live organization on a draft)."""
+    details = {field: getattr(organization, field, "") or "" for field in ISSUER_FIELDS}
+    for key, value in (frozen(invoice, "organization") or {}).items():
+        if key in details:
+            details[key] = value if value is not None else ""
+    return details
 
 
 def fee_item(fee: Fee) -> dict[str, Any]:
@@ -225,10 +259,10 @@ def _lines(fees: list[Fee], tz: str) -> list[Line]:
 
 def invoice_context(invoice: Invoice) -> dict[str, Any]:
     """Everything invoice.html shows, formatted (the template only lays it out)."""
-    organization = Organization.current()
+    organization = issuer_details(invoice, Organization.current())
     currency = invoice.currency
     customer = invoice_customer_details(invoice)
-    tz = customer.get("timezone") or organization.timezone or "UTC"
+    tz = customer.get("timezone") or organization["timezone"] or "UTC"
     fees = list(invoice.fees.all())
     credits = list(invoice.credits.all())
     money = {
@@ -282,13 +316,13 @@ def invoice_context(invoice: Invoice) -> dict[str, Any]:
         "has_prepaid_credit": invoice.prepaid_credit_amount != 0,
         "has_payments": invoice.total_paid_amount != 0,
         "amount_due": format_money(due, currency),
-        "footer": organization.invoice_footer,
+        "footer": organization["invoice_footer"],
     }
 
 
 def credit_note_context(credit_note: CreditNote) -> dict[str, Any]:
-    organization = Organization.current()
     invoice = credit_note.invoice
+    organization = issuer_details(invoice, Organization.current())
     currency = credit_note.currency
     return {
         "credit_note": credit_note,
@@ -325,7 +359,7 @@ def credit_note_context(credit_note: CreditNote) -> dict[str, Any]:
             )
         },
         "has_coupons_adjustment": credit_note.coupons_adjustment_amount != 0,
-        "footer": organization.invoice_footer,
+        "footer": organization["invoice_footer"],
     }
 
 

@@ -20,7 +20,7 @@ from customers.models import Customer, Organization
 from plans.api.serializers import SubscriptionContext, iso, serialize_subscription
 
 from ..models import Credit, Fee, FeeType, Invoice, InvoiceSubscription, PaymentStatus
-from ..pdf import customer_details, fee_item, signed_file_url
+from ..pdf import customer_details, fee_item, frozen, signed_file_url
 
 # --------------------------------------------------------------------------------------------
 # Requests
@@ -268,7 +268,7 @@ def serialize_invoice(invoice: Invoice, context: InvoiceContext, *, full: bool =
             "total_paid",
         )
     }
-    snapshot = invoice.customer_snapshot if invoice.finalized_at is not None else None
+    snapshot = frozen(invoice, "customer")
     answer: dict[str, Any] = {
         "lago_id": str(invoice.pk),
         "billing_entity_code": None,

@@ -25,7 +25,7 @@ from billing_project.api.views import paginated, unwrap
 from customers.models import Customer
 from plans.models import AddOn, Subscription, SubscriptionStatus
 
-from .. import pdf
+from .. import pdf, services
 from ..errors import InvoicingError
 from ..models import FeeType, Invoice, InvoiceStatus, InvoiceType, PaymentStatus
 from . import queries
@@ -36,14 +36,6 @@ logger = logging.getLogger(__name__)
 _OBJECT = OpenApiResponse(response=OpenApiTypes.OBJECT)
 _ERROR = OpenApiResponse(response=OpenApiTypes.OBJECT, description="Lago's error shape")
 _PAGE = [OpenApiParameter("page", int), OpenApiParameter("per_page", int)]
-
-
-def _services() -> Any:
-    # The billing services (invoice_finalize, invoice_refresh, ...): imported when called, so the
-    # API module loads even where the billing run is not installed (a migration, a schema build).
-    from .. import services
-
-    return services
 
 
 class _Refused(Exception):
@@ -210,7 +202,7 @@ class InvoicesView(_InvoicingView):
             }
             for fee in data["fees"]
         ]
-        invoice = _services().invoice_create_one_off(
+        invoice = services.invoice_create_one_off(
             customer=customer, currency=(data.get("currency") or "").upper(), fees=fees, actor=actor_of(request)
         )
         return _invoice_answer(request, invoice)
@@ -238,7 +230,7 @@ class InvoiceView(_InvoicingView):
             changes["payment_status"] = data["payment_status"]
         if "metadata" in data:
             changes["metadata"] = [dict(item) for item in data["metadata"]]
-        updated = _services().invoice_update(invoice=invoice, actor=actor_of(request), **changes)
+        updated = services.invoice_update(invoice=invoice, actor=actor_of(request), **changes)
         return _invoice_answer(request, updated)
 
 
@@ -252,7 +244,7 @@ def _action(operation_id: str, service: str, description: str) -> Callable[..., 
     @lago_errors
     def handler(self: APIView, request: Request, invoice_id: str) -> Response:
         invoice = _invoice(invoice_id)
-        updated = getattr(_services(), service)(invoice=invoice, actor=actor_of(request))
+        updated = getattr(services, service)(invoice=invoice, actor=actor_of(request))
         return _invoice_answer(request, updated)
 
     return handler

@@ -39,9 +39,8 @@ def _pdf_of(document: Invoice | CreditNote) -> str:
 
 
 def test_invoice_pdf_shows_number_lines_taxes_and_totals(organization):
-    Organization.objects.filter(pk=1).update(
-        legal_name="Tollgate SAS", invoice_footer="Thank you. Bank: FR76 0000 0000 0000", city="Lyon"
-    )
+    # The issuer as frozen at finalization (the conftest snapshot), over the live organization.
+    Organization.objects.filter(pk=1).update(legal_name="Renamed since", city="Lyon")
     invoice = make_invoice(customer=make_customer(external_id="acme", name="Acme Corp", currency="USD"))
 
     pdf.invoice_pdf_render(invoice=invoice, actor="test")
@@ -49,7 +48,8 @@ def test_invoice_pdf_shows_number_lines_taxes_and_totals(organization):
 
     assert invoice.number in text
     for expected in (
-        "Tollgate SAS",  # issuer
+        "Tollgate SAS",  # issuer (frozen)
+        "Lyon",  # live details the snapshot did not hold
         "Acme Corp Ltd",  # the frozen customer (snapshot), not the live name
         "Paris",
         "Feb 1, 2025",  # issuing date

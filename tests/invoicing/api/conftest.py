@@ -115,7 +115,10 @@ def make_invoice(
         sub_total_including_taxes_amount=Decimal("51.76"),
         total_amount=Decimal("51.76"),
         finalized_at=timezone.now() if finalized else None,
-        customer_snapshot={"name": customer.name, "legal_name": f"{customer.name} Ltd", "city": "Paris"}
+        customer_snapshot={
+            "customer": {"name": customer.name, "legal_name": f"{customer.name} Ltd", "city": "Paris"},
+            "organization": {"legal_name": "Tollgate SAS", "invoice_footer": "Thank you. Bank: FR76 0000 0000 0000"},
+        }
         if finalized
         else {},
         metadata=[{"lago_id": "8f0e8e0e-0000-4000-8000-000000000001", "key": "po", "value": "PO-7"}],
