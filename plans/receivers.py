@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
 
 from . import services
@@ -39,3 +40,12 @@ def apply_customer_tax_codes(sender: Any, *, customer_id: Any, tax_codes: Any = 
     if unknown:
         logger.warning("plans: customer %s: unknown tax codes %s ignored", customer.external_id, unknown)
     services.customer_taxes_set(customer=customer, tax_codes=[code for code in codes if code in known])
+
+
+def end_subscriptions_of_deleted_customer(sender: Any, *, customer_id: Any, **kwargs: Any) -> None:
+    """Lago terminates a deleted customer's subscriptions: active ones end now (invoicing bills
+    their last partial period on `subscription_terminated`), pending ones are canceled."""
+    with transaction.atomic():
+        live = Subscription.objects.filter(customer_id=customer_id, status__in=("active", "pending"))
+        for subscription in live.select_related("customer", "plan").order_by("created_at"):
+            services.subscription_terminate(subscription=subscription)

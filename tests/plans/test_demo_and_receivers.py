@@ -103,3 +103,22 @@ def test_customer_saved_with_tax_codes_sets_the_customers_taxes():
     assert customer.applied_taxes.count() == 1
     customer_saved.send(sender=None, customer_id=customer.pk, tax_codes=[])
     assert customer.applied_taxes.count() == 0
+
+
+def test_deleting_a_customer_ends_its_subscriptions(api, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    customer = make_customer(external_id="leaving")
+    active = make_subscription(customer=customer, external_id="sub_active")
+    pending = make_subscription(
+        customer=customer, external_id="sub_later", subscription_at=timezone.now() + timedelta(days=10)
+    )
+    other = make_subscription(external_id="sub_other")
+    assert (active.status, pending.status, other.status) == ("active", "pending", "active")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.delete("/api/v1/customers/leaving")
+
+    assert response.status_code == 200
+    statuses = dict(Subscription.objects.values_list("external_id", "status"))
+    assert statuses == {"sub_active": "terminated", "sub_later": "canceled", "sub_other": "active"}
