@@ -1,0 +1,362 @@
+"""The finance console: invoices with their fees, taxes, credits, credit notes and audit trail.
+
+Issued documents are never edited here (nor deleted; `delete_selected` is gone): every form is
+read-only and every change is an action that calls the same billing services as the API
+(finalize, refresh, void) or renders the PDF again, reporting success or refusal per invoice and
+writing a LogEntry. Fees and credit notes are read-only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from . import pdf, services
+from .errors import InvoicingError
+from .models import (
+    CreditNote,
+    CreditNoteAppliedTax,
+    CreditNoteItem,
+    Fee,
+    Invoice,
+    InvoiceAppliedTax,
+    InvoiceEvent,
+    InvoiceStatus,
+    InvoiceSubscription,
+)
+
+# More per-object messages than this are summed up (a month-end batch of 500 would bury the page).
+MAX_MESSAGES = 20
+
+
+def _pdf_link(document: Invoice | CreditNote) -> str:
+    if not document.file:
+        return "-"
+    # A relative link signed like the API's: valid TOLLGATE_PDF_LINK_MAX_AGE after the page loads.
+    url = reverse("invoicing-document", args=[pdf.sign_document(document)])
+    return format_html('<a href="{}" target="_blank" rel="noopener">PDF</a>', url)
+
+
+def _actor(request: HttpRequest) -> str:
+    return f"admin:{request.user.get_username()}"
+
+
+class _ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class InvoiceSubscriptionInline(_ReadOnlyInline):
+    model = InvoiceSubscription
+    verbose_name = "billing period"
+    fields = ["subscription", "invoicing_reason", "from_datetime", "to_datetime", "charges_from_datetime"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).select_related("subscription")
+
+
+class FeeInline(_ReadOnlyInline):
+    model = Fee
+    fields = ["line", "fee_type", "units", "events_count", "unit_amount", "amount", "precise_amount", "taxes_amount"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("charge__billable_metric", "charge_filter", "subscription__plan", "add_on")
+        )
+
+    @admin.display(description="line")
+    def line(self, fee: Fee) -> str:
+        return pdf.fee_line_name(fee)
+
+
+class InvoiceAppliedTaxInline(_ReadOnlyInline):
+    model = InvoiceAppliedTax
+    verbose_name = "tax"
+    fields = ["tax_code", "tax_name", "tax_rate", "fees_amount", "amount"]
+    readonly_fields = fields
+
+
+class CreditNoteInline(_ReadOnlyInline):
+    model = CreditNote
+    fields = ["number_link", "reason", "credit_status", "refund_status", "total_amount", "issuing_date"]
+    readonly_fields = fields
+
+    @admin.display(description="number")
+    def number_link(self, note: CreditNote) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("admin:invoicing_creditnote_change", args=[note.pk]), note)
+
+
+class InvoiceEventInline(_ReadOnlyInline):
+    model = InvoiceEvent
+    fk_name = "invoice"
+    verbose_name = "history entry"
+    verbose_name_plural = "history"
+    fields = ["created_at", "kind", "actor", "payload"]
+    readonly_fields = fields
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    list_display = [
+        "number_or_id",
+        "customer_link",
+        "invoice_type",
+        "status",
+        "payment_status",
+        "payment_overdue",
+        "total",
+        "due",
+        "issuing_date",
+        "payment_due_date",
+        "pdf",
+    ]
+    list_filter = [
+        "status",
+        "payment_status",
+        "invoice_type",
+        "payment_overdue",
+        "currency",
+        ("issuing_date", admin.DateFieldListFilter),
+    ]
+    search_fields = ["number", "=customer__external_id", "customer__name"]
+    list_select_related = ["customer"]
+    date_hierarchy = "issuing_date"
+    ordering = ["-issuing_date", "-created_at"]
+    list_per_page = 50
+    show_full_result_count = False  # a COUNT(*) over every invoice on each page is not worth it
+    inlines = [InvoiceSubscriptionInline, FeeInline, InvoiceAppliedTaxInline, CreditNoteInline, InvoiceEventInline]
+    actions = ["finalize", "refresh", "void", "regenerate_pdf"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "number",
+                    "customer_link",
+                    "invoice_type",
+                    "status",
+                    "payment_status",
+                    "payment_overdue",
+                    "currency",
+                    "issuing_date",
+                    "payment_due_date",
+                    "net_payment_term",
+                    "pdf",
+                ]
+            },
+        ),
+        (
+            "Amounts",
+            {
+                "fields": [
+                    "fees_amount",
+                    "coupons_amount",
+                    "sub_total_excluding_taxes_amount",
+                    "taxes_amount",
+                    "sub_total_including_taxes_amount",
+                    "credit_notes_amount",
+                    "prepaid_credit_amount",
+                    "total_amount",
+                    "total_paid_amount",
+                    "due",
+                ]
+            },
+        ),
+        (
+            "Record",
+            {
+                "classes": ["collapse"],
+                "fields": [
+                    "id",
+                    "sequential_id",
+                    "customer_snapshot",
+                    "metadata",
+                    "finalized_at",
+                    "voided_at",
+                    "created_at",
+                    "updated_at",
+                ],
+            },
+        ),
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field for _, options in self.fieldsets for field in options["fields"]]
+
+    # Invoices come from billing runs and the API; they change only through the actions below.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_billing_permission(self, request: HttpRequest) -> bool:
+        """The actions need the model's real change permission (the forms are read-only for all)."""
+        return request.user.has_perm("invoicing.change_invoice")
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description="number", ordering="number")
+    def number_or_id(self, invoice: Invoice) -> str:
+        return invoice.number or str(invoice.pk)
+
+    @admin.display(description="customer", ordering="customer__external_id")
+    def customer_link(self, invoice: Invoice) -> str:
+        customer = invoice.customer
+        url = reverse("admin:customers_customer_change", args=[customer.pk])
+        return format_html("<a href='{}'>{}</a> ({})", url, customer.name or customer.external_id, customer.external_id)
+
+    @admin.display(description="total", ordering="total_amount")
+    def total(self, invoice: Invoice) -> str:
+        return pdf.format_money(invoice.total_amount, invoice.currency)
+
+    @admin.display(description="amount due")
+    def due(self, invoice: Invoice) -> str:
+        return pdf.format_money(invoice.total_due_amount, invoice.currency)
+
+    @admin.display(description="PDF")
+    def pdf(self, invoice: Invoice) -> str:
+        return _pdf_link(invoice)
+
+    # --- actions -----------------------------------------------------------------------------
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet, done: str, call: Any) -> None:
+        """Run `call(invoice)` on each selected invoice in its own transaction (the service's),
+        report each outcome, and log what changed."""
+        succeeded: list[str] = []
+        refused: list[str] = []
+        for invoice in queryset.select_related("customer").order_by("issuing_date", "created_at"):
+            label = invoice.number or str(invoice.pk)
+            try:
+                result = call(invoice)
+            except InvoicingError as error:
+                refused.append(f"{label}: {error.code}{f' {error.details}' if error.details else ''}")
+                continue
+            self.log_change(request, invoice, done.capitalize())
+            # Named as it is now (a finalized draft has its number).
+            succeeded.append(getattr(result, "number", None) or label)
+        for label in succeeded[:MAX_MESSAGES]:
+            self.message_user(request, f"{label}: {done}", messages.SUCCESS)
+        for line in refused[:MAX_MESSAGES]:
+            self.message_user(request, f"{line} (not {done})", messages.WARNING)
+        hidden = max(len(succeeded) - MAX_MESSAGES, 0) + max(len(refused) - MAX_MESSAGES, 0)
+        if hidden:
+            self.message_user(
+                request, f"{len(succeeded)} {done}, {len(refused)} refused ({hidden} not listed)", messages.INFO
+            )
+
+    @admin.action(description="Finalize selected drafts", permissions=["billing"])
+    def finalize(self, request: HttpRequest, queryset: QuerySet) -> None:
+        service = services.invoice_finalize
+        self._apply(request, queryset, "finalized", lambda invoice: service(invoice=invoice, actor=_actor(request)))
+
+    @admin.action(description="Refresh selected drafts (recompute from usage)", permissions=["billing"])
+    def refresh(self, request: HttpRequest, queryset: QuerySet) -> None:
+        service = services.invoice_refresh
+        self._apply(request, queryset, "refreshed", lambda invoice: service(invoice=invoice, actor=_actor(request)))
+
+    @admin.action(description="Void selected invoices (finalized, not paid)", permissions=["billing"])
+    def void(self, request: HttpRequest, queryset: QuerySet) -> None:
+        service = services.invoice_void
+        self._apply(request, queryset, "voided", lambda invoice: service(invoice=invoice, actor=_actor(request)))
+
+    @admin.action(description="Render the PDF again", permissions=["billing"])
+    def regenerate_pdf(self, request: HttpRequest, queryset: QuerySet) -> None:
+        def render(invoice: Invoice) -> None:
+            if invoice.status not in (InvoiceStatus.FINALIZED, InvoiceStatus.VOIDED):
+                raise InvoicingError(code="is_draft")
+            pdf.invoice_pdf_render(invoice=invoice, actor=_actor(request))
+
+        self._apply(request, queryset, "PDF rendered", render)
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Fee)
+class FeeAdmin(_ReadOnlyAdmin):
+    list_display = ["line", "invoice_link", "fee_type", "units", "events_count", "amount", "currency", "created_at"]
+    list_filter = ["fee_type", "currency", "pay_in_advance"]
+    search_fields = ["invoice__number", "=invoice__customer__external_id", "=subscription__external_id"]
+    list_select_related = ["invoice", "charge__billable_metric", "charge_filter", "subscription__plan", "add_on"]
+    show_full_result_count = False
+
+    @admin.display(description="line")
+    def line(self, fee: Fee) -> str:
+        return pdf.fee_line_name(fee)
+
+    @admin.display(description="invoice", ordering="invoice__number")
+    def invoice_link(self, fee: Fee) -> str:
+        invoice = fee.invoice
+        url = reverse("admin:invoicing_invoice_change", args=[invoice.pk])
+        return format_html("<a href='{}'>{}</a>", url, invoice.number or invoice.pk)
+
+
+class CreditNoteItemInline(_ReadOnlyInline):
+    model = CreditNoteItem
+    fields = ["fee", "amount", "precise_amount"]
+    readonly_fields = fields
+
+
+class CreditNoteAppliedTaxInline(_ReadOnlyInline):
+    model = CreditNoteAppliedTax
+    fields = ["tax_code", "tax_name", "tax_rate", "base_amount", "amount"]
+    readonly_fields = fields
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(_ReadOnlyAdmin):
+    list_display = [
+        "number",
+        "invoice",
+        "customer",
+        "reason",
+        "credit_status",
+        "refund_status",
+        "total_amount",
+        "balance_amount",
+        "currency",
+        "issuing_date",
+        "pdf",
+    ]
+    list_filter = ["reason", "credit_status", "refund_status", "currency"]
+    search_fields = ["number", "invoice__number", "=customer__external_id"]
+    list_select_related = ["invoice", "customer"]
+    inlines = [CreditNoteItemInline, CreditNoteAppliedTaxInline]
+
+    @admin.display(description="PDF")
+    def pdf(self, note: CreditNote) -> str:
+        return _pdf_link(note)
