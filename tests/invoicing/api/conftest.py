@@ -99,7 +99,7 @@ def make_invoice(
     period_to = datetime(issuing_date.year, issuing_date.month, 1, tzinfo=UTC)
     period_from = (period_to - timedelta(days=1)).replace(day=1)
     finalized = status != InvoiceStatus.DRAFT
-    fields.setdefault("number", f"TOL-{sequence:03d}-001" if finalized else "TOL-DRAFT")
+    fields.setdefault("number", f"FIX-{sequence:04d}" if finalized else "TOL-DRAFT")
     fields.setdefault("sequential_id", sequence if finalized else None)
     invoice = Invoice.objects.create(
         customer=customer,
