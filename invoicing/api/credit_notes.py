@@ -1,3 +1,368 @@
-"""Credit notes API routes (filled by the credit-notes work): /credit_notes, estimate, void, download."""
+"""Credit notes in Lago's paths and shapes: create, estimate, list, show, void, download.
+Thin: parse, call invoicing.credit_notes, render. Amounts travel as integer `*_cents`."""
 
-urlpatterns: list = []
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing_project.api.errors import NotFound, Unprocessable, error_body
+from billing_project.api.views import paginated, unwrap
+from billing_project.money import from_cents, to_cents
+from customers.models import Customer
+from plans.api.serializers import iso
+
+from .. import credit_notes, pdf
+from ..errors import InvoicingError
+from ..models import CreditNote, CreditNoteItem, CreditNoteReason, CreditStatus, Fee, Invoice, RefundStatus
+from .queries import FEE_RELATIONS
+from .serializers import InvoiceContext, StrictIntegerField, serialize_customer, serialize_fee
+
+_OBJECT = OpenApiResponse(response=OpenApiTypes.OBJECT)
+_ERROR = OpenApiResponse(response=OpenApiTypes.OBJECT, description="Lago's error shape")
+_CENTS = {"required": False, "allow_null": True, "max_value": 10**15}
+
+# --------------------------------------------------------------------------------------------
+# Requests
+
+
+class CreditNoteItemInput(serializers.Serializer):
+    fee_id = serializers.CharField(max_length=64)
+    # A negative amount is the service's `invalid_value` (Lago's code), not a type error.
+    amount_cents = StrictIntegerField(min_value=-(10**15), max_value=10**15)
+
+
+class CreditNoteInput(serializers.Serializer):
+    invoice_id = serializers.CharField(required=False, allow_null=True, max_length=64)
+    reason = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=64)
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)
+    credit_amount_cents = StrictIntegerField(min_value=0, **_CENTS)
+    refund_amount_cents = StrictIntegerField(min_value=0, **_CENTS)
+    # Offsetting an unpaid invoice (Lago 1.3x) is not offered: only 0 or nothing is accepted.
+    offset_amount_cents = StrictIntegerField(min_value=0, required=False, allow_null=True, max_value=0)
+    items = serializers.ListField(child=CreditNoteItemInput(), max_length=500)
+    metadata = serializers.DictField(required=False, allow_null=True)
+
+
+class CreditNoteEstimateInput(serializers.Serializer):
+    invoice_id = serializers.CharField(required=False, allow_null=True, max_length=64)
+    items = serializers.ListField(child=CreditNoteItemInput(), max_length=500)
+
+
+def _parse(serializer_class: type[serializers.Serializer], data: dict[str, Any]) -> dict[str, Any]:
+    if "items" in data and not isinstance(data["items"], list):
+        raise Unprocessable({"items": ["must_be_an_array"]})
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _invoice(invoice_id: Any) -> Invoice:
+    parsed = _uuid(invoice_id) if invoice_id else None
+    invoice = Invoice.objects.select_related("customer").filter(pk=parsed).first() if parsed else None
+    if invoice is None:
+        raise NotFound("invoice")
+    return invoice
+
+
+def _items(invoice: Invoice, rows: list[dict[str, Any]]) -> list[tuple[Fee | None, Decimal]]:
+    """(fee, amount) pairs; a fee that is not on the invoice stays None, which the service answers
+    with fee_not_found after its own checks of the invoice (Lago's order)."""
+    wanted = {_uuid(row["fee_id"]) for row in rows} - {None}
+    fees = {fee.pk: fee for fee in Fee.objects.filter(invoice_id=invoice.pk, pk__in=wanted)}
+    return [(fees.get(_uuid(row["fee_id"])), from_cents(row["amount_cents"], invoice.currency)) for row in rows]
+
+
+def _cents_or_none(value: int | None, currency: str) -> Decimal | None:
+    return None if value is None else from_cents(value, currency)
+
+
+# --------------------------------------------------------------------------------------------
+# Answers
+
+
+def credit_notes_in_full() -> QuerySet[CreditNote]:
+    """Notes with what their answer renders, in a constant number of queries per page."""
+    items = CreditNoteItem.objects.select_related(*(f"fee__{relation}" for relation in FEE_RELATIONS)).order_by(
+        "created_at", "id"
+    )
+    return (
+        CreditNote.objects.select_related("invoice__customer", "customer")
+        .prefetch_related(Prefetch("items", queryset=items), "items__fee__applied_taxes", "applied_taxes")
+        .order_by("-created_at", "-id")
+    )
+
+
+def serialize_credit_note(note: CreditNote, context: InvoiceContext) -> dict[str, Any]:
+    """Lago's credit note object (lago-python-client's CreditNoteResponse)."""
+    currency = note.currency
+    invoice = note.invoice
+
+    def cents(amount: Decimal) -> int:
+        return to_cents(amount, currency)
+
+    return {
+        "lago_id": str(note.pk),
+        "billing_entity_code": None,
+        "sequential_id": note.sequential_id,
+        "number": note.number,
+        "lago_invoice_id": str(invoice.pk),
+        "invoice_number": invoice.number,
+        "purchase_order_number": None,
+        "issuing_date": note.issuing_date.isoformat(),
+        "credit_status": note.credit_status,
+        "refund_status": note.refund_status,
+        "reason": note.reason,
+        "description": note.description or None,
+        "currency": currency,
+        "total_amount_cents": cents(note.total_amount),
+        "precise_total_amount_cents": str(cents(note.total_amount)),
+        "taxes_amount_cents": cents(note.taxes_amount),
+        "precise_taxes_amount_cents": str(cents(note.taxes_amount)),
+        "sub_total_excluding_taxes_amount_cents": cents(note.sub_total_excluding_taxes_amount),
+        "balance_amount_cents": cents(note.balance_amount),
+        "credit_amount_cents": cents(note.credit_amount),
+        "refund_amount_cents": cents(note.refund_amount),
+        "offset_amount_cents": 0,
+        "coupons_adjustment_amount_cents": cents(note.coupons_adjustment_amount),
+        "taxes_rate": float(note.taxes_rate),
+        "created_at": iso(note.created_at),
+        "updated_at": iso(note.updated_at),
+        "voided_at": iso(note.voided_at),
+        "file_url": pdf.signed_file_url(obj=note, base_url=context.base_url) if note.file else None,
+        "xml_url": None,
+        "self_billed": False,
+        "customer": serialize_customer(note.customer, context),
+        "items": [
+            {
+                "lago_id": str(item.pk),
+                "amount_cents": cents(item.amount),
+                "precise_amount_cents": format((item.precise_amount / from_cents(1, currency)).normalize(), "f"),
+                "amount_currency": currency,
+                "fee": serialize_fee(item.fee, invoice),
+            }
+            for item in note.items.all()
+        ],
+        "applied_taxes": [
+            {
+                "lago_id": str(line.pk),
+                "lago_credit_note_id": str(note.pk),
+                "lago_tax_id": str(line.tax_id) if line.tax_id else None,
+                "tax_name": line.tax_name,
+                "tax_code": line.tax_code,
+                "tax_rate": float(line.tax_rate),
+                "tax_description": line.tax_description or None,
+                "base_amount_cents": cents(line.base_amount),
+                "amount_cents": cents(line.amount),
+                "amount_currency": currency,
+                "created_at": iso(note.created_at),
+            }
+            for line in note.applied_taxes.all()
+        ],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Views
+
+
+class _Refused(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def lago_errors(method: Callable[..., Response]) -> Callable[..., Response]:
+    """The service's InvoicingError in the API's one shape (404 `<resource>_not_found`, 405
+    `not_allowed` codes such as no_voidable_amount, 422 with error_details)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return method(*args, **kwargs)
+        except InvoicingError as error:
+            body = error_body(error.status, code=error.code)
+            if error.details:
+                body["error_details"] = error.details
+            raise _Refused(Response(body, status=error.status)) from None
+
+    return wrapper
+
+
+class _CreditNotesView(APIView):
+    resource_name = "credit_note"
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, _Refused):
+            return exc.response
+        return super().handle_exception(exc)
+
+
+def _actor(request: Request) -> str:
+    api_key = getattr(request.user, "api_key", None)
+    return f"api:{api_key.name}" if api_key is not None else "api"
+
+
+def _context(request: Request) -> InvoiceContext:
+    return InvoiceContext(request.build_absolute_uri("/").rstrip("/"))
+
+
+def _credit_note(credit_note_id: str) -> CreditNote:
+    parsed = _uuid(credit_note_id)
+    note = credit_notes_in_full().filter(pk=parsed).first() if parsed else None
+    if note is None:
+        raise NotFound("credit_note")
+    return note
+
+
+def _answer(request: Request, note: CreditNote) -> Response:
+    fresh = credit_notes_in_full().get(pk=note.pk)
+    return Response({"credit_note": serialize_credit_note(fresh, _context(request))})
+
+
+def _list(request: Request, queryset: QuerySet[CreditNote]) -> Response:
+    params = request.query_params
+    for name, values in (
+        ("credit_status", CreditStatus.values),
+        ("refund_status", RefundStatus.values),
+        ("reason", CreditNoteReason.values),
+    ):
+        value = params.get(name)
+        if value:
+            if value not in values:
+                raise Unprocessable({name: ["value_is_invalid"]})
+            queryset = queryset.filter(**{name: value})
+    if params.get("currency"):
+        queryset = queryset.filter(currency=params["currency"].upper())
+    if params.get("invoice_number"):
+        queryset = queryset.filter(invoice__number=params["invoice_number"])
+    context = _context(request)
+
+    def serialize(page: Iterable[CreditNote]) -> list[dict[str, Any]]:
+        return [serialize_credit_note(note, context) for note in page]
+
+    return paginated(request, queryset, "credit_notes", serialize, many=True)
+
+
+_FILTERS = [
+    OpenApiParameter("external_customer_id", str),
+    OpenApiParameter("credit_status", str, enum=CreditStatus.values),
+    OpenApiParameter("refund_status", str, enum=RefundStatus.values),
+    OpenApiParameter("reason", str),
+    OpenApiParameter("currency", str),
+    OpenApiParameter("invoice_number", str),
+    OpenApiParameter("page", int),
+    OpenApiParameter("per_page", int),
+]
+
+
+class CreditNotesView(_CreditNotesView):
+    @extend_schema(operation_id="findAllCreditNotes", parameters=_FILTERS, responses={200: _OBJECT})
+    def get(self, request: Request) -> Response:
+        queryset = credit_notes_in_full()
+        external_customer_id = request.query_params.get("external_customer_id")
+        if external_customer_id:
+            queryset = queryset.filter(customer__external_id=external_customer_id)
+        return _list(request, queryset)
+
+    @extend_schema(
+        operation_id="createCreditNote",
+        request=inline_serializer("CreateCreditNoteRequest", fields={"credit_note": CreditNoteInput()}),
+        responses={200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
+    )
+    @lago_errors
+    def post(self, request: Request) -> Response:
+        data = unwrap(request, "credit_note")
+        invoice = _invoice(data.get("invoice_id"))
+        parsed = _parse(CreditNoteInput, data)
+        currency = invoice.currency
+        note = credit_notes.credit_note_create(
+            invoice=invoice,
+            reason=parsed.get("reason") or "other",
+            description=parsed.get("description") or "",
+            items=_items(invoice, parsed["items"]),  # type: ignore[arg-type]
+            credit_amount=_cents_or_none(parsed.get("credit_amount_cents"), currency),
+            refund_amount=_cents_or_none(parsed.get("refund_amount_cents"), currency),
+            actor=_actor(request),
+        )
+        return _answer(request, note)
+
+
+class CreditNoteEstimateView(_CreditNotesView):
+    @extend_schema(
+        operation_id="estimateCreditNote",
+        request=inline_serializer("EstimateCreditNoteRequest", fields={"credit_note": CreditNoteEstimateInput()}),
+        responses={200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
+    )
+    @lago_errors
+    def post(self, request: Request) -> Response:
+        data = unwrap(request, "credit_note")
+        invoice = _invoice(data.get("invoice_id"))
+        parsed = _parse(CreditNoteEstimateInput, data)
+        items = _items(invoice, parsed["items"])
+        estimate = credit_notes.credit_note_estimate(invoice=invoice, items=items)  # type: ignore[arg-type]
+        return Response({"estimated_credit_note": estimate})
+
+
+class CreditNoteView(_CreditNotesView):
+    @extend_schema(operation_id="findCreditNote", responses={200: _OBJECT, 404: _ERROR})
+    def get(self, request: Request, credit_note_id: str) -> Response:
+        return Response({"credit_note": serialize_credit_note(_credit_note(credit_note_id), _context(request))})
+
+
+class CreditNoteVoidView(_CreditNotesView):
+    @extend_schema(operation_id="voidCreditNote", request=None, responses={200: _OBJECT, 404: _ERROR, 405: _ERROR})
+    @lago_errors
+    def put(self, request: Request, credit_note_id: str) -> Response:
+        note = credit_notes.credit_note_void(credit_note=_credit_note(credit_note_id), actor=_actor(request))
+        return _answer(request, note)
+
+
+class CreditNoteDownloadView(_CreditNotesView):
+    @extend_schema(operation_id="downloadCreditNote", request=None, responses={200: _OBJECT, 404: _ERROR})
+    def post(self, request: Request, credit_note_id: str) -> Response:
+        note = _credit_note(credit_note_id)
+        if not note.file:
+            # Lago answers empty while a job renders it; rendering here answers the link at once.
+            pdf.credit_note_pdf_render(credit_note=note)
+        return _answer(request, note)
+
+
+class CustomerCreditNotesView(_CreditNotesView):
+    resource_name = "customer"
+
+    @extend_schema(operation_id="findAllCustomerCreditNotes", parameters=_FILTERS[1:], responses={200: _OBJECT})
+    def get(self, request: Request, external_id: str) -> Response:
+        customer = Customer.live.filter(external_id=external_id).first()
+        if customer is None:
+            raise NotFound("customer")
+        return _list(request, credit_notes_in_full().filter(customer=customer))
+
+
+urlpatterns = [
+    path("credit_notes", CreditNotesView.as_view(), name="credit-notes"),
+    # Before `credit_notes/<id>`: "estimate" is not an id.
+    path("credit_notes/estimate", CreditNoteEstimateView.as_view(), name="credit-note-estimate"),
+    path("credit_notes/<str:credit_note_id>", CreditNoteView.as_view(), name="credit-note"),
+    path("credit_notes/<str:credit_note_id>/void", CreditNoteVoidView.as_view(), name="credit-note-void"),
+    path("credit_notes/<str:credit_note_id>/download", CreditNoteDownloadView.as_view(), name="credit-note-download"),
+    path("customers/<str:external_id>/credit_notes", CustomerCreditNotesView.as_view(), name="customer-credit-notes"),
+]
