@@ -16,8 +16,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
-
 from billing_project.money import round_amount
 from customers.models import Organization
 from plans import periods
@@ -49,17 +47,19 @@ def _bill(
     *,
     actor: str,
     usage: billing.DirectUsage | None = None,
-    organization: Organization | None = None,
+    context: services.RunContext | None = None,
 ) -> Invoice:
     """One subscription-period, one transaction; a final period of a pay-in-advance plan also
-    credits the unused part of the fee paid at the start of the period."""
-    with transaction.atomic():
-        invoice = services.invoice_create_for_period(
-            subscription=subscription, window=window, actor=actor, usage=usage, organization=organization
-        )
-        if window.reason in (InvoicingReason.UPGRADING, InvoicingReason.SUBSCRIPTION_TERMINATING):
-            _credit_unused_advance_fee(subscription, actor=actor)
-    return invoice
+    credits the unused part of the fee paid at the start of the period, in that transaction."""
+    final = window.reason in (InvoicingReason.UPGRADING, InvoicingReason.SUBSCRIPTION_TERMINATING)
+    return services.invoice_create_for_period(
+        subscription=subscription,
+        window=window,
+        actor=actor,
+        usage=usage,
+        context=context,
+        after_create=(lambda invoice: _credit_unused_advance_fee(subscription, actor=actor)) if final else None,
+    )
 
 
 def _credit_unused_advance_fee(subscription: Subscription, *, actor: str) -> None:
@@ -115,9 +115,10 @@ def bill_due(
         usage = billing.BatchUsage(
             (d.subscription, d.window.charges_period) for d in chunk if d.window.charges_period is not None
         )
+        context = services.RunContext.for_customers([d.subscription.customer_id for d in chunk], organization)
         for item in chunk:
             try:
-                invoice = _bill(item.subscription, item.window, actor=actor, usage=usage, organization=organization)
+                invoice = _bill(item.subscription, item.window, actor=actor, usage=usage, context=context)
             except services.AlreadyBilled:
                 summary.skipped += 1
             except Exception as error:

@@ -10,7 +10,8 @@ amounts and fees are never written again (credit notes correct it, voiding cance
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -69,6 +70,49 @@ def _local_date(instant: datetime, tz: str) -> date:
 # Subscription invoices
 
 
+@dataclass
+class RunContext:
+    """What a billing run reads once for many invoices instead of once per invoice: the
+    organization and its default taxes, and for a chunk of customers their taxes and whether
+    they hold coupons or credit notes at all (customers without any skip those lookups)."""
+
+    organization: Organization
+    organization_taxes: list[Tax] | None = None
+    customer_taxes: dict[Any, list[Tax]] | None = None
+    customers_with_coupons: set[Any] | None = None
+    customers_with_credit: set[Any] | None = None
+
+    @classmethod
+    def for_customers(cls, customer_ids: Sequence[Any], organization: Organization | None = None) -> RunContext:
+        from plans.models import AppliedCoupon, CustomerTax
+
+        from .models import CreditNote, CreditStatus
+
+        ids = list(set(customer_ids))
+        customer_taxes: dict[Any, list[Tax]] = {}
+        for row in CustomerTax.objects.filter(customer_id__in=ids).select_related("tax"):
+            customer_taxes.setdefault(row.customer_id, []).append(row.tax)
+        return cls(
+            organization=organization or Organization.current(),
+            organization_taxes=list(Tax.objects.filter(applied_to_organization=True)),
+            customer_taxes=customer_taxes,
+            customers_with_coupons=set(
+                AppliedCoupon.objects.filter(customer_id__in=ids, status="active").values_list("customer_id", flat=True)
+            ),
+            customers_with_credit=set(
+                CreditNote.objects.filter(
+                    customer_id__in=ids, credit_status=CreditStatus.AVAILABLE, balance_amount__gt=0
+                ).values_list("customer_id", flat=True)
+            ),
+        )
+
+    def tax_resolver(self, customer: Customer) -> totals.TaxResolver:
+        fallback = None
+        if self.customer_taxes is not None and self.organization_taxes is not None:
+            fallback = self.customer_taxes.get(customer.pk) or self.organization_taxes
+        return totals.TaxResolver(customer, fallback=fallback)
+
+
 def invoice_create_for_period(
     *,
     subscription: Subscription,
@@ -76,14 +120,18 @@ def invoice_create_for_period(
     actor: str,
     usage: billing.DirectUsage | None = None,
     organization: Organization | None = None,
+    context: RunContext | None = None,
     finalize: bool | None = None,
+    after_create: Callable[[Invoice], None] | None = None,
     now: datetime | None = None,
 ) -> Invoice:
     """Bill one subscription-period in one transaction. The InvoiceSubscription row is inserted
     first: its unique constraint (subscription, from, to, reason) turns a second run into
     AlreadyBilled before any work is done. Without a grace period the invoice is finalized in
-    the same transaction; with one it stays draft until the grace has passed."""
-    organization = organization or Organization.current()
+    the same transaction (built complete in memory, then inserted once); with one it stays
+    draft until the grace has passed. `after_create` runs inside the transaction."""
+    context = context or RunContext(organization=organization or Organization.current())
+    organization = context.organization
     customer = subscription.customer
     tz = customer.timezone or organization.timezone or "UTC"
     grace = customer.applicable_invoice_grace_period(organization)
@@ -114,17 +162,20 @@ def invoice_create_for_period(
                 timestamp=window.timestamp,
             )
             fees = billing.subscription_fees(subscription, window, usage=usage)
-            invoice.save(force_insert=True)
-            totals.invoice_fees_save(invoice=invoice, fees=fees)
-            invoice.save(update_fields=_AMOUNT_FIELDS)
-            InvoiceEvent.objects.create(
-                invoice=invoice,
-                kind="created",
-                actor=actor,
-                payload={"reason": window.reason, **_totals_payload(invoice)},
+            with_coupons = context.customers_with_coupons is None or customer.pk in context.customers_with_coupons
+            totals.invoice_fees_save(
+                invoice=invoice, fees=fees, with_coupons=with_coupons, resolver=context.tax_resolver(customer)
             )
+            events = [_event(invoice, "created", actor, reason=window.reason, **_totals_payload(invoice))]
             if finalize if finalize is not None else grace == 0:
-                _finalize_locked(invoice, organization=organization, actor=actor, now=now, refresh=False)
+                with_credit = context.customers_with_credit is None or customer.pk in context.customers_with_credit
+                _finalize_fields(invoice, organization=organization, now=now, with_credit=with_credit)
+                events.append(_event(invoice, "finalized", actor, number=invoice.number, **_totals_payload(invoice)))
+                _after_commit(invoice)
+            invoice.save(force_insert=True)
+            InvoiceEvent.objects.bulk_create(events)
+            if after_create is not None:
+                after_create(invoice)
     except IntegrityError as error:
         text = str(error)
         if "invoice_subscription_period_unique" in text or "invoicing_invoicesubscription.subscription_id" in text:
@@ -250,14 +301,26 @@ def customer_snapshot(customer: Customer, organization: Organization) -> dict[st
     }
 
 
-def _finalize_locked(
-    invoice: Invoice, *, organization: Organization, actor: str, now: datetime | None, refresh: bool = True
+_FINALIZED_FIELDS = [
+    *_AMOUNT_FIELDS,
+    "issuing_date",
+    "payment_due_date",
+    "number",
+    "sequential_id",
+    "organization_sequential_id",
+    "customer_snapshot",
+    "status",
+    "finalized_at",
+    "payment_status",
+]
+
+
+def _finalize_fields(
+    invoice: Invoice, *, organization: Organization, now: datetime | None, with_credit: bool = True
 ) -> None:
-    """Finalize a locked draft: recompute it (drafts only), consume credit notes, number it,
-    freeze the customer's details; PDF, payment and webhook after commit."""
+    """A draft's finalization, in memory except what it consumes: credit notes (their rows
+    locked) and the gapless number (its sequence row locked until commit)."""
     now = now or timezone.now()
-    if refresh and invoice.invoice_type == InvoiceType.SUBSCRIPTION:
-        _recompute(invoice)
     customer = invoice.customer
     tz = customer.timezone or organization.timezone or "UTC"
     today = now.astimezone(ZoneInfo(tz)).date()
@@ -266,9 +329,10 @@ def _finalize_locked(
     invoice.issuing_date = issuing_date
     invoice.payment_due_date = issuing_date + timedelta(days=invoice.net_payment_term)
     due = invoice.sub_total_including_taxes_amount
-    invoice.credit_notes_amount = (
-        credit_notes.credit_notes_apply(invoice=invoice, amount=due) if due > 0 else ZERO
-    ) or ZERO
+    credited = ZERO
+    if with_credit and due > 0:
+        credited = credit_notes.credit_notes_apply(invoice=invoice, amount=due) or ZERO
+    invoice.credit_notes_amount = credited
     invoice.prepaid_credit_amount = ZERO
     invoice.total_amount = due - invoice.credit_notes_amount - invoice.prepaid_credit_amount
     numbering.invoice_number_assign(invoice=invoice, organization=organization, issuing_date=issuing_date)
@@ -277,23 +341,10 @@ def _finalize_locked(
     invoice.finalized_at = now
     if invoice.total_amount <= 0:
         invoice.payment_status = PaymentStatus.SUCCEEDED
-    invoice.save(
-        update_fields=[
-            *_AMOUNT_FIELDS,
-            "issuing_date",
-            "payment_due_date",
-            "number",
-            "sequential_id",
-            "organization_sequential_id",
-            "customer_snapshot",
-            "status",
-            "finalized_at",
-            "payment_status",
-        ]
-    )
-    InvoiceEvent.objects.create(
-        invoice=invoice, kind="finalized", actor=actor, payload={"number": invoice.number, **_totals_payload(invoice)}
-    )
+
+
+def _after_commit(invoice: Invoice) -> None:
+    """PDF, then payments and webhooks (invoice_finalized), once the finalization committed."""
     invoice_id = invoice.pk
 
     def after_commit() -> None:
@@ -303,6 +354,20 @@ def _finalize_locked(
         invoice_finalized.send(sender=Invoice, invoice_id=invoice_id)
 
     transaction.on_commit(after_commit, robust=True)
+
+
+def _finalize_locked(
+    invoice: Invoice, *, organization: Organization, actor: str, now: datetime | None, refresh: bool = True
+) -> None:
+    """Finalize a locked, saved draft: recompute it (subscription drafts), then finalize it."""
+    if refresh and invoice.invoice_type == InvoiceType.SUBSCRIPTION:
+        _recompute(invoice)
+    _finalize_fields(invoice, organization=organization, now=now)
+    invoice.save(update_fields=_FINALIZED_FIELDS)
+    InvoiceEvent.objects.create(
+        invoice=invoice, kind="finalized", actor=actor, payload={"number": invoice.number, **_totals_payload(invoice)}
+    )
+    _after_commit(invoice)
 
 
 @transaction.atomic

@@ -149,9 +149,10 @@ class TaxResolver:
     """plans.selectors.fee_taxes with the customer's fallback looked up once per invoice (the
     plan's and charge's taxes come prefetched)."""
 
-    def __init__(self, customer: Customer) -> None:
+    def __init__(self, customer: Customer, *, fallback: list[Tax] | None = None) -> None:
         self.customer = customer
-        self._fallback: list[Tax] | None = None
+        # The customer's taxes, else the organization's: given by a run that read them in bulk.
+        self._fallback = fallback
 
     def for_fee(self, fee: Fee) -> list[Tax]:
         override = getattr(fee, "tax_override", None)
