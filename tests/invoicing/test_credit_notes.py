@@ -494,3 +494,31 @@ def test_the_pdf_is_rendered_after_commit(django_capture_on_commit_callbacks):
     note.refresh_from_db()
     assert note.file.name
     assert InvoiceEvent.objects.filter(credit_note=note, kind="credit_note_pdf_generated").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_voiding_while_an_invoice_consumes_gives_each_credit_once():
+    from django.db import transaction
+
+    customer = make_customer(external_id="cust_void_race")
+    note = make_credit_note(invoice=make_invoice(customer=customer, fees=[{"amount": "100.00"}]))
+    later = make_invoice(customer=customer, fees=[{"amount": "70.00"}])
+    jobs = iter(["void", "apply"])
+    lock = threading.Lock()
+
+    def work():
+        with lock:
+            job = next(jobs)
+        if job == "void":
+            return cn.credit_note_void(credit_note=note, actor="t").credit_status
+        with transaction.atomic():
+            return cn.credit_notes_apply(invoice=later, amount=D("70.00"))
+
+    results = _race(work)
+
+    note.refresh_from_db()
+    applied = sum(c.amount for c in Credit.objects.filter(credit_note=note))
+    # Either the void came first (nothing applied) or the invoice took 70.00 and the void the rest.
+    assert "voided" in results and applied in (D(0), D("70.00")), results
+    assert (note.credit_status, note.balance_amount) == ("voided", 0)
