@@ -33,12 +33,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from django.core.management import call_command, get_commands
+from django.core.management import call_command
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-if "run_invoices" not in get_commands():  # pragma: no cover - until the billing run's command lands
-    pytest.skip("the run_invoices command is not installed yet", allow_module_level=True)
 
 
 def _ok(answer: Any) -> dict[str, Any]:
