@@ -9,10 +9,11 @@ counter. Drafts are `<PREFIX>-DRAFT`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 
 from django.db import transaction
-from sequences import get_next_value
+from sequences import get_next_value, get_next_values
 
 from customers.models import Customer, DocumentNumbering, Organization
 
@@ -56,3 +57,30 @@ def invoice_number_assign(*, invoice: Invoice, organization: Organization, issui
     else:
         invoice.number = f"{prefix}-{customer_sequential_id(customer):03d}-{invoice.sequential_id:03d}"
     return invoice.number
+
+
+def customers_sequential_ids_assign(customers: Iterable[Customer]) -> None:
+    """Give the customers that have none their sequential id, in one transaction and three
+    queries whatever their number (a billing run does it per chunk, before the invoices)."""
+    by_pk: dict[object, list[Customer]] = {}
+    for customer in customers:
+        if customer.sequential_id is None:
+            by_pk.setdefault(customer.pk, []).append(customer)
+    if not by_pk:
+        return
+    with transaction.atomic():
+        missing = list(
+            Customer.objects.select_for_update()
+            .filter(pk__in=list(by_pk), sequential_id__isnull=True)
+            .order_by("created_at", "pk")
+            .only("pk", "sequential_id")
+        )
+        if missing:
+            values = get_next_values(len(missing), CUSTOMER_SEQUENCE)
+            for row, value in zip(missing, values, strict=True):
+                row.sequential_id = value
+            Customer.objects.bulk_update(missing, ["sequential_id"])
+        assigned = dict(Customer.objects.filter(pk__in=list(by_pk)).values_list("pk", "sequential_id"))
+    for pk, instances in by_pk.items():
+        for customer in instances:
+            customer.sequential_id = assigned.get(pk)

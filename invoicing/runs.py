@@ -21,7 +21,7 @@ from customers.models import Organization
 from plans import periods
 from plans.models import Subscription
 
-from . import billing, credit_notes, selectors, services
+from . import billing, credit_notes, numbering, selectors, services
 from .models import Fee, FeeType, Invoice, InvoiceStatus, InvoicingReason
 
 logger = logging.getLogger(__name__)
@@ -115,6 +115,7 @@ def bill_due(
         usage = billing.BatchUsage(
             (d.subscription, d.window.charges_period) for d in chunk if d.window.charges_period is not None
         )
+        numbering.customers_sequential_ids_assign(d.subscription.customer for d in chunk)
         context = services.RunContext.for_customers([d.subscription.customer_id for d in chunk], organization)
         for item in chunk:
             try:

@@ -344,16 +344,20 @@ def _finalize_fields(
 
 
 def _after_commit(invoice: Invoice) -> None:
-    """PDF, then payments and webhooks (invoice_finalized), once the finalization committed."""
+    """Once the finalization committed: payments and webhooks (invoice_finalized), then the PDF;
+    two callbacks, so a failing renderer never keeps the invoice from being collected."""
     invoice_id = invoice.pk
 
-    def after_commit() -> None:
+    def announce() -> None:
+        invoice_finalized.send(sender=Invoice, invoice_id=invoice_id)
+
+    def render() -> None:
         from .tasks import render_invoice_pdf
 
         render_invoice_pdf.delay(str(invoice_id))
-        invoice_finalized.send(sender=Invoice, invoice_id=invoice_id)
 
-    transaction.on_commit(after_commit, robust=True)
+    transaction.on_commit(announce, robust=True)
+    transaction.on_commit(render, robust=True)
 
 
 def _finalize_locked(
