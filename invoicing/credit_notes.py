@@ -104,7 +104,7 @@ def _item_coupon_share(fee: Fee, precise_amount: Decimal) -> Decimal:
 
 def _counted_notes(invoice: Invoice, *, exclude_id: Any = None) -> QuerySet[CreditNote]:
     """The invoice's notes that count as already credited (see the module docstring)."""
-    consumed = Credit.objects.filter(credit_note_id=OuterRef("pk"))
+    consumed = Credit.objects.filter(credit_note_id=OuterRef("pk")).exclude(invoice__status=InvoiceStatus.VOIDED)
     gave_nothing = Q(credit_status=CreditStatus.VOIDED, refund_amount=0) & ~Exists(consumed)
     notes = CreditNote.objects.filter(invoice_id=invoice.pk).exclude(gave_nothing)
     return notes.exclude(pk=exclude_id) if exclude_id else notes
@@ -573,10 +573,11 @@ def credit_notes_apply(*, invoice: Invoice, amount: Decimal) -> Decimal:
 
 
 def credit_notes_recredit(*, invoice: Invoice, actor: str) -> Decimal:
-    """Give back to their notes the credit an invoice consumed (the invoice is voided, or a draft
-    is recomputed): its credit-note Credit rows are removed and each note's balance restored,
-    except on notes voided since (their credit is gone, as Lago's RecreditService). Returns what
-    was given back."""
+    """Give back to their notes the credit a voided invoice consumed: each note's balance is
+    restored, except on notes voided since (their credit is gone, as Lago's RecreditService).
+    The invoice's Credit rows stay (an append-only ledger: the voided invoice still shows what
+    it consumed, matching its frozen credit_notes_amount); credits on voided invoices no longer
+    count as consumed. Call once, when the invoice is voided. Returns what was given back."""
     restored = ZERO
     with transaction.atomic():
         credits = list(
@@ -605,5 +606,4 @@ def credit_notes_recredit(*, invoice: Invoice, actor: str) -> Decimal:
                 actor=actor,
                 payload={"credit_note_id": str(note.pk), "amount_cents": to_cents(given_back, note.currency)},
             )
-        Credit.objects.filter(pk__in=[c.pk for c in credits]).delete()
     return restored

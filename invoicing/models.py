@@ -68,7 +68,8 @@ class Invoice(models.Model):
     credit_notes_amount = models.DecimalField(**AMOUNT)
     prepaid_credit_amount = models.DecimalField(**AMOUNT)
     total_amount = models.DecimalField(**AMOUNT)
-    # What is still to collect: total minus payments received (moved by payments, never by edits).
+    # What payments received so far (written by payments only, never by invoicing or edits);
+    # total_due_amount is total_amount minus this.
     total_paid_amount = models.DecimalField(**AMOUNT)
 
     # The customer's billing details as they were at finalization (never updated afterwards).

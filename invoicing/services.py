@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing_project.money import from_cents, round_amount
+from billing_project.money import from_cents, round_amount, to_cents
 from customers.models import Customer, Organization
 from plans.models import AddOn, Subscription, Tax
 
@@ -396,7 +396,14 @@ def invoice_void(*, invoice: Invoice, actor: str, now: datetime | None = None) -
     invoice.status = InvoiceStatus.VOIDED
     invoice.voided_at = now or timezone.now()
     invoice.save(update_fields=["status", "voided_at", "updated_at"])
-    InvoiceEvent.objects.create(invoice=invoice, kind="voided", actor=actor, payload={"number": invoice.number})
+    # The customer never paid with the credit this invoice consumed: it goes back to its notes.
+    recredited = credit_notes.credit_notes_recredit(invoice=invoice, actor=actor)
+    InvoiceEvent.objects.create(
+        invoice=invoice,
+        kind="voided",
+        actor=actor,
+        payload={"number": invoice.number, "recredited_amount_cents": to_cents(recredited, invoice.currency)},
+    )
     return invoice
 
 

@@ -14,6 +14,7 @@ from hypothesis.extra.django import TestCase as HypothesisTestCase
 
 from billing_project.money import from_cents
 from invoicing import credit_notes as cn
+from invoicing import services
 from invoicing.errors import InvoicingError, NotAllowedError, NotFoundError
 from invoicing.models import Credit, CreditNote, CreditStatus, InvoiceEvent, InvoiceStatus, RefundStatus
 from tests.factories.credit_notes import fee_of, make_credit_note, make_invoice, tax
@@ -369,12 +370,19 @@ def test_recredit_gives_back_what_a_voided_invoice_consumed():
     note = make_credit_note(invoice=make_invoice(customer=customer, fees=[{"amount": "30.00"}]))
     later = make_invoice(customer=customer, fees=[{"amount": "20.00"}])
     cn.credit_notes_apply(invoice=later, amount=D("20.00"))
+    note.refresh_from_db()
+    assert note.balance_amount == D("10.00")
 
-    assert cn.credit_notes_recredit(invoice=later, actor="system:void") == D("20.00")
+    services.invoice_void(invoice=later, actor="test")
 
     note.refresh_from_db()
     assert (note.balance_amount, note.credit_status) == (D("30.00"), "available")
-    assert not later.credits.exists()
+    # The ledger keeps what the voided invoice consumed (its credit_notes_amount stays true).
+    assert [c.amount for c in later.credits.all()] == [D("20.00")]
+    assert later.events.get(kind="voided").payload["recredited_amount_cents"] == 2000
+    # The credit given back is consumed again by the next invoice, once.
+    again = make_invoice(customer=customer, fees=[{"amount": "50.00"}])
+    assert cn.credit_notes_apply(invoice=again, amount=D("50.00")) == D("30.00")
 
 
 def test_unused_subscription_fee_is_credited_with_its_taxes():
