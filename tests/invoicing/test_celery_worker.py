@@ -81,7 +81,8 @@ def test_a_real_worker_runs_the_hourly_billing_task(worker):
         sub = subscribe(plan=plan, external_id=f"sub_{i}")
         events(sub, [utc(2024, 1, 9)] * (i + 1))
 
-    client = Celery("tollgate-test", broker=worker)
+    # Not the current app: shared tasks of later tests must keep running eagerly, in process.
+    client = Celery("tollgate-test", broker=worker, set_as_current=False)
     client.send_task("invoicing.tasks.bill_due_subscriptions", args=["2024-02-01T00:10:00+00:00"])
     deadline = time.monotonic() + 90  # a wait for the worker, not a timed assertion
     while time.monotonic() < deadline and Invoice.objects.filter(status=InvoiceStatus.FINALIZED).count() < 3:
