@@ -3,7 +3,8 @@
 Issued documents are never edited here (nor deleted; `delete_selected` is gone): every form is
 read-only and every change is an action that calls the same billing services as the API
 (finalize, refresh, void) or renders the PDF again, reporting success or refusal per invoice and
-writing a LogEntry. Fees and credit notes are read-only.
+writing a LogEntry. Fees are read-only; credit notes too, but for two actions (void what is left
+of the credit, mark a refund made by hand as paid).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import pdf, services
+from . import credit_notes, pdf, services
 from .errors import InvoicingError
 from .models import (
     CreditNote,
@@ -337,6 +338,15 @@ class CreditNoteAppliedTaxInline(_ReadOnlyInline):
     readonly_fields = fields
 
 
+class CreditNoteEventInline(_ReadOnlyInline):
+    model = InvoiceEvent
+    fk_name = "credit_note"
+    verbose_name = "history entry"
+    verbose_name_plural = "history"
+    fields = ["created_at", "kind", "actor", "payload"]
+    readonly_fields = fields
+
+
 @admin.register(CreditNote)
 class CreditNoteAdmin(_ReadOnlyAdmin):
     list_display = [
@@ -355,8 +365,54 @@ class CreditNoteAdmin(_ReadOnlyAdmin):
     list_filter = ["reason", "credit_status", "refund_status", "currency"]
     search_fields = ["number", "invoice__number", "=customer__external_id"]
     list_select_related = ["invoice", "customer"]
-    inlines = [CreditNoteItemInline, CreditNoteAppliedTaxInline]
+    inlines = [CreditNoteItemInline, CreditNoteAppliedTaxInline, CreditNoteEventInline]
+    # Read-only like every issued document; the two changes finance may make are actions calling
+    # the credit note services (the same as the API), reported per note and logged.
+    actions = ["void_credit", "mark_refund_paid"]
+
+    def has_billing_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("invoicing.change_creditnote")
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
     @admin.display(description="PDF")
     def pdf(self, note: CreditNote) -> str:
         return _pdf_link(note)
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet, done: str, call: Any) -> None:
+        """Run `call(note)` on each selected note in its own transaction (the service's) and
+        report each outcome."""
+        succeeded: list[str] = []
+        refused: list[str] = []
+        for note in queryset.order_by("created_at", "number"):
+            try:
+                call(note)
+            except InvoicingError as error:
+                refused.append(f"{note.number}: {error.code}{f' {error.details}' if error.details else ''}")
+                continue
+            self.log_change(request, note, done.capitalize())
+            succeeded.append(note.number)
+        for label in succeeded[:MAX_MESSAGES]:
+            self.message_user(request, f"{label}: {done}", messages.SUCCESS)
+        for line in refused[:MAX_MESSAGES]:
+            self.message_user(request, f"{line} (not {done})", messages.WARNING)
+        hidden = max(len(succeeded) - MAX_MESSAGES, 0) + max(len(refused) - MAX_MESSAGES, 0)
+        if hidden:
+            self.message_user(
+                request, f"{len(succeeded)} {done}, {len(refused)} refused ({hidden} not listed)", messages.INFO
+            )
+
+    @admin.action(description="Void credit (what is left of it)", permissions=["billing"])
+    def void_credit(self, request: HttpRequest, queryset: QuerySet) -> None:
+        service = credit_notes.credit_note_void
+        self._apply(request, queryset, "credit voided", lambda note: service(credit_note=note, actor=_actor(request)))
+
+    @admin.action(description="Mark refund as paid (refunded by hand)", permissions=["billing"])
+    def mark_refund_paid(self, request: HttpRequest, queryset: QuerySet) -> None:
+        service = credit_notes.credit_note_refund_mark_paid
+        self._apply(
+            request, queryset, "refund marked paid", lambda note: service(credit_note=note, actor=_actor(request))
+        )
