@@ -22,7 +22,7 @@ from customers.models import PaymentProvider
 from invoicing.models import InvoiceStatus
 
 from . import selectors, services
-from .models import CustomerPaymentSetup, InvoiceToCollect, Payment, PaymentTrigger
+from .models import CustomerPaymentSetup, InvoiceToCollect, Payment, PaymentTrigger, Refund
 from .providers import ProviderRejected, ProviderUnavailable
 
 ACTION_FORM_TEMPLATE = "admin/payments/action_form.html"
@@ -89,6 +89,68 @@ class PaymentAdmin(admin.ModelAdmin):
     @admin.display(description="customer", ordering="customer__external_id")
     def customer_external_id(self, obj: Payment) -> str:
         return obj.customer.external_id
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Refund)
+class RefundAdmin(admin.ModelAdmin):
+    """Credit note refunds given back through Stripe: written by the refund services only."""
+
+    list_display = [
+        "short_id",
+        "credit_note_link",
+        "payment_link",
+        "status",
+        "amount",
+        "currency",
+        "provider_refund_id",
+        "failure_code",
+        "refunded_at",
+        "created_at",
+    ]
+    list_filter = ["status", "provider", "currency"]
+    search_fields = ["=provider_refund_id", "credit_note__number", "=payment__provider_payment_id"]
+    list_select_related = ["credit_note", "payment"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "id",
+        "credit_note_link",
+        "payment_link",
+        "provider",
+        "status",
+        "amount",
+        "currency",
+        "provider_refund_id",
+        "idempotency_key",
+        "failure_code",
+        "failure_reason",
+        "refunded_at",
+        "created_at",
+        "updated_at",
+    ]
+    fields = readonly_fields
+
+    @admin.display(description="refund")
+    def short_id(self, obj: Refund) -> str:
+        return str(obj.pk)[:8]
+
+    @admin.display(description="credit note", ordering="credit_note__number")
+    def credit_note_link(self, obj: Refund) -> str:
+        url = reverse("admin:invoicing_creditnote_change", args=[obj.credit_note_id])
+        return format_html('<a href="{}">{}</a>', url, obj.credit_note.number)
+
+    @admin.display(description="payment")
+    def payment_link(self, obj: Refund) -> str:
+        url = reverse("admin:payments_payment_change", args=[obj.payment_id])
+        return format_html('<a href="{}">{}</a>', url, obj.payment.provider_payment_id or obj.payment_id)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

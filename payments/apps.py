@@ -21,6 +21,12 @@ class PaymentsConfig(AppConfig):
             hour="0",
             description="every day at 00:30 UTC: set or clear payment_overdue",
         ),
+        PeriodicTaskSpec(
+            name="payments: resend pending refunds",
+            task="payments.tasks.resend_pending_refunds",
+            minute="45",
+            description="every hour at :45 UTC: credit note refunds left pending re-sent or started",
+        ),
     ]
 
     def ready(self) -> None:
@@ -28,7 +34,7 @@ class PaymentsConfig(AppConfig):
         from djstripe.signals import WEBHOOK_SIGNALS
 
         from customers.signals import customer_saved
-        from invoicing.signals import invoice_finalized
+        from invoicing.signals import credit_note_refund_requested, invoice_finalized
 
         from . import receivers
         from .providers import stripe as stripe_provider
@@ -36,6 +42,13 @@ class PaymentsConfig(AppConfig):
         stripe_provider.configure()
         customer_saved.connect(receivers.on_customer_saved, dispatch_uid="payments.on_customer_saved")
         invoice_finalized.connect(receivers.on_invoice_finalized, dispatch_uid="payments.on_invoice_finalized")
+        credit_note_refund_requested.connect(
+            receivers.on_credit_note_refund_requested, dispatch_uid="payments.on_credit_note_refund_requested"
+        )
+        for event_type in receivers.HANDLED_STRIPE_REFUND_EVENTS:
+            WEBHOOK_SIGNALS[event_type].connect(
+                receivers.on_stripe_refund_event, sender=Event, dispatch_uid=f"payments.{event_type}"
+            )
         for event_type in receivers.HANDLED_STRIPE_EVENTS:
             WEBHOOK_SIGNALS[event_type].connect(
                 receivers.on_stripe_payment_intent_event, sender=Event, dispatch_uid=f"payments.{event_type}"

@@ -14,7 +14,7 @@ from django.db.models import Q
 from djmoney.money import Money
 
 from customers.models import Customer
-from invoicing.models import Invoice
+from invoicing.models import CreditNote, Invoice
 
 AMOUNT = {"max_digits": 20, "decimal_places": 6}
 
@@ -136,6 +136,58 @@ class Payment(models.Model):
 
     def as_money(self) -> Money:
         return Money(self.amount, self.currency)
+
+
+class RefundStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class Refund(models.Model):
+    """Money given back through a provider for a credit note's refund: one row per payment
+    refunded (a note's refund may span two Stripe payments of its invoice). Planned once, under
+    the invoice's lock, then sent; a re-sent row never refunds twice (idempotency key, and a
+    lookup of the provider's refunds for this row before any second request)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    provider = models.CharField(max_length=16, choices=PaymentProviderName.choices)
+    status = models.CharField(max_length=16, choices=RefundStatus.choices, default=RefundStatus.PENDING)
+    # Major units of `currency`: what the provider was asked to give back (on Stripe's steps, see
+    # providers.stripe.stripe_amount; at most one step above the note's refund for BHD and alike).
+    amount = models.DecimalField(**AMOUNT)
+    currency = models.CharField(max_length=3)
+    provider_refund_id = models.CharField(max_length=255, blank=True)
+    idempotency_key = models.CharField(max_length=255)
+    failure_code = models.CharField(max_length=255, blank=True)
+    failure_reason = models.TextField(blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            # A note's refund is planned once: a second plan for the same payment is refused.
+            models.UniqueConstraint(fields=["credit_note", "payment"], name="refund_one_row_per_note_and_payment"),
+            models.UniqueConstraint(
+                fields=["provider", "provider_refund_id"],
+                condition=~Q(provider_refund_id=""),
+                name="refund_provider_refund_id_unique",
+            ),
+            models.UniqueConstraint(fields=["idempotency_key"], name="refund_idempotency_key_unique"),
+            models.CheckConstraint(
+                condition=~Q(status=RefundStatus.SUCCEEDED) | Q(refunded_at__isnull=False),
+                name="refund_succeeded_has_refunded_at",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"Refund {self.amount} {self.currency} ({self.status})"
 
 
 class CustomerPaymentSetup(Customer):

@@ -1,5 +1,6 @@
 """Receivers for the signals payments listens to, connected in PaymentsConfig.ready():
-customers' `customer_saved`, invoicing's `invoice_finalized`, and dj-stripe's webhook signals."""
+customers' `customer_saved`, invoicing's `invoice_finalized` and `credit_note_refund_requested`,
+and dj-stripe's webhook signals."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ HANDLED_STRIPE_EVENTS = (
     "payment_intent.processing",
     "payment_intent.canceled",
 )
+# The Stripe events that settle a refund Stripe answered `pending` (localstripe refunds at once).
+HANDLED_STRIPE_REFUND_EVENTS = ("refund.updated", "refund.failed", "charge.refund.updated")
 
 
 def on_customer_saved(sender: Any, customer_id: Any, sync_with_provider: bool | None = None, **kwargs: Any) -> None:
@@ -52,3 +55,23 @@ def on_stripe_payment_intent_event(sender: Any, event: Any, **kwargs: Any) -> No
     if payment_intent.get("object") != "payment_intent":
         return
     payment_intent_event_apply(payment_intent=payment_intent, occurred_at=event.created)
+
+
+def on_credit_note_refund_requested(sender: Any, credit_note_id: Any, **kwargs: Any) -> None:
+    """Give a credit note's refund back (Stripe) or leave it to finance (manual): in a task,
+    after commit (invoicing sends this signal once its transaction committed)."""
+    from .tasks import refund_credit_note
+
+    credit_note_id_str = str(credit_note_id)
+    transaction.on_commit(lambda: refund_credit_note.delay(credit_note_id_str))
+
+
+def on_stripe_refund_event(sender: Any, event: Any, **kwargs: Any) -> None:
+    """dj-stripe received a signature-verified refund event: apply it inside dj-stripe's
+    transaction (a failure answers 500 and Stripe delivers it again)."""
+    from .refunds import refund_event_apply
+
+    refund = (event.data or {}).get("object") or {}
+    if refund.get("object") != "refund":
+        return
+    refund_event_apply(refund=refund)

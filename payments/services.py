@@ -517,7 +517,7 @@ def stripe_webhook_endpoint_register(*, base_url: str, secret: str) -> Any:
     from djstripe.models import APIKey, WebhookEndpoint
     from djstripe.settings import djstripe_settings
 
-    from .receivers import HANDLED_STRIPE_EVENTS
+    from .receivers import HANDLED_STRIPE_EVENTS, HANDLED_STRIPE_REFUND_EVENTS
 
     if not secret:
         raise PaymentError("value_is_mandatory", field="secret")
@@ -529,7 +529,7 @@ def stripe_webhook_endpoint_register(*, base_url: str, secret: str) -> Any:
         fields = {
             "url": base_url.rstrip("/") + path,
             "secret": secret,
-            "enabled_events": list(HANDLED_STRIPE_EVENTS),
+            "enabled_events": [*HANDLED_STRIPE_EVENTS, *HANDLED_STRIPE_REFUND_EVENTS],
             "status": "enabled",
             "api_version": djstripe_settings.STRIPE_API_VERSION,
             "livemode": bool(settings.STRIPE_LIVE_MODE),

@@ -11,7 +11,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from . import services
+from . import refunds, services
 from .providers import ProviderRejected, ProviderUnavailable
 
 logger = logging.getLogger(__name__)
@@ -47,3 +47,16 @@ def flag_overdue_invoices() -> dict[str, int]:
     """Daily: set payment_overdue on invoices past due with something to pay, clear it on the rest."""
     flagged, cleared = services.invoices_overdue_refresh(today=timezone.now().date())
     return {"flagged": flagged, "cleared": cleared}
+
+
+@shared_task(name="payments.tasks.refund_credit_note")
+def refund_credit_note(credit_note_id: str) -> list[str]:
+    """Refund a credit note through Stripe (or leave it to finance); safe to run twice."""
+    return [str(refund.pk) for refund in refunds.credit_note_refund_start(credit_note_id=credit_note_id)]
+
+
+@shared_task(name="payments.tasks.resend_pending_refunds")
+def resend_pending_refunds() -> dict[str, int]:
+    """Hourly: re-send refunds left pending, start the ones whose request was lost."""
+    resent, started = refunds.refunds_sweep_stale(now=timezone.now())
+    return {"refunds_resent": resent, "refunds_started": started}

@@ -37,3 +37,14 @@ class ProviderRejected(Exception):
         super().__init__(message or code)
         self.code = code
         self.message = message or code
+
+
+@dataclass(frozen=True)
+class RefundOutcome:
+    """What the provider says about one refund. `status` is a `payments.models.RefundStatus`."""
+
+    status: str
+    provider_refund_id: str = ""
+    failure_code: str = ""
+    failure_reason: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

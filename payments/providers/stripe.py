@@ -21,7 +21,7 @@ from djstripe.settings import djstripe_settings
 
 from customers.models import Customer
 
-from . import ChargeOutcome, ProviderRejected, ProviderUnavailable
+from . import ChargeOutcome, ProviderRejected, ProviderUnavailable, RefundOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -327,3 +327,73 @@ def payment_intent_cancel(*, payment_intent_id: str) -> ChargeOutcome:
         except stripe.InvalidRequestError:
             payment_intent = stripe.PaymentIntent.retrieve(payment_intent_id, **options)
     return outcome_from_payment_intent(_as_dict(payment_intent))
+
+
+# --- Refunds ------------------------------------------------------------------------------------
+
+
+def outcome_from_refund(refund: dict[str, Any]) -> RefundOutcome:
+    """Map a Refund (API answer or webhook payload) to our refund status. Card refunds succeed at
+    once; some methods answer `pending` (or `requires_action`) and settle later by webhook."""
+    from payments.models import RefundStatus
+
+    status = refund.get("status")
+    refund_id = refund.get("id") or ""
+    if status == "succeeded":
+        return RefundOutcome(RefundStatus.SUCCEEDED, refund_id, raw=refund)
+    if status in ("failed", "canceled"):
+        code = refund.get("failure_reason") or status
+        return RefundOutcome(RefundStatus.FAILED, refund_id, code, f"Stripe refund {status}: {code}", raw=refund)
+    return RefundOutcome(RefundStatus.PENDING, refund_id, raw=refund)
+
+
+def refund_find(*, payment_intent_id: str, refund_id: str) -> dict[str, Any] | None:
+    """The Stripe refund made for our Refund row `refund_id` (by the metadata we sent), if any."""
+    options = _options()
+    with _transient_errors():
+        refunds = stripe.Refund.list(payment_intent=payment_intent_id, limit=100, **options)
+        for refund in refunds.auto_paging_iter():
+            data = _as_dict(refund)
+            if (data.get("metadata") or {}).get("refund_id") == refund_id:
+                return data
+    return None
+
+
+def refund_create(
+    *, payment_intent_id: str, amount: int, idempotency_key: str, metadata: dict[str, str]
+) -> RefundOutcome:
+    """Refund `amount` (Stripe's integer units) of a succeeded PaymentIntent.
+
+    Never twice for one of our rows: the request carries an idempotency key, and before it the
+    intent's refunds are searched for one already made for this row (metadata `refund_id`), which
+    covers a worker that died after Stripe answered, Stripe's 24-hour key memory, and servers that
+    ignore keys (localstripe).
+    """
+    from payments.models import RefundStatus
+
+    existing = refund_find(payment_intent_id=payment_intent_id, refund_id=metadata["refund_id"])
+    if existing is not None:
+        return outcome_from_refund(existing)
+    options = _options()
+    with _transient_errors():
+        try:
+            refund = stripe.Refund.create(
+                payment_intent=payment_intent_id,
+                amount=amount,
+                metadata=metadata,
+                idempotency_key=idempotency_key,
+                **options,
+            )
+        except stripe.InvalidRequestError as error:
+            # Already refunded, more than what is left on the charge, a failed payment: final.
+            return RefundOutcome(
+                RefundStatus.FAILED, "", error.code or "invalid_request", error.user_message or str(error)
+            )
+    return outcome_from_refund(_as_dict(refund))
+
+
+def refund_retrieve(*, refund_id: str) -> RefundOutcome:
+    options = _options()
+    with _transient_errors():
+        refund = stripe.Refund.retrieve(refund_id, **options)
+    return outcome_from_refund(_as_dict(refund))
