@@ -336,3 +336,48 @@ def test_signal_sent_once_after_commit_only_for_refunds(db, requested, django_ca
 
     assert credit_only.refund_status is None
     assert requested == [note.pk]
+
+
+def test_refund_webhook_signal_reaches_the_ledger(stripe_customer, django_capture_on_commit_callbacks):
+    """dj-stripe's refund.updated signal (as it sends it after verifying and storing the event)."""
+    from types import SimpleNamespace
+
+    from djstripe.models import Event
+    from djstripe.signals import WEBHOOK_SIGNALS
+
+    invoice = collected_invoice(stripe_customer(), ["9.00"], django_capture_on_commit_callbacks)
+    note = make_credit_note(invoice=invoice, items=[(fee_of(invoice, 0), "9.00")], refund_amount="9.00")
+    row = Refund.objects.create(
+        credit_note=note,
+        payment=invoice.payments.get(),
+        provider="stripe",
+        amount=D("9.00"),
+        currency="USD",
+        idempotency_key=f"tollgate:credit_note:{note.pk}:refund:1",
+    )
+    # Found by the metadata we sent (the webhook may beat the create call's answer).
+    refund = {"id": "re_late_1", "object": "refund", "status": "succeeded", "metadata": {"refund_id": str(row.pk)}}
+
+    WEBHOOK_SIGNALS["refund.updated"].send(sender=Event, event=SimpleNamespace(data={"object": refund}))
+
+    row.refresh_from_db()
+    note.refresh_from_db()
+    assert (row.status, row.provider_refund_id) == ("succeeded", "re_late_1")
+    assert note.refund_status == "succeeded"
+
+
+def test_hourly_refund_sweep_is_scheduled(db):
+    import io
+
+    from django.core.management import call_command
+    from django_celery_beat.models import PeriodicTask
+
+    call_command("setup_periodic_tasks", stdout=io.StringIO())
+
+    sweep = PeriodicTask.objects.get(name="payments: resend pending refunds")
+    assert (sweep.task, sweep.crontab.minute, sweep.crontab.hour) == (
+        "payments.tasks.resend_pending_refunds",
+        "45",
+        "*",
+    )
+    assert tasks.resend_pending_refunds.delay().get() == {"refunds_resent": 0, "refunds_started": 0}
