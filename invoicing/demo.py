@@ -34,15 +34,15 @@ def load(*, stdout: Any) -> None:
             created, skipped, failed = created + summary.created, skipped + summary.skipped, failed + summary.failed
             for error in summary.errors:
                 stdout.write(f"invoicing: {error}")
-    # PDFs are rendered after commit by a task; without a worker running, render them here.
-    rendered = 0
-    missing = Invoice.objects.filter(
-        status=InvoiceStatus.FINALIZED, file="", invoice_subscriptions__subscription__external_id__in=DEMO_SUBSCRIPTIONS
+    # PDFs are rendered after commit by a task (in process when no broker is configured); with a
+    # broker but no worker running, render what is still missing here.
+    demo_invoices = Invoice.objects.filter(
+        status=InvoiceStatus.FINALIZED, invoice_subscriptions__subscription__external_id__in=DEMO_SUBSCRIPTIONS
     ).distinct()
-    for invoice in missing:
+    for invoice in demo_invoices.filter(file=""):
         pdf.invoice_pdf_render(invoice=invoice, actor="system:demo")
-        rendered += 1
+    with_pdf = demo_invoices.exclude(file="").count()
     stdout.write(
-        f"invoicing: {created} invoice(s) billed, {skipped} period(s) already billed, {failed} failed,"
-        f" {rendered} PDF(s) rendered"
+        f"invoicing: {created} invoice(s) billed, {skipped} period(s) already billed, {failed} failed;"
+        f" {with_pdf} demo invoice(s) with a PDF"
     )

@@ -31,7 +31,7 @@ def test_demo_bills_the_two_ended_months_once(django_capture_on_commit_callbacks
 
     invoices = Invoice.objects.filter(invoice_subscriptions__subscription__external_id__in=demo.DEMO_SUBSCRIPTIONS)
     assert "4 invoice(s) billed" in first.getvalue(), first.getvalue()
-    assert "0 invoice(s) billed, 4 period(s) already billed, 0 failed, 0 PDF(s) rendered" in again.getvalue()
+    assert "0 invoice(s) billed, 4 period(s) already billed, 0 failed; 4 demo invoice(s) with a PDF" in again.getvalue()
     assert invoices.count() == 4
     assert set(invoices.values_list("status", flat=True)) == {InvoiceStatus.FINALIZED}
     assert all(invoice.file for invoice in invoices)
