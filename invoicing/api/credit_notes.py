@@ -322,10 +322,36 @@ class CreditNoteEstimateView(_CreditNotesView):
         return Response({"estimated_credit_note": estimate})
 
 
+class CreditNoteUpdateInput(serializers.Serializer):
+    refund_status = serializers.ChoiceField(choices=[RefundStatus.SUCCEEDED, RefundStatus.FAILED])
+
+
 class CreditNoteView(_CreditNotesView):
     @extend_schema(operation_id="findCreditNote", responses={200: _OBJECT, 404: _ERROR})
     def get(self, request: Request, credit_note_id: str) -> Response:
         return Response({"credit_note": serialize_credit_note(_credit_note(credit_note_id), _context(request))})
+
+    @extend_schema(
+        operation_id="updateCreditNote",
+        request=inline_serializer("CreditNoteUpdate", {"credit_note": CreditNoteUpdateInput()}),
+        responses={200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
+    )
+    @lago_errors
+    def put(self, request: Request, credit_note_id: str) -> Response:
+        """Lago's PUT /credit_notes/{id}: record a refund's outcome. `succeeded` is how finance
+        says it refunded by hand (refused while Stripe holds the refund); `failed` records a
+        refund that did not go through."""
+        parsed = _parse(CreditNoteUpdateInput, unwrap(request, "credit_note"))
+        note = _credit_note(credit_note_id)
+        if note.refund_status is None:
+            raise InvoicingError.field("refund_status", "no_refund")
+        if parsed["refund_status"] == RefundStatus.SUCCEEDED:
+            note = credit_notes.credit_note_refund_mark_paid(credit_note=note, actor=_actor(request))
+        else:
+            note = credit_notes.credit_note_refund_status_update(
+                credit_note=note, status=RefundStatus.FAILED, actor=_actor(request), reason="set through the API"
+            )
+        return _answer(request, note)
 
 
 class CreditNoteVoidView(_CreditNotesView):

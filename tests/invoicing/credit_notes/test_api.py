@@ -252,3 +252,41 @@ def test_list_queries_do_not_grow_with_notes(api):
             invoice=make_invoice(customer=customer, fees=[{"amount": "10.00", "taxes": [vat]}, {"amount": "5.00"}])
         )
     assert count() == one
+
+
+def test_update_records_a_refund_made_by_hand(api):
+    # 100.00 paid in full by bank transfer; 30.00 of it refunded through a credit note.
+    paid = make_invoice(fees=[{"amount": "100.00"}], paid="100.00")
+    note = make_credit_note(
+        invoice=paid, items=[(fee_of(paid), "30.00")], credit_amount=Decimal("0"), refund_amount=Decimal("30.00")
+    )
+    assert note.refund_status == "pending"
+
+    failed = api.put(f"{URL}/{note.pk}", {"credit_note": {"refund_status": "failed"}})
+    assert (failed.status_code, failed.json()["credit_note"]["refund_status"]) == (200, "failed")
+    done = api.put(f"{URL}/{note.pk}", {"credit_note": {"refund_status": "succeeded"}})
+    assert (done.status_code, done.json()["credit_note"]["refund_status"]) == (200, "succeeded")
+    note.refresh_from_db()
+    assert note.refunded_at is not None
+    # Succeeded is final.
+    again = api.put(f"{URL}/{note.pk}", {"credit_note": {"refund_status": "failed"}})
+    assert (again.status_code, again.json()["code"]) == (405, "invalid_refund_status")
+    assert list(
+        InvoiceEvent.objects.filter(credit_note_id=note.pk, actor="api:test")
+        .order_by("id")
+        .values_list("kind", flat=True)
+    ) == ["credit_note_refund_failed", "credit_note_refund_succeeded"]
+
+
+def test_update_refuses_bad_input(api, invoice):
+    credit_only = make_credit_note(invoice=invoice, items=[(fee_of(invoice), "10.00")])
+
+    bad = api.put(f"{URL}/{credit_only.pk}", {"credit_note": {"refund_status": "refunded"}})
+    assert (bad.status_code, bad.json()["error_details"]) == (422, {"refund_status": ["value_is_invalid"]})
+    nothing_to_refund = api.put(f"{URL}/{credit_only.pk}", {"credit_note": {"refund_status": "succeeded"}})
+    assert (nothing_to_refund.status_code, nothing_to_refund.json()["error_details"]) == (
+        422,
+        {"refund_status": ["no_refund"]},
+    )
+    assert api.put(f"{URL}/{credit_only.pk}", {"refund_status": "succeeded"}).status_code == 400
+    assert api.put(f"{URL}/{uuid.uuid4()}", {"credit_note": {"refund_status": "failed"}}).status_code == 404
