@@ -25,9 +25,11 @@ class InvoicingConfig(AppConfig):
     ]
 
     def ready(self) -> None:
+        from metrics.signals import events_stored
         from plans.signals import subscription_started, subscription_terminated
 
         from . import receivers
 
         subscription_started.connect(receivers.bill_started_subscription, dispatch_uid="invoicing.bill_started")
         subscription_terminated.connect(receivers.bill_terminated_subscription, dispatch_uid="invoicing.bill_ended")
+        events_stored.connect(receivers.bill_pay_in_advance_events, dispatch_uid="invoicing.bill_pay_in_advance")

@@ -23,7 +23,8 @@ from django.db.models import Prefetch
 
 from billing_project.money import from_cents, round_amount
 from metrics.aggregation import AggregationResult, aggregate, aggregate_grouped, aggregate_subscriptions
-from metrics.models import BillableMetric
+from metrics.models import AggregationType, BillableMetric, Event
+from metrics.selectors import event_numeric_value, event_scalar_text, event_text_value
 from plans import charge_models, periods
 from plans.models import Charge, ChargeFilter, Subscription
 
@@ -246,7 +247,7 @@ class BatchUsage(DirectUsage):
         self._cache: dict[tuple[Any, ...], AggregationResult] = {}
         wanted: dict[tuple[Any, ...], tuple[BillableMetric, Bucket, dict[str, tuple[datetime, datetime]]]] = {}
         for subscription, period in items:
-            for charge in billable_charges(subscription):
+            for charge in arrears_charges(subscription):
                 properties = charge_models.properties_for(charge)
                 if _needs_event_values(charge.charge_model, properties) or properties.get("grouped_by"):
                     continue
@@ -295,6 +296,12 @@ class BatchUsage(DirectUsage):
 def billable_charges(subscription: Subscription) -> list[Charge]:
     """The plan's live charges (prefetched by `with_billing_relations`)."""
     return [charge for charge in subscription.plan.charges.all() if charge.deleted_at is None]
+
+
+def arrears_charges(subscription: Subscription) -> list[Charge]:
+    """The live charges a period's invoice bills: pay-in-advance charges were billed event by
+    event as the events arrived (`pay_in_advance_fee`), never again at the period's end."""
+    return [charge for charge in billable_charges(subscription) if not charge.pay_in_advance]
 
 
 def with_billing_relations(queryset: Any) -> Any:
@@ -413,11 +420,7 @@ def charge_fees(
     for bucket in charge_buckets(charge):
         properties = charge_models.properties_for(charge, bucket.charge_filter)
         grouped_by = [key for key in properties.get("grouped_by") or [] if key]
-        display = (
-            bucket.charge_filter.invoice_display_name or f"{name} {_describe(bucket.filters)}"
-            if bucket.charge_filter is not None
-            else name
-        )
+        display = _display_name(charge, bucket)
         common = {
             "fee_type": FeeType.CHARGE,
             "charge": charge,
@@ -492,6 +495,13 @@ def charge_fees(
     return fees
 
 
+def _display_name(charge: Charge, bucket: Bucket) -> str:
+    name = charge.invoice_display_name or charge.billable_metric.name
+    if bucket.charge_filter is None:
+        return name
+    return bucket.charge_filter.invoice_display_name or f"{name} {_describe(bucket.filters)}"
+
+
 def _describe(filters: Filters | None) -> str:
     return ", ".join(f"{key}: {'/'.join(values)}" for key, values in (filters or {}).items())
 
@@ -510,11 +520,178 @@ def subscription_fees(
     if window.fee_period is not None:
         fees.append(subscription_fee(subscription, window.fee_period))
     if window.charges_period is not None:
-        for charge in billable_charges(subscription):
+        for charge in arrears_charges(subscription):
             fees.extend(
                 charge_fees(subscription, charge, window.charges_period, usage=usage, with_true_up=with_true_up)
             )
     return fees
+
+
+# --------------------------------------------------------------------------------------------
+# Pay-in-advance charges: priced event by event, as the events arrive
+
+# Lago allows pay in advance for these aggregations only (plans validates it).
+PAY_IN_ADVANCE_AGGREGATIONS = (AggregationType.COUNT, AggregationType.SUM, AggregationType.UNIQUE_COUNT)
+
+
+def _bucket_matches(bucket: Bucket, properties: Any) -> bool:
+    """Does an event with `properties` fall in `bucket`? The SQL's rule (metrics.aggregation):
+    every key of the filter holds one of its values, and no outranking filter matches whole."""
+
+    def all_match(conditions: Filters) -> bool:
+        return all(event_text_value(properties, key) in set(values) for key, values in conditions.items())
+
+    return (not bucket.filters or all_match(bucket.filters)) and not any(
+        all_match(other) for other in bucket.exclude_filters
+    )
+
+
+def event_bucket(charge: Charge, properties: Any) -> Bucket:
+    """The bucket (charge filter, or the remainder) that prices an event of `charge`."""
+    buckets = charge_buckets(charge)
+    return next((bucket for bucket in buckets if _bucket_matches(bucket, properties)), buckets[-1])
+
+
+def _advance_value(metric: BillableMetric, properties: Any) -> Decimal | str | None:
+    """What one event adds: 1 (count), its number (sum), its value (unique count); None when the
+    event carries no usable value (Lago creates no fee for it either)."""
+    kind = metric.aggregation_type
+    if kind == AggregationType.COUNT:
+        return Decimal(1)
+    if kind == AggregationType.SUM:
+        return event_numeric_value(properties, metric.field_name)
+    if kind == AggregationType.UNIQUE_COUNT:
+        return event_scalar_text(properties, metric.field_name)
+    return None
+
+
+def _removes(properties: Any) -> bool:
+    return isinstance(properties, dict) and properties.get("operation_type") == "remove"
+
+
+def pay_in_advance_fee(subscription: Subscription, charge: Charge, event: Event) -> Fee | None:
+    """The fee `event` costs on the pay-in-advance `charge` (unsaved; invoice unset), or None
+    when the charge cannot price it (no usable value, an aggregation Lago never bills in advance).
+
+    As Lago (Charges::ApplyPayInAdvanceChargeModelService): the increment of the charge model's
+    amount that this event causes within its charges period, price(units before + the event's)
+    - price(units before), so tiers, packages and free units run across the whole period.
+    "Before" is every event of the period that sorts before this one by (timestamp, id): events
+    of the same millisecond (a batch sent without timestamps) count in the order they were stored.
+    A unique count value that is already active, or a removal, adds nothing (a zero fee). Never
+    negative: a negative sum costs 0 (a refund is a credit note)."""
+    metric = charge.billable_metric
+    if metric.aggregation_type not in PAY_IN_ADVANCE_AGGREGATIONS:
+        return None
+    own = _advance_value(metric, event.properties)
+    if own is None:
+        return None
+    currency = plan_currency(subscription)
+    period = periods.subscription_charges_period(subscription, event.timestamp)
+    bucket = event_bucket(charge, event.properties)
+    properties = charge_models.properties_for(charge, bucket.charge_filter)
+    filters: Filters = dict(bucket.filters or {})
+    group_key = next((key for key in properties.get("grouped_by") or [] if key), None)
+    group_value = event_text_value(event.properties, group_key) if group_key else None
+    if group_key is not None and group_value is not None:
+        filters[group_key] = [v for v in filters.get(group_key, [group_value]) if v == group_value]
+    with_values = _needs_event_values(charge.charge_model, properties)
+    scope = {
+        "external_subscription_ids": [subscription.external_id],
+        "from_datetime": period.from_datetime,
+        "to_datetime": event.timestamp,
+        "exclude_filters": bucket.exclude_filters,
+    }
+    before = aggregate(metric, filters=filters or None, with_event_values=with_values, **scope)
+    same_instant = [
+        other
+        for other in Event.objects.filter(
+            external_subscription_id=event.external_subscription_id,
+            code=event.code,
+            timestamp=event.timestamp,
+            id__lt=event.id,
+        ).order_by("id")
+        if _bucket_matches(bucket, other.properties)
+        and (group_key is None or event_text_value(other.properties, group_key) == group_value)
+    ]
+    units = before.units
+    count = before.events_count
+    values = list(before.event_values or ())
+    precise_cents = before.precise_total_amount_cents
+    if metric.aggregation_type == AggregationType.UNIQUE_COUNT:
+        field_name = metric.field_name
+        tie_values = [(_advance_value(metric, other.properties), _removes(other.properties)) for other in same_instant]
+        wanted = sorted({str(own)} | {str(value) for value, _ in tie_values if value is not None})
+        active = {
+            value
+            for value, result in aggregate_grouped(
+                metric, grouped_by=field_name, filters={**filters, field_name: wanted}, **scope
+            ).items()
+            if result.units > 0
+        }
+        for value, removes in tie_values:
+            if value is None:
+                continue
+            if removes and value in active:
+                active.discard(value)  # type: ignore[arg-type]
+                units -= 1
+            elif not removes and value not in active:
+                active.add(value)  # type: ignore[arg-type]
+                units += 1
+            count += 1
+            values.append(Decimal(1))
+        increment = ZERO if _removes(event.properties) or own in active else Decimal(1)
+        own_value = Decimal(1)
+    else:
+        for other in same_instant:
+            value = _advance_value(metric, other.properties)
+            if value is None:
+                continue
+            units += value  # type: ignore[operator]
+            count += 1
+            values.append(value)  # type: ignore[arg-type]
+            precise_cents += other.precise_total_amount_cents or ZERO
+        increment = own_value = own  # type: ignore[assignment]
+    own_cents = event.precise_total_amount_cents or ZERO
+
+    def price(units: Decimal, count: int, values: list[Decimal], cents: Decimal) -> charge_models.ChargeResult:
+        return charge_models.compute(
+            charge.charge_model,
+            properties,
+            units=units,
+            events_count=count,
+            event_values=values if with_values else None,
+            precise_total_amount=from_cents(cents, currency),
+        )
+
+    priced_before = price(units, count, values, precise_cents)
+    priced_after = price(units + increment, count + 1, [*values, own_value], precise_cents + own_cents)
+    precise = max(priced_after.amount - priced_before.amount, ZERO)
+    return _fee(
+        subscription,
+        currency,
+        precise,
+        fee_type=FeeType.CHARGE,
+        charge=charge,
+        charge_filter=bucket.charge_filter,
+        units=increment,
+        events_count=1,
+        unit_amount=precise / increment if increment else ZERO,
+        pay_in_advance=True,
+        pay_in_advance_event_id=event.id,
+        pay_in_advance_event_transaction_id=event.transaction_id,
+        from_datetime=period.from_datetime,
+        to_datetime=period.to_datetime,
+        invoice_display_name=_display_name(charge, bucket),
+        grouped_by={group_key: group_value} if group_key is not None and group_value is not None else {},
+        amount_details={
+            "units_before": _s(units),
+            "units_after": _s(units + increment),
+            "amount_before": _s(priced_before.amount),
+            "amount_after": _s(priced_after.amount),
+            "after": priced_after.details,
+        },
+    )
 
 
 def fees_total(fees: Sequence[Fee]) -> Decimal:

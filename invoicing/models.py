@@ -115,6 +115,8 @@ class InvoicingReason(models.TextChoices):
     SUBSCRIPTION_PERIODIC = "subscription_periodic", "Subscription periodic"
     SUBSCRIPTION_TERMINATING = "subscription_terminating", "Subscription terminating"
     UPGRADING = "upgrading", "Upgrading"
+    # An invoice issued when an event of a pay-in-advance charge arrives (many per period).
+    IN_ADVANCE_CHARGE = "in_advance_charge", "In advance charge"
 
 
 class InvoiceSubscription(models.Model):
@@ -137,8 +139,11 @@ class InvoiceSubscription(models.Model):
 
     class Meta:
         constraints = [
+            # One invoice per period, except for pay-in-advance charges: each event has its own
+            # invoice (the fee's unique event key, not this row, makes that one per event).
             models.UniqueConstraint(
                 fields=["subscription", "from_datetime", "to_datetime", "invoicing_reason"],
+                condition=~Q(invoicing_reason="in_advance_charge"),
                 name="invoice_subscription_period_unique",
             )
         ]
@@ -158,10 +163,11 @@ class FeeType(models.TextChoices):
 
 class Fee(models.Model):
     """One line of an invoice. `amount` is rounded once to the currency's minor unit;
-    `precise_amount` keeps the charge model's unrounded figure."""
+    `precise_amount` keeps the charge model's unrounded figure. A fee of a pay-in-advance charge
+    that is not invoiceable has no invoice (Lago records it for the integrating product to bill)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="fees")
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, null=True, blank=True, related_name="fees")
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="fees")
     charge = models.ForeignKey(Charge, on_delete=models.PROTECT, null=True, blank=True, related_name="fees")
     charge_filter = models.ForeignKey(
@@ -184,6 +190,11 @@ class Fee(models.Model):
     amount_details = models.JSONField(default=dict, blank=True)
     grouped_by = models.JSONField(default=dict, blank=True)
     pay_in_advance = models.BooleanField(default=False)
+    # The event a pay-in-advance charge fee prices (events are unique per external subscription
+    # and transaction id): with the charge and subscription, unique, so a retried task never
+    # bills an event twice.
+    pay_in_advance_event_id = models.BigIntegerField(null=True, blank=True)
+    pay_in_advance_event_transaction_id = models.CharField(max_length=255, null=True, blank=True)
     from_datetime = models.DateTimeField(null=True, blank=True)
     to_datetime = models.DateTimeField(null=True, blank=True)
     invoice_display_name = models.CharField(max_length=255, blank=True)
@@ -194,6 +205,13 @@ class Fee(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [models.Index(fields=["subscription", "charge"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["charge", "subscription", "pay_in_advance_event_transaction_id"],
+                condition=Q(pay_in_advance_event_transaction_id__isnull=False),
+                name="fee_pay_in_advance_event_unique",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.fee_type} {self.amount} {self.currency}"

@@ -1,5 +1,6 @@
-"""What invoicing does when plans announces a subscription's start or end (connected in ready()).
-Thin: each hands the billing to a task (run inline when Celery is eager)."""
+"""What invoicing does when plans announces a subscription's start or end, and when metrics
+announces events of pay-in-advance charges (connected in ready()). Thin: each hands the billing
+to a task (run inline when Celery is eager)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,12 @@ def bill_terminated_subscription(sender: Any, *, subscription_id: Any, **kwargs:
     from .tasks import bill_subscription_end
 
     bill_subscription_end.delay(str(subscription_id))
+
+
+def bill_pay_in_advance_events(sender: Any, *, events: Any, **kwargs: Any) -> None:
+    """New events that a pay-in-advance charge prices: one task each (metrics sends this after
+    commit, so the task always finds its event)."""
+    from .tasks import bill_pay_in_advance_event
+
+    for external_subscription_id, code, transaction_id in events:
+        bill_pay_in_advance_event.delay(external_subscription_id, code, transaction_id)

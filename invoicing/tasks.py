@@ -8,7 +8,7 @@ from datetime import datetime
 from celery import shared_task
 from django.utils import timezone
 
-from . import pdf, runs, selectors, services
+from . import advance_charges, pdf, runs, selectors, services
 from .models import Invoice
 
 
@@ -43,6 +43,16 @@ def bill_subscription_start(subscription_id: str) -> str | None:
 def bill_subscription_end(subscription_id: str) -> str | None:
     invoice = runs.bill_final(subscription_id=subscription_id, actor="system:subscription_terminated")
     return str(invoice.pk) if invoice is not None else None
+
+
+@shared_task(name="invoicing.tasks.bill_pay_in_advance_event")
+def bill_pay_in_advance_event(external_subscription_id: str, code: str, transaction_id: str) -> list[str]:
+    """One stored event of a pay-in-advance charge (`code` is the event's, for the logs): its
+    fees, and invoices for invoiceable charges. Billing it twice bills nothing (unique fee)."""
+    fees = advance_charges.fees_create_for_event(
+        external_subscription_id=external_subscription_id, transaction_id=transaction_id
+    )
+    return [str(fee.pk) for fee in fees]
 
 
 @shared_task(name="invoicing.tasks.finalize_due_drafts")

@@ -32,6 +32,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 
 from .models import Event
+from .signals import events_stored, pay_in_advance_codes_requested
 
 MAX_BATCH_SIZE = 100
 MAX_IDENTIFIER_LENGTH = 255
@@ -372,6 +373,7 @@ def _store(events: list[EventInput], received_at: datetime) -> IngestionResult:
             stored, replayed = _insert_postgresql(unique, unique_indexes, received_at)
         else:
             stored, replayed = _insert_generic(unique, unique_indexes, received_at)
+        _announce(stored, replayed)
 
     by_index = dict(zip(unique_indexes, zip(stored, replayed, strict=True), strict=True))
     result_events: list[StoredEvent] = []
@@ -385,6 +387,24 @@ def _store(events: list[EventInput], received_at: datetime) -> IngestionResult:
             result_events.append(event)
             result_replayed.append(was_replayed)
     return IngestionResult(events=result_events, replayed=result_replayed)
+
+
+def _announce(stored: list[StoredEvent], replayed: list[bool]) -> None:
+    """After commit, announce the new events that a pay-in-advance charge prices (events_stored).
+    At most one small query per batch (the receivers' answer to pay_in_advance_codes_requested),
+    none when nothing listens or every event was a replay."""
+    if not pay_in_advance_codes_requested.has_listeners(Event):
+        return
+    new = [event for event, was_replayed in zip(stored, replayed, strict=True) if not was_replayed]
+    if not new:
+        return
+    wanted: set[str] = set()
+    for _, codes in pay_in_advance_codes_requested.send(sender=Event, codes={event.code for event in new}):
+        wanted.update(codes or ())
+    if not wanted:
+        return
+    announced = [(e.external_subscription_id, e.code, e.transaction_id) for e in new if e.code in wanted]
+    transaction.on_commit(lambda: events_stored.send(sender=Event, events=announced), robust=True)
 
 
 _TABLE = Event._meta.db_table

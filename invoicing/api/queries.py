@@ -60,7 +60,8 @@ def invoices_in_full() -> QuerySet[Invoice]:
 
 def fees_for_list() -> QuerySet[Fee]:
     return (
-        Fee.objects.select_related("invoice__customer", *FEE_RELATIONS)
+        # subscription__customer: a fee without an invoice (pay in advance, not invoiceable).
+        Fee.objects.select_related("invoice__customer", "subscription__customer", *FEE_RELATIONS)
         .prefetch_related("applied_taxes")
         .order_by("-created_at", "-id")
     )

@@ -121,10 +121,11 @@ def _pay_in_advance(fee: Fee) -> bool:
     return fee.pay_in_advance
 
 
-def serialize_fee(fee: Fee, invoice: Invoice) -> dict[str, Any]:
-    """Lago's fee object. `invoice` is passed so a fee inside an invoice needs no extra query."""
+def serialize_fee(fee: Fee, invoice: Invoice | None) -> dict[str, Any]:
+    """Lago's fee object. `invoice` is passed so a fee inside an invoice needs no extra query;
+    None for a fee of a pay-in-advance charge that is not invoiceable (it has no invoice)."""
     currency = fee.currency
-    customer = invoice.customer
+    customer = invoice.customer if invoice is not None else fee.subscription.customer
     sub_total_precise = fee.precise_amount - fee.precise_coupons_amount
     sub_total = fee.amount - fee.precise_coupons_amount
     answer = {
@@ -132,7 +133,7 @@ def serialize_fee(fee: Fee, invoice: Invoice) -> dict[str, Any]:
         "lago_charge_id": str(fee.charge_id) if fee.charge_id else None,
         "lago_charge_filter_id": str(fee.charge_filter_id) if fee.charge_filter_id else None,
         "lago_fixed_charge_id": None,
-        "lago_invoice_id": str(fee.invoice_id),
+        "lago_invoice_id": str(fee.invoice_id) if fee.invoice_id else None,
         "lago_true_up_fee_id": None,
         "lago_true_up_parent_fee_id": None,
         "lago_original_fee_id": None,
@@ -160,7 +161,7 @@ def serialize_fee(fee: Fee, invoice: Invoice) -> dict[str, Any]:
         "sub_total_excluding_taxes_amount_cents": _cents(sub_total, currency),
         "sub_total_excluding_taxes_precise_amount_cents": _precise_cents(sub_total_precise, currency),
         "events_count": fee.events_count,
-        "payment_status": invoice.payment_status,
+        "payment_status": invoice.payment_status if invoice is not None else "pending",
         "created_at": iso(fee.created_at),
         "succeeded_at": None,
         "failed_at": None,
