@@ -17,6 +17,47 @@ def validate_timezone(value: str) -> None:
         raise ValidationError("value_is_invalid")
 
 
+# The customer's billing details: what an issued invoice freezes and prints (invoicing reads it).
+CUSTOMER_BILLING_FIELDS = (
+    "name",
+    "firstname",
+    "lastname",
+    "legal_name",
+    "legal_number",
+    "email",
+    "phone",
+    "url",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "zipcode",
+    "country",
+    "currency",
+    "timezone",
+    "tax_identification_number",
+)
+# The issuer's details an invoice freezes and prints.
+ORGANIZATION_ISSUER_FIELDS = (
+    "name",
+    "legal_name",
+    "legal_number",
+    "address_line1",
+    "address_line2",
+    "zipcode",
+    "city",
+    "state",
+    "country",
+    "email",
+    "tax_identification_number",
+    "invoice_footer",
+    "timezone",
+)
+# The django-sequences name of customers' sequential ids: customers assigns them at creation,
+# invoicing to a customer that has none yet (one sequence, so the numbers never collide).
+CUSTOMER_SEQUENCE = "customers.customer"
+
+
 class DocumentNumbering(models.TextChoices):
     PER_CUSTOMER = "per_customer", "Per customer (<PREFIX>-<customer>-<seq>)"
     PER_ORGANIZATION = "per_organization", "Per organization (<PREFIX>-<YYYYMM>-<seq>)"

@@ -22,6 +22,8 @@ from billing_project.money import is_currency
 
 from .countries import is_country_code
 from .models import (
+    CUSTOMER_BILLING_FIELDS,
+    CUSTOMER_SEQUENCE,
     ApiKey,
     Customer,
     DocumentNumbering,
@@ -39,31 +41,8 @@ MAX_METADATA = 5
 MAX_METADATA_KEY_LENGTH = 20
 MAX_METADATA_VALUE_LENGTH = 100
 MAX_DAYS = 36_500  # payment terms and grace periods, in days: a century is surely a typo
-# The django-sequences name of customers' sequential ids. invoicing.numbering assigns one, with
-# the same name, to a customer that has none yet: one sequence, so the numbers never collide.
-CUSTOMER_SEQUENCE = "customers.customer"
 
-CUSTOMER_TEXT_FIELDS = (
-    "name",
-    "firstname",
-    "lastname",
-    "legal_name",
-    "legal_number",
-    "email",
-    "phone",
-    "url",
-    "address_line1",
-    "address_line2",
-    "city",
-    "state",
-    "zipcode",
-    "country",
-    "currency",
-    "timezone",
-    "tax_identification_number",
-    "payment_provider",
-    "provider_customer_id",
-)
+CUSTOMER_TEXT_FIELDS = (*CUSTOMER_BILLING_FIELDS, "payment_provider", "provider_customer_id")
 CUSTOMER_DAY_FIELDS = ("net_payment_term", "invoice_grace_period")
 CUSTOMER_FIELDS = (*CUSTOMER_TEXT_FIELDS, *CUSTOMER_DAY_FIELDS)
 

@@ -15,11 +15,10 @@ from datetime import date
 from django.db import transaction
 from sequences import get_next_value, get_next_values
 
-from customers.models import Customer, DocumentNumbering, Organization
+from customers.models import CUSTOMER_SEQUENCE, Customer, DocumentNumbering, Organization
 
 from .models import Invoice
 
-CUSTOMER_SEQUENCE = "customers.customer"
 ORGANIZATION_INVOICE_SEQUENCE = "invoicing.invoice.organization"
 
 

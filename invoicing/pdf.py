@@ -31,7 +31,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from billing_project.money import decimal_places, round_amount
-from customers.models import Customer, Organization
+from customers.models import CUSTOMER_BILLING_FIELDS, ORGANIZATION_ISSUER_FIELDS, Customer, Organization
 
 from .models import CreditNote, Fee, FeeType, Invoice, InvoiceEvent, InvoiceStatus
 
@@ -49,25 +49,7 @@ class PdfRenderError(RuntimeError):
 
 
 # Customer fields an invoice may freeze in its snapshot (they override the live customer's).
-SNAPSHOT_FIELDS = (
-    "name",
-    "firstname",
-    "lastname",
-    "legal_name",
-    "legal_number",
-    "email",
-    "phone",
-    "url",
-    "address_line1",
-    "address_line2",
-    "city",
-    "state",
-    "zipcode",
-    "country",
-    "currency",
-    "timezone",
-    "tax_identification_number",
-)
+SNAPSHOT_FIELDS = CUSTOMER_BILLING_FIELDS
 
 
 def customer_details(customer: Customer, snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -93,21 +75,7 @@ def invoice_customer_details(invoice: Invoice) -> dict[str, Any]:
     return customer_details(invoice.customer, frozen(invoice, "customer"))
 
 
-ISSUER_FIELDS = (
-    "name",
-    "legal_name",
-    "legal_number",
-    "address_line1",
-    "address_line2",
-    "zipcode",
-    "city",
-    "state",
-    "country",
-    "email",
-    "tax_identification_number",
-    "invoice_footer",
-    "timezone",
-)
+ISSUER_FIELDS = ORGANIZATION_ISSUER_FIELDS
 
 
 def issuer_details(invoice: Invoice, organization: Organization) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing_project.money import from_cents, round_amount, to_cents
-from customers.models import Customer, Organization
+from customers.models import CUSTOMER_BILLING_FIELDS, ORGANIZATION_ISSUER_FIELDS, Customer, Organization
 from plans.models import AddOn, Subscription, Tax
 
 from . import billing, credit_notes, numbering, totals
@@ -255,41 +255,8 @@ def invoice_refresh(*, invoice: Invoice, actor: str) -> Invoice:
 
 def customer_snapshot(customer: Customer, organization: Organization) -> dict[str, Any]:
     """The billing details an issued invoice keeps, whatever happens to the customer later."""
-    customer_fields = (
-        "external_id",
-        "name",
-        "firstname",
-        "lastname",
-        "legal_name",
-        "legal_number",
-        "email",
-        "phone",
-        "url",
-        "address_line1",
-        "address_line2",
-        "city",
-        "state",
-        "zipcode",
-        "country",
-        "tax_identification_number",
-        "currency",
-        "timezone",
-    )
-    organization_fields = (
-        "name",
-        "legal_name",
-        "legal_number",
-        "address_line1",
-        "address_line2",
-        "zipcode",
-        "city",
-        "state",
-        "country",
-        "email",
-        "tax_identification_number",
-        "invoice_footer",
-        "timezone",
-    )
+    customer_fields = ("external_id", *CUSTOMER_BILLING_FIELDS)
+    organization_fields = ORGANIZATION_ISSUER_FIELDS
     snapshot_customer: dict[str, Any] = {name: getattr(customer, name) for name in customer_fields}
     snapshot_customer["sequential_id"] = customer.sequential_id
     snapshot_customer["metadata"] = [
