@@ -3,9 +3,8 @@ Thin: parse, call invoicing.credit_notes, render. Amounts travel as integer `*_c
 
 from __future__ import annotations
 
-import functools
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -16,9 +15,8 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from billing_project.api.errors import NotFound, Unprocessable, error_body
+from billing_project.api.errors import NotFound, Unprocessable
 from billing_project.api.views import paginated, unwrap
 from billing_project.money import from_cents, to_cents
 from customers.models import Customer
@@ -29,6 +27,7 @@ from ..errors import InvoicingError
 from ..models import CreditNote, CreditNoteItem, CreditNoteReason, CreditStatus, Fee, Invoice, RefundStatus
 from .queries import FEE_RELATIONS
 from .serializers import InvoiceContext, StrictIntegerField, serialize_customer, serialize_fee
+from .views import InvoicingView, actor_of, lago_errors
 
 _OBJECT = OpenApiResponse(response=OpenApiTypes.OBJECT)
 _ERROR = OpenApiResponse(response=OpenApiTypes.OBJECT, description="Lago's error shape")
@@ -185,40 +184,8 @@ def serialize_credit_note(note: CreditNote, context: InvoiceContext) -> dict[str
 # Views
 
 
-class _Refused(Exception):
-    def __init__(self, response: Response) -> None:
-        self.response = response
-
-
-def lago_errors(method: Callable[..., Response]) -> Callable[..., Response]:
-    """The service's InvoicingError in the API's one shape (404 `<resource>_not_found`, 405
-    `not_allowed` codes such as no_voidable_amount, 422 with error_details)."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        try:
-            return method(*args, **kwargs)
-        except InvoicingError as error:
-            body = error_body(error.status, code=error.code)
-            if error.details:
-                body["error_details"] = error.details
-            raise _Refused(Response(body, status=error.status)) from None
-
-    return wrapper
-
-
-class _CreditNotesView(APIView):
+class _CreditNotesView(InvoicingView):
     resource_name = "credit_note"
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, _Refused):
-            return exc.response
-        return super().handle_exception(exc)
-
-
-def _actor(request: Request) -> str:
-    api_key = getattr(request.user, "api_key", None)
-    return f"api:{api_key.name}" if api_key is not None else "api"
 
 
 def _context(request: Request) -> InvoiceContext:
@@ -301,7 +268,7 @@ class CreditNotesView(_CreditNotesView):
             items=_items(invoice, parsed["items"]),  # type: ignore[arg-type]
             credit_amount=_cents_or_none(parsed.get("credit_amount_cents"), currency),
             refund_amount=_cents_or_none(parsed.get("refund_amount_cents"), currency),
-            actor=_actor(request),
+            actor=actor_of(request),
         )
         return _answer(request, note)
 
@@ -346,10 +313,10 @@ class CreditNoteView(_CreditNotesView):
         if note.refund_status is None:
             raise InvoicingError.field("refund_status", "no_refund")
         if parsed["refund_status"] == RefundStatus.SUCCEEDED:
-            note = credit_notes.credit_note_refund_mark_paid(credit_note=note, actor=_actor(request))
+            note = credit_notes.credit_note_refund_mark_paid(credit_note=note, actor=actor_of(request))
         else:
             note = credit_notes.credit_note_refund_status_update(
-                credit_note=note, status=RefundStatus.FAILED, actor=_actor(request), reason="set through the API"
+                credit_note=note, status=RefundStatus.FAILED, actor=actor_of(request), reason="set through the API"
             )
         return _answer(request, note)
 
@@ -358,7 +325,7 @@ class CreditNoteVoidView(_CreditNotesView):
     @extend_schema(operation_id="voidCreditNote", request=None, responses={200: _OBJECT, 404: _ERROR, 405: _ERROR})
     @lago_errors
     def put(self, request: Request, credit_note_id: str) -> Response:
-        note = credit_notes.credit_note_void(credit_note=_credit_note(credit_note_id), actor=_actor(request))
+        note = credit_notes.credit_note_void(credit_note=_credit_note(credit_note_id), actor=actor_of(request))
         return _answer(request, note)
 
 

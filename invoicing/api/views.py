@@ -59,7 +59,7 @@ def lago_errors(method: Callable[..., Response]) -> Callable[..., Response]:
     return wrapper
 
 
-class _InvoicingView(APIView):
+class InvoicingView(APIView):
     resource_name = "invoice"
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -141,7 +141,7 @@ _INVOICE_FILTERS = [
 ]
 
 
-class InvoicesView(_InvoicingView):
+class InvoicesView(InvoicingView):
     @extend_schema(operation_id="findAllInvoices", parameters=[*_PAGE, *_INVOICE_FILTERS], responses={200: _OBJECT})
     def get(self, request: Request) -> Response:
         params = request.query_params
@@ -208,7 +208,7 @@ class InvoicesView(_InvoicingView):
         return _invoice_answer(request, invoice)
 
 
-class InvoiceView(_InvoicingView):
+class InvoiceView(InvoicingView):
     @extend_schema(operation_id="findInvoice", responses={200: _OBJECT, 404: _ERROR})
     def get(self, request: Request, invoice_id: str) -> Response:
         return _invoice_answer(request, _invoice(invoice_id))
@@ -250,19 +250,19 @@ def _action(operation_id: str, service: str, description: str) -> Callable[..., 
     return handler
 
 
-class InvoiceRefreshView(_InvoicingView):
+class InvoiceRefreshView(InvoicingView):
     put = _action("refreshInvoice", "invoice_refresh", "Recompute a draft invoice from current usage.")
 
 
-class InvoiceFinalizeView(_InvoicingView):
+class InvoiceFinalizeView(InvoicingView):
     put = _action("finalizeInvoice", "invoice_finalize", "Finalize a draft: number, frozen customer, PDF, payment.")
 
 
-class InvoiceVoidView(_InvoicingView):
+class InvoiceVoidView(InvoicingView):
     post = _action("voidInvoice", "invoice_void", "Void a finalized invoice that is not paid.")
 
 
-class InvoiceDownloadView(_InvoicingView):
+class InvoiceDownloadView(InvoicingView):
     @extend_schema(
         operation_id="downloadInvoice",
         description="Answers the invoice with `file_url`: a signed link to its PDF that expires.",
@@ -295,7 +295,7 @@ _FEE_FILTERS = [
 ]
 
 
-class FeesView(_InvoicingView):
+class FeesView(InvoicingView):
     resource_name = "fee"
 
     @extend_schema(operation_id="findAllFees", parameters=[*_PAGE, *_FEE_FILTERS], responses={200: _OBJECT})
@@ -324,7 +324,7 @@ class FeesView(_InvoicingView):
         return paginated(request, rows, "fees", s.serialize_fees, many=True)
 
 
-class FeeView(_InvoicingView):
+class FeeView(InvoicingView):
     resource_name = "fee"
 
     @extend_schema(operation_id="findFee", responses={200: _OBJECT, 404: _ERROR})
@@ -340,7 +340,7 @@ class FeeView(_InvoicingView):
 # Current usage
 
 
-class CustomerCurrentUsageView(_InvoicingView):
+class CustomerCurrentUsageView(InvoicingView):
     resource_name = "customer"
 
     @extend_schema(
