@@ -11,19 +11,27 @@ instead of numbering an empty invoice per event.
 
 Exactly once: the fee is unique on (charge, subscription, event transaction id) in the database,
 so a retried or duplicated task rolls back at the fee's insert and bills nothing twice.
+
+At least once: an announcement is lost when the broker is down or a task dies, so a periodic
+sweep (`fees_sweep_missed`, every 10 minutes, and `manage.py bill_missed_advance_events`) finds
+the recent events of pay-in-advance charges that have no fee yet (an anti-join on the fee's
+unique key) and bills them through the same function.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from customers.models import Organization
-from metrics.models import Event
+from metrics.models import BillableMetric, Event
 from plans import periods
 from plans.models import Charge, Subscription, SubscriptionStatus
 
@@ -164,3 +172,123 @@ def _invoice_create(*, subscription: Subscription, fee: Fee, event: Event, actor
     InvoiceEvent.objects.bulk_create(events)
     services._after_commit(invoice)
     return invoice
+
+
+# --- the sweep: events whose announcement was lost ---------------------------------------------
+
+DEFAULT_SWEEP_HOURS = 24
+# Events younger than this are left to their announced task (in flight, not lost): the sweep
+# racing it would only roll back at the fee's unique key, but costs both a pricing.
+SWEEP_SETTLE = timedelta(minutes=2)
+SWEEP_PAGE = 500
+
+
+def sweep_hours() -> int:
+    """How far back the sweep looks (settings.PAY_IN_ADVANCE_SWEEP_HOURS, default 24)."""
+    return int(getattr(settings, "PAY_IN_ADVANCE_SWEEP_HOURS", DEFAULT_SWEEP_HOURS))
+
+
+# Driven by the subscriptions and their live pay-in-advance charges, so each (subscription,
+# metric code) pair is one range scan of the events' (external_subscription_id, code, timestamp)
+# index over the window; the anti-join probes the fee's partial unique index (charge,
+# subscription, pay_in_advance_event_transaction_id). Events a charge cannot price (a sum event
+# without its field) are skipped here rather than priced again at every sweep. Paged by event id.
+_MISSED_SQL = f"""
+SELECT DISTINCT e.id, e.external_subscription_id, e.transaction_id
+FROM {Subscription._meta.db_table} s
+JOIN {Charge._meta.db_table} c ON c.plan_id = s.plan_id AND c.pay_in_advance AND c.deleted_at IS NULL
+JOIN {BillableMetric._meta.db_table} m ON m.id = c.billable_metric_id AND m.deleted_at IS NULL
+JOIN {Event._meta.db_table} e
+    ON e.external_subscription_id = s.external_id AND e.code = m.code
+    AND e.timestamp >= %(since)s AND e.timestamp < %(until)s
+    AND e.timestamp >= s.started_at AND (s.terminated_at IS NULL OR e.timestamp < s.terminated_at)
+WHERE s.status IN (%(active)s, %(terminated)s)
+    AND (s.terminated_at IS NULL OR s.terminated_at > %(since)s)
+    AND s.started_at < %(until)s
+    AND e.created_at < %(settled)s
+    AND e.id > %(after_id)s
+    AND (m.aggregation_type = %(count_agg)s OR e.properties ? m.field_name)
+    AND NOT EXISTS (
+        SELECT 1 FROM {Fee._meta.db_table} f
+        WHERE f.charge_id = c.id AND f.subscription_id = s.id
+            AND f.pay_in_advance_event_transaction_id = e.transaction_id
+    )
+ORDER BY e.id
+LIMIT %(limit)s
+"""
+
+
+def missed_events(
+    *, since: datetime, until: datetime, settled: datetime, after_id: int = 0, limit: int = SWEEP_PAGE
+) -> list[tuple[int, str, str]]:
+    """(event id, external_subscription_id, transaction_id) of events with a timestamp in
+    [since, until), received before `settled`, that a live pay-in-advance charge of their
+    subscription prices and that have no fee on it yet; ordered by id, after `after_id`."""
+    params = {
+        "since": since,
+        "until": until,
+        "settled": settled,
+        "after_id": after_id,
+        "limit": limit,
+        "active": SubscriptionStatus.ACTIVE,
+        "terminated": SubscriptionStatus.TERMINATED,
+        "count_agg": "count_agg",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_MISSED_SQL, params)
+        return [(row[0], row[1], row[2]) for row in cursor.fetchall()]
+
+
+@dataclass
+class SweepResult:
+    events: int = 0  # events found without a fee
+    billed: int = 0  # of which got at least one fee now
+    fees: int = 0
+    failed: int = 0
+
+
+def fees_sweep_missed(
+    *, hours: int | None = None, now: datetime | None = None, dry_run: bool = False, actor: str = "system:sweep"
+) -> SweepResult:
+    """Bill the events of the last `hours` (default sweep_hours()) that pay-in-advance charges
+    price and that have no fee yet, each in its own transaction through fees_create_for_event
+    (so a sweep racing a late task, or a second sweep, bills nothing twice). One event failing is
+    logged and counted, the others go on. With dry_run, only counts them."""
+    now = now or timezone.now()
+    since = now - timedelta(hours=sweep_hours() if hours is None else hours)
+    result = SweepResult()
+    after_id = 0
+    while True:
+        page = missed_events(since=since, until=now, settled=now - SWEEP_SETTLE, after_id=after_id)
+        for event_id, external_subscription_id, transaction_id in page:
+            after_id = event_id
+            result.events += 1
+            if dry_run:
+                continue
+            try:
+                fees = fees_create_for_event(
+                    external_subscription_id=external_subscription_id,
+                    transaction_id=transaction_id,
+                    actor=actor,
+                    now=now,
+                )
+            except Exception:
+                logger.exception(
+                    "invoicing: sweep could not bill event %s (%s)", transaction_id, external_subscription_id
+                )
+                result.failed += 1
+                continue
+            if fees:
+                result.billed += 1
+                result.fees += len(fees)
+        if len(page) < SWEEP_PAGE:
+            break
+    if result.events:
+        logger.warning(
+            "invoicing: sweep found %s pay-in-advance event(s) without a fee, billed %s (%s fee(s)), %s failed",
+            result.events,
+            result.billed,
+            result.fees,
+            result.failed,
+        )
+    return result

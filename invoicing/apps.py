@@ -22,6 +22,13 @@ class InvoicingConfig(AppConfig):
             description="every hour at :20 UTC: refresh drafts that received late events, finalize those "
             "whose grace period has passed",
         ),
+        PeriodicTaskSpec(
+            name="invoicing: bill pay-in-advance events missed",
+            task="invoicing.tasks.bill_missed_pay_in_advance_events",
+            minute="*/10",
+            description="every 10 minutes: events of the last 24 hours (PAY_IN_ADVANCE_SWEEP_HOURS) that a "
+            "pay-in-advance charge prices and that have no fee yet (their announcement was lost) are billed",
+        ),
     ]
 
     def ready(self) -> None:

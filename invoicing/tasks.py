@@ -55,6 +55,14 @@ def bill_pay_in_advance_event(external_subscription_id: str, code: str, transact
     return [str(fee.pk) for fee in fees]
 
 
+@shared_task(name="invoicing.tasks.bill_missed_pay_in_advance_events")
+def bill_missed_pay_in_advance_events(hours: int | None = None) -> dict[str, int]:
+    """Every 10 minutes: bill the recent pay-in-advance events whose announcement was lost
+    (broker down, task lost); events billed already are not found, so a rerun bills nothing."""
+    result = advance_charges.fees_sweep_missed(hours=hours)
+    return {"events": result.events, "billed": result.billed, "fees": result.fees, "failed": result.failed}
+
+
 @shared_task(name="invoicing.tasks.finalize_due_drafts")
 def finalize_due_drafts() -> dict[str, int]:
     """Hourly at :20: refresh drafts that received late events, finalize those past their grace."""

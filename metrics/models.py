@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
@@ -41,6 +42,11 @@ class BillableMetric(models.Model):
     rounding_function = models.CharField(max_length=8, blank=True, choices=RoundingFunction.choices)
     rounding_precision = models.IntegerField(null=True, blank=True)
     expression = models.TextField(blank=True)
+    # True while a live pay-in-advance charge prices this metric. Plans owns the truth (charges
+    # live to the right) and keeps this copy with services.billable_metrics_pay_in_advance_sync;
+    # ingestion reads it inside its INSERT statement to know which new events to announce, so
+    # the hot path never asks plans (no extra round trip per batch).
+    has_pay_in_advance_charges = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -58,6 +64,21 @@ class BillableMetric(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The pay-in-advance flag is written only by its sync service (an UPDATE under the row's
+        # lock): a full save of a metric loaded earlier (API, admin) must not write back a stale
+        # copy of it.
+        if not self._state.adding and kwargs.get("update_fields") is None and not kwargs.get("force_insert"):
+            kwargs["update_fields"] = _METRIC_SAVED_FIELDS
+        super().save(*args, **kwargs)
+
+
+_METRIC_SAVED_FIELDS = [
+    field.name
+    for field in BillableMetric._meta.concrete_fields
+    if not field.primary_key and field.name != "has_pay_in_advance_charges"
+]
 
 
 class BillableMetricFilter(models.Model):

@@ -3,7 +3,7 @@ error codes. Event ingestion has its own module (ingestion.py): it is the hot pa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -209,3 +209,37 @@ def billable_metric_delete(*, metric: BillableMetric) -> BillableMetric:
         metric_id = metric.id
         transaction.on_commit(lambda: billable_metric_deleted.send(sender=BillableMetric, billable_metric_id=metric_id))
     return metric
+
+
+def billable_metrics_pay_in_advance_sync(
+    *, metric_ids: Iterable[Any] | None, priced_among: Callable[[list[Any]], Iterable[Any]]
+) -> int:
+    """Make `has_pay_in_advance_charges` true exactly for the metrics (of `metric_ids`; every
+    metric when None) that `priced_among(ids)` lists: plans passes the query that knows its
+    charges (the street stays one-way). Returns the number of flags changed.
+
+    Call it in the transaction that changed the charges, after the change. The rows are locked
+    first (FOR NO KEY UPDATE, in id order: no deadlock with another sync, nor with the key-share
+    locks of charges' foreign keys), and `priced_among` runs after the lock as a new statement,
+    so under READ COMMITTED it sees the charges of every transaction that synced these metrics
+    before us: two concurrent charge changes on one metric never leave a stale flag."""
+    with transaction.atomic():
+        rows = BillableMetric.objects.select_for_update(no_key=True).order_by("pk")
+        if metric_ids is not None:
+            rows = rows.filter(pk__in=list(metric_ids))
+        ids = list(rows.values_list("pk", flat=True))
+        if not ids:
+            return 0
+        priced = set(priced_among(ids))
+        on = [pk for pk in ids if pk in priced]
+        off = [pk for pk in ids if pk not in priced]
+        changed = 0
+        if on:
+            changed += BillableMetric.objects.filter(pk__in=on, has_pay_in_advance_charges=False).update(
+                has_pay_in_advance_charges=True
+            )
+        if off:
+            changed += BillableMetric.objects.filter(pk__in=off, has_pay_in_advance_charges=True).update(
+                has_pay_in_advance_charges=False
+            )
+    return changed

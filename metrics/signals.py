@@ -11,14 +11,10 @@ billable_metric_deleted = Signal()
 # queryset of external ids. With no receiver connected, only unknown codes count as unmatched.
 known_subscription_ids_requested = Signal()
 
-# Sent by ingestion, once per batch, to learn which of the batch's metric codes are priced by a
-# pay-in-advance charge (charges live to the right, in plans): kwargs `codes` (a set of codes).
-# Each receiver returns an iterable of those codes. With no receiver connected, nothing is asked
-# and `events_stored` is never sent.
-pay_in_advance_codes_requested = Signal()
-
-# Sent after commit when ingestion stored new events (exact replays excluded) whose code is
-# priced by a pay-in-advance charge: kwargs `events`, a list of (external_subscription_id, code,
-# transaction_id). Only those events are listed; a batch without any sends nothing. Invoicing
-# prices each of them right away (a fee, and an invoice when the charge is invoiceable).
+# Sent after commit when ingestion stored new events (exact replays excluded) whose code is a
+# live metric's with `has_pay_in_advance_charges` (a flag plans keeps; ingestion reads it inside
+# its INSERT statement, at no extra round trip): kwargs `events`, a list of
+# (external_subscription_id, code, transaction_id). Only those events are listed; a batch without
+# any sends nothing. Invoicing prices each of them right away (a fee, and an invoice when the
+# charge is invoiceable); its periodic sweep bills any whose announcement was lost.
 events_stored = Signal()

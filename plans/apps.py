@@ -19,19 +19,12 @@ class PlansConfig(AppConfig):
 
     def ready(self) -> None:
         from customers.signals import customer_deleted, customer_saved
-        from metrics.signals import (
-            billable_metric_deleted,
-            known_subscription_ids_requested,
-            pay_in_advance_codes_requested,
-        )
+        from metrics.signals import billable_metric_deleted, known_subscription_ids_requested
 
         from . import receivers
 
         billable_metric_deleted.connect(receivers.retire_charges_of_deleted_metric, dispatch_uid="plans-retire-charges")
         known_subscription_ids_requested.connect(receivers.known_subscription_ids, dispatch_uid="plans-known-subs")
-        pay_in_advance_codes_requested.connect(
-            receivers.pay_in_advance_codes, dispatch_uid="plans-pay-in-advance-codes"
-        )
         customer_saved.connect(receivers.apply_customer_tax_codes, dispatch_uid="plans-customer-tax-codes")
         customer_deleted.connect(
             receivers.end_subscriptions_of_deleted_customer, dispatch_uid="plans-end-deleted-customer-subscriptions"

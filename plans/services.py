@@ -27,6 +27,7 @@ from djmoney.money import Money
 
 from billing_project.money import from_cents, is_currency
 from customers.models import Customer
+from metrics import services as metrics_services
 from metrics.models import AggregationType, BillableMetric
 
 from . import charge_models
@@ -321,11 +322,38 @@ def _filters_sync(charge: Charge, filters: Sequence[Mapping[str, Any]], now: dat
     ChargeFilter.objects.filter(pk__in=[f.pk for f in existing if f.pk not in kept]).update(deleted_at=now)
 
 
+def _metrics_priced_in_advance(metric_ids: list[Any]) -> list[Any]:
+    """Which of `metric_ids` a live pay-in-advance charge prices (the truth behind metrics'
+    `has_pay_in_advance_charges` flag)."""
+    return list(
+        Charge.objects.filter(billable_metric_id__in=metric_ids, pay_in_advance=True, deleted_at__isnull=True)
+        .values_list("billable_metric_id", flat=True)
+        .distinct()
+    )
+
+
+def pay_in_advance_flags_sync(*, metric_ids: Iterable[Any] | None = None) -> int:
+    """Recompute metrics' `has_pay_in_advance_charges` from the charges (for `metric_ids`, or
+    every metric): ingestion announces a new event to invoicing when its metric's flag is set.
+    Every service below that creates, changes or retires a pay-in-advance charge calls it in its
+    own transaction; `manage.py sync_pay_in_advance_flags` runs it for every metric. Returns the
+    number of flags changed."""
+    ids = None if metric_ids is None else {metric_id for metric_id in metric_ids if metric_id is not None}
+    if ids is not None and not ids:
+        return 0
+    return metrics_services.billable_metrics_pay_in_advance_sync(
+        metric_ids=ids, priced_among=_metrics_priced_in_advance
+    )
+
+
 def _charges_sync(plan: Plan, specs: Sequence[Mapping[str, Any]], *, attached: bool, now: datetime) -> None:
     """Make the plan's live charges those of `specs`: a spec with the `id` of a live charge
     updates it, one without creates a charge, live charges not named are soft-deleted."""
     currency = str(plan.amount.currency)
     live = {str(c.pk): c for c in plan.charges.filter(deleted_at__isnull=True).select_related("billable_metric")}
+    # Metrics whose pay-in-advance flag this change may turn (a charge that bills in advance
+    # before or after it): the flags are synced at the end, in this transaction.
+    in_advance_metric_ids = {c.billable_metric_id for c in live.values() if c.pay_in_advance}
     kept: set[str] = set()
     for spec in specs:
         if not isinstance(spec, Mapping):
@@ -346,10 +374,13 @@ def _charges_sync(plan: Plan, specs: Sequence[Mapping[str, Any]], *, attached: b
         else:
             charge = Charge.objects.create(plan=plan, **fields)
         kept.add(str(charge.pk))
+        if charge.pay_in_advance:
+            in_advance_metric_ids.add(charge.billable_metric_id)
         if taxes is not None:
             charge.taxes.set(taxes)
         _filters_sync(charge, filters, now)
     Charge.objects.filter(pk__in=[pk for pk in live if pk not in kept]).update(deleted_at=now)
+    pay_in_advance_flags_sync(metric_ids=in_advance_metric_ids)
 
 
 def _plan_fields(fields: dict[str, Any], *, creating: bool) -> None:
@@ -516,7 +547,10 @@ def plan_delete(*, plan: Plan, now: datetime | None = None) -> Plan:
         subscription.refresh_from_db()
         if subscription.status in LIVE_STATUSES:
             subscription_terminate(subscription=subscription, now=now)
-    plan.charges.filter(deleted_at__isnull=True).update(deleted_at=now)
+    retired = plan.charges.filter(deleted_at__isnull=True)
+    in_advance_metric_ids = set(retired.filter(pay_in_advance=True).values_list("billable_metric_id", flat=True))
+    retired.update(deleted_at=now)
+    pay_in_advance_flags_sync(metric_ids=in_advance_metric_ids)
     plan.deleted_at = now
     plan.save(update_fields=["deleted_at", "updated_at"])
     return plan
@@ -529,7 +563,9 @@ def charges_retire_for_metric(*, billable_metric_id: Any, now: datetime | None =
     now = _now(now)
     charges = Charge.objects.filter(billable_metric_id=billable_metric_id, deleted_at__isnull=True)
     ChargeFilter.objects.filter(charge__in=charges, deleted_at__isnull=True).update(deleted_at=now)
-    return charges.update(deleted_at=now)
+    retired = charges.update(deleted_at=now)
+    pay_in_advance_flags_sync(metric_ids=[billable_metric_id])
+    return retired
 
 
 # --------------------------------------------------------------------------------------------

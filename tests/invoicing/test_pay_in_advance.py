@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
 from invoicing import advance_charges
 from invoicing.models import Fee, Invoice, InvoiceStatus, InvoiceSubscription, InvoicingReason
@@ -217,23 +218,53 @@ def test_ingestion_announces_new_events_of_pay_in_advance_codes_only(api, django
     assert Fee.objects.get().pay_in_advance_event_transaction_id == "a1"
 
 
-def test_a_batch_asks_plans_once_and_announces_nothing_without_pay_in_advance_charges(api):
-    """The hot path pays one small query per batch (which codes bill in advance), never one per
-    event; with no such charge nothing is announced."""
+def _batch_queries(api, rows: list[dict[str, Any]]) -> list[str]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    standard = {
-        "billable_metric_id": str(metric("api_calls").pk),
+    with CaptureQueriesContext(connection) as queries:
+        assert api.post("/api/v1/events/batch", {"events": rows}, format="json").status_code == 200
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def test_a_batch_costs_no_more_queries_with_pay_in_advance_charges(api):
+    """The hot path never asks plans: the metric's flag is read inside the INSERT statement, so a
+    batch of a pay-in-advance code costs the same queries as a batch of an arrears code (and
+    nothing per event); a batch of arrears events is not announced."""
+    metric("storage", aggregation_type="sum_agg", field_name="n")
+    arrears = {
+        "billable_metric_id": str(metric("storage").pk),
         "charge_model": "standard",
         "properties": {"amount": "1"},
     }
-    subscribe(plan=make_plan(amount_cents=0, charges=[standard]))
-    rows = [{"transaction_id": f"q{i}", "external_subscription_id": "sub_1", "code": "api_calls"} for i in range(50)]
-    with CaptureQueriesContext(connection) as queries:
-        assert api.post("/api/v1/events/batch", {"events": rows}, format="json").status_code == 200
-    asked = [q["sql"] for q in queries.captured_queries if "plans_charge" in q["sql"]]
-    assert len(asked) == 1
+    subscribe(plan=make_plan(amount_cents=0, charges=[arrears, _charge("api_calls", "standard", {"amount": "1"})]))
+    heard: list[Any] = []
+
+    def listen(sender: Any, *, events: Any, **kwargs: Any) -> None:
+        heard.append(list(events))
+
+    def rows(code: str, prefix: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "transaction_id": f"{prefix}{i}",
+                "external_subscription_id": "sub_1",
+                "code": code,
+                "properties": {"n": 1},
+            }
+            for i in range(50)
+        ]
+
+    _batch_queries(api, rows("warm_up", "w"))  # the API key's first use writes its last use
+    events_stored.connect(listen, dispatch_uid="test-listen-queries")
+    try:
+        in_arrears = _batch_queries(api, rows("storage", "s"))
+        in_advance = _batch_queries(api, rows("api_calls", "a"))
+    finally:
+        events_stored.disconnect(dispatch_uid="test-listen-queries")
+    assert len(in_advance) == len(in_arrears)
+    assert not [sql for sql in in_advance if "plans_" in sql]
+    assert sum("INSERT INTO" in sql and "metrics_event" in sql for sql in in_advance) == 1
+    assert heard == []  # on_commit never runs inside the test's transaction
     assert not Fee.objects.exists()
 
 
@@ -261,3 +292,106 @@ def test_fees_api_lists_a_fee_without_invoice(api):
     assert row["invoiceable"] is False
     assert row["amount_cents"] == 200
     assert row["external_customer_id"] == "cust_sub_1"
+
+
+# --- the sweep: announcements lost (broker down, task lost) ---------------------------------------
+
+SWEEP_AT = utc(2024, 1, 10, 12)
+
+
+def _lost_event(hours_ago: float, transaction_id: str, **fields: Any) -> Event:
+    """An event stored but never billed (as if its task was lost), received 5 minutes after its
+    timestamp."""
+    from datetime import timedelta
+
+    moment = SWEEP_AT - timedelta(hours=hours_ago)
+    event = make_event(timestamp=moment, transaction_id=transaction_id, **fields)
+    Event.objects.filter(pk=event.pk).update(created_at=moment + timedelta(minutes=5))
+    return event
+
+
+def test_the_sweep_bills_a_missed_event_once_and_a_second_sweep_bills_nothing():
+    """Standard 2.00 per call. Events 1 h and 23 h ago lost their task; one 30 h ago is outside
+    the 24 h window; one was billed by its task already; one of an arrears-only code is not the
+    sweep's business. The sweep bills the two (2.00 each, one invoice each), a rerun nothing."""
+    metric("storage", aggregation_type="sum_agg", field_name="n")
+    arrears = {
+        "billable_metric_id": str(metric("storage").pk),
+        "charge_model": "standard",
+        "properties": {"amount": "1"},
+    }
+    plan = make_plan(amount_cents=0, charges=[_charge("api_calls", "standard", {"amount": "2"}), arrears])
+    subscribe(plan=plan)
+    _lost_event(1, "recent")
+    _lost_event(23, "yesterday")
+    _lost_event(30, "too_old")
+    _bill_event(_lost_event(2, "billed_by_its_task"))
+    _lost_event(1, "storage_1", code="storage", properties={"n": 5})
+    assert Fee.objects.count() == 1
+
+    assert [
+        row[2] for row in advance_charges.missed_events(since=utc(2024, 1, 9, 12), until=SWEEP_AT, settled=SWEEP_AT)
+    ] == ["recent", "yesterday"]  # in storage order
+    result = advance_charges.fees_sweep_missed(now=SWEEP_AT)
+    assert (result.events, result.billed, result.fees, result.failed) == (2, 2, 2, 0)
+    billed = Fee.objects.filter(pay_in_advance_event_transaction_id__in=["recent", "yesterday"])
+    assert sorted((f.pay_in_advance_event_transaction_id, f.amount) for f in billed) == [
+        ("recent", D("2.00")),
+        ("yesterday", D("2.00")),
+    ]
+    assert all(f.invoice.status == InvoiceStatus.FINALIZED for f in billed)
+    assert Invoice.objects.count() == 3
+
+    again = advance_charges.fees_sweep_missed(now=SWEEP_AT)
+    assert (again.events, again.billed, again.fees) == (0, 0, 0)
+    assert Fee.objects.count() == 3
+    assert Invoice.objects.count() == 3
+
+
+def test_the_sweep_leaves_fresh_events_to_their_task_and_skips_events_it_cannot_price():
+    """An event received a minute ago is in flight (its task will bill it); a sum event without
+    its field has no value to price and is not priced again at every sweep."""
+    from datetime import timedelta
+
+    metric("storage", aggregation_type="sum_agg", field_name="n")
+    plan = make_plan(
+        amount_cents=0,
+        charges=[_charge("api_calls", "standard", {"amount": "2"}), _charge("storage", "standard", {"amount": "1"})],
+    )
+    subscribe(plan=plan)
+    fresh = make_event(timestamp=SWEEP_AT - timedelta(minutes=1), transaction_id="fresh")
+    Event.objects.filter(pk=fresh.pk).update(created_at=SWEEP_AT - timedelta(minutes=1))
+    _lost_event(1, "no_value", code="storage", properties={"other": 1})
+    result = advance_charges.fees_sweep_missed(now=SWEEP_AT)
+    assert result.events == 0
+    assert not Fee.objects.exists()
+
+
+def test_the_sweep_command(capsys):
+    plan = make_plan(amount_cents=0, charges=[_charge("api_calls", "standard", {"amount": "2"}, invoiceable=False)])
+    subscribe(plan=plan, start=utc(2020, 1, 1))
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    now = timezone.now()
+    event = make_event(timestamp=now - timedelta(hours=3), transaction_id="lost")
+    Event.objects.filter(pk=event.pk).update(created_at=now - timedelta(hours=3))
+
+    call_command("bill_missed_advance_events", "--dry-run")
+    assert "1 event(s) without a fee would be billed" in capsys.readouterr().out
+    assert not Fee.objects.exists()
+    call_command("bill_missed_advance_events", "--hours", "2")
+    assert "0 event(s) without a fee" in capsys.readouterr().out
+    call_command("bill_missed_advance_events")
+    assert "1 event(s) without a fee: 1 billed (1 fee(s)), 0 failed" in capsys.readouterr().out
+    assert Fee.objects.get().pay_in_advance_event_transaction_id == "lost"
+    call_command("bill_missed_advance_events")
+    assert "0 event(s) without a fee" in capsys.readouterr().out
+
+
+def test_the_sweep_is_a_periodic_task():
+    from django.apps import apps
+
+    (spec,) = [s for s in apps.get_app_config("invoicing").periodic_tasks if "missed" in s.task]
+    assert (spec.task, spec.minute) == ("invoicing.tasks.bill_missed_pay_in_advance_events", "*/10")
