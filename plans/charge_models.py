@@ -594,3 +594,135 @@ def compute(
     if details_extra:
         return ChargeResult(result.amount, result.units, result.unit_amount, {**result.details, **details_extra})
     return result
+
+
+# --------------------------------------------------------------------------------------------
+# Prorated charges (a `prorated` charge on a recurring sum or unique count metric)
+
+PRORATED_MODELS = ("standard", "graduated", "volume")
+
+
+def compute_prorated(
+    charge_model: str,
+    properties: Mapping[str, Any],
+    *,
+    units: Decimal,
+    prorated_units: Decimal,
+    events: Sequence[tuple[Decimal, Decimal]] | None = None,
+) -> ChargeResult:
+    """Price a prorated charge, as Lago (Charges::ChargeModels::* with charge.prorated):
+    `units` are the full units at the period's end, `prorated_units` the units weighted by the
+    part of the period they existed (metrics.aggregation.aggregate_prorated).
+
+    - standard: prorated units x amount.
+    - volume: the tier is the one the FULL units fall in; prorated units are priced at its rate
+      and its flat amount is added whole (not prorated) when there are prorated units.
+    - graduated: `events` are the (full, prorated) units of each step, carried-in first, in time
+      order (Lago's ProratedGraduatedService): the running full total decides which tier each
+      unit lands in, the step's prorated share of it (prorated / full) is priced at that tier's
+      rate; a step crossing a boundary is split; a removal is priced in the tier reached so far
+      (tiers never go back). A tier's flat amount is due, whole, once the full total passed into
+      it. Without `events`, one step (units, prorated_units).
+
+    The result's units are the prorated units (what is priced, as Lago's fee); the breakdown keeps
+    the full units. Never negative. Raises InvalidProperties as `compute` does."""
+    if charge_model not in PRORATED_MODELS:
+        raise InvalidProperties({"charge_model": ["value_is_invalid"]})
+    errors = validate_properties(charge_model, properties)
+    if errors:
+        raise InvalidProperties(errors)
+    units, prorated_units = Decimal(units), Decimal(prorated_units)
+    priced_units = max(prorated_units, ZERO)
+    extra = {"full_units": _s(units), "prorated_units": _s(prorated_units)}
+    if charge_model == "standard":
+        per_unit = Decimal(properties["amount"])
+        amount = priced_units * per_unit
+        return _result(
+            amount,
+            priced_units,
+            {"units": _s(priced_units), "per_unit_amount": _s(per_unit), "total": _s(amount), **extra},
+        )
+    if charge_model == "volume":
+        full = max(units, ZERO)
+        ranges = properties["volume_ranges"]
+        tier = next(t for t in ranges if t["to_value"] is None or full <= t["to_value"])
+        per_unit = Decimal(tier["per_unit_amount"])
+        flat = Decimal(tier["flat_amount"]) if priced_units else ZERO
+        usage = priced_units * per_unit
+        amount = usage + flat
+        return _result(
+            amount,
+            priced_units,
+            {
+                "tiers": [
+                    {
+                        "from_value": tier["from_value"],
+                        "to_value": tier["to_value"],
+                        "units": _s(priced_units),
+                        "per_unit_amount": _s(per_unit),
+                        "flat_amount": _s(flat),
+                        "total": _s(amount),
+                    }
+                ],
+                "per_unit_amount": _s(per_unit),
+                "flat_unit_amount": _s(flat),
+                "per_unit_total_amount": _s(usage),
+                "total": _s(amount),
+                **extra,
+            },
+        )
+    steps = [(Decimal(f), Decimal(p)) for f, p in events] if events is not None else [(units, prorated_units)]
+    return _prorated_graduated(properties["graduated_ranges"], steps, priced_units, extra)
+
+
+def _prorated_graduated(
+    ranges: Sequence[Mapping[str, Any]],
+    steps: Sequence[tuple[Decimal, Decimal]],
+    priced_units: Decimal,
+    extra: dict[str, Any],
+) -> ChargeResult:
+    tier_full = [ZERO] * len(ranges)  # full units that landed in each tier
+    tier_prorated = [ZERO] * len(ranges)  # their prorated share
+    index = 0
+    running = ZERO  # the running full total
+    peak = ZERO
+    for full, prorated in steps:
+        if full <= 0:
+            # A removal (or a step adding nothing) stays in the tier reached so far (Lago).
+            tier_full[index] += full
+            tier_prorated[index] += prorated
+            running += full
+            continue
+        share = prorated / full
+        remaining = full
+        while remaining > 0:
+            upper = ranges[index]["to_value"]
+            room = remaining if upper is None else min(remaining, max(Decimal(upper) - running, ZERO))
+            tier_full[index] += room
+            tier_prorated[index] += room * share
+            running += room
+            remaining -= room
+            if remaining > 0:
+                index += 1  # the full total passes this tier's upper bound
+        peak = max(peak, running)
+    total = ZERO
+    tiers = []
+    for position, tier in enumerate(ranges[: index + 1]):
+        per_unit = Decimal(tier["per_unit_amount"])
+        # The flat amount is due whole once the tier is reached (never without usage).
+        flat = Decimal(tier["flat_amount"]) if peak > 0 and priced_units > 0 else ZERO
+        usage = tier_prorated[position] * per_unit
+        tier_total = flat + usage
+        total += tier_total
+        tiers.append(
+            {
+                "from_value": tier["from_value"],
+                "to_value": tier["to_value"],
+                "units": _s(tier_prorated[position]),
+                "full_units": _s(tier_full[position]),
+                "per_unit_amount": _s(per_unit),
+                "flat_amount": _s(flat),
+                "total": _s(tier_total),
+            }
+        )
+    return _result(total, priced_units, {"tiers": tiers, "total": _s(total), **extra})
