@@ -22,7 +22,18 @@ from typing import Any
 from django.db.models import Prefetch
 
 from billing_project.money import from_cents, round_amount
-from metrics.aggregation import AggregationResult, aggregate, aggregate_grouped, aggregate_subscriptions
+from metrics.aggregation import (
+    PRORATED_AGGREGATIONS,
+    AggregationResult,
+    ProratedAggregationResult,
+    ProratedPeriod,
+    aggregate,
+    aggregate_grouped,
+    aggregate_prorated,
+    aggregate_prorated_grouped,
+    aggregate_prorated_subscriptions,
+    aggregate_subscriptions,
+)
 from metrics.models import AggregationType, BillableMetric, Event
 from metrics.selectors import event_numeric_value, event_scalar_text, event_text_value
 from plans import charge_models, periods
@@ -203,8 +214,69 @@ def _needs_event_values(charge_model: str, properties: dict[str, Any]) -> bool:
     return any(properties.get(k) for k in keys) or any(properties.get(k) not in (None, "") for k in bounds)
 
 
+def is_prorated(charge: Charge) -> bool:
+    """Is `charge` priced with prorated units? Its `prorated` flag on a recurring sum or unique
+    count metric with a standard, graduated or volume model (plans validates the flag; a
+    weighted sum is time-weighted already, so its units are priced as they are)."""
+    metric = charge.billable_metric
+    return (
+        charge.prorated
+        and metric.recurring
+        and metric.aggregation_type in PRORATED_AGGREGATIONS
+        and charge.charge_model in charge_models.PRORATED_MODELS
+    )
+
+
+def _prorated_period(subscription: Subscription, period: periods.Period) -> ProratedPeriod:
+    return ProratedPeriod(
+        external_subscription_id=subscription.external_id,
+        from_datetime=period.from_datetime,
+        to_datetime=period.to_datetime,
+        full_days=period.full_days,
+        timezone=periods.subscription_timezone(subscription),
+    )
+
+
 class DirectUsage:
     """One aggregation query per charge bucket of one subscription."""
+
+    def prorated(
+        self,
+        subscription: Subscription,
+        metric: BillableMetric,
+        bucket: Bucket,
+        period: periods.Period,
+        *,
+        with_events: bool = False,
+    ) -> ProratedAggregationResult:
+        target = _prorated_period(subscription, period)
+        return aggregate_prorated(
+            metric,
+            external_subscription_ids=[subscription.external_id],
+            from_datetime=target.from_datetime,
+            to_datetime=target.to_datetime,
+            full_days=target.full_days,
+            timezone=target.timezone,
+            filters=bucket.filters,
+            exclude_filters=bucket.exclude_filters,
+            with_events=with_events,
+        )
+
+    def prorated_grouped(
+        self, subscription: Subscription, metric: BillableMetric, bucket: Bucket, period: periods.Period, key: str
+    ) -> dict[str | None, ProratedAggregationResult]:
+        target = _prorated_period(subscription, period)
+        return aggregate_prorated_grouped(
+            metric,
+            external_subscription_ids=[subscription.external_id],
+            from_datetime=target.from_datetime,
+            to_datetime=target.to_datetime,
+            full_days=target.full_days,
+            timezone=target.timezone,
+            grouped_by=key,
+            filters=bucket.filters,
+            exclude_filters=bucket.exclude_filters,
+        )
 
     def get(
         self,
@@ -245,10 +317,22 @@ class BatchUsage(DirectUsage):
 
     def __init__(self, items: Iterable[tuple[Subscription, periods.Period]]) -> None:
         self._cache: dict[tuple[Any, ...], AggregationResult] = {}
+        self._prorated_cache: dict[tuple[Any, ...], ProratedAggregationResult] = {}
         wanted: dict[tuple[Any, ...], tuple[BillableMetric, Bucket, dict[str, tuple[datetime, datetime]]]] = {}
+        # Prorated buckets: keyed by bucket and whether the steps are needed (graduated).
+        wanted_prorated: dict[tuple[Any, ...], tuple[BillableMetric, Bucket, bool, dict[str, ProratedPeriod]]] = {}
         for subscription, period in items:
             for charge in arrears_charges(subscription):
                 properties = charge_models.properties_for(charge)
+                if is_prorated(charge):
+                    if properties.get("grouped_by"):
+                        continue
+                    with_events = charge.charge_model == "graduated"
+                    for bucket in charge_buckets(charge):
+                        key = (*bucket.key(charge.billable_metric), with_events)
+                        entry_p = wanted_prorated.setdefault(key, (charge.billable_metric, bucket, with_events, {}))
+                        entry_p[3][subscription.external_id] = _prorated_period(subscription, period)
+                    continue
                 if _needs_event_values(charge.charge_model, properties) or properties.get("grouped_by"):
                     continue
                 metric = charge.billable_metric
@@ -270,6 +354,33 @@ class BatchUsage(DirectUsage):
             for sub, result in results.items():
                 start, end = by_subscription[sub]
                 self._cache[(*key, sub, start, end)] = result
+        for key, (metric, bucket, with_events, prorated_periods) in wanted_prorated.items():
+            prorated_results = aggregate_prorated_subscriptions(
+                metric,
+                periods=list(prorated_periods.values()),
+                filters=bucket.filters,
+                exclude_filters=bucket.exclude_filters,
+                with_events=with_events,
+            )
+            for sub, prorated_result in prorated_results.items():
+                target = prorated_periods[sub]
+                self._prorated_cache[(*key, sub, target.from_datetime, target.to_datetime)] = prorated_result
+
+    def prorated(
+        self,
+        subscription: Subscription,
+        metric: BillableMetric,
+        bucket: Bucket,
+        period: periods.Period,
+        *,
+        with_events: bool = False,
+    ) -> ProratedAggregationResult:
+        cached = self._prorated_cache.get(
+            (*bucket.key(metric), with_events, subscription.external_id, period.from_datetime, period.to_datetime)
+        )
+        if cached is not None:
+            return cached
+        return super().prorated(subscription, metric, bucket, period, with_events=with_events)
 
     def get(
         self,
@@ -430,6 +541,9 @@ def charge_fees(
             "to_datetime": period.to_datetime,
             "invoice_display_name": display,
         }
+        if is_prorated(charge):
+            fees.extend(_prorated_fees(subscription, charge, bucket, period, properties, grouped_by, usage, common))
+            continue
         if grouped_by:
             # One fee per value of the (first) grouping key; Lago's single empty fee without events.
             groups = usage.grouped(subscription, metric, bucket, period, grouped_by[0])
@@ -492,6 +606,55 @@ def charge_fees(
                     amount_details={"true_up": True, "min_amount": _s(minimum), "billed_amount": _s(billed)},
                 )
             )
+    return fees
+
+
+def _prorated_fees(
+    subscription: Subscription,
+    charge: Charge,
+    bucket: Bucket,
+    period: periods.Period,
+    properties: dict[str, Any],
+    grouped_by: list[str],
+    usage: DirectUsage,
+    common: dict[str, Any],
+) -> list[Fee]:
+    """A prorated charge's fees for one bucket (one per group when grouped): units weighted by
+    the days they existed, priced by charge_models.compute_prorated. The fee's units are the
+    prorated units (what is priced, as Lago's fee); amount_details keep the full units."""
+    currency = plan_currency(subscription)
+    metric = charge.billable_metric
+    with_events = charge.charge_model == "graduated"
+    if grouped_by:
+        groups = usage.prorated_grouped(subscription, metric, bucket, period, grouped_by[0])
+        if not groups:
+            groups = {None: ProratedAggregationResult(units=ZERO, prorated_units=ZERO, events_count=0)}
+        # A grouped charge is standard (the only prorated model with grouped_by): no steps needed.
+        results = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
+    else:
+        results = [(None, usage.prorated(subscription, metric, bucket, period, with_events=with_events))]
+    fees = []
+    for value, result in results:
+        priced = charge_models.compute_prorated(
+            charge.charge_model,
+            properties,
+            units=result.units,
+            prorated_units=result.prorated_units,
+            events=[(e.units, e.prorated_units) for e in result.events] if result.events is not None else None,
+        )
+        fees.append(
+            _fee(
+                subscription,
+                currency,
+                priced.amount,
+                units=priced.units,
+                events_count=result.events_count,
+                unit_amount=priced.unit_amount,
+                amount_details=priced.details,
+                grouped_by={grouped_by[0]: value} if grouped_by and value is not None else {},
+                **common,
+            )
+        )
     return fees
 
 
