@@ -149,3 +149,52 @@ def test_metrics_sync_service_sets_exactly_the_priced_ones():
         ("b", False),
         ("c", False),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_charge_changes_on_one_metric_leave_the_flag_right():
+    """Plan b bills api_calls in advance. At once: plan a adds such a charge (and holds its
+    transaction open), and plan b is deleted. Without the metric row lock, b's deletion would
+    count the charges it sees (none: a's is not committed) and turn the flag off after a set it;
+    with it, b's sync waits for a's commit and then counts a's charge."""
+    import threading
+
+    from django.db import connection, transaction
+
+    metric("api_calls")
+    make_plan(code="b", amount_cents=0, charges=[_charge()])
+    a_synced = threading.Event()
+    release_a = threading.Event()
+    errors: list[BaseException] = []
+
+    def create_a() -> None:
+        try:
+            with transaction.atomic():
+                make_plan(code="a", amount_cents=0, charges=[_charge()])
+                a_synced.set()
+                release_a.wait(timeout=10)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def delete_b() -> None:
+        try:
+            plans_services.plan_delete(plan=_plan("b"))
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=create_a)
+    first.start()
+    assert a_synced.wait(timeout=10)
+    second = threading.Thread(target=delete_b)
+    second.start()
+    second.join(timeout=0.5)
+    assert second.is_alive()  # waiting for the metric row that a's transaction locked
+    release_a.set()
+    first.join(timeout=10)
+    second.join(timeout=10)
+    assert errors == []
+    assert _flag()
