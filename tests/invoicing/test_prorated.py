@@ -106,8 +106,8 @@ def test_june_prorates_units_added_and_removed_and_carries_may_in():
     fees = _fees(invoice)
 
     # seats: 5 carried in (30/30) + 3 from Jun 11 (20/30 = 2) - 2 from Jun 21 (10/30 = 0.666...)
-    # = 6.3333... -> 6.33334 prorated units x 10 = 63.3334 -> 63.33. More than the 6 seats held at
-    # the end would cost unprorated (60): the 2 removed seats were held 10 days.
+    # = 6.3333... -> 6.33334 prorated units x 10 = 63.3334 -> 63.33. Not the 60 of the 6 seats held
+    # at the end: the 2 seats removed on Jun 21 were held 20 days, the 3 added on Jun 11 only 20.
     seats = fees["seats"]
     assert (seats.units, seats.precise_amount, seats.amount) == (D("6.33334"), D("63.3334"), D("63.33"))
     assert seats.events_count == 2
