@@ -157,6 +157,8 @@ DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 TOLLGATE_PDF_LINK_MAX_AGE = env.int("TOLLGATE_PDF_LINK_MAX_AGE", default=3600)
 # Days after the first failed attempt at which a payment is retried automatically.
 TOLLGATE_PAYMENT_RETRY_DAYS = env.list("TOLLGATE_PAYMENT_RETRY_DAYS", cast=int, default=[1, 3, 7])
+# How far back (hours) the sweep looks for pay-in-advance events left without a fee.
+TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS = env.int("TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS", default=24)
 # Public base URL used to build absolute links (PDF downloads) outside a request.
 TOLLGATE_PUBLIC_URL = env.str("TOLLGATE_PUBLIC_URL", default="http://127.0.0.1:8000")
 

@@ -184,8 +184,8 @@ SWEEP_PAGE = 500
 
 
 def sweep_hours() -> int:
-    """How far back the sweep looks (settings.PAY_IN_ADVANCE_SWEEP_HOURS, default 24)."""
-    return int(getattr(settings, "PAY_IN_ADVANCE_SWEEP_HOURS", DEFAULT_SWEEP_HOURS))
+    """How far back the sweep looks (settings.TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS, default 24)."""
+    return int(getattr(settings, "TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS", DEFAULT_SWEEP_HOURS))
 
 
 # Driven by the subscriptions and their live pay-in-advance charges, so each (subscription,

@@ -26,7 +26,7 @@ class InvoicingConfig(AppConfig):
             name="invoicing: bill pay-in-advance events missed",
             task="invoicing.tasks.bill_missed_pay_in_advance_events",
             minute="*/10",
-            description="every 10 minutes: events of the last 24 hours (PAY_IN_ADVANCE_SWEEP_HOURS) that a "
+            description="every 10 minutes: events of the last 24 hours (TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS) that a "
             "pay-in-advance charge prices and that have no fee yet (their announcement was lost) are billed",
         ),
     ]

@@ -4,7 +4,7 @@
 
 Runs against a database of its own, `tollgate_bench` on the PostgreSQL server of DATABASE_URL
 (or of --server; default postgres://postgres@127.0.0.1:5432), created, migrated (customers,
-metrics and plans only) and dropped on every run (--keep-database keeps it). Steps:
+metrics only) and dropped on every run (--keep-database keeps it). Steps:
 
 1. gunicorn serves the API (2 workers, DEBUG off) on a free port; concurrent clients (threads,
    http.client) post pre-built batches of 100 events: events/s and p50/p99 request latency;
@@ -167,8 +167,6 @@ class Bench:
         started = time.perf_counter()
         call_command("migrate", "customers", verbosity=0)
         call_command("migrate", "metrics", verbosity=0)
-        # Ingestion asks plans which codes a pay-in-advance charge prices (one query per batch).
-        call_command("migrate", "plans", verbosity=0)
         from customers.models import ApiKey, generate_api_key, hash_api_key
 
         raw_key = generate_api_key()
