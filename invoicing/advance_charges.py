@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 ACTOR = "system:pay_in_advance"
 _UNIQUE = "fee_pay_in_advance_event_unique"
+# SQLite names the columns instead of the constraint.
+_UNIQUE_SQLITE = "invoicing_fee.pay_in_advance_event_transaction_id"
 
 
 def subscription_for_event(event: Event) -> Subscription | None:
@@ -115,7 +117,7 @@ def fee_create_for_event_charge(
             else:
                 _fee_record(subscription=subscription, fee=fee)
     except IntegrityError as error:
-        if _UNIQUE in str(error):
+        if _UNIQUE in str(error) or _UNIQUE_SQLITE in str(error):
             logger.info("invoicing: event %s on charge %s was billed already", event.transaction_id, charge.pk)
             return None
         raise
@@ -193,12 +195,12 @@ def sweep_hours() -> int:
 # index over the window; the anti-join probes the fee's partial unique index (charge,
 # subscription, pay_in_advance_event_transaction_id). Events a charge cannot price (a sum event
 # without its field) are skipped here rather than priced again at every sweep. Paged by event id.
-_MISSED_SQL = f"""
+_MISSED_SQL = """
 SELECT DISTINCT e.id, e.external_subscription_id, e.transaction_id
-FROM {Subscription._meta.db_table} s
-JOIN {Charge._meta.db_table} c ON c.plan_id = s.plan_id AND c.pay_in_advance AND c.deleted_at IS NULL
-JOIN {BillableMetric._meta.db_table} m ON m.id = c.billable_metric_id AND m.deleted_at IS NULL
-JOIN {Event._meta.db_table} e
+FROM {subscriptions} s
+JOIN {charges} c ON c.plan_id = s.plan_id AND c.pay_in_advance AND c.deleted_at IS NULL
+JOIN {metrics} m ON m.id = c.billable_metric_id AND m.deleted_at IS NULL
+JOIN {events} e
     ON e.external_subscription_id = s.external_id AND e.code = m.code
     AND e.timestamp >= %(since)s AND e.timestamp < %(until)s
     AND e.timestamp >= s.started_at AND (s.terminated_at IS NULL OR e.timestamp < s.terminated_at)
@@ -207,9 +209,9 @@ WHERE s.status IN (%(active)s, %(terminated)s)
     AND s.started_at < %(until)s
     AND e.created_at < %(settled)s
     AND e.id > %(after_id)s
-    AND (m.aggregation_type = %(count_agg)s OR e.properties ? m.field_name)
+    AND (m.aggregation_type = %(count_agg)s OR {has_field})
     AND NOT EXISTS (
-        SELECT 1 FROM {Fee._meta.db_table} f
+        SELECT 1 FROM {fees} f
         WHERE f.charge_id = c.id AND f.subscription_id = s.id
             AND f.pay_in_advance_event_transaction_id = e.transaction_id
     )
@@ -234,8 +236,23 @@ def missed_events(
         "terminated": SubscriptionStatus.TERMINATED,
         "count_agg": "count_agg",
     }
+    # "The event carries the metric's field": jsonb's `?` on PostgreSQL; json_extract on SQLite
+    # (the demo database), where the sweep is only ever run by hand.
+    has_field = (
+        "e.properties ? m.field_name"
+        if connection.vendor == "postgresql"
+        else "json_extract(e.properties, '$.\"' || m.field_name || '\"') IS NOT NULL"
+    )
+    sql = _MISSED_SQL.format(
+        subscriptions=Subscription._meta.db_table,
+        charges=Charge._meta.db_table,
+        metrics=BillableMetric._meta.db_table,
+        events=Event._meta.db_table,
+        fees=Fee._meta.db_table,
+        has_field=has_field,
+    )
     with connection.cursor() as cursor:
-        cursor.execute(_MISSED_SQL, params)
+        cursor.execute(sql, params)
         return [(row[0], row[1], row[2]) for row in cursor.fetchall()]
 
 

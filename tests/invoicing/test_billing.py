@@ -291,6 +291,7 @@ def test_grouped_standard_charge_gives_a_fee_per_group():
     assert groups == [("a", D("1.5")), ("b", D("0.5"))]
 
 
+@pytest.mark.postgres  # the query counts of the PostgreSQL paths (SQLite aggregates in Python)
 def test_queries_per_invoice_do_not_depend_on_the_number_of_events(django_assert_max_num_queries):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext

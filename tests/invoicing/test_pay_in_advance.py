@@ -227,6 +227,7 @@ def _batch_queries(api, rows: list[dict[str, Any]]) -> list[str]:
     return [q["sql"] for q in queries.captured_queries]
 
 
+@pytest.mark.postgres  # the query counts of the PostgreSQL paths (SQLite aggregates in Python)
 def test_a_batch_costs_no_more_queries_with_pay_in_advance_charges(api):
     """The hot path never asks plans: the metric's flag is read inside the INSERT statement, so a
     batch of a pay-in-advance code costs the same queries as a batch of an arrears code (and

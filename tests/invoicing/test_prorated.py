@@ -180,6 +180,7 @@ def test_batch_run_current_usage_and_one_subscription_agree():
     assert [(f.units, f.precise_amount) for f in direct] == [(f.units, f.precise_amount) for f in batch]
 
 
+@pytest.mark.postgres  # the query counts of the PostgreSQL paths (SQLite aggregates in Python)
 def test_batch_usage_asks_one_query_per_prorated_bucket(django_assert_num_queries):
     from tests.factories.customers import make_customer
 
