@@ -351,7 +351,10 @@ class CreditNoteAppliedTax(models.Model):
 
 class Credit(models.Model):
     """Ledger of what reduced an invoice's total: a coupon (before taxes) or a credit note's
-    credit (after taxes). Append-only; the sum per source never exceeds what the source held."""
+    credit (after taxes). Rows of a finalized invoice are never removed (a draft's are rebuilt
+    when it is refreshed). Per source, the rows on invoices that are not voided never add up to
+    more than the source held: voiding an invoice gives its credit back to the notes and keeps
+    its rows, so its frozen credit_notes_amount stays explained."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="credits")
