@@ -13,8 +13,8 @@ charge bucket (`DirectUsage`) or, for a bulk run, one query per bucket for many 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -855,27 +855,3 @@ def pay_in_advance_fee(subscription: Subscription, charge: Charge, event: Event)
             "after": priced_after.details,
         },
     )
-
-
-def fees_total(fees: Sequence[Fee]) -> Decimal:
-    return sum((fee.amount for fee in fees), ZERO)
-
-
-@dataclass
-class ChargeUsage:
-    """A charge's usage over a period, for current usage: totals and per-filter fees."""
-
-    charge: Charge
-    fees: list[Fee] = field(default_factory=list)
-
-    @property
-    def units(self) -> Decimal:
-        return sum((fee.units for fee in self.fees), ZERO)
-
-    @property
-    def events_count(self) -> int:
-        return sum(fee.events_count for fee in self.fees)
-
-    @property
-    def amount(self) -> Decimal:
-        return fees_total(self.fees)

@@ -12,7 +12,7 @@ from invoicing.models import Invoice
 from plans.models import Plan, Subscription
 from tests.factories.customers import make_customer
 from tests.factories.metrics import make_events
-from tests.factories.plans import make_plan, make_subscription
+from tests.factories.plans import make_subscription
 
 
 def utc(*args: int) -> datetime:
@@ -65,7 +65,3 @@ def amounts(invoice: Invoice) -> dict[str, Decimal]:
         "total_amount",
     )
     return {name: getattr(invoice, name).normalize() for name in names}
-
-
-def monthly_plan(**fields: Any) -> Plan:
-    return make_plan(**fields)
