@@ -1,14 +1,16 @@
 """The finance console: invoices with their fees, taxes, credits, credit notes and audit trail.
 
-Issued documents are never edited here (nor deleted; `delete_selected` is gone): every form is
-read-only and every change is an action that calls the same billing services as the API
-(finalize, refresh, void) or renders the PDF again, reporting success or refusal per invoice and
-writing a LogEntry. Fees are read-only; credit notes too, but for two actions (void what is left
-of the credit, mark a refund made by hand as paid).
+Issued documents are never edited here (nor deleted: without the delete permission, Django
+offers no `delete_selected`): every form is read-only and every change is an action that calls
+the same billing services as the API (finalize, refresh, void) or renders the PDF again,
+reporting success or refusal per invoice and writing a LogEntry. Fees are read-only; credit
+notes too, but for two actions (void what is left of the credit, mark a refund made by hand as
+paid).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -45,6 +47,38 @@ def _pdf_link(document: Invoice | CreditNote) -> str:
 
 def _actor(request: HttpRequest) -> str:
     return f"admin:{request.user.get_username()}"
+
+
+def _apply_each(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    documents: QuerySet,
+    done: str,
+    call: Callable[[Any], Any],
+) -> None:
+    """Run `call(document)` on each document in its own transaction (the service's), log what
+    changed, and report each success and refusal (a summary line past MAX_MESSAGES of either).
+    A success is named after what the call returns when it returns the document (a finalized
+    draft has its number)."""
+    succeeded: list[str] = []
+    refused: list[str] = []
+    for document in documents:
+        try:
+            result = call(document)
+        except InvoicingError as error:
+            refused.append(f"{document}: {error.code}{f' {error.details}' if error.details else ''}")
+            continue
+        modeladmin.log_change(request, document, done.capitalize())
+        succeeded.append(str(result if isinstance(result, type(document)) else document))
+    for line in succeeded[:MAX_MESSAGES]:
+        modeladmin.message_user(request, f"{line}: {done}", messages.SUCCESS)
+    for line in refused[:MAX_MESSAGES]:
+        modeladmin.message_user(request, f"{line} (not {done})", messages.WARNING)
+    hidden = max(len(succeeded) - MAX_MESSAGES, 0) + max(len(refused) - MAX_MESSAGES, 0)
+    if hidden:
+        modeladmin.message_user(
+            request, f"{len(succeeded)} {done}, {len(refused)} refused ({hidden} not listed)", messages.INFO
+        )
 
 
 class _ReadOnlyInline(admin.TabularInline):
@@ -115,8 +149,21 @@ class InvoiceEventInline(_ReadOnlyInline):
     readonly_fields = fields
 
 
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Issued documents and their lines come from services; they change only through actions."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(_ReadOnlyAdmin):
     list_display = [
         "number_or_id",
         "customer_link",
@@ -203,24 +250,9 @@ class InvoiceAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field for _, options in self.fieldsets for field in options["fields"]]
 
-    # Invoices come from billing runs and the API; they change only through the actions below.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def has_billing_permission(self, request: HttpRequest) -> bool:
         """The actions need the model's real change permission (the forms are read-only for all)."""
         return request.user.has_perm("invoicing.change_invoice")
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     @admin.display(description="number", ordering="number")
     def number_or_id(self, invoice: Invoice) -> str:
@@ -247,29 +279,9 @@ class InvoiceAdmin(admin.ModelAdmin):
     # --- actions -----------------------------------------------------------------------------
 
     def _apply(self, request: HttpRequest, queryset: QuerySet, done: str, call: Any) -> None:
-        """Run `call(invoice)` on each selected invoice in its own transaction (the service's),
-        report each outcome, and log what changed."""
-        succeeded: list[str] = []
-        refused: list[str] = []
-        for invoice in queryset.select_related("customer").order_by("issuing_date", "created_at"):
-            label = invoice.number or str(invoice.pk)
-            try:
-                result = call(invoice)
-            except InvoicingError as error:
-                refused.append(f"{label}: {error.code}{f' {error.details}' if error.details else ''}")
-                continue
-            self.log_change(request, invoice, done.capitalize())
-            # Named as it is now (a finalized draft has its number).
-            succeeded.append(getattr(result, "number", None) or label)
-        for label in succeeded[:MAX_MESSAGES]:
-            self.message_user(request, f"{label}: {done}", messages.SUCCESS)
-        for line in refused[:MAX_MESSAGES]:
-            self.message_user(request, f"{line} (not {done})", messages.WARNING)
-        hidden = max(len(succeeded) - MAX_MESSAGES, 0) + max(len(refused) - MAX_MESSAGES, 0)
-        if hidden:
-            self.message_user(
-                request, f"{len(succeeded)} {done}, {len(refused)} refused ({hidden} not listed)", messages.INFO
-            )
+        _apply_each(
+            self, request, queryset.select_related("customer").order_by("issuing_date", "created_at"), done, call
+        )
 
     @admin.action(description="Finalize selected drafts", permissions=["billing"])
     def finalize(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -294,17 +306,6 @@ class InvoiceAdmin(admin.ModelAdmin):
             pdf.invoice_pdf_render(invoice=invoice, actor=_actor(request))
 
         self._apply(request, queryset, "PDF rendered", render)
-
-
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Fee)
@@ -373,37 +374,12 @@ class CreditNoteAdmin(_ReadOnlyAdmin):
     def has_billing_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("invoicing.change_creditnote")
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
     @admin.display(description="PDF")
     def pdf(self, note: CreditNote) -> str:
         return _pdf_link(note)
 
     def _apply(self, request: HttpRequest, queryset: QuerySet, done: str, call: Any) -> None:
-        """Run `call(note)` on each selected note in its own transaction (the service's) and
-        report each outcome."""
-        succeeded: list[str] = []
-        refused: list[str] = []
-        for note in queryset.order_by("created_at", "number"):
-            try:
-                call(note)
-            except InvoicingError as error:
-                refused.append(f"{note.number}: {error.code}{f' {error.details}' if error.details else ''}")
-                continue
-            self.log_change(request, note, done.capitalize())
-            succeeded.append(note.number)
-        for label in succeeded[:MAX_MESSAGES]:
-            self.message_user(request, f"{label}: {done}", messages.SUCCESS)
-        for line in refused[:MAX_MESSAGES]:
-            self.message_user(request, f"{line} (not {done})", messages.WARNING)
-        hidden = max(len(succeeded) - MAX_MESSAGES, 0) + max(len(refused) - MAX_MESSAGES, 0)
-        if hidden:
-            self.message_user(
-                request, f"{len(succeeded)} {done}, {len(refused)} refused ({hidden} not listed)", messages.INFO
-            )
+        _apply_each(self, request, queryset.order_by("created_at", "number"), done, call)
 
     @admin.action(description="Void credit (what is left of it)", permissions=["billing"])
     def void_credit(self, request: HttpRequest, queryset: QuerySet) -> None:
