@@ -338,53 +338,68 @@ def _package(properties: Mapping[str, Any], units: Decimal, **_: Any) -> ChargeR
     )
 
 
-def _tier_units(units: Decimal, from_value: int, to_value: int | None) -> Decimal:
-    """Units of `units` that fall in the tier [from_value, to_value] (Lago's compute_range_units):
-    the first tier 0..N holds N units, a later tier N+1..M holds M-N units."""
-    lower = 1 if from_value == 0 else from_value
-    if to_value is not None and units >= to_value:
-        return Decimal(to_value - lower + 1)
-    if from_value == 0:
-        return units
-    return units - from_value + 1
-
-
 def _graduated_tiers(
     ranges: Sequence[Mapping[str, Any]],
-    units: Decimal,
+    steps: Sequence[tuple[Decimal, Decimal]],
+    priced_units: Decimal,
     price: Callable[[Mapping[str, Any], Decimal], tuple[Decimal, dict[str, Any]]],
+    *,
+    prorated: bool = False,
 ) -> tuple[Decimal, list[dict[str, Any]]]:
+    """Walk usage through graduated tiers and price each tier reached (Lago's
+    compute_range_units, and its ProratedGraduatedService when prorated).
+
+    `steps` are the (full, priced) units of each change in time order; unprorated usage is the
+    one step (units, units). The running full total decides the tier each unit lands in (the
+    first tier 0..N holds N units, a later tier N+1..M holds M-N) and carries the step's priced
+    share (priced / full) into it; a step crossing a bound is split, a removal (full <= 0) stays
+    in the tier reached so far (tiers never go back). A reached tier's flat amount is due whole,
+    and never without usage (`priced_units`, the total priced)."""
+    tier_full = [ZERO] * len(ranges)  # full units that landed in each tier
+    tier_priced = [ZERO] * len(ranges)  # their priced share
+    index = 0
+    running = ZERO  # the running full total
+    peak = ZERO
+    for full, priced in steps:
+        if full <= 0:
+            tier_full[index] += full
+            tier_priced[index] += priced
+            running += full
+            continue
+        share = priced / full
+        remaining = full
+        while remaining > 0:
+            upper = ranges[index]["to_value"]
+            room = remaining if upper is None else min(remaining, max(Decimal(upper) - running, ZERO))
+            tier_full[index] += room
+            tier_priced[index] += room * share
+            running += room
+            remaining -= room
+            if remaining > 0:
+                index += 1  # the full total passes this tier's upper bound
+        peak = max(peak, running)
+    charged = peak > 0 and priced_units > 0
     total = ZERO
     tiers = []
-    for tier in ranges:
-        from_value, to_value = tier["from_value"], tier["to_value"]
-        # A tier's flat amount is due once the tier is reached (and never for zero usage).
-        flat = Decimal(tier["flat_amount"]) if units else ZERO
-        tier_units = _tier_units(units, from_value, to_value)
-        usage_amount, rate_details = price(tier, tier_units)
+    for position, tier in enumerate(ranges[: index + 1]):
+        flat = Decimal(tier["flat_amount"]) if charged else ZERO
+        usage_amount, rate_details = price(tier, tier_priced[position])
         tier_total = flat + usage_amount
         total += tier_total
-        tiers.append(
-            {
-                "from_value": from_value,
-                "to_value": to_value,
-                "units": _s(tier_units),
-                **rate_details,
-                "flat_amount": _s(flat),
-                "total": _s(tier_total),
-            }
-        )
-        if to_value is None or to_value >= units:
-            break
+        row = {"from_value": tier["from_value"], "to_value": tier["to_value"], "units": _s(tier_priced[position])}
+        if prorated:
+            row["full_units"] = _s(tier_full[position])
+        tiers.append({**row, **rate_details, "flat_amount": _s(flat), "total": _s(tier_total)})
     return total, tiers
 
 
-def _graduated(properties: Mapping[str, Any], units: Decimal, **_: Any) -> ChargeResult:
-    def price(tier: Mapping[str, Any], tier_units: Decimal) -> tuple[Decimal, dict[str, Any]]:
-        per_unit = Decimal(tier["per_unit_amount"])
-        return tier_units * per_unit, {"per_unit_amount": _s(per_unit)}
+def _per_unit_price(tier: Mapping[str, Any], tier_units: Decimal) -> tuple[Decimal, dict[str, Any]]:
+    per_unit = Decimal(tier["per_unit_amount"])
+    return tier_units * per_unit, {"per_unit_amount": _s(per_unit)}
 
-    amount, tiers = _graduated_tiers(properties["graduated_ranges"], units, price)
+
+def _graduated(properties: Mapping[str, Any], units: Decimal, **_: Any) -> ChargeResult:
+    amount, tiers = _graduated_tiers(properties["graduated_ranges"], [(units, units)], units, _per_unit_price)
     return _result(amount, units, {"tiers": tiers, "total": _s(amount)})
 
 
@@ -393,27 +408,33 @@ def _graduated_percentage(properties: Mapping[str, Any], units: Decimal, **_: An
         rate = Decimal(tier["rate"])
         return tier_units * rate / HUNDRED, {"rate": _s(rate)}
 
-    amount, tiers = _graduated_tiers(properties["graduated_percentage_ranges"], units, price)
+    amount, tiers = _graduated_tiers(properties["graduated_percentage_ranges"], [(units, units)], units, price)
     return _result(amount, units, {"tiers": tiers, "total": _s(amount)})
 
 
 def _volume(properties: Mapping[str, Any], units: Decimal, **_: Any) -> ChargeResult:
-    ranges = properties["volume_ranges"]
+    return _volume_tier(properties["volume_ranges"], full_units=units, priced_units=units)
+
+
+def _volume_tier(ranges: Sequence[Mapping[str, Any]], *, full_units: Decimal, priced_units: Decimal) -> ChargeResult:
+    """`priced_units` at the rate of the tier `full_units` fall in, plus its flat amount whole
+    (unprorated, both are the units)."""
     # The first tier whose upper bound holds the total. Bounds are integers, so a fractional
     # total past one tier's to_value (100.5 after 0-100) belongs to the next tier.
-    tier = next(t for t in ranges if t["to_value"] is None or units <= t["to_value"])
+    tier = next(t for t in ranges if t["to_value"] is None or full_units <= t["to_value"])
     per_unit = Decimal(tier["per_unit_amount"])
-    flat = Decimal(tier["flat_amount"]) if units else ZERO
-    amount = units * per_unit + flat
+    flat = Decimal(tier["flat_amount"]) if priced_units else ZERO
+    usage = priced_units * per_unit
+    amount = usage + flat
     return _result(
         amount,
-        units,
+        priced_units,
         {
             "tiers": [
                 {
                     "from_value": tier["from_value"],
                     "to_value": tier["to_value"],
-                    "units": _s(units),
+                    "units": _s(priced_units),
                     "per_unit_amount": _s(per_unit),
                     "flat_amount": _s(flat),
                     "total": _s(amount),
@@ -421,7 +442,7 @@ def _volume(properties: Mapping[str, Any], units: Decimal, **_: Any) -> ChargeRe
             ],
             "per_unit_amount": _s(per_unit),
             "flat_unit_amount": _s(flat),
-            "per_unit_total_amount": _s(units * per_unit),
+            "per_unit_total_amount": _s(usage),
             "total": _s(amount),
         },
     )
@@ -635,94 +656,13 @@ def compute_prorated(
     priced_units = max(prorated_units, ZERO)
     extra = {"full_units": _s(units), "prorated_units": _s(prorated_units)}
     if charge_model == "standard":
-        per_unit = Decimal(properties["amount"])
-        amount = priced_units * per_unit
-        return _result(
-            amount,
-            priced_units,
-            {"units": _s(priced_units), "per_unit_amount": _s(per_unit), "total": _s(amount), **extra},
+        result = _standard(properties, priced_units)
+    elif charge_model == "volume":
+        result = _volume_tier(properties["volume_ranges"], full_units=max(units, ZERO), priced_units=priced_units)
+    else:
+        steps = [(Decimal(f), Decimal(p)) for f, p in events] if events is not None else [(units, prorated_units)]
+        amount, tiers = _graduated_tiers(
+            properties["graduated_ranges"], steps, priced_units, _per_unit_price, prorated=True
         )
-    if charge_model == "volume":
-        full = max(units, ZERO)
-        ranges = properties["volume_ranges"]
-        tier = next(t for t in ranges if t["to_value"] is None or full <= t["to_value"])
-        per_unit = Decimal(tier["per_unit_amount"])
-        flat = Decimal(tier["flat_amount"]) if priced_units else ZERO
-        usage = priced_units * per_unit
-        amount = usage + flat
-        return _result(
-            amount,
-            priced_units,
-            {
-                "tiers": [
-                    {
-                        "from_value": tier["from_value"],
-                        "to_value": tier["to_value"],
-                        "units": _s(priced_units),
-                        "per_unit_amount": _s(per_unit),
-                        "flat_amount": _s(flat),
-                        "total": _s(amount),
-                    }
-                ],
-                "per_unit_amount": _s(per_unit),
-                "flat_unit_amount": _s(flat),
-                "per_unit_total_amount": _s(usage),
-                "total": _s(amount),
-                **extra,
-            },
-        )
-    steps = [(Decimal(f), Decimal(p)) for f, p in events] if events is not None else [(units, prorated_units)]
-    return _prorated_graduated(properties["graduated_ranges"], steps, priced_units, extra)
-
-
-def _prorated_graduated(
-    ranges: Sequence[Mapping[str, Any]],
-    steps: Sequence[tuple[Decimal, Decimal]],
-    priced_units: Decimal,
-    extra: dict[str, Any],
-) -> ChargeResult:
-    tier_full = [ZERO] * len(ranges)  # full units that landed in each tier
-    tier_prorated = [ZERO] * len(ranges)  # their prorated share
-    index = 0
-    running = ZERO  # the running full total
-    peak = ZERO
-    for full, prorated in steps:
-        if full <= 0:
-            # A removal (or a step adding nothing) stays in the tier reached so far (Lago).
-            tier_full[index] += full
-            tier_prorated[index] += prorated
-            running += full
-            continue
-        share = prorated / full
-        remaining = full
-        while remaining > 0:
-            upper = ranges[index]["to_value"]
-            room = remaining if upper is None else min(remaining, max(Decimal(upper) - running, ZERO))
-            tier_full[index] += room
-            tier_prorated[index] += room * share
-            running += room
-            remaining -= room
-            if remaining > 0:
-                index += 1  # the full total passes this tier's upper bound
-        peak = max(peak, running)
-    total = ZERO
-    tiers = []
-    for position, tier in enumerate(ranges[: index + 1]):
-        per_unit = Decimal(tier["per_unit_amount"])
-        # The flat amount is due whole once the tier is reached (never without usage).
-        flat = Decimal(tier["flat_amount"]) if peak > 0 and priced_units > 0 else ZERO
-        usage = tier_prorated[position] * per_unit
-        tier_total = flat + usage
-        total += tier_total
-        tiers.append(
-            {
-                "from_value": tier["from_value"],
-                "to_value": tier["to_value"],
-                "units": _s(tier_prorated[position]),
-                "full_units": _s(tier_full[position]),
-                "per_unit_amount": _s(per_unit),
-                "flat_amount": _s(flat),
-                "total": _s(tier_total),
-            }
-        )
-    return _result(total, priced_units, {"tiers": tiers, "total": _s(total), **extra})
+        result = _result(amount, priced_units, {"tiers": tiers, "total": _s(amount)})
+    return ChargeResult(result.amount, result.units, result.unit_amount, {**result.details, **extra})
