@@ -24,6 +24,7 @@ from .countries import is_country_code
 from .models import (
     CUSTOMER_BILLING_FIELDS,
     CUSTOMER_SEQUENCE,
+    ORGANIZATION_ISSUER_FIELDS,
     ApiKey,
     Customer,
     DocumentNumbering,
@@ -46,23 +47,12 @@ CUSTOMER_TEXT_FIELDS = (*CUSTOMER_BILLING_FIELDS, "payment_provider", "provider_
 CUSTOMER_DAY_FIELDS = ("net_payment_term", "invoice_grace_period")
 CUSTOMER_FIELDS = (*CUSTOMER_TEXT_FIELDS, *CUSTOMER_DAY_FIELDS)
 
+# The issuer's details (invoice_footer among them) and the organization's billing settings.
 ORGANIZATION_TEXT_FIELDS = (
-    "name",
-    "legal_name",
-    "legal_number",
-    "address_line1",
-    "address_line2",
-    "zipcode",
-    "city",
-    "state",
-    "country",
-    "email",
-    "tax_identification_number",
-    "timezone",
+    *ORGANIZATION_ISSUER_FIELDS,
     "default_currency",
     "document_number_prefix",
     "document_numbering",
-    "invoice_footer",
     "webhook_url",
 )
 ORGANIZATION_DAY_FIELDS = ("net_payment_term", "invoice_grace_period")

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from billing_project.api.errors import NotFound, Unprocessable
 from billing_project.api.views import paginated, unwrap
 from customers import selectors, services
-from customers.models import Customer, Organization
+from customers.models import CUSTOMER_BILLING_FIELDS, Customer, Organization
 
 from .serializers import (
     CustomerDoc,
@@ -77,24 +77,8 @@ class _Params:
 
 # --- organization ---------------------------------------------------------------------------
 
-_ORGANIZATION_TEXT = (
-    "name",
-    "legal_name",
-    "legal_number",
-    "address_line1",
-    "address_line2",
-    "zipcode",
-    "city",
-    "state",
-    "country",
-    "email",
-    "tax_identification_number",
-    "timezone",
-    "default_currency",
-    "document_number_prefix",
-    "document_numbering",
-    "webhook_url",
-)
+# invoice_footer is read on its own below: Lago sends it inside billing_configuration.
+_ORGANIZATION_TEXT = tuple(field for field in services.ORGANIZATION_TEXT_FIELDS if field != "invoice_footer")
 
 
 def _organization_changes(data: dict[str, Any]) -> dict[str, Any]:
@@ -139,26 +123,6 @@ class OrganizationView(APIView):
 
 # --- customers ------------------------------------------------------------------------------
 
-_CUSTOMER_TEXT = (
-    "name",
-    "firstname",
-    "lastname",
-    "legal_name",
-    "legal_number",
-    "tax_identification_number",
-    "email",
-    "phone",
-    "url",
-    "address_line1",
-    "address_line2",
-    "city",
-    "state",
-    "zipcode",
-    "country",
-    "currency",
-    "timezone",
-)
-
 
 def _customer_request(data: dict[str, Any]) -> tuple[str, dict[str, Any], bool | None, list[str] | None]:
     """(external_id, changes, sync_with_provider, tax_codes) from Lago's customer object."""
@@ -170,7 +134,7 @@ def _customer_request(data: dict[str, Any]) -> tuple[str, dict[str, Any], bool |
         params.errors["external_id"] = ["value_is_mandatory"]
     elif not isinstance(external_id, str):
         params.errors["external_id"] = ["value_is_invalid"]
-    for field in _CUSTOMER_TEXT:
+    for field in CUSTOMER_BILLING_FIELDS:
         params.text(field, numbers=field in ("zipcode", "phone", "legal_number", "tax_identification_number"))
     params.days("net_payment_term")
     billing = params.section("billing_configuration")
