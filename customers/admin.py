@@ -14,6 +14,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
+from billing_project.admin import LiveFilter, add_error_codes
+
 from . import services
 from .models import ApiKey, Customer, Organization
 
@@ -27,13 +29,6 @@ _MESSAGES = {
     "url_invalid": "Not an http(s) URL.",
     "currencies_does_not_match": "The currency is fixed once the customer has subscriptions or invoices.",
 }
-
-
-def _add_service_errors(form: forms.ModelForm, errors: dict[str, list[str]]) -> None:
-    for field, codes in errors.items():
-        target = field if field in form.fields else None
-        for code in codes:
-            form.add_error(target, _MESSAGES.get(code, code))
 
 
 # --- organization ---------------------------------------------------------------------------
@@ -53,7 +48,7 @@ class OrganizationForm(forms.ModelForm):
             if field in cleaned:
                 setattr(organization, field, cleaned[field])
         services.normalize_codes(organization, ("country", "default_currency", "document_number_prefix"))
-        _add_service_errors(self, services.organization_validate(organization))
+        add_error_codes(self, services.organization_validate(organization), _MESSAGES)
         return cleaned
 
 
@@ -129,26 +124,11 @@ class CustomerForm(forms.ModelForm):
             and services.customer_has_billing_history(self.instance)
         ):
             errors.setdefault("currency", []).append("currencies_does_not_match")
-        _add_service_errors(self, errors)
+        add_error_codes(self, errors, _MESSAGES)
         return cleaned
 
     def validate_constraints(self) -> None:
         """External id uniqueness among live customers is checked by clean(), in Lago's terms."""
-
-
-class CustomerStateFilter(admin.SimpleListFilter):
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("live", "Live"), ("deleted", "Deleted")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "live":
-            return queryset.filter(deleted_at__isnull=True)
-        if self.value() == "deleted":
-            return queryset.filter(deleted_at__isnull=False)
-        return queryset
 
 
 @admin.register(Customer)
@@ -164,7 +144,7 @@ class CustomerAdmin(admin.ModelAdmin):
         "created_at",
         "deleted_at",
     ]
-    list_filter = [CustomerStateFilter, "country", "currency", "payment_provider"]
+    list_filter = [LiveFilter, "country", "currency", "payment_provider"]
     search_fields = ["external_id", "name", "email", "firstname", "lastname", "legal_name"]
     readonly_fields = ["id", "sequential_id", "metadata", "created_at", "updated_at", "deleted_at"]
     fieldsets = [

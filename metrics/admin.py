@@ -18,6 +18,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import cached_property
 
+from billing_project.admin import LiveFilter, ReadOnlyAdmin, add_error_codes
+
 from . import selectors, services
 from .models import BillableMetric, BillableMetricFilter, Event, UnmatchedEvent
 
@@ -52,10 +54,7 @@ class BillableMetricForm(forms.ModelForm):
                 setattr(
                     metric, field, cleaned[field] if cleaned[field] is not None or field == "rounding_precision" else ""
                 )
-        for field, codes in services.billable_metric_validate(metric).items():
-            target = field if field in self.fields else None
-            for code in codes:
-                self.add_error(target, _MESSAGES.get(code, code))
+        add_error_codes(self, services.billable_metric_validate(metric), _MESSAGES)
         return cleaned
 
     def validate_constraints(self) -> None:
@@ -66,21 +65,6 @@ class BillableMetricFilterInline(admin.TabularInline):
     model = BillableMetricFilter
     extra = 0
     fields = ["key", "values"]
-
-
-class LiveFilter(admin.SimpleListFilter):
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("live", "Live"), ("deleted", "Deleted")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "live":
-            return queryset.filter(deleted_at__isnull=True)
-        if self.value() == "deleted":
-            return queryset.filter(deleted_at__isnull=False)
-        return queryset
 
 
 @admin.register(BillableMetric)
@@ -147,7 +131,7 @@ class CodeFilter(admin.SimpleListFilter):
         return queryset.filter(code=self.value()) if self.value() else queryset
 
 
-class ReadOnlyEventAdmin(admin.ModelAdmin):
+class ReadOnlyEventAdmin(ReadOnlyAdmin):
     """Events are facts sent by the integrating product: never added, edited or deleted here."""
 
     list_display = ["transaction_id", "external_subscription_id", "code", "timestamp", "created_at"]
@@ -168,15 +152,6 @@ class ReadOnlyEventAdmin(admin.ModelAdmin):
         "created_at",
     ]
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Event)
