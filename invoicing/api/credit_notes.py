@@ -3,15 +3,13 @@ Thin: parse, call invoicing.credit_notes, render. Amounts travel as integer `*_c
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 from django.urls import path
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,10 +25,8 @@ from ..errors import InvoicingError
 from ..models import CreditNote, CreditNoteItem, CreditNoteReason, CreditStatus, Fee, Invoice, RefundStatus
 from .queries import FEE_RELATIONS
 from .serializers import InvoiceContext, StrictIntegerField, serialize_customer, serialize_fee
-from .views import InvoicingView, actor_of, lago_errors
+from .views import _ERROR, _OBJECT, InvoicingView, _base_url, _choice, _invoice, _uuid, actor_of, lago_errors
 
-_OBJECT = OpenApiResponse(response=OpenApiTypes.OBJECT)
-_ERROR = OpenApiResponse(response=OpenApiTypes.OBJECT, description="Lago's error shape")
 _CENTS = {"required": False, "allow_null": True, "max_value": 10**15}
 
 # --------------------------------------------------------------------------------------------
@@ -68,27 +64,22 @@ def _parse(serializer_class: type[serializers.Serializer], data: dict[str, Any])
     return dict(serializer.validated_data)
 
 
-def _uuid(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except (ValueError, TypeError, AttributeError):
-        return None
-
-
-def _invoice(invoice_id: Any) -> Invoice:
-    parsed = _uuid(invoice_id) if invoice_id else None
-    invoice = Invoice.objects.select_related("customer").filter(pk=parsed).first() if parsed else None
-    if invoice is None:
-        raise NotFound("invoice")
-    return invoice
-
-
 def _items(invoice: Invoice, rows: list[dict[str, Any]]) -> list[tuple[Fee | None, Decimal]]:
     """(fee, amount) pairs; a fee that is not on the invoice stays None, which the service answers
     with fee_not_found after its own checks of the invoice (Lago's order)."""
     wanted = {_uuid(row["fee_id"]) for row in rows} - {None}
     fees = {fee.pk: fee for fee in Fee.objects.filter(invoice_id=invoice.pk, pk__in=wanted)}
     return [(fees.get(_uuid(row["fee_id"])), from_cents(row["amount_cents"], invoice.currency)) for row in rows]
+
+
+def _parse_items_request(
+    request: Request, serializer_class: type[serializers.Serializer]
+) -> tuple[Invoice, dict[str, Any], list[tuple[Fee | None, Decimal]]]:
+    """A create or estimate request: its invoice (404 first, as Lago), its fields, its items."""
+    data = unwrap(request, "credit_note")
+    invoice = _invoice(data.get("invoice_id"))
+    parsed = _parse(serializer_class, data)
+    return invoice, parsed, _items(invoice, parsed["items"])
 
 
 def _cents_or_none(value: int | None, currency: str) -> Decimal | None:
@@ -189,7 +180,7 @@ class _CreditNotesView(InvoicingView):
 
 
 def _context(request: Request) -> InvoiceContext:
-    return InvoiceContext(request.build_absolute_uri("/").rstrip("/"))
+    return InvoiceContext(_base_url(request))
 
 
 def _credit_note(credit_note_id: str) -> CreditNote:
@@ -212,10 +203,8 @@ def _list(request: Request, queryset: QuerySet[CreditNote]) -> Response:
         ("refund_status", RefundStatus.values),
         ("reason", CreditNoteReason.values),
     ):
-        value = params.get(name)
-        if value:
-            if value not in values:
-                raise Unprocessable({name: ["value_is_invalid"]})
+        value = _choice(params, name, values)
+        if value is not None:
             queryset = queryset.filter(**{name: value})
     if params.get("currency"):
         queryset = queryset.filter(currency=params["currency"].upper())
@@ -257,15 +246,13 @@ class CreditNotesView(_CreditNotesView):
     )
     @lago_errors
     def post(self, request: Request) -> Response:
-        data = unwrap(request, "credit_note")
-        invoice = _invoice(data.get("invoice_id"))
-        parsed = _parse(CreditNoteInput, data)
+        invoice, parsed, items = _parse_items_request(request, CreditNoteInput)
         currency = invoice.currency
         note = credit_notes.credit_note_create(
             invoice=invoice,
             reason=parsed.get("reason") or "other",
             description=parsed.get("description") or "",
-            items=_items(invoice, parsed["items"]),  # type: ignore[arg-type]
+            items=items,  # type: ignore[arg-type]
             credit_amount=_cents_or_none(parsed.get("credit_amount_cents"), currency),
             refund_amount=_cents_or_none(parsed.get("refund_amount_cents"), currency),
             actor=actor_of(request),
@@ -281,10 +268,7 @@ class CreditNoteEstimateView(_CreditNotesView):
     )
     @lago_errors
     def post(self, request: Request) -> Response:
-        data = unwrap(request, "credit_note")
-        invoice = _invoice(data.get("invoice_id"))
-        parsed = _parse(CreditNoteEstimateInput, data)
-        items = _items(invoice, parsed["items"])
+        invoice, _, items = _parse_items_request(request, CreditNoteEstimateInput)
         estimate = credit_notes.credit_note_estimate(invoice=invoice, items=items)  # type: ignore[arg-type]
         return Response({"estimated_credit_note": estimate})
 
