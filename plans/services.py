@@ -14,7 +14,8 @@ soft-deleted so fees already billed keep pointing at them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -61,6 +62,17 @@ def _now(now: datetime | None) -> datetime:
     return now or timezone.now()
 
 
+@contextmanager
+def _code_taken_is_refused() -> Iterator[None]:
+    """Save inside this block: a concurrent create or rename that took the same code first
+    loses at the unique index (in a savepoint) and is refused as Lago does, not as a 500."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError:
+        raise PlansError.field("code", "value_already_exist") from None
+
+
 # --------------------------------------------------------------------------------------------
 # Taxes
 
@@ -96,17 +108,14 @@ def tax_create(
     _check_rate(rate)
     if Tax.objects.filter(code=code).exists():
         raise PlansError.field("code", "value_already_exist")
-    try:
-        with transaction.atomic():
-            return Tax.objects.create(
-                code=code,
-                name=name,
-                rate=rate,
-                description=description or "",
-                applied_to_organization=applied_to_organization,
-            )
-    except IntegrityError:  # a concurrent create of the same code
-        raise PlansError.field("code", "value_already_exist") from None
+    with _code_taken_is_refused():
+        return Tax.objects.create(
+            code=code,
+            name=name,
+            rate=rate,
+            description=description or "",
+            applied_to_organization=applied_to_organization,
+        )
 
 
 @transaction.atomic
@@ -449,21 +458,18 @@ def plan_create(
     if Plan.live.filter(code=code).exists():
         raise PlansError.field("code", "value_already_exist")
     taxes = _taxes_by_codes(tax_codes)
-    try:
-        with transaction.atomic():
-            plan = Plan.objects.create(
-                name=name,
-                code=code,
-                interval=interval,
-                amount=Money(from_cents(amount_cents, amount_currency), amount_currency),
-                description=description or "",
-                invoice_display_name=invoice_display_name or "",
-                pay_in_advance=bool(pay_in_advance),
-                trial_period=trial_period or Decimal(0),
-                bill_charges_monthly=bill_charges_monthly,
-            )
-    except IntegrityError:
-        raise PlansError.field("code", "value_already_exist") from None
+    with _code_taken_is_refused():
+        plan = Plan.objects.create(
+            name=name,
+            code=code,
+            interval=interval,
+            amount=Money(from_cents(amount_cents, amount_currency), amount_currency),
+            description=description or "",
+            invoice_display_name=invoice_display_name or "",
+            pay_in_advance=bool(pay_in_advance),
+            trial_period=trial_period or Decimal(0),
+            bill_charges_monthly=bill_charges_monthly,
+        )
     plan.taxes.set(taxes)
     _charges_sync(plan, charges, attached=False, now=now)
     return plan
@@ -519,11 +525,8 @@ def plan_update(*, plan: Plan, now: datetime | None = None, **changes: Any) -> P
     cents = changes.get("amount_cents")
     amount = from_cents(cents, currency) if cents is not None else plan.amount.amount
     plan.amount = Money(amount, currency)
-    try:
-        with transaction.atomic():
-            plan.save()
-    except IntegrityError:
-        raise PlansError.field("code", "value_already_exist") from None
+    with _code_taken_is_refused():
+        plan.save()
     if "tax_codes" in changes:
         plan.taxes.set(_taxes_by_codes(changes["tax_codes"]))
     if "charges" in changes:
@@ -595,17 +598,14 @@ def add_on_create(
     if AddOn.live.filter(code=code).exists():
         raise PlansError.field("code", "value_already_exist")
     taxes = _taxes_by_codes(tax_codes)
-    try:
-        with transaction.atomic():
-            add_on = AddOn.objects.create(
-                name=name,
-                code=code,
-                amount=Money(from_cents(amount_cents, amount_currency), amount_currency),
-                description=description or "",
-                invoice_display_name=invoice_display_name or "",
-            )
-    except IntegrityError:
-        raise PlansError.field("code", "value_already_exist") from None
+    with _code_taken_is_refused():
+        add_on = AddOn.objects.create(
+            name=name,
+            code=code,
+            amount=Money(from_cents(amount_cents, amount_currency), amount_currency),
+            description=description or "",
+            invoice_display_name=invoice_display_name or "",
+        )
     add_on.taxes.set(taxes)
     return add_on
 
@@ -632,11 +632,8 @@ def add_on_update(*, add_on: AddOn, **changes: Any) -> AddOn:
             setattr(add_on, key, changes[key] or "")
     amount = from_cents(changes["amount_cents"], currency) if "amount_cents" in changes else add_on.amount.amount
     add_on.amount = Money(amount, currency)
-    try:
-        with transaction.atomic():
-            add_on.save()
-    except IntegrityError:
-        raise PlansError.field("code", "value_already_exist") from None
+    with _code_taken_is_refused():
+        add_on.save()
     if "tax_codes" in changes:
         add_on.taxes.set(_taxes_by_codes(changes["tax_codes"]))
     add_on.refresh_from_db()
@@ -767,15 +764,12 @@ def coupon_create(
     plans, metrics = _coupon_limits(plan_codes, billable_metric_codes)
     if Coupon.live.filter(code=values["code"]).exists():
         raise PlansError.field("code", "value_already_exist")
-    try:
-        with transaction.atomic():
-            coupon = Coupon.objects.create(
-                **_coupon_attributes(values),
-                limited_plans=bool(plans),
-                limited_billable_metrics=bool(metrics),
-            )
-    except IntegrityError:
-        raise PlansError.field("code", "value_already_exist") from None
+    with _code_taken_is_refused():
+        coupon = Coupon.objects.create(
+            **_coupon_attributes(values),
+            limited_plans=bool(plans),
+            limited_billable_metrics=bool(metrics),
+        )
     coupon.plans.set(plans)
     coupon.billable_metrics.set(metrics)
     return coupon
@@ -817,11 +811,8 @@ def coupon_update(
         if billable_metric_codes is not None:
             coupon.billable_metrics.set(metrics)
             coupon.limited_billable_metrics = bool(metrics)
-    try:
-        with transaction.atomic():
-            coupon.save()
-    except IntegrityError:
-        raise PlansError.field("code", "value_already_exist") from None
+    with _code_taken_is_refused():
+        coupon.save()
     coupon.refresh_from_db()
     return coupon
 
