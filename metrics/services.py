@@ -63,11 +63,6 @@ def _validate_filters(filters: Any) -> tuple[list[tuple[str, list[str]]], dict[s
 
 def billable_metric_validate(metric: BillableMetric) -> dict[str, list[str]]:
     """Lago's model validations, with its codes ({} when valid). The admin form uses it too."""
-    return _validate(metric)
-
-
-def _validate(metric: BillableMetric) -> dict[str, list[str]]:
-    """Lago's model validations, with its codes."""
     errors: dict[str, list[str]] = {}
     if not metric.name:
         errors["name"] = ["value_is_mandatory"]
@@ -161,7 +156,7 @@ def billable_metric_create(
         expression=expression or "",
     )
     cleaned_filters, errors = _validate_filters(filters)
-    errors = {**_validate(metric), **errors}
+    errors = {**billable_metric_validate(metric), **errors}
     if errors:
         raise MetricValidationError(errors)
     return _save(metric, cleaned_filters)
@@ -194,7 +189,7 @@ def billable_metric_update(*, metric: BillableMetric, changes: Mapping[str, Any]
     errors: dict[str, list[str]] = {}
     if "filters" in changes:
         cleaned_filters, errors = _validate_filters(changes["filters"] or [])
-    errors = {**_validate(metric), **errors}
+    errors = {**billable_metric_validate(metric), **errors}
     if errors:
         raise MetricValidationError(errors)
     return _save(metric, cleaned_filters)
