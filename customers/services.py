@@ -209,6 +209,17 @@ def normalize_codes(instance: Customer | Organization, fields: tuple[str, ...]) 
             setattr(instance, field, value.strip().upper())
 
 
+def _assign(
+    instance: Customer | Organization, changes: Mapping[str, Any], fields: tuple[str, ...], text_fields: tuple[str, ...]
+) -> None:
+    """Lago's partial update: the fields present in `changes` are set, the others kept; an
+    explicit null clears a text field (stored as "")."""
+    for field in fields:
+        if field in changes:
+            value = changes[field]
+            setattr(instance, field, "" if value is None and field in text_fields else value)
+
+
 # --- organization ---------------------------------------------------------------------------
 
 
@@ -218,13 +229,7 @@ def organization_update(*, changes: Mapping[str, Any]) -> Organization:
     with transaction.atomic():
         Organization.current()
         organization = Organization.objects.select_for_update().get(pk=1)
-        for field in ORGANIZATION_FIELDS:
-            if field not in changes:
-                continue
-            value = changes[field]
-            if field in ORGANIZATION_TEXT_FIELDS and value is None:
-                value = ""
-            setattr(organization, field, value)
+        _assign(organization, changes, ORGANIZATION_FIELDS, ORGANIZATION_TEXT_FIELDS)
         normalize_codes(organization, ("country", "default_currency", "document_number_prefix"))
         errors = organization_validate(organization)
         if errors:
@@ -328,13 +333,7 @@ def customer_save(
 def _apply_changes(customer: Customer, changes: Mapping[str, Any]) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
     provider_before = customer.payment_provider
-    for field in CUSTOMER_FIELDS:
-        if field not in changes:
-            continue
-        value = changes[field]
-        if field in CUSTOMER_TEXT_FIELDS and value is None:
-            value = ""
-        setattr(customer, field, value)
+    _assign(customer, changes, CUSTOMER_FIELDS, CUSTOMER_TEXT_FIELDS)
     if (
         customer.payment_provider != provider_before
         and "provider_customer_id" not in changes
