@@ -2,10 +2,10 @@
 
 The request path is the hottest code in Tollgate (shared/PERFORMANCE.md: Python competes with
 PostgreSQL for two cores), so events are validated by plain Python rather than DRF serializers,
-and a batch is stored by ONE statement on PostgreSQL:
+and a batch is stored by ONE statement on PostgreSQL (the rows travel as one json parameter):
 
-    INSERT ... SELECT * FROM unnest(<6 arrays>) ON CONFLICT (transaction_id, external_subscription_id)
-    DO NOTHING RETURNING id, ...
+    INSERT ... SELECT ... FROM json_to_recordset(<rows>) ON CONFLICT (transaction_id,
+    external_subscription_id) DO NOTHING RETURNING id, ...
 
 Rows the insert did not return collided with an event already stored (by an earlier request, or by
 a concurrent one: ON CONFLICT waits for the other transaction, so exactly one row ever exists).
