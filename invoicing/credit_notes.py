@@ -327,12 +327,6 @@ def _validate(figures: CreditNoteFigures, credit: Decimal, refund: Decimal, invo
         raise InvoicingError(errors)
 
 
-def precise_cents(amount: Decimal, currency: str) -> str:
-    """Unrounded minor units as Lago prints them (five decimals at most, no exponent)."""
-    value = (Decimal(amount) / quantum(currency)).quantize(Decimal("0.00001"))
-    return format(value.normalize(), "f")
-
-
 def _lock_invoice(invoice: Invoice) -> Invoice:
     return Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=invoice.pk)
 
@@ -492,46 +486,24 @@ def credit_note_void(*, credit_note: CreditNote, actor: str) -> CreditNote:
     return note
 
 
-def credit_note_estimate(*, invoice: Invoice, items: list[tuple[Fee, Decimal]]) -> dict[str, Any]:
-    """Lago's `estimated_credit_note`: what a note with these items would credit at most and
-    refund at most (read only)."""
+@dataclass(frozen=True)
+class CreditNoteEstimate:
+    """What a note with some items would be (`figures`), and what it could credit and refund at most."""
+
+    figures: CreditNoteFigures
+    max_creditable: Decimal
+    max_refundable: Decimal
+
+
+def credit_note_estimate(*, invoice: Invoice, items: list[tuple[Fee, Decimal]]) -> CreditNoteEstimate:
+    """Lago's estimate: what a note with these items would credit at most and refund at most
+    (read only)."""
     _check_invoice(invoice)
     figures = _figures(invoice=invoice, items=items)
-    currency = invoice.currency
     max_creditable = min(figures.total, figures.remaining)
-    max_refundable = min(max_creditable, figures.refundable)
-
-    def cents(value: Decimal) -> int:
-        return to_cents(value, currency)
-
-    return {
-        "lago_invoice_id": str(invoice.pk),
-        "invoice_number": invoice.number,
-        "currency": currency,
-        "taxes_amount_cents": cents(figures.taxes_amount),
-        "precise_taxes_amount_cents": precise_cents(figures.precise_taxes_amount, currency),
-        "sub_total_excluding_taxes_amount_cents": cents(figures.sub_total_excluding_taxes),
-        "max_creditable_amount_cents": cents(max_creditable),
-        "max_refundable_amount_cents": cents(max_refundable),
-        "max_offsettable_amount_cents": 0,
-        "coupons_adjustment_amount_cents": cents(figures.coupons_adjustment),
-        "precise_coupons_adjustment_amount_cents": precise_cents(figures.precise_coupons_adjustment, currency),
-        "taxes_rate": float(figures.taxes_rate),
-        "items": [{"lago_fee_id": str(item.fee.pk), "amount_cents": cents(item.amount)} for item in figures.items],
-        "applied_taxes": [
-            {
-                "lago_tax_id": str(line.tax_id) if line.tax_id else None,
-                "tax_name": line.tax_name,
-                "tax_code": line.tax_code,
-                "tax_rate": float(line.tax_rate),
-                "tax_description": line.tax_description or None,
-                "base_amount_cents": cents(line.base_amount),
-                "amount_cents": cents(line.amount),
-                "amount_currency": currency,
-            }
-            for line in figures.taxes
-        ],
-    }
+    return CreditNoteEstimate(
+        figures=figures, max_creditable=max_creditable, max_refundable=min(max_creditable, figures.refundable)
+    )
 
 
 # --- Consumption by the customer's next invoices -------------------------------------------------

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from billing_project.api.errors import NotFound, Unprocessable
 from billing_project.api.views import paginated, unwrap
-from billing_project.money import from_cents, to_cents
+from billing_project.money import from_cents, quantum, to_cents
 from customers.models import Customer
 from plans.api.serializers import iso
 
@@ -24,7 +24,14 @@ from .. import credit_notes, pdf
 from ..errors import InvoicingError
 from ..models import CreditNote, CreditNoteItem, CreditNoteReason, CreditStatus, Fee, Invoice, RefundStatus
 from .queries import FEE_RELATIONS
-from .serializers import InvoiceContext, StrictIntegerField, serialize_customer, serialize_fee
+from .serializers import (
+    InvoiceContext,
+    StrictIntegerField,
+    _precise_cents,
+    serialize_applied_tax,
+    serialize_customer,
+    serialize_fee,
+)
 from .views import _ERROR, _OBJECT, InvoicingView, _base_url, _choice, _invoice, _uuid, actor_of, lago_errors
 
 _CENTS = {"required": False, "allow_null": True, "max_value": 10**15}
@@ -146,7 +153,7 @@ def serialize_credit_note(note: CreditNote, context: InvoiceContext) -> dict[str
             {
                 "lago_id": str(item.pk),
                 "amount_cents": cents(item.amount),
-                "precise_amount_cents": format((item.precise_amount / from_cents(1, currency)).normalize(), "f"),
+                "precise_amount_cents": _precise_cents(item.precise_amount, currency),
                 "amount_currency": currency,
                 "fee": serialize_fee(item.fee, invoice),
             }
@@ -156,17 +163,48 @@ def serialize_credit_note(note: CreditNote, context: InvoiceContext) -> dict[str
             {
                 "lago_id": str(line.pk),
                 "lago_credit_note_id": str(note.pk),
-                "lago_tax_id": str(line.tax_id) if line.tax_id else None,
-                "tax_name": line.tax_name,
-                "tax_code": line.tax_code,
-                "tax_rate": float(line.tax_rate),
-                "tax_description": line.tax_description or None,
+                **serialize_applied_tax(line, currency),
                 "base_amount_cents": cents(line.base_amount),
-                "amount_cents": cents(line.amount),
-                "amount_currency": currency,
                 "created_at": iso(note.created_at),
             }
             for line in note.applied_taxes.all()
+        ],
+    }
+
+
+def _estimate_precise_cents(amount: Decimal, currency: str) -> str:
+    """Unrounded minor units as Lago prints an estimate's (five decimals at most, no exponent)."""
+    value = (Decimal(amount) / quantum(currency)).quantize(Decimal("0.00001"))
+    return format(value.normalize(), "f")
+
+
+def serialize_estimate(invoice: Invoice, estimate: credit_notes.CreditNoteEstimate) -> dict[str, Any]:
+    """Lago's `estimated_credit_note`."""
+    currency = invoice.currency
+    figures = estimate.figures
+
+    def cents(amount: Decimal) -> int:
+        return to_cents(amount, currency)
+
+    return {
+        "lago_invoice_id": str(invoice.pk),
+        "invoice_number": invoice.number,
+        "currency": currency,
+        "taxes_amount_cents": cents(figures.taxes_amount),
+        "precise_taxes_amount_cents": _estimate_precise_cents(figures.precise_taxes_amount, currency),
+        "sub_total_excluding_taxes_amount_cents": cents(figures.sub_total_excluding_taxes),
+        "max_creditable_amount_cents": cents(estimate.max_creditable),
+        "max_refundable_amount_cents": cents(estimate.max_refundable),
+        "max_offsettable_amount_cents": 0,
+        "coupons_adjustment_amount_cents": cents(figures.coupons_adjustment),
+        "precise_coupons_adjustment_amount_cents": _estimate_precise_cents(
+            figures.precise_coupons_adjustment, currency
+        ),
+        "taxes_rate": float(figures.taxes_rate),
+        "items": [{"lago_fee_id": str(item.fee.pk), "amount_cents": cents(item.amount)} for item in figures.items],
+        "applied_taxes": [
+            {**serialize_applied_tax(line, currency), "base_amount_cents": cents(line.base_amount)}
+            for line in figures.taxes
         ],
     }
 
@@ -270,7 +308,7 @@ class CreditNoteEstimateView(_CreditNotesView):
     def post(self, request: Request) -> Response:
         invoice, _, items = _parse_items_request(request, CreditNoteEstimateInput)
         estimate = credit_notes.credit_note_estimate(invoice=invoice, items=items)  # type: ignore[arg-type]
-        return Response({"estimated_credit_note": estimate})
+        return Response({"estimated_credit_note": serialize_estimate(invoice, estimate)})
 
 
 class CreditNoteUpdateInput(serializers.Serializer):

@@ -93,6 +93,20 @@ def _rate(value: Decimal | None) -> float:
     return float(value or 0)
 
 
+def serialize_applied_tax(line: Any, currency: str) -> dict[str, Any]:
+    """What Lago's applied tax objects share (on a fee, an invoice, a credit note, an estimate):
+    the tax as applied and its amount. Each owner adds its ids and base."""
+    return {
+        "lago_tax_id": str(line.tax_id) if line.tax_id else None,
+        "tax_name": line.tax_name,
+        "tax_code": line.tax_code,
+        "tax_rate": _rate(line.tax_rate),
+        "tax_description": line.tax_description or None,
+        "amount_cents": _cents(line.amount, currency),
+        "amount_currency": currency,
+    }
+
+
 class InvoiceContext:
     """What rendering invoices needs once per request: the organization, the subscriptions'
     context, and the host links are built on (TOLLGATE_PUBLIC_URL outside a request)."""
@@ -174,13 +188,7 @@ def serialize_fee(fee: Fee, invoice: Invoice | None) -> dict[str, Any]:
             {
                 "lago_id": str(applied.pk),
                 "lago_fee_id": str(fee.pk),
-                "lago_tax_id": str(applied.tax_id) if applied.tax_id else None,
-                "tax_name": applied.tax_name,
-                "tax_code": applied.tax_code,
-                "tax_rate": _rate(applied.tax_rate),
-                "tax_description": applied.tax_description or None,
-                "amount_cents": _cents(applied.amount, currency),
-                "amount_currency": currency,
+                **serialize_applied_tax(applied, currency),
                 "created_at": iso(applied.created_at),
             }
             for applied in fee.applied_taxes.all()
@@ -313,13 +321,7 @@ def serialize_invoice(invoice: Invoice, context: InvoiceContext, *, full: bool =
             {
                 "lago_id": str(applied.pk),
                 "lago_invoice_id": str(invoice.pk),
-                "lago_tax_id": str(applied.tax_id) if applied.tax_id else None,
-                "tax_name": applied.tax_name,
-                "tax_code": applied.tax_code,
-                "tax_rate": _rate(applied.tax_rate),
-                "tax_description": applied.tax_description or None,
-                "amount_cents": _cents(applied.amount, currency),
-                "amount_currency": currency,
+                **serialize_applied_tax(applied, currency),
                 "fees_amount_cents": _cents(applied.fees_amount, currency),
                 "created_at": iso(applied.created_at),
             }

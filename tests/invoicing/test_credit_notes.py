@@ -416,14 +416,16 @@ def test_estimate_matches_what_create_then_issues():
 
     estimate = cn.credit_note_estimate(invoice=invoice, items=[(fee, D("33.33"))])
 
-    assert estimate["max_creditable_amount_cents"] == 3600
-    assert estimate["max_refundable_amount_cents"] == 2000
-    assert estimate["coupons_adjustment_amount_cents"] == 333
-    assert estimate["precise_coupons_adjustment_amount_cents"] == "333.3"
-    assert estimate["sub_total_excluding_taxes_amount_cents"] == 3000
-    assert estimate["taxes_amount_cents"] == 600
-    assert estimate["items"] == [{"lago_fee_id": str(fee.pk), "amount_cents": 3333}]
-    assert estimate["applied_taxes"][0]["base_amount_cents"] == 3000
+    # Coupons 10.00 x 33.33 / 100 = 3.333 -> 3.33; base 33.33 - 3.33 = 30.00; VAT 20% = 6.00;
+    # creditable 36.00; refundable at most what was paid, 20.00.
+    figures = estimate.figures
+    assert (estimate.max_creditable, estimate.max_refundable) == (D("36.00"), D("20.00"))
+    assert (figures.coupons_adjustment, figures.precise_coupons_adjustment) == (D("3.33"), D("3.333"))
+    assert (figures.sub_total_excluding_taxes, figures.taxes_amount) == (D("30.00"), D("6.00"))
+    assert [(item.fee, item.amount) for item in figures.items] == [(fee, D("33.33"))]
+    assert [(line.tax_code, line.base_amount, line.amount) for line in figures.taxes] == [
+        ("vat_20", D("30.00"), D("6.00"))
+    ]
     note = make_credit_note(invoice=invoice, items=[(fee, "33.33")])
     assert note.total_amount == D("36.00")
     assert not CreditNote.objects.exclude(pk=note.pk).exists()

@@ -214,6 +214,23 @@ def test_estimate(api, invoice):
         "taxes_amount_cents": 1000,
     }
     assert estimate["items"] == [{"lago_fee_id": fee_id, "amount_cents": 5000}]
+    vat = tax("vat_20", "20")
+    assert estimate["applied_taxes"] == [
+        {
+            "lago_tax_id": str(vat.pk),
+            "tax_name": vat.name,
+            "tax_code": "vat_20",
+            "tax_rate": 20.0,
+            "tax_description": None,
+            "amount_cents": 1000,
+            "amount_currency": "USD",
+            "base_amount_cents": 5000,
+        }
+    ]
+    assert (estimate["precise_taxes_amount_cents"], estimate["precise_coupons_adjustment_amount_cents"]) == (
+        "1000",
+        "0",
+    )
     too_much = api.post(
         f"{URL}/estimate",
         {"credit_note": {"invoice_id": str(invoice.pk), "items": [{"fee_id": fee_id, "amount_cents": 10001}]}},
