@@ -19,6 +19,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from billing_project.admin import ReadOnlyAdmin
+
 from . import credit_notes, pdf, services
 from .errors import InvoicingError
 from .models import (
@@ -149,21 +151,8 @@ class InvoiceEventInline(_ReadOnlyInline):
     readonly_fields = fields
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    """Issued documents and their lines come from services; they change only through actions."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(Invoice)
-class InvoiceAdmin(_ReadOnlyAdmin):
+class InvoiceAdmin(ReadOnlyAdmin):
     list_display = [
         "number_or_id",
         "customer_link",
@@ -309,7 +298,7 @@ class InvoiceAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(Fee)
-class FeeAdmin(_ReadOnlyAdmin):
+class FeeAdmin(ReadOnlyAdmin):
     list_display = ["line", "invoice_link", "fee_type", "units", "events_count", "amount", "currency", "created_at"]
     list_filter = ["fee_type", "currency", "pay_in_advance"]
     search_fields = ["invoice__number", "=invoice__customer__external_id", "=subscription__external_id"]
@@ -349,7 +338,7 @@ class CreditNoteEventInline(_ReadOnlyInline):
 
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(_ReadOnlyAdmin):
+class CreditNoteAdmin(ReadOnlyAdmin):
     list_display = [
         "number",
         "invoice",

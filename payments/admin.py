@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from billing_project.admin import ReadOnlyAdmin
 from billing_project.money import to_cents
 from customers.models import PaymentProvider
 from invoicing.models import InvoiceStatus
@@ -34,7 +35,7 @@ def _invoice_link(invoice: Any) -> str:
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(ReadOnlyAdmin):
     """The ledger: rows are written by services only, never edited or deleted by hand."""
 
     list_display = [
@@ -90,18 +91,9 @@ class PaymentAdmin(admin.ModelAdmin):
     def customer_external_id(self, obj: Payment) -> str:
         return obj.customer.external_id
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Refund)
-class RefundAdmin(admin.ModelAdmin):
+class RefundAdmin(ReadOnlyAdmin):
     """Credit note refunds given back through Stripe: written by the refund services only."""
 
     list_display = [
@@ -152,15 +144,6 @@ class RefundAdmin(admin.ModelAdmin):
         url = reverse("admin:payments_payment_change", args=[obj.payment_id])
         return format_html('<a href="{}">{}</a>', url, obj.payment.provider_payment_id or obj.payment_id)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 class MarkPaidForm(forms.Form):
     reference = forms.CharField(max_length=40, help_text="Bank transfer reference, cheque number...")
@@ -198,7 +181,9 @@ def _action_form(
 
 
 @admin.register(InvoiceToCollect)
-class InvoiceToCollectAdmin(admin.ModelAdmin):
+class InvoiceToCollectAdmin(ReadOnlyAdmin):
+    """Viewing only; the actions below are gated by the payments permissions."""
+
     list_display = [
         "number",
         "customer",
@@ -244,16 +229,6 @@ class InvoiceToCollectAdmin(admin.ModelAdmin):
     def payments_link(self, obj: InvoiceToCollect) -> str:
         url = reverse("admin:payments_payment_changelist") + f"?invoice__id__exact={obj.pk}"
         return format_html('<a href="{}">payments</a>', url)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Viewing only; the actions below are gated by the payments permissions.
-        return False
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
@@ -301,7 +276,7 @@ class InvoiceToCollectAdmin(admin.ModelAdmin):
 
 
 @admin.register(CustomerPaymentSetup)
-class CustomerPaymentSetupAdmin(admin.ModelAdmin):
+class CustomerPaymentSetupAdmin(ReadOnlyAdmin):
     list_display = ["external_id", "name", "provider_customer_id", "default_payment_method"]
     search_fields = ["external_id", "name", "=provider_customer_id"]
     actions = ["sync_stripe_customer", "attach_payment_method"]
@@ -324,15 +299,6 @@ class CustomerPaymentSetupAdmin(admin.ModelAdmin):
             return "-"
         card = (payment_method.stripe_data or {}).get("card") or {}
         return f"{payment_method.id} ({card.get('brand', '?')} •••• {card.get('last4', '?')})"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)

@@ -15,6 +15,7 @@ from django.db import models, transaction
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
+from djmoney.money import Money
 
 from billing_project.money import to_cents
 
@@ -99,6 +100,14 @@ class ServiceAdmin(admin.ModelAdmin):
         return actions
 
 
+def _amount_arguments(amount: Money | None, *, currency_when_empty: str | None = "") -> dict[str, Any]:
+    """A MoneyField's value as the services take it (integer `amount_cents`, `amount_currency`)."""
+    if amount is None:
+        return {"amount_cents": None, "amount_currency": currency_when_empty}
+    currency = str(amount.currency)
+    return {"amount_cents": to_cents(amount.amount, currency), "amount_currency": currency}
+
+
 # --------------------------------------------------------------------------------------------
 # Taxes
 
@@ -142,15 +151,12 @@ class CustomerTaxAdmin(admin.ModelAdmin):
 
 def _plan_arguments(form: forms.ModelForm) -> dict[str, Any]:
     data = form.cleaned_data
-    amount = data.get("amount")
-    currency = str(amount.currency) if amount is not None else ""
     return {
         "name": data.get("name") or "",
         "code": data.get("code") or "",
         "description": data.get("description") or "",
         "interval": data.get("interval") or "",
-        "amount_cents": to_cents(amount.amount, currency) if amount is not None else None,
-        "amount_currency": currency,
+        **_amount_arguments(data.get("amount")),
         "pay_in_advance": bool(data.get("pay_in_advance")),
         "trial_period": data.get("trial_period"),
         "bill_charges_monthly": data.get("bill_charges_monthly"),
@@ -235,14 +241,12 @@ class ChargeFormSet(BaseInlineFormSet):
         if any(form.errors for form in self.forms):
             return
         plan = self.instance  # carries the plan form's (unsaved) changes
-        amount = plan.amount
         arguments = {
             "name": plan.name,
             "code": plan.code,
             "description": plan.description,
             "interval": plan.interval,
-            "amount_cents": to_cents(amount.amount, str(amount.currency)) if amount is not None else None,
-            "amount_currency": str(amount.currency) if amount is not None else "",
+            **_amount_arguments(plan.amount),
             "pay_in_advance": plan.pay_in_advance,
             "trial_period": plan.trial_period,
             "bill_charges_monthly": plan.bill_charges_monthly,
@@ -319,14 +323,12 @@ class AddOnForm(ServiceForm):
 
     def call_service(self) -> AddOn:
         data = self.cleaned_data
-        amount = data.get("amount")
         arguments = {
             "name": data.get("name") or "",
             "code": data.get("code") or "",
             "description": data.get("description") or "",
             "invoice_display_name": data.get("invoice_display_name") or "",
-            "amount_cents": to_cents(amount.amount, str(amount.currency)) if amount is not None else None,
-            "amount_currency": str(amount.currency) if amount is not None else "",
+            **_amount_arguments(data.get("amount")),
             "tax_codes": [tax.code for tax in data.get("taxes") or []],
         }
         if self.instance._state.adding:
@@ -366,14 +368,12 @@ class CouponForm(ServiceForm):
 
     def call_service(self) -> Coupon:
         data = self.cleaned_data
-        amount = data.get("amount")
         arguments = {
             "name": data.get("name") or "",
             "code": data.get("code") or "",
             "description": data.get("description") or "",
             "coupon_type": data.get("coupon_type"),
-            "amount_cents": to_cents(amount.amount, str(amount.currency)) if amount is not None else None,
-            "amount_currency": str(amount.currency) if amount is not None else None,
+            **_amount_arguments(data.get("amount"), currency_when_empty=None),
             "percentage_rate": data.get("percentage_rate"),
             "frequency": data.get("frequency"),
             "frequency_duration": data.get("frequency_duration"),
@@ -412,12 +412,10 @@ class AppliedCouponForm(ServiceForm):
 
     def call_service(self) -> AppliedCoupon:
         data = self.cleaned_data
-        amount = data.get("amount")
         return services.applied_coupon_create(
             customer=data["customer"],
             coupon=data["coupon"],
-            amount_cents=to_cents(amount.amount, str(amount.currency)) if amount is not None else None,
-            amount_currency=str(amount.currency) if amount is not None else None,
+            **_amount_arguments(data.get("amount"), currency_when_empty=None),
             percentage_rate=data.get("percentage_rate"),
             frequency=data.get("frequency") or None,
             frequency_duration=data.get("frequency_duration"),

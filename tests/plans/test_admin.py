@@ -4,10 +4,11 @@ taxes, coupons, applied coupons and subscriptions (filters, terminate action).""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
-from plans.models import Charge, Plan, Subscription, Tax
+from plans.models import AddOn, Charge, Coupon, Plan, Subscription, Tax
 from tests.factories.customers import make_customer
 from tests.factories.plans import make_coupon, make_plan, make_subscription, metric, standard_charge
 
@@ -187,6 +188,27 @@ def test_applied_coupon_add_and_terminate(admin_client):
     admin_client.post("/admin/plans/appliedcoupon/", {"action": "terminate", "_selected_action": [str(applied.pk)]})
     applied.refresh_from_db()
     assert applied.status == "terminated"
+
+
+def test_add_on_and_coupons_add_pass_amounts_to_the_services_in_cents(admin_client):
+    response = admin_client.post(
+        "/admin/plans/addon/add/",
+        {"name": "Setup", "code": "setup", "description": "", "amount_0": "12.50", "amount_1": "EUR"},
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    add_on = AddOn.live.get(code="setup")
+    assert (add_on.amount.amount, str(add_on.amount.currency)) == (Decimal("12.50"), "EUR")
+
+    coupon = {"description": "", "frequency": "once", "expiration": "no_expiration", "reusable": "on"}
+    fixed = {"name": "Ten", "code": "ten", "coupon_type": "fixed_amount", "amount_0": "10", "amount_1": "USD"}
+    response = admin_client.post("/admin/plans/coupon/add/", {**coupon, **fixed})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Coupon.live.get(code="ten").amount.amount == 10
+    # A percentage coupon has no amount.
+    percent = {"name": "Half", "code": "half", "coupon_type": "percentage", "percentage_rate": "50", "amount_0": ""}
+    response = admin_client.post("/admin/plans/coupon/add/", {**coupon, **percent, "amount_1": "USD"})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Coupon.live.get(code="half").percentage_rate == 50
 
 
 @pytest.mark.parametrize("path", ["plan", "tax", "addon", "coupon", "appliedcoupon", "subscription", "customertax"])
