@@ -16,7 +16,6 @@ def customers_list(
     search_term: str | None = None,
     countries: Sequence[str] = (),
     currencies: Sequence[str] = (),
-    payment_providers: Sequence[str] = (),
 ) -> QuerySet[Customer]:
     """Live customers, newest first (Lago's order), filtered as Lago's GET /customers filters."""
     queryset = Customer.live.all()
@@ -29,8 +28,6 @@ def customers_list(
         queryset = queryset.filter(country__in=[code.upper() for code in countries])
     if currencies:
         queryset = queryset.filter(currency__in=[code.upper() for code in currencies])
-    if payment_providers:
-        queryset = queryset.filter(payment_provider__in=payment_providers)
     return queryset.order_by("-created_at", "-id")
 
 
