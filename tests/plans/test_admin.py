@@ -51,6 +51,17 @@ def charge_row(index, metric_row, model="standard", properties='{"amount": "0.05
     return row
 
 
+def existing_charge_rows(plan, charge, **fields):
+    """The inline rows of `plan`'s change form with its one existing `charge`."""
+    return {
+        "charges-TOTAL_FORMS": "1",
+        "charges-INITIAL_FORMS": "1",
+        "charges-0-id": str(charge.pk),
+        "charges-0-plan": str(plan.pk),
+        **charge_row(0, charge.billable_metric, **fields),
+    }
+
+
 def test_plan_add_with_inline_charges(admin_client):
     api_calls = metric("api_calls")
     data = plan_form(**{"charges-TOTAL_FORMS": "1"}, **charge_row(0, api_calls))
@@ -78,16 +89,7 @@ def test_plan_change_refuses_interval_change_with_subscriptions(admin_client):
     plan = make_plan(charges=[standard_charge()])
     make_subscription(plan=plan, customer=make_customer(), now=NOW)
     (charge,) = plan.charges.all()
-    data = plan_form(
-        interval="yearly",
-        **{
-            "charges-TOTAL_FORMS": "1",
-            "charges-INITIAL_FORMS": "1",
-            "charges-0-id": str(charge.pk),
-            "charges-0-plan": str(plan.pk),
-        },
-        **charge_row(0, metric("api_calls")),
-    )
+    data = plan_form(interval="yearly", **existing_charge_rows(plan, charge))
     response = admin_client.post(f"/admin/plans/plan/{plan.pk}/change/", data)
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["interval"] == [
@@ -100,16 +102,7 @@ def test_plan_change_refuses_interval_change_with_subscriptions(admin_client):
 def test_plan_change_updates_charge_prices(admin_client):
     plan = make_plan(charges=[standard_charge()])
     (charge,) = plan.charges.all()
-    data = plan_form(
-        name="Renamed",
-        **{
-            "charges-TOTAL_FORMS": "1",
-            "charges-INITIAL_FORMS": "1",
-            "charges-0-id": str(charge.pk),
-            "charges-0-plan": str(plan.pk),
-        },
-        **charge_row(0, metric("api_calls"), properties='{"amount": "0.07"}'),
-    )
+    data = plan_form(name="Renamed", **existing_charge_rows(plan, charge, properties='{"amount": "0.07"}'))
     response = admin_client.post(f"/admin/plans/plan/{plan.pk}/change/", data)
     assert response.status_code == 302
     charge.refresh_from_db()
