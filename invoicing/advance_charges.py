@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -32,20 +31,10 @@ from django.utils import timezone
 
 from customers.models import Organization
 from metrics.models import BillableMetric, Event
-from plans import periods
 from plans.models import Charge, Subscription, SubscriptionStatus
 
-from . import billing, numbering, selectors, services, totals
-from .models import (
-    Fee,
-    FeeAppliedTax,
-    Invoice,
-    InvoiceEvent,
-    InvoiceStatus,
-    InvoiceSubscription,
-    InvoiceType,
-    InvoicingReason,
-)
+from . import billing, selectors, services, totals
+from .models import Fee, FeeAppliedTax, Invoice
 
 logger = logging.getLogger(__name__)
 
@@ -134,46 +123,18 @@ def _fee_record(*, subscription: Subscription, fee: Fee) -> None:
 
 
 def _invoice_create(*, subscription: Subscription, fee: Fee, event: Event, actor: str, now: datetime | None) -> Invoice:
-    """An invoice holding `fee` alone, finalized in this transaction (the fee's insert comes
-    before the number is taken: a duplicate fails there and never burns a number)."""
-    organization = Organization.current()
-    customer = subscription.customer
-    tz = periods.subscription_timezone(subscription)
-    net_term = customer.applicable_net_payment_term(organization)
-    issuing_date = services._local_date(event.timestamp, tz)
-    invoice = Invoice(
-        customer=customer,
-        invoice_type=InvoiceType.SUBSCRIPTION,
-        status=InvoiceStatus.DRAFT,
-        number=numbering.draft_number(organization),
-        currency=fee.currency,
-        issuing_date=issuing_date,
-        payment_due_date=issuing_date + timedelta(days=net_term),
-        net_payment_term=net_term,
-    )
-    billing_period = periods.subscription_period(subscription, event.timestamp)
-    # Foreign keys are checked at commit: the rows may point at the invoice inserted last.
-    InvoiceSubscription.objects.create(
-        invoice_id=invoice.pk,
+    """An invoice holding `fee` alone, finalized in this transaction, issued on the event's
+    local date (the fee's insert comes before the number is taken: a duplicate fails there and
+    never burns a number)."""
+    return services.invoice_create_with_fees(
         subscription=subscription,
-        invoicing_reason=InvoicingReason.IN_ADVANCE_CHARGE,
-        from_datetime=billing_period.from_datetime,
-        to_datetime=billing_period.to_datetime,
-        charges_from_datetime=fee.from_datetime,
-        charges_to_datetime=fee.to_datetime,
-        timestamp=event.timestamp,
+        window=billing.billing_window_in_advance_charge(subscription, event.timestamp),
+        fees=lambda: [fee],
+        actor=actor,
+        context=services.RunContext(organization=Organization.current()),
+        now=now,
+        payload={"event": event.transaction_id},
     )
-    totals.invoice_fees_save(invoice=invoice, fees=[fee], resolver=totals.TaxResolver(customer))
-    payload: dict[str, Any] = {"reason": InvoicingReason.IN_ADVANCE_CHARGE, "event": event.transaction_id}
-    events = [services._event(invoice, "created", actor, **payload, **services._totals_payload(invoice))]
-    services._finalize_fields(invoice, organization=organization, now=now)
-    events.append(
-        services._event(invoice, "finalized", actor, number=invoice.number, **services._totals_payload(invoice))
-    )
-    invoice.save(force_insert=True)
-    InvoiceEvent.objects.bulk_create(events)
-    services._after_commit(invoice)
-    return invoice
 
 
 # --- the sweep: events whose announcement was lost ---------------------------------------------

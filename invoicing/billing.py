@@ -149,6 +149,20 @@ def billing_window_final(subscription: Subscription, *, reason: str) -> BillingW
     )
 
 
+def billing_window_in_advance_charge(subscription: Subscription, at: datetime) -> BillingWindow:
+    """The invoice of one event of a pay-in-advance charge at `at`: the billing period holding
+    it and the charges period its fee covers; no subscription fee."""
+    billing_period = periods.subscription_period(subscription, at)
+    return BillingWindow(
+        reason=InvoicingReason.IN_ADVANCE_CHARGE,
+        from_datetime=billing_period.from_datetime,
+        to_datetime=billing_period.to_datetime,
+        timestamp=at,
+        fee_period=None,
+        charges_period=periods.subscription_charges_period(subscription, at),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Usage: aggregation in SQL
 

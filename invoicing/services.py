@@ -113,6 +113,66 @@ class RunContext:
         return totals.TaxResolver(customer, fallback=fallback)
 
 
+def invoice_create_with_fees(
+    *,
+    subscription: Subscription,
+    window: billing.BillingWindow,
+    fees: Callable[[], Sequence[Fee]],
+    actor: str,
+    context: RunContext,
+    grace_days: int = 0,
+    finalize: bool = True,
+    now: datetime | None = None,
+    payload: Mapping[str, Any] | None = None,
+) -> Invoice:
+    """The invoice of `subscription` for `window`, inside the caller's transaction: the period
+    is claimed first (its InvoiceSubscription row, whose unique constraint refuses a second
+    invoice before `fees` is even called), then the fees with their coupons, taxes and amounts,
+    then, when `finalize`, the number, credit notes and frozen details (payment and PDF after
+    commit). Built complete in memory and inserted once. Issued on the local date of the
+    window's timestamp plus `grace_days`; `payload` goes into the "created" event."""
+    assert transaction.get_connection().in_atomic_block, "an invoice is created inside its caller's transaction"
+    organization = context.organization
+    customer = subscription.customer
+    net_term = customer.applicable_net_payment_term(organization)
+    tz = customer.timezone or organization.timezone or "UTC"
+    issuing_date = _local_date(window.timestamp, tz) + timedelta(days=grace_days)
+    invoice = Invoice(
+        customer=customer,
+        invoice_type=InvoiceType.SUBSCRIPTION,
+        status=InvoiceStatus.DRAFT,
+        number=numbering.draft_number(organization),
+        currency=billing.plan_currency(subscription),
+        issuing_date=issuing_date,
+        payment_due_date=issuing_date + timedelta(days=net_term),
+        net_payment_term=net_term,
+    )
+    # Foreign keys are checked at commit: the period is claimed before the invoice exists.
+    InvoiceSubscription.objects.create(
+        invoice_id=invoice.pk,
+        subscription=subscription,
+        invoicing_reason=window.reason,
+        from_datetime=window.from_datetime,
+        to_datetime=window.to_datetime,
+        charges_from_datetime=window.charges_from_datetime,
+        charges_to_datetime=window.charges_to_datetime,
+        timestamp=window.timestamp,
+    )
+    with_coupons = context.customers_with_coupons is None or customer.pk in context.customers_with_coupons
+    totals.invoice_fees_save(
+        invoice=invoice, fees=fees(), with_coupons=with_coupons, resolver=context.tax_resolver(customer)
+    )
+    events = [_event(invoice, "created", actor, reason=window.reason, **(payload or {}), **_totals_payload(invoice))]
+    if finalize:
+        with_credit = context.customers_with_credit is None or customer.pk in context.customers_with_credit
+        _finalize_fields(invoice, organization=organization, now=now, with_credit=with_credit)
+        events.append(_event(invoice, "finalized", actor, number=invoice.number, **_totals_payload(invoice)))
+        _after_commit(invoice)
+    invoice.save(force_insert=True)
+    InvoiceEvent.objects.bulk_create(events)
+    return invoice
+
+
 def invoice_create_for_period(
     *,
     subscription: Subscription,
@@ -125,55 +185,24 @@ def invoice_create_for_period(
     after_create: Callable[[Invoice], None] | None = None,
     now: datetime | None = None,
 ) -> Invoice:
-    """Bill one subscription-period in one transaction. The InvoiceSubscription row is inserted
-    first: its unique constraint (subscription, from, to, reason) turns a second run into
-    AlreadyBilled before any work is done. Without a grace period the invoice is finalized in
-    the same transaction (built complete in memory, then inserted once); with one it stays
-    draft until the grace has passed. `after_create` runs inside the transaction."""
+    """Bill one subscription-period in one transaction (invoice_create_with_fees): a second run
+    for the period raises AlreadyBilled before any work is done. Without a grace period the
+    invoice is finalized at once; with one it stays draft until the grace has passed.
+    `after_create` runs inside the transaction."""
     context = context or RunContext(organization=organization or Organization.current())
-    organization = context.organization
-    customer = subscription.customer
-    tz = customer.timezone or organization.timezone or "UTC"
-    grace = customer.applicable_invoice_grace_period(organization)
-    net_term = customer.applicable_net_payment_term(organization)
-    billing_date = _local_date(window.timestamp, tz)
-    issuing_date = billing_date + timedelta(days=grace)
-    invoice = Invoice(
-        customer=customer,
-        invoice_type=InvoiceType.SUBSCRIPTION,
-        status=InvoiceStatus.DRAFT,
-        number=numbering.draft_number(organization),
-        currency=billing.plan_currency(subscription),
-        issuing_date=issuing_date,
-        payment_due_date=issuing_date + timedelta(days=net_term),
-        net_payment_term=net_term,
-    )
+    grace = subscription.customer.applicable_invoice_grace_period(context.organization)
     try:
         with transaction.atomic():
-            # Foreign keys are checked at commit: the period is claimed before the invoice exists.
-            InvoiceSubscription.objects.create(
-                invoice_id=invoice.pk,
+            invoice = invoice_create_with_fees(
                 subscription=subscription,
-                invoicing_reason=window.reason,
-                from_datetime=window.from_datetime,
-                to_datetime=window.to_datetime,
-                charges_from_datetime=window.charges_from_datetime,
-                charges_to_datetime=window.charges_to_datetime,
-                timestamp=window.timestamp,
+                window=window,
+                fees=lambda: billing.subscription_fees(subscription, window, usage=usage),
+                actor=actor,
+                context=context,
+                grace_days=grace,
+                finalize=finalize if finalize is not None else grace == 0,
+                now=now,
             )
-            fees = billing.subscription_fees(subscription, window, usage=usage)
-            with_coupons = context.customers_with_coupons is None or customer.pk in context.customers_with_coupons
-            totals.invoice_fees_save(
-                invoice=invoice, fees=fees, with_coupons=with_coupons, resolver=context.tax_resolver(customer)
-            )
-            events = [_event(invoice, "created", actor, reason=window.reason, **_totals_payload(invoice))]
-            if finalize if finalize is not None else grace == 0:
-                with_credit = context.customers_with_credit is None or customer.pk in context.customers_with_credit
-                _finalize_fields(invoice, organization=organization, now=now, with_credit=with_credit)
-                events.append(_event(invoice, "finalized", actor, number=invoice.number, **_totals_payload(invoice)))
-                _after_commit(invoice)
-            invoice.save(force_insert=True)
-            InvoiceEvent.objects.bulk_create(events)
             if after_create is not None:
                 after_create(invoice)
     except IntegrityError as error:
