@@ -7,7 +7,6 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
@@ -17,6 +16,7 @@ from invoicing import credit_notes as cn
 from invoicing import services
 from invoicing.errors import InvoicingError, NotAllowedError, NotFoundError
 from invoicing.models import Credit, CreditNote, CreditStatus, InvoiceEvent, InvoiceStatus, RefundStatus
+from tests.concurrency import race
 from tests.factories.credit_notes import fee_of, make_credit_note, make_invoice, tax
 from tests.factories.customers import make_customer
 
@@ -434,27 +434,6 @@ def test_estimate_matches_what_create_then_issues():
 # --- Concurrency -----------------------------------------------------------------------------------
 
 
-def _race(target, count: int = 2) -> list:
-    barrier = threading.Barrier(count)
-    results: list = []
-
-    def run():
-        barrier.wait()
-        try:
-            results.append(target())
-        except Exception as error:
-            results.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_invoices_consuming_at_once_never_over_consume():
@@ -473,7 +452,7 @@ def test_two_invoices_consuming_at_once_never_over_consume():
         with transaction.atomic():
             return cn.credit_notes_apply(invoice=invoice, amount=D("70.00"))
 
-    results = _race(consume)
+    results = race(consume)
 
     assert not [r for r in results if isinstance(r, Exception)], results
     assert sorted(results) == [D("30.00"), D("70.00")]
@@ -487,7 +466,7 @@ def test_concurrent_notes_on_one_invoice_never_over_credit_and_number_without_ga
     invoice = make_invoice(fees=[{"amount": "100.00"}])
     fee = fee_of(invoice)
 
-    results = _race(lambda: make_credit_note(invoice=invoice, items=[(fee, "30.00")]), count=4)
+    results = race(lambda: make_credit_note(invoice=invoice, items=[(fee, "30.00")]), count=4)
 
     made = [r for r in results if isinstance(r, CreditNote)]
     refused = [r for r in results if isinstance(r, InvoicingError)]
@@ -525,7 +504,7 @@ def test_voiding_while_an_invoice_consumes_gives_each_credit_once():
         with transaction.atomic():
             return cn.credit_notes_apply(invoice=later, amount=D("70.00"))
 
-    results = _race(work)
+    results = race(work)
 
     note.refresh_from_db()
     applied = sum(c.amount for c in Credit.objects.filter(credit_note=note))

@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
 import stripe
-from django.db import connection
 
 from payments import services
 from payments.models import Payment, PaymentTrigger
+from tests.concurrency import race
 from tests.factories.payments import make_finalized_invoice
 
 from .conftest import LOCALSTRIPE_SECRET_KEY
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-def race(target, count: int = 2) -> list:
-    """Run `target` in `count` threads released together; return results (or exceptions)."""
-    barrier = threading.Barrier(count)
-    results: list = []
-
-    def run():
-        barrier.wait()
-        try:
-            results.append(target())
-        except Exception as error:
-            results.append(error)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
 
 
 def test_two_manual_payments_of_the_full_amount(db):
