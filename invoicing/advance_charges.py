@@ -57,7 +57,7 @@ def subscription_for_event(event: Event) -> Subscription | None:
         .filter(Q(terminated_at__isnull=True) | Q(terminated_at__gt=event.timestamp))
         .order_by("-started_at")
     )[:1]
-    found = selectors._with_local_timezones(list(rows))
+    found = selectors.with_local_timezones(list(rows))
     return found[0] if found else None
 
 

@@ -136,8 +136,10 @@ def bill_due(
 
 
 def _subscription(subscription_id: Any) -> Subscription | None:
-    rows = billing.with_billing_relations(Subscription.objects.filter(pk=subscription_id))
-    return selectors._with_local_timezones(list(rows))[0] if rows.exists() else None
+    rows = selectors.with_local_timezones(
+        list(billing.with_billing_relations(Subscription.objects.filter(pk=subscription_id)))
+    )
+    return rows[0] if rows else None
 
 
 def bill_one(*, subscription_id: Any, reason: str, timestamp: datetime | None, actor: str) -> Invoice | None:

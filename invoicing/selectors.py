@@ -48,7 +48,7 @@ def final_reason(subscription: Subscription) -> str:
     return InvoicingReason.SUBSCRIPTION_TERMINATING
 
 
-def _with_local_timezones(rows: list[Subscription]) -> list[Subscription]:
+def with_local_timezones(rows: list[Subscription]) -> list[Subscription]:
     """The organization's timezone filled in, in memory, for customers without one, so the
     period functions do not look the organization up once per subscription. Never saved."""
     organization = Organization.current()
@@ -82,7 +82,7 @@ def due_subscriptions(
             ),
         )
     )
-    subscriptions = _with_local_timezones(list(rows.order_by("created_at", "id")))
+    subscriptions = with_local_timezones(list(rows.order_by("created_at", "id")))
     pending_swaps = dict(
         Subscription.objects.filter(
             status=SubscriptionStatus.PENDING,
