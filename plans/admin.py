@@ -17,6 +17,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from djmoney.money import Money
 
+from billing_project.admin import LiveFilter
 from billing_project.money import to_cents
 
 from . import services
@@ -272,21 +273,6 @@ class ChargeInline(admin.StackedInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).filter(deleted_at__isnull=True).select_related("billable_metric")
-
-
-class LiveFilter(admin.SimpleListFilter):
-    title = "state"
-    parameter_name = "state"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("live", "Live"), ("deleted", "Deleted")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        if self.value() == "live":
-            return queryset.filter(deleted_at__isnull=True)
-        if self.value() == "deleted":
-            return queryset.filter(deleted_at__isnull=False)
-        return queryset
 
 
 @admin.register(Plan)
