@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from rest_framework.pagination import BasePagination
@@ -23,13 +24,17 @@ def _positive_int(raw: str | None, default: int) -> int:
 class LagoPagination(BasePagination):
     """`page` and `per_page` (default 20, max 100). A page past the end is an empty list.
 
-    The view names the envelope with `collection_name` ("customers", "invoices", ...).
+    The view names the envelope with `collection_name` ("customers", "invoices", ...). `count`
+    replaces queryset.count() for tables too big to count exactly (metrics' capped count).
     """
+
+    def __init__(self, count: Callable[[Any], int] | None = None) -> None:
+        self.count = count
 
     def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> list[Any]:
         self.page = _positive_int(request.query_params.get("page"), 1)
         self.per_page = min(_positive_int(request.query_params.get("per_page"), DEFAULT_PER_PAGE), MAX_PER_PAGE)
-        self.total_count = queryset.count()
+        self.total_count = self.count(queryset) if self.count is not None else queryset.count()
         self.total_pages = math.ceil(self.total_count / self.per_page) if self.total_count else 0
         self.collection_name = getattr(view, "collection_name", "data")
         offset = (self.page - 1) * self.per_page

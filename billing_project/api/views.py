@@ -26,10 +26,12 @@ def paginated(
     collection_name: str,
     serialize: Callable[[Any], dict[str, Any]] | Callable[[Iterable[Any]], list[dict[str, Any]]],
     many: bool = False,
+    count: Callable[[Any], int] | None = None,
 ) -> Response:
     """Answer one page of `queryset` in Lago's envelope. `serialize` takes one object, or the
-    whole page when `many` (so it can prefetch for the page in one query)."""
-    paginator = LagoPagination()
+    whole page when `many` (so it can prefetch for the page in one query). `count` replaces
+    queryset.count() for meta.total_count."""
+    paginator = LagoPagination(count=count)
     view = type("V", (), {"collection_name": collection_name})
     page = paginator.paginate_queryset(queryset, request, view)
     data = serialize(page) if many else [serialize(obj) for obj in page]  # type: ignore[arg-type]

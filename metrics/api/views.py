@@ -20,7 +20,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing_project.api.errors import BadRequest, NotFound, Unprocessable
-from billing_project.api.pagination import LagoPagination
 from billing_project.api.views import paginated, unwrap
 from metrics import ingestion, selectors, services
 from metrics.models import BillableMetric
@@ -47,28 +46,6 @@ def _events_response(root: str, events: list[ingestion.StoredEvent], many: bool,
     if replayed:
         response[REPLAYED_HEADER] = "true"
     return response
-
-
-class CappedCountPagination(LagoPagination):
-    """Lago's page/per_page envelope; total_count exact up to 10,000 rows, estimated beyond
-    (COUNT(*) over millions of events would cost more than the page)."""
-
-    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> list[Any]:
-        # The parent counts with queryset.count(); hand it a queryset whose count is capped.
-        return super().paginate_queryset(_CappedCount(queryset), request, view)
-
-
-class _CappedCount:
-    """A queryset stand-in for LagoPagination: slicing passes through, count() is capped."""
-
-    def __init__(self, queryset: Any) -> None:
-        self.queryset = queryset
-
-    def count(self) -> int:
-        return selectors.capped_count(self.queryset)
-
-    def __getitem__(self, item: Any) -> Any:
-        return self.queryset[item]
 
 
 def _datetime_param(request: Request, name: str) -> datetime | None:
@@ -129,9 +106,15 @@ class EventsView(APIView):
             timestamp_from=_datetime_param(request, "timestamp_from"),
             timestamp_to=_datetime_param(request, "timestamp_to"),
         )
-        paginator = CappedCountPagination()
-        page = paginator.paginate_queryset(queryset, request, type("V", (), {"collection_name": "events"}))
-        return paginator.get_paginated_response(serialize_events([ingestion.stored_event(e) for e in page]))
+        # meta.total_count: COUNT(*) over millions of events would cost more than the page.
+        return paginated(
+            request,
+            queryset,
+            "events",
+            lambda page: serialize_events([ingestion.stored_event(e) for e in page]),
+            many=True,
+            count=selectors.capped_count,
+        )
 
 
 class EventsBatchView(APIView):
