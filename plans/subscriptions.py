@@ -227,28 +227,36 @@ def _subscription_start(
     return subscription
 
 
-def _upgrade(
-    current: Subscription, plan: Plan, *, name: str, ending_at: datetime | None, now: datetime
+def _successor(
+    current: Subscription, plan: Plan, *, name: str, ending_at: datetime | None, now: datetime, **state: Any
 ) -> Subscription:
-    # A downgrade that was waiting is superseded by this change.
+    """The subscription that continues `current` on `plan`: the same customer, external id,
+    billing time and anniversary (subscription_at), in `state`. A plan change that was waiting
+    behind `current` is superseded by this one (canceled)."""
     for follower in current.next_subscriptions.filter(status=PENDING):
         _cancel(follower, now)
-    current.status = TERMINATED
-    current.terminated_at = now
-    current.save(update_fields=["status", "terminated_at", "updated_at"])
-    new = Subscription.objects.create(
+    return Subscription.objects.create(
         customer=current.customer,
         plan=plan,
         external_id=current.external_id,
         name=name or current.name,
         billing_time=current.billing_time,
-        # The anniversary stays the first subscription's; billing of the new plan starts now.
         subscription_at=current.subscription_at,
         ending_at=ending_at if ending_at is not None else current.ending_at,
         previous_subscription=current,
-        status=ACTIVE,
-        started_at=now,
+        **state,
     )
+
+
+def _upgrade(
+    current: Subscription, plan: Plan, *, name: str, ending_at: datetime | None, now: datetime
+) -> Subscription:
+    # Terminated first: the partial unique index allows one active row per external id.
+    current.status = TERMINATED
+    current.terminated_at = now
+    current.save(update_fields=["status", "terminated_at", "updated_at"])
+    # The anniversary stays the first subscription's; billing of the new plan starts now.
+    new = _successor(current, plan, name=name, ending_at=ending_at, now=now, status=ACTIVE, started_at=now)
     _send_terminated(current, upgraded_to=new)
     _send_started(new)
     return new
@@ -257,20 +265,8 @@ def _upgrade(
 def _downgrade(
     current: Subscription, plan: Plan, *, name: str, ending_at: datetime | None, now: datetime
 ) -> Subscription:
-    for follower in current.next_subscriptions.filter(status=PENDING):
-        _cancel(follower, now)
-    Subscription.objects.create(
-        customer=current.customer,
-        plan=plan,
-        external_id=current.external_id,
-        name=name or current.name,
-        billing_time=current.billing_time,
-        subscription_at=current.subscription_at,
-        ending_at=ending_at if ending_at is not None else current.ending_at,
-        previous_subscription=current,
-        status=PENDING,
-        downgrade_at=periods.subscription_period(current, now).to_datetime,
-    )
+    downgrade_at = periods.subscription_period(current, now).to_datetime
+    _successor(current, plan, name=name, ending_at=ending_at, now=now, status=PENDING, downgrade_at=downgrade_at)
     current.refresh_from_db()
     return current
 
