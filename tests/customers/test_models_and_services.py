@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from customers import services
 from customers.models import Customer, Organization
+from tests.concurrency import race
 from tests.factories.customers import make_customer
 
 
@@ -93,23 +92,8 @@ def test_eight_concurrent_upserts_of_one_external_id_leave_one_customer():
     """Eight clients create the same customer at once: one creates it, the others update it (the
     unique index on live external ids decides; the loser retries as an update)."""
     Organization.current()
-    threads, barrier, outcomes = 8, threading.Barrier(8), []
 
-    def run(n: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            result = services.customer_upsert(external_id="race", changes={"name": f"writer {n}"})
-            outcomes.append(result.created)
-        except Exception as error:  # pragma: no cover - reported by the assertion below
-            outcomes.append(error)
-        finally:
-            connection.close()
-
-    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
+    outcomes = race(lambda: services.customer_upsert(external_id="race", changes={"name": "writer"}).created, 8)
 
     assert sorted(outcomes, key=str) == [False] * 7 + [True]
     customer = Customer.live.get(external_id="race")
