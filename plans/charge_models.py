@@ -201,24 +201,11 @@ def validate_properties(charge_model: str, properties: Mapping[str, Any]) -> dic
         low, high = bounds.get("per_transaction_min_amount"), bounds.get("per_transaction_max_amount")
         if low is not None and high is not None and low > high:
             errors.add("per_transaction_max_amount", "per_transaction_max_lower_than_per_transaction_min")
-    elif charge_model == "graduated":
-        _validate_ranges(
-            properties,
-            "graduated_ranges",
-            {"per_unit_amount": "invalid_amount", "flat_amount": "invalid_amount"},
-            errors,
-        )
-    elif charge_model == "volume":
-        _validate_ranges(
-            properties, "volume_ranges", {"per_unit_amount": "invalid_amount", "flat_amount": "invalid_amount"}, errors
-        )
-    elif charge_model == "graduated_percentage":
-        _validate_ranges(
-            properties,
-            "graduated_percentage_ranges",
-            {"rate": "invalid_rate", "flat_amount": "invalid_amount"},
-            errors,
-        )
+    elif charge_model in RANGES_KEY:
+        # A tier's price is a percentage rate for graduated_percentage, an amount per unit otherwise.
+        is_rate = charge_model == "graduated_percentage"
+        price = {"rate": "invalid_rate"} if is_rate else {"per_unit_amount": "invalid_amount"}
+        _validate_ranges(properties, RANGES_KEY[charge_model], {**price, "flat_amount": "invalid_amount"}, errors)
     elif charge_model == "dynamic":
         _validate_grouped_by(properties, errors)
     return dict(errors)
