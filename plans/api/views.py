@@ -448,9 +448,9 @@ class SubscriptionView(APIView):
     def put(self, request: Request, external_id: str) -> Response:
         subscription = _subscription(external_id, request.query_params.get("status"))
         data = s.parse(s.SubscriptionInput, unwrap(request, "subscription"))
-        arguments = {key: data[key] for key in ("name", "subscription_at", "plan_overrides") if key in data}
-        if "ending_at" in data:
-            arguments["ending_at"] = data["ending_at"]
+        # Only the keys sent: an explicit null ending_at clears it, an absent one keeps it.
+        keys = ("name", "subscription_at", "ending_at", "plan_overrides")
+        arguments = {key: data[key] for key in keys if key in data}
         updated = services.subscription_update(subscription=subscription, **arguments)
         return _subscription_answer(updated)
 

@@ -339,6 +339,20 @@ def test_pending_subscription_update_and_cancel(api):
     assert canceled["status"] == "canceled" and canceled["canceled_at"]
 
 
+def test_subscription_update_sets_keeps_and_clears_ending_at(api):
+    make_customer(external_id="acme")
+    make_plan()
+    api.post("/api/v1/subscriptions", subscription_body())
+    ending = (timezone.now() + timedelta(days=40)).replace(microsecond=0)
+
+    def put(body):
+        return api.put("/api/v1/subscriptions/sub_acme", {"subscription": body}).json()["subscription"]
+
+    assert put({"ending_at": ending.isoformat()})["ending_at"] == ending.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert put({"name": "Renamed"})["ending_at"] is not None  # absent: kept
+    assert put({"ending_at": None})["ending_at"] is None  # null: cleared
+
+
 def test_downgrade_shows_next_plan_and_date(api):
     make_customer(external_id="acme")
     make_plan(code="premium", amount_cents=9900)
