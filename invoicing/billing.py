@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import Prefetch
 
@@ -43,6 +43,7 @@ from .models import Fee, FeeType, InvoicingReason
 
 ZERO = Decimal(0)
 _TICK = timedelta(microseconds=1)
+_R = TypeVar("_R")
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,6 +252,26 @@ def _prorated_period(subscription: Subscription, period: periods.Period) -> Pror
     )
 
 
+def _scope(subscription: Subscription, bucket: Bucket, period: periods.Period) -> dict[str, Any]:
+    """The aggregation arguments of one subscription's bucket over `period`."""
+    return {
+        "external_subscription_ids": [subscription.external_id],
+        "from_datetime": period.from_datetime,
+        "to_datetime": period.to_datetime,
+        "filters": bucket.filters,
+        "exclude_filters": bucket.exclude_filters,
+    }
+
+
+def _prorated_scope(subscription: Subscription, bucket: Bucket, period: periods.Period) -> dict[str, Any]:
+    """`_scope` plus what prorating needs: the full period's local days and the timezone."""
+    return {
+        **_scope(subscription, bucket, period),
+        "full_days": period.full_days,
+        "timezone": periods.subscription_timezone(subscription),
+    }
+
+
 class DirectUsage:
     """One aggregation query per charge bucket of one subscription."""
 
@@ -263,34 +284,12 @@ class DirectUsage:
         *,
         with_events: bool = False,
     ) -> ProratedAggregationResult:
-        target = _prorated_period(subscription, period)
-        return aggregate_prorated(
-            metric,
-            external_subscription_ids=[subscription.external_id],
-            from_datetime=target.from_datetime,
-            to_datetime=target.to_datetime,
-            full_days=target.full_days,
-            timezone=target.timezone,
-            filters=bucket.filters,
-            exclude_filters=bucket.exclude_filters,
-            with_events=with_events,
-        )
+        return aggregate_prorated(metric, with_events=with_events, **_prorated_scope(subscription, bucket, period))
 
     def prorated_grouped(
         self, subscription: Subscription, metric: BillableMetric, bucket: Bucket, period: periods.Period, key: str
     ) -> dict[str | None, ProratedAggregationResult]:
-        target = _prorated_period(subscription, period)
-        return aggregate_prorated_grouped(
-            metric,
-            external_subscription_ids=[subscription.external_id],
-            from_datetime=target.from_datetime,
-            to_datetime=target.to_datetime,
-            full_days=target.full_days,
-            timezone=target.timezone,
-            grouped_by=key,
-            filters=bucket.filters,
-            exclude_filters=bucket.exclude_filters,
-        )
+        return aggregate_prorated_grouped(metric, grouped_by=key, **_prorated_scope(subscription, bucket, period))
 
     def get(
         self,
@@ -301,28 +300,12 @@ class DirectUsage:
         *,
         with_event_values: bool = False,
     ) -> AggregationResult:
-        return aggregate(
-            metric,
-            external_subscription_ids=[subscription.external_id],
-            from_datetime=period.from_datetime,
-            to_datetime=period.to_datetime,
-            filters=bucket.filters,
-            exclude_filters=bucket.exclude_filters,
-            with_event_values=with_event_values,
-        )
+        return aggregate(metric, with_event_values=with_event_values, **_scope(subscription, bucket, period))
 
     def grouped(
         self, subscription: Subscription, metric: BillableMetric, bucket: Bucket, period: periods.Period, key: str
     ) -> dict[str | None, AggregationResult]:
-        return aggregate_grouped(
-            metric,
-            external_subscription_ids=[subscription.external_id],
-            from_datetime=period.from_datetime,
-            to_datetime=period.to_datetime,
-            grouped_by=key,
-            filters=bucket.filters,
-            exclude_filters=bucket.exclude_filters,
-        )
+        return aggregate_grouped(metric, grouped_by=key, **_scope(subscription, bucket, period))
 
 
 class BatchUsage(DirectUsage):
@@ -528,6 +511,12 @@ def _price(
     )
 
 
+def _by_group(groups: dict[str | None, _R], empty: _R) -> list[tuple[str | None, _R]]:
+    """A grouped charge's results in a stable order (values, then events without the key);
+    Lago's single empty fee when the period has no events."""
+    return sorted((groups or {None: empty}).items(), key=lambda item: (item[0] is None, item[0] or ""))
+
+
 def charge_fees(
     subscription: Subscription,
     charge: Charge,
@@ -537,68 +526,49 @@ def charge_fees(
     with_true_up: bool = True,
 ) -> list[Fee]:
     """The fees of one charge over `period`: per bucket (filter, remainder), per group when the
-    charge is grouped, then a true-up up to the charge's (prorated) spending minimum."""
+    charge is grouped (on its first grouping key), then a true-up up to the charge's (prorated)
+    spending minimum."""
     currency = plan_currency(subscription)
     metric = charge.billable_metric
     name = charge.invoice_display_name or metric.name
     fees: list[Fee] = []
     for bucket in charge_buckets(charge):
         properties = charge_models.properties_for(charge, bucket.charge_filter)
-        grouped_by = [key for key in properties.get("grouped_by") or [] if key]
-        display = _display_name(charge, bucket)
-        common = {
-            "fee_type": FeeType.CHARGE,
-            "charge": charge,
-            "charge_filter": bucket.charge_filter,
-            "pay_in_advance": False,
-            "from_datetime": period.from_datetime,
-            "to_datetime": period.to_datetime,
-            "invoice_display_name": display,
-        }
+        group_key = next((key for key in properties.get("grouped_by") or [] if key), None)
+        priced: list[tuple[str | None, charge_models.ChargeResult, int]]
         if is_prorated(charge):
-            fees.extend(_prorated_fees(subscription, charge, bucket, period, properties, grouped_by, usage, common))
-            continue
-        if grouped_by:
-            # One fee per value of the (first) grouping key; Lago's single empty fee without events.
-            groups = usage.grouped(subscription, metric, bucket, period, grouped_by[0])
-            if not groups:
-                groups = {None: AggregationResult(units=ZERO, events_count=0)}
-            for value, result in sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or "")):
-                priced = _price(charge, bucket.charge_filter, result, currency)
-                fees.append(
-                    _fee(
-                        subscription,
-                        currency,
-                        priced.amount,
-                        units=priced.units,
-                        events_count=result.events_count,
-                        unit_amount=priced.unit_amount,
-                        amount_details=priced.details,
-                        grouped_by={grouped_by[0]: value} if value is not None else {},
-                        **common,
-                    )
+            priced = _priced_prorated(subscription, charge, bucket, period, properties, group_key, usage)
+        else:
+            if group_key:
+                empty = AggregationResult(units=ZERO, events_count=0)
+                results = _by_group(usage.grouped(subscription, metric, bucket, period, group_key), empty)
+            else:
+                with_values = _needs_event_values(charge.charge_model, properties)
+                results = [(None, usage.get(subscription, metric, bucket, period, with_event_values=with_values))]
+            priced = [
+                (value, _price(charge, bucket.charge_filter, result, currency), result.events_count)
+                for value, result in results
+            ]
+        for value, result, events_count in priced:
+            fees.append(
+                _fee(
+                    subscription,
+                    currency,
+                    result.amount,
+                    fee_type=FeeType.CHARGE,
+                    charge=charge,
+                    charge_filter=bucket.charge_filter,
+                    pay_in_advance=False,
+                    from_datetime=period.from_datetime,
+                    to_datetime=period.to_datetime,
+                    invoice_display_name=_display_name(charge, bucket),
+                    units=result.units,
+                    events_count=events_count,
+                    unit_amount=result.unit_amount,
+                    amount_details=result.details,
+                    grouped_by={group_key: value} if group_key and value is not None else {},
                 )
-            continue
-        result = usage.get(
-            subscription,
-            metric,
-            bucket,
-            period,
-            with_event_values=_needs_event_values(charge.charge_model, properties),
-        )
-        priced = _price(charge, bucket.charge_filter, result, currency)
-        fees.append(
-            _fee(
-                subscription,
-                currency,
-                priced.amount,
-                units=priced.units,
-                events_count=result.events_count,
-                unit_amount=priced.unit_amount,
-                amount_details=priced.details,
-                **common,
             )
-        )
     if with_true_up and charge.min_amount and charge.min_amount > 0:
         minimum = charge.min_amount * period.fraction
         billed = sum((fee.amount for fee in fees), ZERO)
@@ -623,53 +593,40 @@ def charge_fees(
     return fees
 
 
-def _prorated_fees(
+def _priced_prorated(
     subscription: Subscription,
     charge: Charge,
     bucket: Bucket,
     period: periods.Period,
     properties: dict[str, Any],
-    grouped_by: list[str],
+    group_key: str | None,
     usage: DirectUsage,
-    common: dict[str, Any],
-) -> list[Fee]:
-    """A prorated charge's fees for one bucket (one per group when grouped): units weighted by
-    the days they existed, priced by charge_models.compute_prorated. The fee's units are the
-    prorated units (what is priced, as Lago's fee); amount_details keep the full units."""
-    currency = plan_currency(subscription)
+) -> list[tuple[str | None, charge_models.ChargeResult, int]]:
+    """A prorated charge's (group value, price, events count) for one bucket: units weighted by
+    the days they existed, priced by charge_models.compute_prorated. The price's units are the
+    prorated units (what is priced, as Lago's fee); its details keep the full units."""
     metric = charge.billable_metric
-    with_events = charge.charge_model == "graduated"
-    if grouped_by:
-        groups = usage.prorated_grouped(subscription, metric, bucket, period, grouped_by[0])
-        if not groups:
-            groups = {None: ProratedAggregationResult(units=ZERO, prorated_units=ZERO, events_count=0)}
+    if group_key:
         # A grouped charge is standard (the only prorated model with grouped_by): no steps needed.
-        results = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
+        empty = ProratedAggregationResult(units=ZERO, prorated_units=ZERO, events_count=0)
+        results = _by_group(usage.prorated_grouped(subscription, metric, bucket, period, group_key), empty)
     else:
+        with_events = charge.charge_model == "graduated"
         results = [(None, usage.prorated(subscription, metric, bucket, period, with_events=with_events))]
-    fees = []
-    for value, result in results:
-        priced = charge_models.compute_prorated(
-            charge.charge_model,
-            properties,
-            units=result.units,
-            prorated_units=result.prorated_units,
-            events=[(e.units, e.prorated_units) for e in result.events] if result.events is not None else None,
+    return [
+        (
+            value,
+            charge_models.compute_prorated(
+                charge.charge_model,
+                properties,
+                units=result.units,
+                prorated_units=result.prorated_units,
+                events=[(e.units, e.prorated_units) for e in result.events] if result.events is not None else None,
+            ),
+            result.events_count,
         )
-        fees.append(
-            _fee(
-                subscription,
-                currency,
-                priced.amount,
-                units=priced.units,
-                events_count=result.events_count,
-                unit_amount=priced.unit_amount,
-                amount_details=priced.details,
-                grouped_by={grouped_by[0]: value} if grouped_by and value is not None else {},
-                **common,
-            )
-        )
-    return fees
+        for value, result in results
+    ]
 
 
 def _display_name(charge: Charge, bucket: Bucket) -> str:
