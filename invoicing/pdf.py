@@ -135,6 +135,20 @@ def fee_line_name(fee: Fee) -> str:
 # Formatting
 
 
+# An invoice's `<name>_amount` columns, in the order an invoice adds them up (PDF and API).
+INVOICE_AMOUNTS = (
+    "fees",
+    "coupons",
+    "sub_total_excluding_taxes",
+    "taxes",
+    "sub_total_including_taxes",
+    "credit_notes",
+    "prepaid_credit",
+    "total",
+    "total_paid",
+)
+
+
 def format_money(amount: Decimal | None, currency: str) -> str:
     """`USD 1,234.50`, `JPY 5,000`, `BHD 1.250`; negative amounts as `-USD 10.00`."""
     value = round_amount(amount or Decimal(0), currency)
@@ -233,20 +247,7 @@ def invoice_context(invoice: Invoice) -> dict[str, Any]:
     tz = customer.get("timezone") or organization["timezone"] or "UTC"
     fees = list(invoice.fees.all())
     credits = list(invoice.credits.all())
-    money = {
-        name: format_money(getattr(invoice, f"{name}_amount"), currency)
-        for name in (
-            "fees",
-            "coupons",
-            "sub_total_excluding_taxes",
-            "taxes",
-            "sub_total_including_taxes",
-            "credit_notes",
-            "prepaid_credit",
-            "total",
-            "total_paid",
-        )
-    }
+    money = {name: format_money(getattr(invoice, f"{name}_amount"), currency) for name in INVOICE_AMOUNTS}
     due = max(invoice.total_amount - invoice.total_paid_amount, Decimal(0))
     if invoice.status == InvoiceStatus.VOIDED:
         due = Decimal(0)

@@ -20,7 +20,7 @@ from customers.models import Customer, Organization
 from plans.api.serializers import SubscriptionContext, iso, serialize_subscription
 
 from ..models import Credit, Fee, FeeType, Invoice, InvoiceSubscription, PaymentStatus
-from ..pdf import customer_details, fee_item, frozen, signed_file_url
+from ..pdf import INVOICE_AMOUNTS, customer_details, fee_item, frozen, signed_file_url
 
 # --------------------------------------------------------------------------------------------
 # Requests
@@ -263,20 +263,7 @@ def serialize_invoice(invoice: Invoice, context: InvoiceContext, *, full: bool =
     """Lago's invoice object. A list answers the short form (customer, metadata, applied taxes),
     as Lago does; one invoice answers with its subscriptions, billing periods, fees and credits."""
     currency = invoice.currency
-    cents = {
-        field: _cents(getattr(invoice, f"{field}_amount"), currency)
-        for field in (
-            "fees",
-            "coupons",
-            "sub_total_excluding_taxes",
-            "taxes",
-            "sub_total_including_taxes",
-            "credit_notes",
-            "prepaid_credit",
-            "total",
-            "total_paid",
-        )
-    }
+    cents = {field: _cents(getattr(invoice, f"{field}_amount"), currency) for field in INVOICE_AMOUNTS}
     snapshot = frozen(invoice, "customer")
     answer: dict[str, Any] = {
         "lago_id": str(invoice.pk),
