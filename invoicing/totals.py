@@ -145,6 +145,12 @@ def coupons_restore(*, invoice: Invoice) -> None:
 # Taxes
 
 
+def tax_on(base: Decimal, rate: Decimal) -> Decimal:
+    """The precise tax of `rate` percent on `base`. Round it once, where a rate's whole base is
+    known (the invoice's or the credit note's line per rate), never per fee before summing."""
+    return base * rate / HUNDRED
+
+
 class TaxResolver:
     """plans.selectors.fee_taxes with the customer's fallback looked up once per invoice (the
     plan's and charge's taxes come prefetched)."""
@@ -195,7 +201,7 @@ def taxes_compute(*, invoice: Invoice | None, fees: Sequence[Fee], resolver: Tax
         fee.taxes_rate = sum((tax.rate for tax in taxes), ZERO)
         precise = ZERO
         for tax in taxes:
-            amount = base * tax.rate / HUNDRED
+            amount = tax_on(base, tax.rate)
             precise += amount
             lines.fee_taxes.append(
                 FeeAppliedTax(
@@ -223,7 +229,7 @@ def taxes_compute(*, invoice: Invoice | None, fees: Sequence[Fee], resolver: Tax
                 tax_rate=tax.rate,
                 tax_description=tax.description,
                 fees_amount=round_amount(base, currency),
-                amount=round_amount(base * tax.rate / HUNDRED, currency),
+                amount=round_amount(tax_on(base, tax.rate), currency),
             )
         )
     return lines
