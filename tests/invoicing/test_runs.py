@@ -48,16 +48,27 @@ def test_customers_are_billed_at_their_own_midnight():
     tokyo_invoice = only_invoice(first)
     assert tokyo_invoice.invoice_subscriptions.get().subscription_id == tokyo.pk
     assert tokyo_invoice.fees.get(fee_type="charge").units == 1
+    assert tokyo_invoice.total_amount == D("11")  # 10 + 1 event x 1
     assert str(tokyo_invoice.issuing_date) == "2024-02-01"  # the local date
 
     second = bill(utc(2024, 2, 1, 8, 10))
     la_invoice = only_invoice(second)
     assert second.skipped == 1  # Tokyo, billed already
     assert la_invoice.fees.get(fee_type="charge").units == 2
+    assert la_invoice.total_amount == D("12")  # 10 + 2 events x 1
+    assert str(la_invoice.issuing_date) == "2024-02-01"
     period = la_invoice.invoice_subscriptions.get()
     assert (period.from_datetime, period.to_datetime) == (utc(2024, 1, 1, 8), utc(2024, 2, 1, 8))
     assert bill(utc(2024, 2, 1, 9)).created == 0
     assert Invoice.objects.count() == 2
+
+    # The events at the boundaries belong to February, each customer's own.
+    tokyo_february = only_invoice(bill(utc(2024, 2, 29, 15, 10)))  # Mar 1 00:10 in Tokyo
+    assert tokyo_february.invoice_subscriptions.get().subscription_id == tokyo.pk
+    assert (tokyo_february.fees.get(fee_type="charge").units, tokyo_february.total_amount) == (1, D("11"))
+    la_february = only_invoice(bill(utc(2024, 3, 1, 8, 10)))  # Mar 1 00:10 in Los Angeles
+    assert la_february.invoice_subscriptions.get().subscription_id == la.pk
+    assert (la_february.fees.get(fee_type="charge").units, la_february.total_amount) == (1, D("11"))
 
 
 def test_grace_period_draft_is_refreshed_by_a_late_event_then_finalized():
