@@ -73,6 +73,12 @@ def worker():
         log.unlink(missing_ok=True)
 
 
+def _wait_for_finalized(count: int) -> None:
+    deadline = time.monotonic() + 90  # a wait for the worker, not a timed assertion
+    while time.monotonic() < deadline and Invoice.objects.filter(status=InvoiceStatus.FINALIZED).count() < count:
+        time.sleep(0.5)
+
+
 def test_a_real_worker_runs_the_hourly_billing_task(worker):
     from celery import Celery
 
@@ -84,16 +90,22 @@ def test_a_real_worker_runs_the_hourly_billing_task(worker):
     # Not the current app: shared tasks of later tests must keep running eagerly, in process.
     client = Celery("tollgate-test", broker=worker, set_as_current=False)
     client.send_task("invoicing.tasks.bill_due_subscriptions", args=["2024-02-01T00:10:00+00:00"])
-    deadline = time.monotonic() + 90  # a wait for the worker, not a timed assertion
-    while time.monotonic() < deadline and Invoice.objects.filter(status=InvoiceStatus.FINALIZED).count() < 3:
-        time.sleep(0.5)
+    _wait_for_finalized(3)
     totals = sorted(Invoice.objects.values_list("total_amount", flat=True))
     assert [int(t) for t in totals] == [11, 12, 13]  # 10 + 1, 2, 3 events at 1 each
-    # Sent again: nothing new, each period is billed once.
+    # Sent again: nothing new, each period is billed once. The March run sent after them fans its
+    # tasks out behind theirs (one solo worker, a FIFO queue): once February's three invoices
+    # exist, the reruns have run.
     client.send_task("invoicing.tasks.bill_due_subscriptions", args=["2024-02-01T00:10:00+00:00"])
     client.send_task(
         "invoicing.tasks.bill_subscription_period",
         args=[str(sub.pk), "subscription_periodic", "2024-02-01T00:00:00+00:00"],
     )
-    time.sleep(3)
-    assert Invoice.objects.count() == 3
+    client.send_task("invoicing.tasks.bill_due_subscriptions", args=["2024-03-01T00:10:00+00:00"])
+    _wait_for_finalized(6)
+    by_period = sorted(
+        (str(row.invoice_subscriptions.get().from_datetime.date()), int(row.total_amount))
+        for row in Invoice.objects.all()
+    )
+    # January once each; February's fee alone (no events in February).
+    assert by_period == [("2024-01-01", 11), ("2024-01-01", 12), ("2024-01-01", 13)] + [("2024-02-01", 10)] * 3
