@@ -13,7 +13,7 @@ from invoicing import runs
 from invoicing.models import Fee, FeeType, InvoiceStatus, InvoicingReason
 from tests.factories.invoicing import amounts, bill, events, only_invoice, subscribe, utc
 from tests.factories.metrics import make_event
-from tests.factories.plans import make_plan, metric
+from tests.factories.plans import make_plan, metric, standard_charge
 
 pytestmark = pytest.mark.django_db
 
@@ -187,16 +187,7 @@ def test_trial_covering_the_whole_period_bills_zero_and_keeps_the_fee():
 def test_termination_bills_the_final_partial_period_and_only_its_usage():
     from plans.services import subscription_terminate
 
-    plan = make_plan(
-        amount_cents=4900,
-        charges=[
-            {
-                "billable_metric_id": str(metric("api_calls").pk),
-                "charge_model": "standard",
-                "properties": {"amount": "1"},
-            }
-        ],
-    )
+    plan = make_plan(amount_cents=4900, charges=[standard_charge(amount="1")])
     sub = subscribe(plan=plan)
     events(sub, [utc(2024, 1, 16, 11, 59)] * 3 + [utc(2024, 1, 16, 12, 1)])
     subscription_terminate(subscription=sub, now=utc(2024, 1, 16, 12))
@@ -212,18 +203,7 @@ def test_termination_bills_the_final_partial_period_and_only_its_usage():
 
 
 def test_spending_minimum_adds_a_true_up_fee_and_zero_fees_are_kept():
-    calls = metric("api_calls")
-    plan = make_plan(
-        amount_cents=0,
-        charges=[
-            {
-                "billable_metric_id": str(calls.pk),
-                "charge_model": "standard",
-                "properties": {"amount": "0.1"},
-                "min_amount_cents": 1000,
-            }
-        ],
-    )
+    plan = make_plan(amount_cents=0, charges=[standard_charge(amount="0.1", min_amount_cents=1000)])
     sub = subscribe(plan=plan)
     events(sub, [utc(2024, 1, 3)] * 25)
     invoice = only_invoice(bill(utc(2024, 2, 1, 0, 10)))
@@ -237,21 +217,12 @@ def test_spending_minimum_adds_a_true_up_fee_and_zero_fees_are_kept():
 
 
 def test_charge_filters_price_each_slice_and_the_remainder():
-    calls = metric("api_calls", filters={"region": ["eu", "us"], "tier": ["gold"]})
-    plan = make_plan(
-        amount_cents=0,
-        charges=[
-            {
-                "billable_metric_id": str(calls.pk),
-                "charge_model": "standard",
-                "properties": {"amount": "1"},
-                "filters": [
-                    {"values": {"region": ["eu"]}, "properties": {"amount": "2"}, "invoice_display_name": "EU"},
-                    {"values": {"region": ["eu"], "tier": ["gold"]}, "properties": {"amount": "5"}},
-                ],
-            }
-        ],
-    )
+    metric("api_calls", filters={"region": ["eu", "us"], "tier": ["gold"]})
+    filters = [
+        {"values": {"region": ["eu"]}, "properties": {"amount": "2"}, "invoice_display_name": "EU"},
+        {"values": {"region": ["eu"], "tier": ["gold"]}, "properties": {"amount": "5"}},
+    ]
+    plan = make_plan(amount_cents=0, charges=[standard_charge(amount="1", filters=filters)])
     sub = subscribe(plan=plan)
     t = utc(2024, 1, 9)
     events(sub, [t] * 2, region="eu")  # EU filter: 2 x 2 = 4
@@ -272,17 +243,8 @@ def test_charge_filters_price_each_slice_and_the_remainder():
 
 
 def test_grouped_standard_charge_gives_a_fee_per_group():
-    calls = metric("api_calls")
-    plan = make_plan(
-        amount_cents=0,
-        charges=[
-            {
-                "billable_metric_id": str(calls.pk),
-                "charge_model": "standard",
-                "properties": {"amount": "0.5", "grouped_by": ["workspace"]},
-            }
-        ],
-    )
+    grouped = standard_charge(properties={"amount": "0.5", "grouped_by": ["workspace"]})
+    plan = make_plan(amount_cents=0, charges=[grouped])
     sub = subscribe(plan=plan)
     events(sub, [utc(2024, 1, 2)] * 3, workspace="a")
     events(sub, [utc(2024, 1, 2)] * 1, workspace="b")

@@ -16,7 +16,7 @@ from invoicing.models import FeeType
 from invoicing.usage import customer_usage
 from plans.models import Subscription
 from tests.factories.invoicing import bill, events, only_invoice, subscribe, utc
-from tests.factories.plans import make_plan, metric
+from tests.factories.plans import make_plan, metric, standard_charge
 
 pytestmark = pytest.mark.django_db
 
@@ -203,18 +203,9 @@ def test_batch_usage_asks_one_query_per_prorated_bucket(django_assert_num_querie
 
 
 def test_grouped_prorated_standard_charge_gives_a_fee_per_group():
-    seats = _recurring("seats")
-    plan = make_plan(
-        amount_cents=0,
-        charges=[
-            {
-                "billable_metric_id": str(seats.pk),
-                "charge_model": "standard",
-                "properties": {"amount": "10", "grouped_by": ["team"]},
-                "prorated": True,
-            }
-        ],
-    )
+    _recurring("seats")
+    grouped = standard_charge("seats", properties={"amount": "10", "grouped_by": ["team"]}, prorated=True)
+    plan = make_plan(amount_cents=0, charges=[grouped])
     sub = subscribe(plan=plan, start=utc(2024, 6, 1))
     events(sub, [utc(2024, 6, 1)], code="seats", n=2, team="a")  # 2 x 30/30 x 10 = 20
     events(sub, [utc(2024, 6, 16)], code="seats", n=2, team="b")  # 2 x 15/30 x 10 = 10
