@@ -1,4 +1,5 @@
-"""Reads of the invoicing app: what is due for billing at an instant.
+"""Reads of the invoicing app: what is due for billing at an instant, and which drafts are due
+for a refresh (late events) or for finalization (grace period over).
 
 A subscription is due when a period boundary of it (a local midnight in the customer's timezone,
 else the organization's) passed at or before `at` and that period has no invoice yet; a
@@ -12,14 +13,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from django.db.models import Prefetch, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q
 
 from customers.models import Organization
+from metrics.models import Event
 from plans.models import Subscription, SubscriptionStatus
 
 from . import billing
-from .models import InvoiceSubscription, InvoicingReason
+from .models import Invoice, InvoiceStatus, InvoiceSubscription, InvoicingReason
 
 # Terminated subscriptions whose final invoice is missing (a lost signal) are looked for this far back.
 FINAL_LOOKBACK = timedelta(days=7)
@@ -126,3 +129,34 @@ def split_billed(due: list[Due]) -> tuple[list[Due], list[Due]]:
 def chunks(items: list[Due], size: int) -> Iterator[list[Due]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def drafts_with_late_events() -> list[Any]:
+    """Drafts whose usage periods received events after the draft was last computed."""
+    late = Event.objects.filter(
+        external_subscription_id=OuterRef("subscription__external_id"),
+        timestamp__gte=OuterRef("charges_from_datetime"),
+        timestamp__lt=OuterRef("charges_to_datetime"),
+        created_at__gt=OuterRef("invoice__updated_at"),
+    )
+    return list(
+        InvoiceSubscription.objects.filter(invoice__status=InvoiceStatus.DRAFT, charges_from_datetime__isnull=False)
+        .filter(Exists(late))
+        .values_list("invoice_id", flat=True)
+        .distinct()
+    )
+
+
+def drafts_due(*, now: datetime) -> list[Any]:
+    """Drafts whose grace period has passed: issuing date (billing date + grace) reached in the
+    customer's timezone. Selected loosely by date (a day early), checked precisely per draft."""
+    candidates = Invoice.objects.filter(
+        status=InvoiceStatus.DRAFT, issuing_date__lte=(now + timedelta(days=1)).date()
+    ).select_related("customer")
+    organization = Organization.current()
+    due = []
+    for invoice in candidates:
+        tz = invoice.customer.timezone or organization.timezone or "UTC"
+        if now.astimezone(ZoneInfo(tz)).date() >= invoice.issuing_date:
+            due.append(invoice.pk)
+    return due

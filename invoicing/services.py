@@ -24,7 +24,7 @@ from billing_project.money import from_cents, round_amount, to_cents
 from customers.models import CUSTOMER_BILLING_FIELDS, ORGANIZATION_ISSUER_FIELDS, Customer, Organization
 from plans.models import AddOn, Subscription, Tax
 
-from . import billing, credit_notes, numbering, totals
+from . import billing, credit_notes, numbering, selectors, totals
 from .errors import InvoicingError, NotAllowedError, NotFoundError
 from .models import (
     Credit,
@@ -571,53 +571,18 @@ def invoice_create_one_off(
 # Drafts
 
 
-def drafts_with_late_events() -> list[Any]:
-    """Drafts whose usage periods received events after the draft was last computed."""
-    from django.db.models import Exists, OuterRef
-
-    from metrics.models import Event
-
-    late = Event.objects.filter(
-        external_subscription_id=OuterRef("subscription__external_id"),
-        timestamp__gte=OuterRef("charges_from_datetime"),
-        timestamp__lt=OuterRef("charges_to_datetime"),
-        created_at__gt=OuterRef("invoice__updated_at"),
-    )
-    return list(
-        InvoiceSubscription.objects.filter(invoice__status=InvoiceStatus.DRAFT, charges_from_datetime__isnull=False)
-        .filter(Exists(late))
-        .values_list("invoice_id", flat=True)
-        .distinct()
-    )
-
-
-def drafts_due(*, now: datetime) -> list[Any]:
-    """Drafts whose grace period has passed: issuing date (billing date + grace) reached in the
-    customer's timezone. Selected loosely by date (a day early), checked precisely per draft."""
-    candidates = Invoice.objects.filter(
-        status=InvoiceStatus.DRAFT, issuing_date__lte=(now + timedelta(days=1)).date()
-    ).select_related("customer")
-    organization = Organization.current()
-    due = []
-    for invoice in candidates:
-        tz = invoice.customer.timezone or organization.timezone or "UTC"
-        if now.astimezone(ZoneInfo(tz)).date() >= invoice.issuing_date:
-            due.append(invoice.pk)
-    return due
-
-
 def invoices_finalize_due(*, now: datetime | None = None, actor: str = "system:grace_period") -> dict[str, int]:
     """Hourly: refresh drafts that received late events, then finalize those past their grace."""
     now = now or timezone.now()
     counts = {"refreshed": 0, "finalized": 0, "failed": 0}
-    for invoice_id in drafts_with_late_events():
+    for invoice_id in selectors.drafts_with_late_events():
         try:
             invoice_refresh(invoice=Invoice(pk=invoice_id), actor=actor)
             counts["refreshed"] += 1
         except Exception:
             logger.exception("invoicing: refresh of draft %s failed", invoice_id)
             counts["failed"] += 1
-    for invoice_id in drafts_due(now=now):
+    for invoice_id in selectors.drafts_due(now=now):
         try:
             invoice_finalize(invoice=Invoice(pk=invoice_id), actor=actor, now=now)
             counts["finalized"] += 1
