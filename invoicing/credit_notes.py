@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from billing_project.money import quantum, round_amount, to_cents
 
-from . import pdf
+from . import pdf, totals
 from .errors import InvoicingError, NotAllowedError, NotFoundError
 from .models import (
     Credit,
@@ -51,7 +51,6 @@ from .models import (
 from .signals import credit_note_refund_requested
 
 ZERO = Decimal(0)
-HUNDRED = Decimal(100)
 RATE_QUANTUM = Decimal("0.0001")  # CreditNote.taxes_rate has 4 decimals
 PRECISE_QUANTUM = Decimal(1).scaleb(-20)  # the PRECISE fields keep 20 decimals
 
@@ -195,7 +194,7 @@ def _figures(*, invoice: Invoice, items: list[tuple[Fee, Decimal]]) -> CreditNot
             line.precise_base += base
     precise_taxes = ZERO
     for line in by_code.values():
-        precise_tax = line.precise_base * line.tax_rate / HUNDRED
+        precise_tax = totals.tax_on(line.precise_base, line.tax_rate)
         precise_taxes += precise_tax
         line.base_amount = round_amount(line.precise_base, currency)
         line.amount = round_amount(precise_tax, currency)
