@@ -1,7 +1,7 @@
 """Currency arithmetic shared by every app: minor units and explicit rounding.
 
-The number of decimals of each currency comes from py-moneyed (django-money's base): JPY 0,
-USD 2, BHD 3. Amounts are Decimal throughout; rounding is always explicit and half-up.
+The currencies and the digits of their minor unit are pinned in billing_project/currencies.py:
+JPY 0, USD 2, BHD 3. Amounts are Decimal throughout; rounding is always explicit and half-up.
 """
 
 from __future__ import annotations
@@ -9,21 +9,17 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 from djmoney.money import Money
-from moneyed import CurrencyDoesNotExist, get_currency
+
+from billing_project.currencies import MINOR_UNIT_DIGITS
 
 
 def is_currency(code: str) -> bool:
-    try:
-        get_currency(code)
-    except CurrencyDoesNotExist:
-        return False
-    return len(code) == 3 and code.isupper()
+    return code in MINOR_UNIT_DIGITS
 
 
 def decimal_places(currency: str) -> int:
     """Digits after the decimal point of the currency's minor unit (JPY 0, USD 2, BHD 3)."""
-    sub_unit = get_currency(currency).sub_unit
-    return max(len(str(sub_unit)) - 1, 0)
+    return MINOR_UNIT_DIGITS[currency]
 
 
 def quantum(currency: str) -> Decimal:

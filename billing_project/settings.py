@@ -9,6 +9,9 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from billing_project.currencies import CURRENCY_CHOICES as _CURRENCY_CHOICES
+from billing_project.currencies import CURRENCY_CODES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -168,3 +171,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# django-money: the currency list is pinned in billing_project/currencies.py, so field choices and
+# migrations stay the same whatever babel or py-moneyed release is installed.
+CURRENCIES = CURRENCY_CODES
+CURRENCY_CHOICES = _CURRENCY_CHOICES
