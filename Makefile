@@ -4,22 +4,37 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: demo test lint format bench install install-dev worker beat serve
+.PHONY: demo test lint format bench install install-dev lock upgrade worker beat serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
+# Installs come from the lock files only: every package pinned to an exact version, with hashes.
 $(VENV)/.installed: $(BIN)/python requirements.txt
-	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet --require-hashes --no-deps -r requirements.txt
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
-	$(PIP) install --quiet -r requirements-dev.txt
-	touch $@
+$(VENV)/.installed-dev: $(BIN)/python requirements-dev.txt
+	$(PIP) install --quiet --require-hashes --no-deps -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
+
+# The locks are compiled from the direct dependencies in requirements.in / requirements-dev.in.
+# `make lock` re-resolves after an edit of an .in file, keeping every other pin; `make upgrade`
+# moves every transitive package to its newest release allowed by the .in files.
+PIP_COMPILE = $(BIN)/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links
+
+lock: install-dev
+	$(PIP_COMPILE) -o requirements.txt requirements.in
+	$(PIP_COMPILE) -o requirements-dev.txt requirements-dev.in
+
+upgrade: install-dev
+	$(PIP_COMPILE) --upgrade -o requirements.txt requirements.in
+	$(PIP_COMPILE) --upgrade -o requirements-dev.txt requirements-dev.in
 
 # A local, never-committed .env with DEBUG on and a random development SECRET_KEY.
 .env:
