@@ -16,7 +16,7 @@ from rest_framework import serializers
 
 from billing_project.money import decimal_places, to_cents
 from customers.api import serializers as customers_api
-from customers.models import Customer, Organization
+from customers.models import Customer, Organization, applicable_timezone
 from plans.api.serializers import SubscriptionContext, iso, serialize_subscription
 
 from ..models import Credit, Fee, FeeType, Invoice, InvoiceSubscription, PaymentStatus
@@ -125,7 +125,7 @@ def serialize_customer(
     if snapshot:
         for key, value in customer_details(customer, snapshot).items():
             answer[key] = value or None
-        answer["applicable_timezone"] = answer["timezone"] or context.organization.timezone or "UTC"
+        answer["applicable_timezone"] = applicable_timezone(answer["timezone"], context.organization)
     return answer
 
 
