@@ -607,7 +607,12 @@ def compute(
 # --------------------------------------------------------------------------------------------
 # Prorated charges (a `prorated` charge on a recurring sum or unique count metric)
 
+# The one home of who may be billed how (Lago's charge validations): plans validates charges
+# with these, invoicing bills by them. Prorating also needs a recurring metric whose aggregation
+# prorates (metrics.aggregation.PRORATED_AGGREGATIONS).
 PRORATED_MODELS = ("standard", "graduated", "volume")
+PAY_IN_ADVANCE_AGGREGATIONS = ("count_agg", "sum_agg", "unique_count_agg")
+PAY_IN_ADVANCE_EXCLUDED_MODELS = ("volume",)
 
 
 def compute_prorated(

@@ -50,8 +50,6 @@ from .models import (
 
 ALL_FILTER_VALUES = charge_models.ALL_FILTER_VALUES
 LIVE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING)
-PAY_IN_ADVANCE_AGGREGATIONS = {AggregationType.COUNT, AggregationType.SUM, AggregationType.UNIQUE_COUNT}
-PRORATABLE_MODELS = {"standard", "graduated", "volume"}
 MONTHLY_CHARGES_INTERVALS = {PlanInterval.YEARLY, PlanInterval.SEMIANNUAL}
 
 # Upper bound of amounts in minor units (MoneyField: 20 digits, 6 decimals).
@@ -240,11 +238,14 @@ def _charge_rules(
     if errors.get("charge_model"):
         return errors
     if pay_in_advance:
-        if metric.aggregation_type not in PAY_IN_ADVANCE_AGGREGATIONS or charge_model == "volume":
+        if (
+            metric.aggregation_type not in charge_models.PAY_IN_ADVANCE_AGGREGATIONS
+            or charge_model in charge_models.PAY_IN_ADVANCE_EXCLUDED_MODELS
+        ):
             merge_details(errors, {"pay_in_advance": ["invalid_aggregation_type_or_charge_model"]})
         if min_amount_cents:
             merge_details(errors, {"min_amount_cents": ["not_compatible_with_pay_in_advance"]})
-    if prorated and (not metric.recurring or charge_model not in PRORATABLE_MODELS):
+    if prorated and (not metric.recurring or charge_model not in charge_models.PRORATED_MODELS):
         merge_details(errors, {"prorated": ["invalid_billable_metric_or_charge_model"]})
     if charge_model == "dynamic" and metric.aggregation_type != AggregationType.SUM:
         merge_details(errors, {"charge_model": ["invalid_aggregation_type_or_charge_model"]})
