@@ -282,6 +282,17 @@ def _metadata_merge(current: list[dict[str, Any]], items: Any) -> tuple[list[dic
     return merged, {}
 
 
+def customer_currency_claim(*, customer: Customer, currency: str) -> bool:
+    """The first subscription or invoice of a customer without a currency gives it its own (as
+    Lago); later ones must match. False when `currency` is not the customer's (the caller refuses
+    it with its own error). The caller holds the customer's row lock."""
+    if customer.currency:
+        return customer.currency == currency
+    Customer.objects.filter(pk=customer.pk).update(currency=currency, updated_at=timezone.now())
+    customer.currency = currency
+    return True
+
+
 def customer_has_billing_history(customer: Customer) -> bool:
     """Has the customer subscriptions or invoices? Read through the reverse relations the apps to
     the right declare on Customer (no import of them: the street stays one-way)."""

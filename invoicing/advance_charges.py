@@ -33,7 +33,7 @@ from customers.models import Organization
 from metrics.models import BillableMetric, Event
 from plans.models import Charge, Subscription, SubscriptionStatus
 
-from . import billing, selectors, services, totals
+from . import billing, services, totals, windows
 from .models import Fee, FeeAppliedTax, Invoice
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def subscription_for_event(event: Event) -> Subscription | None:
         .filter(Q(terminated_at__isnull=True) | Q(terminated_at__gt=event.timestamp))
         .order_by("-started_at")
     )[:1]
-    found = selectors.with_local_timezones(list(rows))
+    found = list(rows)
     return found[0] if found else None
 
 
@@ -128,8 +128,8 @@ def _invoice_create(*, subscription: Subscription, fee: Fee, event: Event, actor
     never burns a number)."""
     return services.invoice_create_with_fees(
         subscription=subscription,
-        window=billing.billing_window_in_advance_charge(subscription, event.timestamp),
-        fees=lambda: [fee],
+        window=windows.in_advance_charge_window(subscription, event.timestamp),
+        fees=[fee],
         actor=actor,
         context=services.RunContext(organization=Organization.current()),
         now=now,

@@ -1,30 +1,25 @@
-"""The fees of one subscription-period: the one computation invoices and current usage share, so
-the two can never disagree.
-
-`billing_window_*` say what a run bills (the subscription fee's period, the usage period, the
-reason); `subscription_fees` turns a window into unsaved `Fee` rows: the subscription fee (in
-advance or in arrears, prorated, zero during a trial), one fee per charge (one per charge filter
-plus the unmatched remainder, one per group for grouped charges) and spending-minimum true-ups.
-Each fee is rounded once, half-up, to the currency's minor unit; `precise_amount` keeps the
-charge model's figure. Events are aggregated in SQL (metrics.aggregation), either one query per
-charge bucket (`DirectUsage`) or, for a bulk run, one query per bucket for many subscriptions
-(`BatchUsage`): the number of queries never depends on the number of events.
-"""
+"""The fees of one billing window (invoicing.windows): the one computation invoices and current
+usage share, so the two can never disagree. Usage is aggregated in SQL, one query per charge
+bucket (`DirectUsage`) or per bucket for many subscriptions (`BatchUsage`); each fee is rounded
+once, half-up, to the currency's minor unit, `precise_amount` keeping the charge model's figure."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch, Subquery, Value
+from django.db.models.functions import Coalesce, NullIf
 
 from billing_project.money import from_cents, round_amount
+from customers.models import Organization
 from metrics.aggregation import (
     PRORATED_AGGREGATIONS,
     AggregationResult,
+    GroupKeys,
     ProratedAggregationResult,
     ProratedPeriod,
     aggregate,
@@ -33,135 +28,19 @@ from metrics.aggregation import (
     aggregate_prorated_grouped,
     aggregate_prorated_subscriptions,
     aggregate_subscriptions,
+    group_values,
 )
+from metrics.aggregation import group_value as group_value_of
 from metrics.models import AggregationType, BillableMetric, Event
 from metrics.selectors import event_numeric_value, event_scalar_text, event_text_value
 from plans import charge_models, periods
 from plans.models import Charge, ChargeFilter, Subscription
 
 from .models import Fee, FeeType, InvoicingReason
+from .windows import BillingWindow, billing_start
 
 ZERO = Decimal(0)
-_TICK = timedelta(microseconds=1)
 _R = TypeVar("_R")
-
-
-# --------------------------------------------------------------------------------------------
-# What a run bills
-
-
-@dataclass(frozen=True)
-class BillingWindow:
-    """One subscription-period to bill. `fee_period` is the period the subscription fee covers
-    (None: no subscription fee on this invoice); `charges_*` the usage period (None: no usage)."""
-
-    reason: str
-    from_datetime: datetime
-    to_datetime: datetime
-    timestamp: datetime
-    fee_period: periods.Period | None
-    charges_period: periods.Period | None
-
-    @property
-    def charges_from_datetime(self) -> datetime | None:
-        return self.charges_period.from_datetime if self.charges_period else None
-
-    @property
-    def charges_to_datetime(self) -> datetime | None:
-        return self.charges_period.to_datetime if self.charges_period else None
-
-
-def _start(subscription: Subscription) -> datetime:
-    start = subscription.started_at or subscription.subscription_at
-    return max(start, subscription.subscription_at)
-
-
-def periodic_boundary(subscription: Subscription, at: datetime) -> datetime | None:
-    """The last period boundary at or before `at` that ended a billing (or charges) period of
-    `subscription` after it started, else None. With charges billed monthly on a yearly plan
-    the monthly boundaries count too."""
-    start = _start(subscription)
-    if at <= start:
-        return None
-    boundary = periods.subscription_period(subscription, at).from_datetime
-    if subscription.plan.bill_charges_monthly:
-        boundary = max(boundary, periods.subscription_charges_period(subscription, at).from_datetime)
-    return boundary if boundary > start else None
-
-
-def billing_window_periodic(subscription: Subscription, boundary: datetime) -> BillingWindow:
-    """The invoice due at `boundary` (a period end): in arrears, the ended period's fee and
-    usage; in advance, the next period's fee and the ended period's usage. A boundary that only
-    ends a monthly charges period of a yearly plan bills the usage alone."""
-    ended = periods.subscription_period(subscription, boundary - _TICK)
-    usage = periods.subscription_charges_period(subscription, boundary - _TICK)
-    if ended.to_datetime != boundary:  # only a charges boundary
-        return BillingWindow(
-            reason=InvoicingReason.SUBSCRIPTION_PERIODIC,
-            from_datetime=usage.from_datetime,
-            to_datetime=usage.to_datetime,
-            timestamp=boundary,
-            fee_period=None,
-            charges_period=usage,
-        )
-    fee_period = periods.subscription_period(subscription, boundary) if subscription.plan.pay_in_advance else ended
-    return BillingWindow(
-        reason=InvoicingReason.SUBSCRIPTION_PERIODIC,
-        from_datetime=fee_period.from_datetime,
-        to_datetime=fee_period.to_datetime,
-        timestamp=boundary,
-        fee_period=fee_period,
-        charges_period=usage,
-    )
-
-
-def billing_window_starting(subscription: Subscription) -> BillingWindow | None:
-    """A pay-in-advance plan bills its first (prorated) period when it starts; None otherwise."""
-    if not subscription.plan.pay_in_advance or subscription.started_at is None:
-        return None
-    first = periods.subscription_period(subscription, _start(subscription))
-    return BillingWindow(
-        reason=InvoicingReason.SUBSCRIPTION_STARTING,
-        from_datetime=first.from_datetime,
-        to_datetime=first.to_datetime,
-        timestamp=_start(subscription),
-        fee_period=first,
-        charges_period=None,
-    )
-
-
-def billing_window_final(subscription: Subscription, *, reason: str) -> BillingWindow:
-    """The last, possibly partial period of a terminated subscription (terminated, downgraded
-    or upgraded): usage up to the end; the fee in arrears for the days used (a fee paid in
-    advance was billed already, its unused part is credited by the caller)."""
-    end = subscription.terminated_at
-    assert end is not None, "a final window needs terminated_at"
-    tz = periods.subscription_timezone(subscription)
-    probe = max(end - _TICK, _start(subscription))
-    last = periods.clip_to(periods.subscription_period(subscription, probe), end, tz)
-    usage = periods.clip_to(periods.subscription_charges_period(subscription, probe), end, tz)
-    return BillingWindow(
-        reason=reason,
-        from_datetime=last.from_datetime,
-        to_datetime=last.to_datetime,
-        timestamp=end,
-        fee_period=None if subscription.plan.pay_in_advance else last,
-        charges_period=usage,
-    )
-
-
-def billing_window_in_advance_charge(subscription: Subscription, at: datetime) -> BillingWindow:
-    """The invoice of one event of a pay-in-advance charge at `at`: the billing period holding
-    it and the charges period its fee covers; no subscription fee."""
-    billing_period = periods.subscription_period(subscription, at)
-    return BillingWindow(
-        reason=InvoicingReason.IN_ADVANCE_CHARGE,
-        from_datetime=billing_period.from_datetime,
-        to_datetime=billing_period.to_datetime,
-        timestamp=at,
-        fee_period=None,
-        charges_period=periods.subscription_charges_period(subscription, at),
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,10 +121,17 @@ def is_prorated(charge: Charge) -> bool:
     )
 
 
+def usage_from(subscription: Subscription, period: periods.Period) -> datetime:
+    """Where a period's usage starts: the period's (day-aligned) start, or the subscription's
+    start instant when later. Events before a subscription starts are never billed (as Lago's
+    `charges_from_datetime`, never before `started_at`)."""
+    return max(period.from_datetime, billing_start(subscription))
+
+
 def _prorated_period(subscription: Subscription, period: periods.Period) -> ProratedPeriod:
     return ProratedPeriod(
         external_subscription_id=subscription.external_id,
-        from_datetime=period.from_datetime,
+        from_datetime=usage_from(subscription, period),
         to_datetime=period.to_datetime,
         full_days=period.full_days,
         timezone=periods.subscription_timezone(subscription),
@@ -256,7 +142,7 @@ def _scope(subscription: Subscription, bucket: Bucket, period: periods.Period) -
     """The aggregation arguments of one subscription's bucket over `period`."""
     return {
         "external_subscription_ids": [subscription.external_id],
-        "from_datetime": period.from_datetime,
+        "from_datetime": usage_from(subscription, period),
         "to_datetime": period.to_datetime,
         "filters": bucket.filters,
         "exclude_filters": bucket.exclude_filters,
@@ -287,7 +173,7 @@ class DirectUsage:
         return aggregate_prorated(metric, with_events=with_events, **_prorated_scope(subscription, bucket, period))
 
     def prorated_grouped(
-        self, subscription: Subscription, metric: BillableMetric, bucket: Bucket, period: periods.Period, key: str
+        self, subscription: Subscription, metric: BillableMetric, bucket: Bucket, period: periods.Period, key: GroupKeys
     ) -> dict[str | None, ProratedAggregationResult]:
         return aggregate_prorated_grouped(metric, grouped_by=key, **_prorated_scope(subscription, bucket, period))
 
@@ -303,7 +189,7 @@ class DirectUsage:
         return aggregate(metric, with_event_values=with_event_values, **_scope(subscription, bucket, period))
 
     def grouped(
-        self, subscription: Subscription, metric: BillableMetric, bucket: Bucket, period: periods.Period, key: str
+        self, subscription: Subscription, metric: BillableMetric, bucket: Bucket, period: periods.Period, key: GroupKeys
     ) -> dict[str | None, AggregationResult]:
         return aggregate_grouped(metric, grouped_by=key, **_scope(subscription, bucket, period))
 
@@ -340,7 +226,7 @@ class BatchUsage(DirectUsage):
                             continue
                     key = bucket.key(metric)
                     entry = wanted.setdefault(key, (metric, bucket, {}))
-                    entry[2][subscription.external_id] = (period.from_datetime, period.to_datetime)
+                    entry[2][subscription.external_id] = (usage_from(subscription, period), period.to_datetime)
         for key, (metric, bucket, by_subscription) in wanted.items():
             results = aggregate_subscriptions(
                 metric,
@@ -350,7 +236,7 @@ class BatchUsage(DirectUsage):
             )
             for sub, result in results.items():
                 start, end = by_subscription[sub]
-                self._cache[(*key, sub, start, end)] = result
+                self._cache[(*key, sub, start, end)] = result  # keyed by the usage's own bounds
         for key, (metric, bucket, with_events, prorated_periods) in wanted_prorated.items():
             prorated_results = aggregate_prorated_subscriptions(
                 metric,
@@ -373,7 +259,13 @@ class BatchUsage(DirectUsage):
         with_events: bool = False,
     ) -> ProratedAggregationResult:
         cached = self._prorated_cache.get(
-            (*bucket.key(metric), with_events, subscription.external_id, period.from_datetime, period.to_datetime)
+            (
+                *bucket.key(metric),
+                with_events,
+                subscription.external_id,
+                usage_from(subscription, period),
+                period.to_datetime,
+            )
         )
         if cached is not None:
             return cached
@@ -390,7 +282,7 @@ class BatchUsage(DirectUsage):
     ) -> AggregationResult:
         if not with_event_values:
             cached = self._cache.get(
-                (*bucket.key(metric), subscription.external_id, period.from_datetime, period.to_datetime)
+                (*bucket.key(metric), subscription.external_id, usage_from(subscription, period), period.to_datetime)
             )
             if cached is not None:
                 return cached
@@ -424,8 +316,18 @@ def with_billing_relations(queryset: Any) -> Any:
         )
         .order_by("created_at", "id")
     )
-    return queryset.select_related("customer", "plan", "previous_subscription").prefetch_related(
-        "plan__taxes", Prefetch("plan__charges", queryset=charges)
+    organization_timezone = Organization.objects.order_by("pk").values("timezone")[:1]
+    return (
+        queryset.select_related("customer", "plan", "previous_subscription")
+        .prefetch_related("plan__taxes", Prefetch("plan__charges", queryset=charges))
+        # Customer.applicable_timezone's rule in SQL, read by plans.periods.subscription_timezone.
+        .annotate(
+            billing_timezone=Coalesce(
+                NullIf(F("customer__timezone"), Value("")),
+                NullIf(Subquery(organization_timezone), Value("")),
+                Value("UTC"),
+            )
+        )
     )
 
 
@@ -534,7 +436,7 @@ def charge_fees(
     fees: list[Fee] = []
     for bucket in charge_buckets(charge):
         properties = charge_models.properties_for(charge, bucket.charge_filter)
-        group_key = next((key for key in properties.get("grouped_by") or [] if key), None)
+        group_key = grouping_keys(properties)
         priced: list[tuple[str | None, charge_models.ChargeResult, int]]
         if is_prorated(charge):
             priced = _priced_prorated(subscription, charge, bucket, period, properties, group_key, usage)
@@ -566,7 +468,7 @@ def charge_fees(
                     events_count=events_count,
                     unit_amount=result.unit_amount,
                     amount_details=result.details,
-                    grouped_by={group_key: value} if group_key and value is not None else {},
+                    grouped_by=_grouped_by(group_key, value),
                 )
             )
     if with_true_up and charge.min_amount and charge.min_amount > 0:
@@ -599,7 +501,7 @@ def _priced_prorated(
     bucket: Bucket,
     period: periods.Period,
     properties: dict[str, Any],
-    group_key: str | None,
+    group_key: GroupKeys | None,
     usage: DirectUsage,
 ) -> list[tuple[str | None, charge_models.ChargeResult, int]]:
     """A prorated charge's (group value, price, events count) for one bucket: units weighted by
@@ -627,6 +529,22 @@ def _priced_prorated(
         )
         for value, result in results
     ]
+
+
+def grouping_keys(properties: dict[str, Any]) -> GroupKeys | None:
+    """What a grouped charge groups by: every `grouped_by` key (one key as a plain string, as
+    the aggregation takes it); None when the charge is not grouped."""
+    keys = [key for key in properties.get("grouped_by") or [] if key]
+    if not keys:
+        return None
+    return keys[0] if len(keys) == 1 else tuple(keys)
+
+
+def _grouped_by(keys: GroupKeys | None, value: str | None) -> dict[str, str]:
+    """A fee's `grouped_by`: the group's values by key (keys the events lack are left out)."""
+    if not keys or value is None:
+        return {}
+    return {key: found for key, found in group_values(value, keys).items() if found is not None}
 
 
 def _display_name(charge: Charge, bucket: Bucket) -> str:
@@ -658,14 +576,42 @@ def subscription_fees(
             fees.extend(
                 charge_fees(subscription, charge, window.charges_period, usage=usage, with_true_up=with_true_up)
             )
+    if window.reason == InvoicingReason.SUBSCRIPTION_PERIODIC:
+        fees.extend(carried_over_fees(subscription, window.timestamp, usage=usage))
+    return fees
+
+
+def carried_over_fees(subscription: Subscription, boundary: datetime, *, usage: DirectUsage) -> list[Fee]:
+    """At a renewal, a pay-in-advance charge on a recurring metric bills the units carried over
+    into the new charges period, as Lago (Invoices::CalculateFeesService: the periodic invoice
+    prices pay-in-advance charges of recurring metrics too). The units standing at `boundary`
+    (every event since the start, before it) are priced for the new period; events in the new
+    period are priced one by one on top of them (`pay_in_advance_fee` counts them as "before")."""
+    renewed = periods.subscription_charges_period(subscription, boundary)
+    standing = periods.Period(
+        from_datetime=billing_start(subscription),
+        to_datetime=boundary,  # every event before the new period, none of it
+        full_from_datetime=renewed.full_from_datetime,
+        full_to_datetime=renewed.full_to_datetime,
+        days=renewed.days,
+        full_days=renewed.full_days,
+    )
+    fees: list[Fee] = []
+    for charge in billable_charges(subscription):
+        if not (charge.pay_in_advance and charge.invoiceable and charge.billable_metric.recurring):
+            continue
+        for fee in charge_fees(subscription, charge, standing, usage=usage, with_true_up=False):
+            if fee.units == 0:
+                continue  # nothing carried over
+            fee.pay_in_advance = True
+            fee.from_datetime, fee.to_datetime = renewed.from_datetime, renewed.to_datetime
+            fee.amount_details = {**(fee.amount_details or {}), "carried_over": True}
+            fees.append(fee)
     return fees
 
 
 # --------------------------------------------------------------------------------------------
 # Pay-in-advance charges: priced event by event, as the events arrive
-
-# Lago allows pay in advance for these aggregations only (plans validates it).
-PAY_IN_ADVANCE_AGGREGATIONS = (AggregationType.COUNT, AggregationType.SUM, AggregationType.UNIQUE_COUNT)
 
 
 def _bucket_matches(bucket: Bucket, properties: Any) -> bool:
@@ -715,7 +661,7 @@ def pay_in_advance_fee(subscription: Subscription, charge: Charge, event: Event)
     A unique count value that is already active, or a removal, adds nothing (a zero fee). Never
     negative: a negative sum costs 0 (a refund is a credit note)."""
     metric = charge.billable_metric
-    if metric.aggregation_type not in PAY_IN_ADVANCE_AGGREGATIONS:
+    if metric.aggregation_type not in charge_models.PAY_IN_ADVANCE_AGGREGATIONS:
         return None
     own = _advance_value(metric, event.properties)
     if own is None:
@@ -725,14 +671,16 @@ def pay_in_advance_fee(subscription: Subscription, charge: Charge, event: Event)
     bucket = event_bucket(charge, event.properties)
     properties = charge_models.properties_for(charge, bucket.charge_filter)
     filters: Filters = dict(bucket.filters or {})
-    group_key = next((key for key in properties.get("grouped_by") or [] if key), None)
-    group_value = event_text_value(event.properties, group_key) if group_key else None
-    if group_key is not None and group_value is not None:
-        filters[group_key] = [v for v in filters.get(group_key, [group_value]) if v == group_value]
+    group_key = grouping_keys(properties)
+    group_value = group_value_of(event.properties, group_key) if group_key else None
+    for key, value in _grouped_by(group_key, group_value).items():
+        filters[key] = [v for v in filters.get(key, [value]) if v == value]
     with_values = _needs_event_values(charge.charge_model, properties)
+    # A recurring metric's units carry over from period to period (`carried_over_fees` billed
+    # them at the renewal): everything since the start counts as "before".
     scope = {
         "external_subscription_ids": [subscription.external_id],
-        "from_datetime": period.from_datetime,
+        "from_datetime": billing_start(subscription) if metric.recurring else usage_from(subscription, period),
         "to_datetime": event.timestamp,
         "exclude_filters": bucket.exclude_filters,
     }
@@ -746,7 +694,7 @@ def pay_in_advance_fee(subscription: Subscription, charge: Charge, event: Event)
             id__lt=event.id,
         ).order_by("id")
         if _bucket_matches(bucket, other.properties)
-        and (group_key is None or event_text_value(other.properties, group_key) == group_value)
+        and (group_key is None or group_value_of(other.properties, group_key) == group_value)
     ]
     units = before.units
     count = before.events_count
@@ -817,7 +765,7 @@ def pay_in_advance_fee(subscription: Subscription, charge: Charge, event: Event)
         from_datetime=period.from_datetime,
         to_datetime=period.to_datetime,
         invoice_display_name=_display_name(charge, bucket),
-        grouped_by={group_key: group_value} if group_key is not None and group_value is not None else {},
+        grouped_by=_grouped_by(group_key, group_value),
         amount_details={
             "units_before": _s(units),
             "units_after": _s(units + increment),

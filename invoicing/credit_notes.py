@@ -29,6 +29,8 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from billing_project.money import quantum, round_amount, to_cents
+from plans import periods
+from plans.models import Subscription
 
 from . import pdf, totals
 from .errors import InvoicingError, NotAllowedError, NotFoundError
@@ -41,6 +43,7 @@ from .models import (
     CreditStatus,
     Fee,
     FeeAppliedTax,
+    FeeType,
     Invoice,
     InvoiceAppliedTax,
     InvoiceEvent,
@@ -461,6 +464,38 @@ def credit_note_create_for_unused_subscription_fee(*, fee: Fee, amount: Decimal,
             description="Credit for the unused part of the subscription fee",
             actor=actor,
         )
+
+
+def credit_note_create_for_unused_advance_fee(
+    *, subscription: Subscription, upgraded: bool, actor: str
+) -> CreditNote | None:
+    """At the end of a subscription on a plan paid in advance: a credit note for the unused days
+    of the fee paid for the period it ended in, as Lago: amount x unused days / days paid for.
+    An upgrade's switch day is unused (the new plan bills it)."""
+    end = subscription.terminated_at
+    if not subscription.plan.pay_in_advance or end is None:
+        return None
+    fee = (
+        Fee.objects.filter(
+            subscription=subscription,
+            fee_type=FeeType.SUBSCRIPTION,
+            from_datetime__lt=end,
+            to_datetime__gt=end,
+            invoice__status=InvoiceStatus.FINALIZED,
+        )
+        .select_related("invoice")
+        .order_by("-from_datetime")
+        .first()
+    )
+    if fee is None or fee.amount <= 0:
+        return None
+    tz = periods.subscription_timezone(subscription)
+    paid = periods.clip_to(periods.subscription_period(subscription, fee.from_datetime), fee.to_datetime, tz)
+    used = periods.clip_to(paid, end, tz, end_day_used=not upgraded)
+    if paid.days <= 0 or used.days >= paid.days:
+        return None
+    amount = round_amount(fee.amount * Decimal(paid.days - used.days) / Decimal(paid.days), fee.currency)
+    return credit_note_create_for_unused_subscription_fee(fee=fee, amount=amount, actor=actor)
 
 
 def credit_note_void(*, credit_note: CreditNote, actor: str) -> CreditNote:

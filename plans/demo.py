@@ -103,13 +103,13 @@ def load(*, stdout: Any) -> None:
             )
             done.append(f"plan {spec['code']}")
     now = timezone.now()
-    organization_tz = Organization.current().timezone or "UTC"
+    organization = Organization.current()
     for external_id, customer_id, plan_code in SUBSCRIPTIONS:
         live = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING)
         if Subscription.objects.filter(external_id=external_id, status__in=live).exists():
             continue
         customer = _customer(customer_id)
-        start = first_of_month_two_months_ago(now, customer.timezone or organization_tz)
+        start = first_of_month_two_months_ago(now, customer.applicable_timezone(organization))
         try:
             services.subscription_create(
                 customer=customer,
@@ -118,7 +118,9 @@ def load(*, stdout: Any) -> None:
                 name=f"{customer.name} - {plan_code}",
                 billing_time="calendar",
                 subscription_at=start,
-                now=now,
+                # Recorded at its start, as if Tollgate had known it since: the demo bills its
+                # two ended months (a backdated subscription's past periods are never billed).
+                now=start,
             )
         except PlansError as error:
             stdout.write(f"plans: subscription {external_id} not created ({error.code}: {error.details})")

@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from customers.models import Customer
+from customers.services import customer_currency_claim
 
 from . import periods
 from .errors import ForbiddenError, NotFoundError, PlansError
@@ -100,14 +101,8 @@ def _is_upgrade(old: Plan, new: Plan) -> bool:
 
 def _check_currency(customer: Customer, plan: Plan) -> None:
     """The customer's currency is set by its first subscription; later plans must match."""
-    currency = str(plan.amount.currency)
-    if customer.currency and customer.currency != currency:
+    if not customer_currency_claim(customer=customer, currency=str(plan.amount.currency)):
         raise PlansError(None, "currencies_does_not_match")
-    if not customer.currency:
-        # Written with update(): the customers app owns the row; this is the one field whose
-        # first value Lago sets from the subscription.
-        Customer.objects.filter(pk=customer.pk).update(currency=currency, updated_at=timezone.now())
-        customer.currency = currency
 
 
 def _check_dates(*, subscription_at: datetime | None, ending_at: datetime | None, now: datetime) -> None:
@@ -217,6 +212,7 @@ def _subscription_start(
                 ending_at=ending_at,
                 status=ACTIVE if starts_now else PENDING,
                 started_at=subscription_at if starts_now else None,
+                recorded_at=now,
             )
             if starts_now:
                 _send_started(subscription)
@@ -244,6 +240,7 @@ def _successor(
         subscription_at=current.subscription_at,
         ending_at=ending_at if ending_at is not None else current.ending_at,
         previous_subscription=current,
+        recorded_at=now,
         **state,
     )
 
