@@ -80,8 +80,8 @@ def _filter_values(charge_filter: ChargeFilter, metric: BillableMetric) -> Filte
 def charge_buckets(charge: Charge) -> list[Bucket]:
     """One bucket per live filter, then the remainder (or just the charge without filters).
     An event belongs to the most specific filter it matches (most keys, first listed on a tie),
-    as plans.charge_models.matching_filter decides: filter i takes the events matching it and
-    none of the filters that outrank it."""
+    the one rule for both SQL aggregation and single events (`event_bucket`): filter i takes the
+    events matching it and none of the filters that outrank it."""
     metric = charge.billable_metric
     filters = [f for f in charge.filters.all() if f.deleted_at is None]
     if not filters:
