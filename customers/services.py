@@ -21,6 +21,7 @@ from django.utils import timezone
 from billing_project.money import is_currency
 
 from .countries import is_country_code
+from .locks import lock_customer, lock_organization
 from .models import (
     CUSTOMER_BILLING_FIELDS,
     CUSTOMER_SEQUENCE,
@@ -227,8 +228,7 @@ def organization_update(*, changes: Mapping[str, Any]) -> Organization:
     """Apply the fields present in `changes` (a partial update, as Lago's PUT: an explicit null
     clears a text field). Unknown keys are ignored."""
     with transaction.atomic():
-        Organization.current()
-        organization = Organization.objects.select_for_update().get(pk=1)
+        organization = lock_organization()
         _assign(organization, changes, ORGANIZATION_FIELDS, ORGANIZATION_TEXT_FIELDS)
         normalize_codes(organization, ("country", "default_currency", "document_number_prefix"))
         errors = organization_validate(organization)
@@ -416,7 +416,7 @@ def customer_delete(*, customer: Customer) -> Customer:
     """Soft delete: the row stays for the invoices that name it; its external_id is free again.
     Sends `customer_deleted` after commit (apps to the right end what the customer had running)."""
     with transaction.atomic():
-        locked = Customer.objects.select_for_update().get(pk=customer.pk)
+        locked = lock_customer(customer)
         if locked.deleted_at is None:
             locked.deleted_at = timezone.now()
             locked.save(update_fields=["deleted_at", "updated_at"])

@@ -32,7 +32,7 @@ from billing_project.money import quantum, round_amount, to_cents
 from plans import periods
 from plans.models import Subscription
 
-from . import pdf, totals
+from . import locks, pdf, totals
 from .errors import InvoicingError, NotAllowedError, NotFoundError
 from .models import (
     Credit,
@@ -330,7 +330,7 @@ def _validate(figures: CreditNoteFigures, credit: Decimal, refund: Decimal, invo
 
 
 def _lock_invoice(invoice: Invoice) -> Invoice:
-    return Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=invoice.pk)
+    return locks.lock_invoice(invoice)
 
 
 def _issuing_date(invoice: Invoice) -> Any:
@@ -502,7 +502,7 @@ def credit_note_void(*, credit_note: CreditNote, actor: str) -> CreditNote:
     """Cancel what is left of a note's credit (Lago: only while some credit is available;
     otherwise not_allowed "no_voidable_amount"). Refunds and consumed credit stay as they are."""
     with transaction.atomic():
-        note = CreditNote.objects.select_for_update().get(pk=credit_note.pk)
+        note = locks.lock_credit_note(credit_note)
         if note.credit_status != CreditStatus.AVAILABLE or note.balance_amount <= 0:
             raise NotAllowedError("no_voidable_amount")
         voided_amount = note.balance_amount
@@ -651,7 +651,7 @@ def _refund_payload(note: CreditNote) -> dict[str, Any]:
 
 
 def _lock_note_with_refund(credit_note: CreditNote) -> CreditNote:
-    note = CreditNote.objects.select_for_update().get(pk=credit_note.pk)
+    note = locks.lock_credit_note(credit_note)
     if not note.refund_status or note.refund_amount <= 0:
         raise NotAllowedError("no_refund")
     return note

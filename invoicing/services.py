@@ -21,12 +21,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing_project.money import from_cents, round_amount, to_cents
+from customers.locks import lock_customer
 from customers.models import CUSTOMER_BILLING_FIELDS, ORGANIZATION_ISSUER_FIELDS, Customer, Organization
 from customers.services import customer_currency_claim
 from plans.models import AddOn, Subscription, Tax
 from plans.selectors import default_taxes
 
-from . import billing, credit_notes, numbering, selectors, totals, windows
+from . import billing, credit_notes, locks, numbering, selectors, totals, windows
 from .errors import InvoicingError, NotAllowedError, NotFoundError
 from .models import (
     Credit,
@@ -284,11 +285,7 @@ def window_of(subscription: Subscription, invoice_subscription: InvoiceSubscript
 
 
 def _lock(invoice: Invoice | Any) -> Invoice:
-    pk = invoice.pk if isinstance(invoice, Invoice) else invoice
-    try:
-        return Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=pk)
-    except (Invoice.DoesNotExist, ValueError, TypeError):
-        raise NotFoundError("invoice") from None
+    return locks.lock_invoice(invoice)
 
 
 def _recompute(invoice: Invoice) -> None:
@@ -560,7 +557,7 @@ def invoice_create_one_off(
 
     now = now or timezone.now()
     organization = Organization.current()
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    customer = lock_customer(customer)
     currency = currency or customer.currency or organization.default_currency
     if not is_currency(currency):
         raise InvoicingError.field("currency", "value_is_invalid")

@@ -27,6 +27,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from billing_project.money import from_cents, is_currency
+from customers.locks import lock_customer
 from customers.models import Customer
 from metrics import services as metrics_services
 from metrics.models import AggregationType, BillableMetric
@@ -851,7 +852,7 @@ def applied_coupon_create(
     """Grant `coupon` to `customer`, with the amount, rate or frequency optionally overridden
     (Lago's POST /applied_coupons). Invoicing consumes it."""
     now = _now(now)
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    customer = lock_customer(customer)
     if not coupon_is_usable(coupon, now):
         raise NotFoundError("coupon")
     if not coupon.reusable and AppliedCoupon.objects.filter(customer=customer, coupon=coupon).exists():

@@ -17,11 +17,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from customers.locks import lock_customer
 from customers.models import Customer
 from customers.services import customer_currency_claim
 
 from . import periods
 from .errors import ForbiddenError, NotFoundError, PlansError
+from .locks import lock_subscription
 from .models import BillingTime, Plan, Subscription, SubscriptionStatus
 from .signals import subscription_started, subscription_terminated
 
@@ -59,7 +61,7 @@ def _send_terminated(
 
 
 def _lock_customer(customer: Customer) -> Customer:
-    return Customer.objects.select_for_update().get(pk=customer.pk)
+    return lock_customer(customer)
 
 
 def _activate(subscription: Subscription, started_at: datetime) -> None:
@@ -287,7 +289,7 @@ def subscription_update(
     if plan_overrides:
         raise ForbiddenError()
     _lock_customer(subscription.customer)
-    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    subscription = lock_subscription(subscription)
     if subscription.status in (TERMINATED, CANCELED):
         raise PlansError(None, "subscription_not_editable")
     fields = ["updated_at"]
@@ -317,7 +319,7 @@ def subscription_terminate(*, subscription: Subscription, now: datetime | None =
     waiting behind it is canceled; a pending one is canceled. Repeating it changes nothing."""
     now = now or timezone.now()
     _lock_customer(subscription.customer)
-    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    subscription = lock_subscription(subscription)
     if subscription.status == PENDING:
         _cancel(subscription, now)
     elif subscription.status == ACTIVE:
@@ -354,7 +356,7 @@ def _run_one(step: Any, pk: Any, customer_id: Any, now: datetime) -> int:
     try:
         with transaction.atomic():
             # The customer's lock first, as every other subscription change takes it.
-            list(Customer.objects.select_for_update().filter(pk=customer_id).values_list("pk"))
+            lock_customer(customer_id)
             subscription = (
                 Subscription.objects.select_for_update(of=("self",))
                 .select_related("customer", "plan")
