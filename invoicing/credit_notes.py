@@ -32,7 +32,7 @@ from billing_project.money import quantum, round_amount, to_cents
 from plans import periods
 from plans.models import Subscription
 
-from . import locks, pdf, totals
+from . import locks, totals
 from .errors import InvoicingError, NotAllowedError, NotFoundError
 from .models import (
     Credit,
@@ -433,8 +433,15 @@ def credit_note_create(
                 functools.partial(credit_note_refund_requested.send, sender=CreditNote, credit_note_id=note.pk),
                 robust=True,
             )
-        transaction.on_commit(functools.partial(pdf.credit_note_pdf_render, credit_note=note), robust=True)
+        # Rendered by a task like an invoice's PDF, never inside the request.
+        transaction.on_commit(functools.partial(_render_pdf_later, str(note.pk)), robust=True)
     return note
+
+
+def _render_pdf_later(credit_note_id: str) -> None:
+    from .tasks import render_credit_note_pdf
+
+    render_credit_note_pdf.delay(credit_note_id)
 
 
 def credit_note_create_for_unused_subscription_fee(*, fee: Fee, amount: Decimal, actor: str) -> CreditNote | None:

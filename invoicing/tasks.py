@@ -11,7 +11,7 @@ from django.utils import timezone
 from plans.subscriptions import subscriptions_activate_due
 
 from . import advance_charges, pdf, runs, selectors, services
-from .models import Invoice
+from .models import CreditNote, Invoice
 
 
 @shared_task(name="invoicing.tasks.bill_due_subscriptions")
@@ -93,6 +93,13 @@ def bill_missed_pay_in_advance_events(hours: int | None = None) -> dict[str, int
 def finalize_due_drafts() -> dict[str, int]:
     """Hourly at :20: refresh drafts that received late events, finalize those past their grace."""
     return services.invoices_finalize_due(now=timezone.now())
+
+
+@shared_task(name="invoicing.tasks.render_credit_note_pdf")
+def render_credit_note_pdf(credit_note_id: str) -> None:
+    credit_note = CreditNote.objects.select_related("customer", "invoice").filter(pk=credit_note_id).first()
+    if credit_note is not None:
+        pdf.credit_note_pdf_render(credit_note=credit_note)
 
 
 @shared_task(name="invoicing.tasks.render_invoice_pdf")
