@@ -6,7 +6,6 @@ once, half-up, to the currency's minor unit, `precise_amount` keeping the charge
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -30,12 +29,11 @@ from metrics.aggregation import (
     aggregate_subscriptions,
     group_values,
 )
-from metrics.aggregation import group_value as group_value_of
-from metrics.models import AggregationType, BillableMetric, Event
-from metrics.selectors import event_numeric_value, event_scalar_text, event_text_value
+from metrics.models import BillableMetric
 from plans import charge_models, periods
 from plans.models import Charge, ChargeFilter, Subscription
 
+from .buckets import Bucket, Filters, charge_buckets
 from .models import Fee, FeeType, InvoicingReason
 from .windows import BillingWindow, billing_start
 
@@ -46,61 +44,8 @@ _R = TypeVar("_R")
 # --------------------------------------------------------------------------------------------
 # Usage: aggregation in SQL
 
-Filters = dict[str, list[str]]
 
-
-@dataclass(frozen=True)
-class Bucket:
-    """The slice of a charge's events one fee prices: a charge filter's events (those it is the
-    most specific match for), or the remainder that matches no filter (charge_filter None)."""
-
-    charge_filter: ChargeFilter | None
-    filters: Filters | None
-    exclude_filters: tuple[Filters, ...]
-
-    def key(self, metric: BillableMetric) -> tuple[Any, ...]:
-        def freeze(values: Filters | None) -> tuple[Any, ...]:
-            return tuple(sorted((k, tuple(v)) for k, v in (values or {}).items()))
-
-        return (metric.pk, freeze(self.filters), tuple(freeze(x) for x in self.exclude_filters))
-
-
-def _filter_values(charge_filter: ChargeFilter, metric: BillableMetric) -> Filters:
-    """A filter's values with Lago's wildcard expanded to the metric filter's values for the key."""
-    metric_values = {f.key: [str(v) for v in f.values] for f in metric.filters.all()}
-    values: Filters = {}
-    for key, allowed in (charge_filter.values or {}).items():
-        allowed = [str(v) for v in allowed]
-        if charge_models.ALL_FILTER_VALUES in allowed:
-            allowed = metric_values.get(key, [])
-        values[key] = allowed
-    return values
-
-
-def charge_buckets(charge: Charge) -> list[Bucket]:
-    """One bucket per live filter, then the remainder (or just the charge without filters).
-    An event belongs to the most specific filter it matches (most keys, first listed on a tie),
-    the one rule for both SQL aggregation and single events (`event_bucket`): filter i takes the
-    events matching it and none of the filters that outrank it."""
-    metric = charge.billable_metric
-    filters = [f for f in charge.filters.all() if f.deleted_at is None]
-    if not filters:
-        return [Bucket(None, None, ())]
-    values = [_filter_values(f, metric) for f in filters]
-    buckets = []
-    for index, charge_filter in enumerate(filters):
-        outranking = tuple(
-            values[j]
-            for j in range(len(filters))
-            if j != index
-            and (len(values[j]) > len(values[index]) or (len(values[j]) == len(values[index]) and j < index))
-        )
-        buckets.append(Bucket(charge_filter, values[index], outranking))
-    buckets.append(Bucket(None, None, tuple(values)))
-    return buckets
-
-
-def _needs_event_values(charge_model: str, properties: dict[str, Any]) -> bool:
+def needs_event_values(charge_model: str, properties: dict[str, Any]) -> bool:
     if charge_model != "percentage":
         return False
     keys = ("free_units_per_events", "free_units_per_total_aggregation")
@@ -216,13 +161,13 @@ class BatchUsage(DirectUsage):
                         entry_p = wanted_prorated.setdefault(key, (charge.billable_metric, bucket, with_events, {}))
                         entry_p[3][subscription.external_id] = _prorated_period(subscription, period)
                     continue
-                if _needs_event_values(charge.charge_model, properties) or properties.get("grouped_by"):
+                if needs_event_values(charge.charge_model, properties) or properties.get("grouped_by"):
                     continue
                 metric = charge.billable_metric
                 for bucket in charge_buckets(charge):
                     if bucket.charge_filter is not None:
                         filter_properties = charge_models.properties_for(charge, bucket.charge_filter)
-                        if _needs_event_values(charge.charge_model, filter_properties):
+                        if needs_event_values(charge.charge_model, filter_properties):
                             continue
                     key = bucket.key(metric)
                     entry = wanted.setdefault(key, (metric, bucket, {}))
@@ -335,7 +280,7 @@ def plan_currency(subscription: Subscription) -> str:
     return str(subscription.plan.amount.currency)
 
 
-def _fee(subscription: Subscription, currency: str, precise: Decimal, **fields: Any) -> Fee:
+def new_fee(subscription: Subscription, currency: str, precise: Decimal, **fields: Any) -> Fee:
     return Fee(
         subscription=subscription,
         currency=currency,
@@ -372,7 +317,7 @@ def subscription_fee(subscription: Subscription, period: periods.Period) -> Fee:
     fraction = _billable_fraction(subscription, period)
     price = plan.amount.amount
     precise = price * fraction
-    return _fee(
+    return new_fee(
         subscription,
         currency,
         precise,
@@ -384,15 +329,15 @@ def subscription_fee(subscription: Subscription, period: periods.Period) -> Fee:
         to_datetime=period.to_datetime,
         invoice_display_name=plan.invoice_display_name or plan.name,
         amount_details={
-            "plan_amount": _s(price),
+            "plan_amount": decimal_text(price),
             "days": period.days,
             "full_days": period.full_days,
-            "fraction": _s(fraction),
+            "fraction": decimal_text(fraction),
         },
     )
 
 
-def _s(value: Decimal) -> str:
+def decimal_text(value: Decimal) -> str:
     return f"{Decimal(value).normalize():f}"
 
 
@@ -445,7 +390,7 @@ def charge_fees(
                 empty = AggregationResult(units=ZERO, events_count=0)
                 results = _by_group(usage.grouped(subscription, metric, bucket, period, group_key), empty)
             else:
-                with_values = _needs_event_values(charge.charge_model, properties)
+                with_values = needs_event_values(charge.charge_model, properties)
                 results = [(None, usage.get(subscription, metric, bucket, period, with_event_values=with_values))]
             priced = [
                 (value, _price(charge, bucket.charge_filter, result, currency), result.events_count)
@@ -453,7 +398,7 @@ def charge_fees(
             ]
         for value, result, events_count in priced:
             fees.append(
-                _fee(
+                new_fee(
                     subscription,
                     currency,
                     result.amount,
@@ -463,12 +408,12 @@ def charge_fees(
                     pay_in_advance=False,
                     from_datetime=period.from_datetime,
                     to_datetime=period.to_datetime,
-                    invoice_display_name=_display_name(charge, bucket),
+                    invoice_display_name=display_name(charge, bucket),
                     units=result.units,
                     events_count=events_count,
                     unit_amount=result.unit_amount,
                     amount_details=result.details,
-                    grouped_by=_grouped_by(group_key, value),
+                    grouped_by=grouped_by_values(group_key, value),
                 )
             )
     if with_true_up and charge.min_amount and charge.min_amount > 0:
@@ -477,7 +422,7 @@ def charge_fees(
         if round_amount(minimum, currency) > billed:
             precise = minimum - billed
             fees.append(
-                _fee(
+                new_fee(
                     subscription,
                     currency,
                     precise,
@@ -489,7 +434,11 @@ def charge_fees(
                     from_datetime=period.from_datetime,
                     to_datetime=period.to_datetime,
                     invoice_display_name=f"{name} - true-up",
-                    amount_details={"true_up": True, "min_amount": _s(minimum), "billed_amount": _s(billed)},
+                    amount_details={
+                        "true_up": True,
+                        "min_amount": decimal_text(minimum),
+                        "billed_amount": decimal_text(billed),
+                    },
                 )
             )
     return fees
@@ -540,14 +489,14 @@ def grouping_keys(properties: dict[str, Any]) -> GroupKeys | None:
     return keys[0] if len(keys) == 1 else tuple(keys)
 
 
-def _grouped_by(keys: GroupKeys | None, value: str | None) -> dict[str, str]:
+def grouped_by_values(keys: GroupKeys | None, value: str | None) -> dict[str, str]:
     """A fee's `grouped_by`: the group's values by key (keys the events lack are left out)."""
     if not keys or value is None:
         return {}
     return {key: found for key, found in group_values(value, keys).items() if found is not None}
 
 
-def _display_name(charge: Charge, bucket: Bucket) -> str:
+def display_name(charge: Charge, bucket: Bucket) -> str:
     name = charge.invoice_display_name or charge.billable_metric.name
     if bucket.charge_filter is None:
         return name
@@ -608,169 +557,3 @@ def carried_over_fees(subscription: Subscription, boundary: datetime, *, usage: 
             fee.amount_details = {**(fee.amount_details or {}), "carried_over": True}
             fees.append(fee)
     return fees
-
-
-# --------------------------------------------------------------------------------------------
-# Pay-in-advance charges: priced event by event, as the events arrive
-
-
-def _bucket_matches(bucket: Bucket, properties: Any) -> bool:
-    """Does an event with `properties` fall in `bucket`? The SQL's rule (metrics.aggregation):
-    every key of the filter holds one of its values, and no outranking filter matches whole."""
-
-    def all_match(conditions: Filters) -> bool:
-        return all(event_text_value(properties, key) in set(values) for key, values in conditions.items())
-
-    return (not bucket.filters or all_match(bucket.filters)) and not any(
-        all_match(other) for other in bucket.exclude_filters
-    )
-
-
-def event_bucket(charge: Charge, properties: Any) -> Bucket:
-    """The bucket (charge filter, or the remainder) that prices an event of `charge`."""
-    buckets = charge_buckets(charge)
-    return next((bucket for bucket in buckets if _bucket_matches(bucket, properties)), buckets[-1])
-
-
-def _advance_value(metric: BillableMetric, properties: Any) -> Decimal | str | None:
-    """What one event adds: 1 (count), its number (sum), its value (unique count); None when the
-    event carries no usable value (Lago creates no fee for it either)."""
-    kind = metric.aggregation_type
-    if kind == AggregationType.COUNT:
-        return Decimal(1)
-    if kind == AggregationType.SUM:
-        return event_numeric_value(properties, metric.field_name)
-    if kind == AggregationType.UNIQUE_COUNT:
-        return event_scalar_text(properties, metric.field_name)
-    return None
-
-
-def _removes(properties: Any) -> bool:
-    return isinstance(properties, dict) and properties.get("operation_type") == "remove"
-
-
-def pay_in_advance_fee(subscription: Subscription, charge: Charge, event: Event) -> Fee | None:
-    """The fee `event` costs on the pay-in-advance `charge` (unsaved; invoice unset), or None
-    when the charge cannot price it (no usable value, an aggregation Lago never bills in advance).
-
-    As Lago (Charges::ApplyPayInAdvanceChargeModelService): the increment of the charge model's
-    amount that this event causes within its charges period, price(units before + the event's)
-    - price(units before), so tiers, packages and free units run across the whole period.
-    "Before" is every event of the period that sorts before this one by (timestamp, id): events
-    of the same millisecond (a batch sent without timestamps) count in the order they were stored.
-    A unique count value that is already active, or a removal, adds nothing (a zero fee). Never
-    negative: a negative sum costs 0 (a refund is a credit note)."""
-    metric = charge.billable_metric
-    if metric.aggregation_type not in charge_models.PAY_IN_ADVANCE_AGGREGATIONS:
-        return None
-    own = _advance_value(metric, event.properties)
-    if own is None:
-        return None
-    currency = plan_currency(subscription)
-    period = periods.subscription_charges_period(subscription, event.timestamp)
-    bucket = event_bucket(charge, event.properties)
-    properties = charge_models.properties_for(charge, bucket.charge_filter)
-    filters: Filters = dict(bucket.filters or {})
-    group_key = grouping_keys(properties)
-    group_value = group_value_of(event.properties, group_key) if group_key else None
-    for key, value in _grouped_by(group_key, group_value).items():
-        filters[key] = [v for v in filters.get(key, [value]) if v == value]
-    with_values = _needs_event_values(charge.charge_model, properties)
-    # A recurring metric's units carry over from period to period (`carried_over_fees` billed
-    # them at the renewal): everything since the start counts as "before".
-    scope = {
-        "external_subscription_ids": [subscription.external_id],
-        "from_datetime": billing_start(subscription) if metric.recurring else usage_from(subscription, period),
-        "to_datetime": event.timestamp,
-        "exclude_filters": bucket.exclude_filters,
-    }
-    before = aggregate(metric, filters=filters or None, with_event_values=with_values, **scope)
-    same_instant = [
-        other
-        for other in Event.objects.filter(
-            external_subscription_id=event.external_subscription_id,
-            code=event.code,
-            timestamp=event.timestamp,
-            id__lt=event.id,
-        ).order_by("id")
-        if _bucket_matches(bucket, other.properties)
-        and (group_key is None or group_value_of(other.properties, group_key) == group_value)
-    ]
-    units = before.units
-    count = before.events_count
-    values = list(before.event_values or ())
-    precise_cents = before.precise_total_amount_cents
-    if metric.aggregation_type == AggregationType.UNIQUE_COUNT:
-        field_name = metric.field_name
-        tie_values = [(_advance_value(metric, other.properties), _removes(other.properties)) for other in same_instant]
-        wanted = sorted({str(own)} | {str(value) for value, _ in tie_values if value is not None})
-        active = {
-            value
-            for value, result in aggregate_grouped(
-                metric, grouped_by=field_name, filters={**filters, field_name: wanted}, **scope
-            ).items()
-            if result.units > 0
-        }
-        for value, removes in tie_values:
-            if value is None:
-                continue
-            if removes and value in active:
-                active.discard(value)  # type: ignore[arg-type]
-                units -= 1
-            elif not removes and value not in active:
-                active.add(value)  # type: ignore[arg-type]
-                units += 1
-            count += 1
-            values.append(Decimal(1))
-        increment = ZERO if _removes(event.properties) or own in active else Decimal(1)
-        own_value = Decimal(1)
-    else:
-        for other in same_instant:
-            value = _advance_value(metric, other.properties)
-            if value is None:
-                continue
-            units += value  # type: ignore[operator]
-            count += 1
-            values.append(value)  # type: ignore[arg-type]
-            precise_cents += other.precise_total_amount_cents or ZERO
-        increment = own_value = own  # type: ignore[assignment]
-    own_cents = event.precise_total_amount_cents or ZERO
-
-    def price(units: Decimal, count: int, values: list[Decimal], cents: Decimal) -> charge_models.ChargeResult:
-        return charge_models.compute(
-            charge.charge_model,
-            properties,
-            units=units,
-            events_count=count,
-            event_values=values if with_values else None,
-            precise_total_amount=from_cents(cents, currency),
-        )
-
-    priced_before = price(units, count, values, precise_cents)
-    priced_after = price(units + increment, count + 1, [*values, own_value], precise_cents + own_cents)
-    precise = max(priced_after.amount - priced_before.amount, ZERO)
-    return _fee(
-        subscription,
-        currency,
-        precise,
-        fee_type=FeeType.CHARGE,
-        charge=charge,
-        charge_filter=bucket.charge_filter,
-        units=increment,
-        events_count=1,
-        unit_amount=precise / increment if increment else ZERO,
-        pay_in_advance=True,
-        pay_in_advance_event_id=event.id,
-        pay_in_advance_event_transaction_id=event.transaction_id,
-        from_datetime=period.from_datetime,
-        to_datetime=period.to_datetime,
-        invoice_display_name=_display_name(charge, bucket),
-        grouped_by=_grouped_by(group_key, group_value),
-        amount_details={
-            "units_before": _s(units),
-            "units_after": _s(units + increment),
-            "amount_before": _s(priced_before.amount),
-            "amount_after": _s(priced_after.amount),
-            "after": priced_after.details,
-        },
-    )

@@ -13,15 +13,16 @@ from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db.models import Exists, F, Max, OuterRef, Prefetch, Q
 from django.db.models.functions import Coalesce, Greatest
 
 from customers.models import Organization
-from metrics.models import Event
-from plans.models import Subscription, SubscriptionStatus
+from metrics.models import BillableMetric, Event
+from plans.models import Charge, Subscription, SubscriptionStatus
 
 from . import billing, windows
-from .models import Invoice, InvoiceStatus, InvoiceSubscription, InvoicingReason
+from .models import Fee, Invoice, InvoiceStatus, InvoiceSubscription, InvoicingReason
 
 
 @dataclass(frozen=True)
@@ -189,3 +190,72 @@ def drafts_due(*, now: datetime) -> list[Any]:
         if now.astimezone(ZoneInfo(tz)).date() >= invoice.issuing_date:
             due.append(invoice.pk)
     return due
+
+
+# Pay-in-advance events without a fee (the sweep of advance_charges.fees_sweep_missed), paged.
+SWEEP_PAGE = 500
+
+# Driven by the subscriptions and their live pay-in-advance charges, so each (subscription,
+# metric code) pair is one range scan of the events' (external_subscription_id, code, timestamp)
+# index over the window; the anti-join probes the fee's partial unique index (charge,
+# subscription, pay_in_advance_event_transaction_id). Events a charge cannot price (a sum event
+# without its field) are skipped here rather than priced again at every sweep. Paged by event id.
+_MISSED_SQL = """
+SELECT DISTINCT e.id, e.external_subscription_id, e.transaction_id
+FROM {subscriptions} s
+JOIN {charges} c ON c.plan_id = s.plan_id AND c.pay_in_advance AND c.deleted_at IS NULL
+JOIN {metrics} m ON m.id = c.billable_metric_id AND m.deleted_at IS NULL
+JOIN {events} e
+    ON e.external_subscription_id = s.external_id AND e.code = m.code
+    AND e.timestamp >= %(since)s AND e.timestamp < %(until)s
+    AND e.timestamp >= s.started_at AND (s.terminated_at IS NULL OR e.timestamp < s.terminated_at)
+WHERE s.status IN (%(active)s, %(terminated)s)
+    AND (s.terminated_at IS NULL OR s.terminated_at > %(since)s)
+    AND s.started_at < %(until)s
+    AND e.created_at < %(settled)s
+    AND e.id > %(after_id)s
+    AND (m.aggregation_type = %(count_agg)s OR {has_field})
+    AND NOT EXISTS (
+        SELECT 1 FROM {fees} f
+        WHERE f.charge_id = c.id AND f.subscription_id = s.id
+            AND f.pay_in_advance_event_transaction_id = e.transaction_id
+    )
+ORDER BY e.id
+LIMIT %(limit)s
+"""
+
+
+def missed_events(
+    *, since: datetime, until: datetime, settled: datetime, after_id: int = 0, limit: int = SWEEP_PAGE
+) -> list[tuple[int, str, str]]:
+    """(event id, external_subscription_id, transaction_id) of events with a timestamp in
+    [since, until), received before `settled`, that a live pay-in-advance charge of their
+    subscription prices and that have no fee on it yet; ordered by id, after `after_id`."""
+    params = {
+        "since": since,
+        "until": until,
+        "settled": settled,
+        "after_id": after_id,
+        "limit": limit,
+        "active": SubscriptionStatus.ACTIVE,
+        "terminated": SubscriptionStatus.TERMINATED,
+        "count_agg": "count_agg",
+    }
+    # "The event carries the metric's field": jsonb's `?` on PostgreSQL; json_extract on SQLite
+    # (the demo database), where the sweep is only ever run by hand.
+    has_field = (
+        "e.properties ? m.field_name"
+        if connection.vendor == "postgresql"
+        else "json_extract(e.properties, '$.\"' || m.field_name || '\"') IS NOT NULL"
+    )
+    sql = _MISSED_SQL.format(
+        subscriptions=Subscription._meta.db_table,
+        charges=Charge._meta.db_table,
+        metrics=BillableMetric._meta.db_table,
+        events=Event._meta.db_table,
+        fees=Fee._meta.db_table,
+        has_field=has_field,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(row[0], row[1], row[2]) for row in cursor.fetchall()]

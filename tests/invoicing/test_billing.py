@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from invoicing import billing, runs
+from invoicing import billing, buckets, runs
 from invoicing.models import Fee, FeeType, InvoiceStatus, InvoicingReason
 from plans.models import Subscription
 from tests.factories.invoicing import amounts, bill, events, only_invoice, subscribe, utc
@@ -257,11 +257,11 @@ def test_event_bucket_takes_the_most_specific_filter_as_the_sql_does():
     subscription = billing.with_billing_relations(Subscription.objects.filter(pk=subscribe(plan=plan).pk)).get()
     charge = billing.billable_charges(subscription)[0]
     priced = [
-        bucket.charge_filter.properties["amount"] for bucket in billing.charge_buckets(charge) if bucket.charge_filter
+        bucket.charge_filter.properties["amount"] for bucket in buckets.charge_buckets(charge) if bucket.charge_filter
     ]
 
     def bucket_of(properties: dict[str, object]) -> str | None:
-        bucket = billing.event_bucket(charge, properties)
+        bucket = buckets.event_bucket(charge, properties)
         return bucket.charge_filter.properties["amount"] if bucket.charge_filter else None
 
     assert sorted(priced) == ["2", "3", "5"]

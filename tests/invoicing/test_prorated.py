@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from invoicing import billing, runs, windows
+from invoicing import billing, buckets, runs, windows
 from invoicing.models import FeeType
 from invoicing.usage import customer_usage
 from plans.models import Subscription
@@ -197,7 +197,7 @@ def test_batch_usage_asks_one_query_per_prorated_bucket(django_assert_num_querie
     with django_assert_num_queries(0):  # every bucket, graduated steps included, is then cached
         for s in subs:
             for charge in billing.arrears_charges(s):
-                bucket = billing.charge_buckets(charge)[0]
+                bucket = buckets.charge_buckets(charge)[0]
                 graduated = charge.charge_model == "graduated"
                 usage.prorated(s, charge.billable_metric, bucket, period, with_events=graduated)
 
