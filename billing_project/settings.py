@@ -137,8 +137,8 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if CELERY_TASK_ALWAYS_EAGER:
     # Eager tasks still take a producer from the pool: an in-memory transport instead of kombu's
-    # default amqp://localhost (which warned "No hostname was supplied" on every first task).
-    CELERY_BROKER_URL = "memory://"
+    # default amqp:// (kombu warns "No hostname was supplied" for any URL without a host).
+    CELERY_BROKER_URL = "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TIMEZONE = "UTC"
