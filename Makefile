@@ -64,8 +64,11 @@ beat: install .env
 	$(BIN)/python manage.py setup_periodic_tasks
 	$(BIN)/celery -A billing_project beat --loglevel=info
 
+# One pytest-xdist worker per core, each with its own test database (test_tollgate_gw0, ...).
+TEST_WORKERS ?= auto
+
 test: install-dev .env
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .
