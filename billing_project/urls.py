@@ -32,6 +32,9 @@ api_v1 = [
     re_path(r"^.*$", api_not_found),
 ]
 
+# The admin's "View site" link: the API documentation (there is no other public site to show).
+admin.site.site_url = "/api/v1/docs/"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", health, name="health"),
