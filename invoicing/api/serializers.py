@@ -19,8 +19,9 @@ from customers.api import serializers as customers_api
 from customers.models import Customer, Organization, applicable_timezone
 from plans.api.serializers import SubscriptionContext, iso, serialize_subscription
 
+from ..documents import INVOICE_AMOUNTS, customer_details, fee_item, frozen
 from ..models import Credit, Fee, FeeType, Invoice, InvoiceSubscription, PaymentStatus
-from ..pdf import INVOICE_AMOUNTS, customer_details, fee_item, frozen, signed_file_url
+from ..pdf import signed_file_url
 
 # --------------------------------------------------------------------------------------------
 # Requests
