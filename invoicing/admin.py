@@ -21,7 +21,7 @@ from django.utils.html import format_html
 
 from billing_project.admin import ReadOnlyAdmin
 
-from . import credit_notes, documents, pdf, services
+from . import credit_note_refunds, credit_notes, documents, pdf, services
 from .errors import InvoicingError
 from .models import (
     CreditNote,
@@ -377,7 +377,7 @@ class CreditNoteAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Mark refund as paid (refunded by hand)", permissions=["billing"])
     def mark_refund_paid(self, request: HttpRequest, queryset: QuerySet) -> None:
-        service = credit_notes.credit_note_refund_mark_paid
+        service = credit_note_refunds.credit_note_refund_mark_paid
         self._apply(
             request, queryset, "refund marked paid", lambda note: service(credit_note=note, actor=_actor(request))
         )

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
-from invoicing import credit_notes
+from invoicing import credit_note_refunds
 from invoicing.locks import lock_credit_note, lock_invoice
 from invoicing.models import CreditNote
 from invoicing.models import RefundStatus as NoteRefundStatus
@@ -120,7 +120,7 @@ def credit_note_refund_start(*, credit_note_id: Any, actor: str = ACTOR) -> list
             refunds = _plan(note=note, invoice_id=invoice_id)
             if not refunds:
                 return []
-            credit_notes.credit_note_refund_submission_record(
+            credit_note_refunds.credit_note_refund_submission_record(
                 credit_note=note,
                 provider=PaymentProviderName.STRIPE,
                 actor=actor,
@@ -197,7 +197,7 @@ def _note_settle(*, note: CreditNote, actor: str) -> None:
         return
     if all(status == RefundStatus.SUCCEEDED for status, _, _ in statuses):
         ids = ", ".join(Refund.objects.filter(credit_note=note).values_list("provider_refund_id", flat=True))
-        credit_notes.credit_note_refund_status_update(
+        credit_note_refunds.credit_note_refund_status_update(
             credit_note=note, status=NoteRefundStatus.SUCCEEDED, actor=actor, reason=f"stripe {ids}"
         )
         return
@@ -205,7 +205,7 @@ def _note_settle(*, note: CreditNote, actor: str) -> None:
         return
     refunded = sum((amount for status, _, amount in statuses if status == RefundStatus.SUCCEEDED), Decimal(0))
     reasons = "; ".join(reason for status, reason, _ in statuses if status == RefundStatus.FAILED)
-    credit_notes.credit_note_refund_status_update(
+    credit_note_refunds.credit_note_refund_status_update(
         credit_note=note,
         status=NoteRefundStatus.FAILED,
         actor=actor,
