@@ -31,6 +31,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 
+from .errors import IngestionError
 from .models import BillableMetric, Event
 from .signals import events_stored
 
@@ -46,15 +47,6 @@ _MANDATORY = ["value_is_mandatory"]
 _INVALID = ["value_is_invalid"]
 _INVALID_FORMAT = ["invalid_format"]
 _ALREADY_EXIST = ["value_already_exist"]
-
-
-class IngestionError(Exception):
-    """The request is refused and nothing was stored. `details` is Lago's error_details:
-    {field: [code]} for one event, {index: {field: [code]}} or {"events": [code]} for a batch."""
-
-    def __init__(self, details: dict[str, Any]) -> None:
-        super().__init__(details)
-        self.details = details
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ from customers.models import Customer, PaymentProvider
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.models import PaymentStatus as InvoicePaymentStatus
 
+from .errors import PaymentError
 from .models import IN_FLIGHT_STATUSES, Payment, PaymentProviderName, PaymentStatus, PaymentTrigger
 from .providers import ChargeOutcome, ProviderRejected, ProviderUnavailable
 from .providers import manual as manual_provider
@@ -37,18 +38,6 @@ STALE_PENDING_AFTER = timedelta(minutes=10)
 # Stripe forgets idempotency keys after 24 hours: past this, a pending attempt is not re-sent but
 # closed as failed (a late webhook for it can still turn it into a success).
 ABANDON_PENDING_AFTER = timedelta(hours=23)
-
-
-class PaymentError(Exception):
-    """A business rule refused the request. `code` is the stable (Lago-style) error code; `field`
-    names the input at fault, if any; `http_status` is how the API answers it."""
-
-    def __init__(self, code: str, *, field: str | None = None, http_status: int = 422, message: str = "") -> None:
-        super().__init__(message or code)
-        self.code = code
-        self.field = field
-        self.http_status = http_status
-        self.message = message or code
 
 
 # --- Locks and the invoice's payment state ------------------------------------------------------

@@ -114,10 +114,7 @@ class OrganizationView(APIView):
     )
     def put(self, request: Request) -> Response:
         changes = _organization_changes(unwrap(request, "organization"))
-        try:
-            organization = services.organization_update(changes=changes)
-        except services.CustomersValidationError as error:
-            raise Unprocessable(error.details) from None
+        organization = services.organization_update(changes=changes)
         return Response({"organization": serialize_organization(organization)})
 
 
@@ -182,12 +179,9 @@ class CustomersView(APIView):
     )
     def post(self, request: Request) -> Response:
         external_id, changes, sync_with_provider, tax_codes = _customer_request(unwrap(request, "customer"))
-        try:
-            result = services.customer_upsert(
-                external_id=external_id, changes=changes, sync_with_provider=sync_with_provider, tax_codes=tax_codes
-            )
-        except services.CustomersValidationError as error:
-            raise Unprocessable(error.details) from None
+        result = services.customer_upsert(
+            external_id=external_id, changes=changes, sync_with_provider=sync_with_provider, tax_codes=tax_codes
+        )
         customer = Customer.objects.get(pk=result.customer.pk)
         return Response({"customer": serialize_customer(customer, Organization.current())})
 

@@ -78,10 +78,7 @@ class EventsView(APIView):
     )
     def post(self, request: Request) -> HttpResponse:
         data = unwrap(request, "event")
-        try:
-            result = ingestion.event_ingest(data=data, received_at=timezone.now())
-        except ingestion.IngestionError as error:
-            raise Unprocessable(error.details) from None
+        result = ingestion.event_ingest(data=data, received_at=timezone.now())
         return _events_response("event", result.events[:1], many=False, replayed=result.all_replayed)
 
     @extend_schema(
@@ -132,10 +129,7 @@ class EventsBatchView(APIView):
         data = request.data
         if not isinstance(data, dict):
             raise BadRequest("param is missing or the value is empty: events")
-        try:
-            result = ingestion.events_ingest_batch(events=data.get("events"), received_at=timezone.now())
-        except ingestion.IngestionError as error:
-            raise Unprocessable(error.details) from None
+        result = ingestion.events_ingest_batch(events=data.get("events"), received_at=timezone.now())
         return _events_response("events", result.events, many=True, replayed=result.all_replayed)
 
 
@@ -224,22 +218,19 @@ class BillableMetricsView(APIView):
     )
     def post(self, request: Request) -> Response:
         params = _metric_params(unwrap(request, "billable_metric"))
-        try:
-            metric = services.billable_metric_create(
-                name=params.get("name") or "",
-                code=params.get("code") or "",
-                aggregation_type=params.get("aggregation_type") or "",
-                description=params.get("description") or "",
-                field_name=params.get("field_name") or "",
-                recurring=params.get("recurring", False),
-                weighted_interval=params.get("weighted_interval") or "",
-                rounding_function=params.get("rounding_function") or "",
-                rounding_precision=params.get("rounding_precision"),
-                expression=params.get("expression") or "",
-                filters=params.get("filters"),
-            )
-        except services.MetricValidationError as error:
-            raise Unprocessable(error.details) from None
+        metric = services.billable_metric_create(
+            name=params.get("name") or "",
+            code=params.get("code") or "",
+            aggregation_type=params.get("aggregation_type") or "",
+            description=params.get("description") or "",
+            field_name=params.get("field_name") or "",
+            recurring=params.get("recurring", False),
+            weighted_interval=params.get("weighted_interval") or "",
+            rounding_function=params.get("rounding_function") or "",
+            rounding_precision=params.get("rounding_precision"),
+            expression=params.get("expression") or "",
+            filters=params.get("filters"),
+        )
         return Response({"billable_metric": serialize_billable_metric(metric, counters=True)})
 
     @extend_schema(
@@ -272,10 +263,7 @@ class BillableMetricDetailView(APIView):
     def put(self, request: Request, code: str) -> Response:
         metric = _live_metric(code)
         params = _metric_params(unwrap(request, "billable_metric"))
-        try:
-            metric = services.billable_metric_update(metric=metric, changes=params)
-        except services.MetricValidationError as error:
-            raise Unprocessable(error.details) from None
+        metric = services.billable_metric_update(metric=metric, changes=params)
         metric = _live_metric(metric.code)
         return Response({"billable_metric": serialize_billable_metric(metric, counters=True)})
 
