@@ -7,3 +7,5 @@ class MetricsErrorCode(StrEnum):
     NO_EVENTS = "no_events"
     TOO_MANY_EVENTS = "too_many_events"
     INVALID_FORMAT = "invalid_format"
+    # Ingestion kept meeting deadlocks: the client retries after Retry-After.
+    INGESTION_BUSY = "ingestion_busy"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from billing_project.errors import DomainError
+from billing_project.errors import DomainError, UnavailableError
+
+from .error_codes import MetricsErrorCode
 
 
 class MetricsError(DomainError):
@@ -25,3 +27,11 @@ class IngestionError(MetricsError):
 
     def __init__(self, details: dict[str, Any]) -> None:
         super().__init__(details)
+
+
+class IngestionBusyError(UnavailableError, MetricsError):
+    """The database kept refusing the batch (deadlock, serialization failure): nothing was
+    stored, the client retries after Retry-After."""
+
+    def __init__(self) -> None:
+        super().__init__(MetricsErrorCode.INGESTION_BUSY, retry_after=1)
