@@ -6,12 +6,10 @@ into an HttpResponse: DRF's renderer walking 100 event dicts costs more than the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from django.http import HttpResponse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -20,6 +18,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing_project.api.errors import BadRequest, NotFound, Unprocessable
+from billing_project.api.identifiers import is_path_segment
+from billing_project.api.params import datetime_param
 from billing_project.api.views import paginated, unwrap
 from metrics import ingestion, selectors, services
 from metrics.models import BillableMetric
@@ -46,19 +46,6 @@ def _events_response(root: str, events: list[ingestion.StoredEvent], many: bool,
     if replayed:
         response[REPLAYED_HEADER] = "true"
     return response
-
-
-def _datetime_param(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        value = parse_datetime(raw)
-    except ValueError:
-        value = None
-    if value is None:
-        raise Unprocessable({name: ["invalid_date"]})
-    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
 
 
 _EVENT_RESPONSE = inline_serializer("EventResponse", fields={"event": EventDoc()})
@@ -100,8 +87,8 @@ class EventsView(APIView):
         queryset = selectors.events_list(
             code=params.get("code") or None,
             external_subscription_id=params.get("external_subscription_id") or None,
-            timestamp_from=_datetime_param(request, "timestamp_from"),
-            timestamp_to=_datetime_param(request, "timestamp_to"),
+            timestamp_from=datetime_param(request, "timestamp_from"),
+            timestamp_to=datetime_param(request, "timestamp_to"),
         )
         # meta.total_count: COUNT(*) over millions of events would cost more than the page.
         return paginated(
@@ -172,7 +159,9 @@ def _metric_params(data: dict[str, Any]) -> dict[str, Any]:
     for field in _STRING_FIELDS:
         if field in data:
             value = data[field]
-            if value is None or isinstance(value, str):
+            if field == "code" and not is_path_segment(value):
+                errors[field] = ["value_is_invalid"]
+            elif value is None or isinstance(value, str):
                 params[field] = value
             else:
                 errors[field] = ["value_is_invalid"]
