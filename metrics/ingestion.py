@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
 from typing import Any
 
@@ -49,6 +49,8 @@ MAX_IDENTIFIER_LENGTH = 255
 # numeric(40, 15): 25 digits before the decimal point.
 _PRECISE_LIMIT = Decimal("1e25")
 _PRECISE_QUANTUM = Decimal("1e-15")
+# 25 + 15 digits: the default context's 28 cannot quantize 1e24 to 15 places (a fuzzer's 500).
+_PRECISE_CONTEXT = Context(prec=40)
 _MS = Decimal(1000)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -184,7 +186,7 @@ def _precise_amount(value: Any) -> tuple[Decimal | None, bool]:
     if not amount.is_finite() or abs(amount) >= _PRECISE_LIMIT:
         return None, False
     # Stored as numeric(40, 15): quantize here so that a replay compares equal to the stored copy.
-    return amount.quantize(_PRECISE_QUANTUM, rounding=ROUND_HALF_UP), True
+    return amount.quantize(_PRECISE_QUANTUM, rounding=ROUND_HALF_UP, context=_PRECISE_CONTEXT), True
 
 
 # One encoder for every event: json.dumps(..., allow_nan=False) would build a new one per call.
@@ -567,7 +569,9 @@ def _stored_from_model(row: Event, properties: dict[str, Any] | None = None) -> 
         code=row.code,
         timestamp=row.timestamp,
         properties=row.properties if properties is None else properties,
-        precise_total_amount_cents=None if precise is None else Decimal(precise).quantize(_PRECISE_QUANTUM),
+        precise_total_amount_cents=(
+            None if precise is None else Decimal(precise).quantize(_PRECISE_QUANTUM, context=_PRECISE_CONTEXT)
+        ),
         created_at=row.created_at,
     )
 

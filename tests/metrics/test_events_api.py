@@ -432,3 +432,11 @@ def test_the_hand_built_answer_equals_the_serializer(api):
     events = [stored_event(e) for e in Event.objects.order_by("id")]
 
     assert json.loads("[" + events_json(events) + "]") == [serialize_event(e) for e in events]
+
+
+def test_the_largest_precise_amounts_are_stored_not_a_500(api):
+    # 24 digits before the point and 15 after need 39 significant digits (the default context has 28).
+    response = post_event(api, precise_total_amount_cents="999999999999999999999999.123456789012345")
+
+    assert response.status_code == 200, response.json()
+    assert Event.objects.get().precise_total_amount_cents == Decimal("999999999999999999999999.123456789012345")
