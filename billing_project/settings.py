@@ -174,6 +174,10 @@ SPECTACULAR_SETTINGS = {
     # The schema and Swagger UI are public (they describe the API, they hold no data): the browser
     # that opens /api/v1/docs/ has no API key to send.
     "SERVE_AUTHENTICATION": [],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "billing_project.api.schema.patch_like_put",
+    ],
 }
 
 # --- Celery: no broker means tasks run eagerly (demo and most tests) ---

@@ -178,3 +178,10 @@ def test_a_subscription_external_id_holding_a_slash_is_refused(api):
 
     assert response.status_code == 422
     assert response.json()["error_details"]["external_id"] == ["value_is_invalid"]
+
+
+def test_the_schema_offers_patch_wherever_put_is(anon_api):
+    paths = anon_api.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+
+    assert paths["/api/v1/plans/{code}"]["patch"]["operationId"] == "updatePlanPatch"
+    assert all("patch" in operations for operations in paths.values() if "put" in operations)
