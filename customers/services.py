@@ -21,6 +21,7 @@ from django.utils import timezone
 from billing_project.money import is_currency
 
 from .countries import is_country_code
+from .errors import CustomersValidationError
 from .models import (
     CUSTOMER_BILLING_FIELDS,
     CUSTOMER_SEQUENCE,
@@ -69,14 +70,6 @@ _DJANGO_CODES = {
     "min_value": "value_is_invalid",
     "max_value": "value_is_invalid",
 }
-
-
-class CustomersValidationError(Exception):
-    """Refused with Lago's {field: [code]} details; nothing was written."""
-
-    def __init__(self, details: dict[str, list[str]]) -> None:
-        super().__init__(details)
-        self.details = details
 
 
 @dataclass(frozen=True)

@@ -376,6 +376,28 @@ def invoice_pdf_render(*, invoice: Invoice, actor: str = "system:pdf") -> None:
     invoice.file.name = name
 
 
+# A finalized invoice's PDF is rendered by the task its finalization sends; one still without a
+# file this long after lost its task (broker down, worker killed, renderer failed).
+PDF_MISSED_AFTER = timedelta(minutes=10)
+PDF_MISSED_WITHIN = timedelta(days=7)
+PDF_MISSED_BATCH = 500
+
+
+def invoices_missing_pdf(*, now: datetime) -> list[Any]:
+    """Ids of finalized invoices of the last PDF_MISSED_WITHIN without a PDF, newest first (an
+    invoice whose rendering keeps failing cannot starve the others of later runs)."""
+    return list(
+        Invoice.objects.filter(
+            status=InvoiceStatus.FINALIZED,
+            file="",
+            finalized_at__lte=now - PDF_MISSED_AFTER,
+            finalized_at__gte=now - PDF_MISSED_WITHIN,
+        )
+        .order_by("-finalized_at")
+        .values_list("pk", flat=True)[:PDF_MISSED_BATCH]
+    )
+
+
 def credit_note_pdf_render(*, credit_note: CreditNote, actor: str = "system:pdf") -> None:
     fresh = (
         CreditNote.objects.select_related("invoice__customer")

@@ -32,7 +32,7 @@ from .serializers import (
     serialize_customer,
     serialize_fee,
 )
-from .views import _ERROR, _OBJECT, InvoicingView, _base_url, _choice, _invoice, _uuid, actor_of, lago_errors
+from .views import _ERROR, _OBJECT, InvoicingView, _base_url, _choice, _invoice, _uuid, actor_of
 
 _CENTS = {"required": False, "allow_null": True, "max_value": 10**15}
 
@@ -282,7 +282,6 @@ class CreditNotesView(_CreditNotesView):
         request=inline_serializer("CreateCreditNoteRequest", fields={"credit_note": CreditNoteInput()}),
         responses={200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
     )
-    @lago_errors
     def post(self, request: Request) -> Response:
         invoice, parsed, items = _parse_items_request(request, CreditNoteInput)
         currency = invoice.currency
@@ -304,7 +303,6 @@ class CreditNoteEstimateView(_CreditNotesView):
         request=inline_serializer("EstimateCreditNoteRequest", fields={"credit_note": CreditNoteEstimateInput()}),
         responses={200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
     )
-    @lago_errors
     def post(self, request: Request) -> Response:
         invoice, _, items = _parse_items_request(request, CreditNoteEstimateInput)
         estimate = credit_notes.credit_note_estimate(invoice=invoice, items=items)  # type: ignore[arg-type]
@@ -325,7 +323,6 @@ class CreditNoteView(_CreditNotesView):
         request=inline_serializer("CreditNoteUpdate", {"credit_note": CreditNoteUpdateInput()}),
         responses={200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
     )
-    @lago_errors
     def put(self, request: Request, credit_note_id: str) -> Response:
         """Lago's PUT /credit_notes/{id}: record a refund's outcome. `succeeded` is how finance
         says it refunded by hand (refused while Stripe holds the refund); `failed` records a
@@ -345,7 +342,6 @@ class CreditNoteView(_CreditNotesView):
 
 class CreditNoteVoidView(_CreditNotesView):
     @extend_schema(operation_id="voidCreditNote", request=None, responses={200: _OBJECT, 404: _ERROR, 405: _ERROR})
-    @lago_errors
     def put(self, request: Request, credit_note_id: str) -> Response:
         note = credit_notes.credit_note_void(credit_note=_credit_note(credit_note_id), actor=actor_of(request))
         return _answer(request, note)
