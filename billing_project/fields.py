@@ -7,7 +7,7 @@ and say what a MoneyField reads as (a Money; django-stubs would take it for a De
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal, TypeAlias, overload
+from typing import Any, Literal, TypeAlias, overload
 
 from django.db import models
 from django.db.models.expressions import Combinable
@@ -48,7 +48,7 @@ MoneyInput: TypeAlias = "Money | str | float | Decimal | Combinable"
 def money_field(*, null: Literal[False] = False) -> models.Field[MoneyInput, Money]: ...
 @overload
 def money_field(*, null: Literal[True]) -> models.Field[MoneyInput | None, Money | None]: ...
-def money_field(*, null: bool = False) -> models.Field[MoneyInput | None, Money | None]:
+def money_field(*, null: bool = False) -> models.Field[Any, Any]:
     """An amount with its currency in a sibling `<name>_currency` column (20 digits, 6 decimals)."""
     if null:
         return MoneyField(max_digits=20, decimal_places=6, default_currency=None, null=True, blank=True)

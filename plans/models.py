@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.db import models
 from django.db.models import Q
@@ -240,6 +241,12 @@ class AppliedCoupon(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     terminated_at = models.DateTimeField(null=True, blank=True)
+
+    # Declared for the type checker only: djmoney makes the default manager's class at run time
+    # (a Money-aware subclass of Manager), which django-stubs cannot resolve. Assigning a manager
+    # here would replace djmoney's.
+    objects: ClassVar[models.Manager[AppliedCoupon]]
+    _default_manager: ClassVar[models.Manager[AppliedCoupon]]
 
     class Meta:
         ordering = ["created_at"]
