@@ -488,7 +488,7 @@ def plan_update(*, plan: Plan, now: datetime | None = None, **changes: Any) -> P
     changes = {key: value for key, value in changes.items() if not (value is None and key != "bill_charges_monthly")}
     _plan_fields(changes, creating=False)
     attached = _has_live_subscriptions(plan)
-    current = {
+    current: dict[str, Any] = {
         "interval": plan.interval,
         "amount_currency": str(plan.amount.currency),
         "pay_in_advance": plan.pay_in_advance,
@@ -713,13 +713,16 @@ def _coupon_attributes(values: Mapping[str, Any]) -> dict[str, Any]:
     fixed = values["coupon_type"] == CouponType.FIXED_AMOUNT
     frequency = values.get("frequency") or CouponFrequency.ONCE
     expiration = values.get("expiration") or "no_expiration"
-    currency = values.get("amount_currency") if fixed else None
+    amount = None
+    if fixed:
+        currency = values["amount_currency"]
+        amount = Money(from_cents(values["amount_cents"], currency), currency)
     return {
         "name": values["name"],
         "code": values["code"],
         "description": values.get("description") or "",
         "coupon_type": values["coupon_type"],
-        "amount": Money(from_cents(values["amount_cents"], currency), currency) if fixed else None,
+        "amount": amount,
         "percentage_rate": None if fixed else Decimal(values["percentage_rate"]),
         "frequency": frequency,
         "frequency_duration": values.get("frequency_duration") if frequency == CouponFrequency.RECURRING else None,
