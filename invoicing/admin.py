@@ -310,8 +310,10 @@ class FeeAdmin(ReadOnlyAdmin):
         return pdf.fee_line_name(fee)
 
     @admin.display(description="invoice", ordering="invoice__number")
-    def invoice_link(self, fee: Fee) -> str:
+    def invoice_link(self, fee: Fee) -> str | None:
         invoice = fee.invoice
+        if invoice is None:  # a pay-in-advance fee of a charge that is not invoiceable
+            return None  # the admin shows its empty value
         url = reverse("admin:invoicing_invoice_change", args=[invoice.pk])
         return format_html("<a href='{}'>{}</a>", url, invoice.number or invoice.pk)
 
