@@ -87,16 +87,17 @@ def _taxes_by_codes(codes: Iterable[str] | None) -> list[Tax]:
     return [found[code] for code in codes]
 
 
-def _check_rate(rate: Decimal | None) -> None:
+def _check_rate(rate: Decimal | None) -> Decimal:
     if rate is None:
         raise PlansError.field("rate", "value_is_mandatory")
     if not rate.is_finite() or rate < 0 or rate >= 100_000 or rate != rate.quantize(Decimal("0.0001")):
         raise PlansError.field("rate", "value_is_invalid")
+    return rate
 
 
 @transaction.atomic
 def tax_create(
-    *, code: str, name: str, rate: Decimal, description: str = "", applied_to_organization: bool = False
+    *, code: str, name: str, rate: Decimal | None, description: str = "", applied_to_organization: bool = False
 ) -> Tax:
     errors: dict[str, list[str]] = {}
     if not code:
@@ -105,7 +106,7 @@ def tax_create(
         errors["name"] = ["value_is_mandatory"]
     if errors:
         raise PlansError(errors)
-    _check_rate(rate)
+    rate = _check_rate(rate)
     if Tax.objects.filter(code=code).exists():
         raise PlansError.field("code", "value_already_exist")
     with _code_taken_is_refused():
@@ -431,7 +432,7 @@ def plan_create(
     name: str,
     code: str,
     interval: str,
-    amount_cents: int,
+    amount_cents: int | None,
     amount_currency: str,
     description: str = "",
     invoice_display_name: str = "",
@@ -454,6 +455,7 @@ def plan_create(
         },
         creating=True,
     )
+    assert amount_cents is not None  # _plan_fields refused a missing amount
     bill_charges_monthly = _bill_charges_monthly(interval, bill_charges_monthly)
     if Plan.live.filter(code=code).exists():
         raise PlansError.field("code", "value_already_exist")
@@ -580,7 +582,7 @@ def add_on_create(
     *,
     name: str,
     code: str,
-    amount_cents: int,
+    amount_cents: int | None,
     amount_currency: str,
     description: str = "",
     invoice_display_name: str = "",
@@ -595,6 +597,7 @@ def add_on_create(
     if errors:
         raise PlansError(errors)
     _check_cents("amount_cents", amount_cents)
+    assert amount_cents is not None  # refused just above when missing
     if AddOn.live.filter(code=code).exists():
         raise PlansError.field("code", "value_already_exist")
     taxes = _taxes_by_codes(tax_codes)
