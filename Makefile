@@ -59,9 +59,11 @@ beat: install .env
 test: install-dev .env
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# mypy reads its settings (django-stubs and DRF plugins, strict pure modules) from pyproject.toml.
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
 
 format: install-dev
 	$(BIN)/ruff check --fix .
