@@ -32,7 +32,7 @@ API_CALLS_TIERS = [
     {"from_value": 10001, "to_value": None, "per_unit_amount": "0.001", "flat_amount": "0"},
 ]
 
-PLANS = [
+PLANS: list[dict[str, Any]] = [
     {"code": "startup", "name": "Startup", "amount_cents": 4900, "amount_currency": "USD", "interval": "monthly"},
     {
         "code": "startup_jpy",
