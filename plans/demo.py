@@ -63,8 +63,13 @@ SUBSCRIPTIONS = [
     ("sub_globex", "globex", "startup_eur_weekly", "anniversary"),
 ]
 
-ADD_ON = {"code": "onboarding", "name": "Onboarding workshop", "amount_cents": 50000, "amount_currency": "USD"}
-COUPON = {
+ADD_ON: dict[str, Any] = {
+    "code": "onboarding",
+    "name": "Onboarding workshop",
+    "amount_cents": 50000,
+    "amount_currency": "USD",
+}
+COUPON: dict[str, Any] = {
     "code": "welcome_eur",
     "name": "Welcome EUR 5",
     "coupon_type": "fixed_amount",
