@@ -70,9 +70,11 @@ TEST_WORKERS ?= auto
 test: install-dev .env
 	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
+# mypy reads its settings (django-stubs and DRF plugins, strict pure modules) from pyproject.toml.
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
 
 format: install-dev
 	$(BIN)/ruff check --fix .

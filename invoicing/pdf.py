@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -24,7 +25,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from .documents import credit_note_context, invoice_context
-from .models import CreditNote, Invoice, InvoiceEvent
+from .models import CreditNote, Invoice, InvoiceEvent, InvoiceStatus
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,28 @@ def invoice_pdf_render(*, invoice: Invoice, actor: str = "system:pdf") -> None:
     invoice.file.name = name
 
 
+# A finalized invoice's PDF is rendered by the task its finalization sends; one still without a
+# file this long after lost its task (broker down, worker killed, renderer failed).
+PDF_MISSED_AFTER = timedelta(minutes=10)
+PDF_MISSED_WITHIN = timedelta(days=7)
+PDF_MISSED_BATCH = 500
+
+
+def invoices_missing_pdf(*, now: datetime) -> list[Any]:
+    """Ids of finalized invoices of the last PDF_MISSED_WITHIN without a PDF, newest first (an
+    invoice whose rendering keeps failing cannot starve the others of later runs)."""
+    return list(
+        Invoice.objects.filter(
+            status=InvoiceStatus.FINALIZED,
+            file="",
+            finalized_at__lte=now - PDF_MISSED_AFTER,
+            finalized_at__gte=now - PDF_MISSED_WITHIN,
+        )
+        .order_by("-finalized_at")
+        .values_list("pk", flat=True)[:PDF_MISSED_BATCH]
+    )
+
+
 def credit_note_pdf_render(*, credit_note: CreditNote, actor: str = "system:pdf") -> None:
     fresh = (
         CreditNote.objects.select_related("invoice__customer")
@@ -133,4 +156,7 @@ def document_from_token(token: str) -> Invoice | CreditNote | None:
     if not isinstance(payload, dict) or payload.get("k") not in _KINDS:
         raise signing.BadSignature("unknown document kind")
     model = _KINDS[payload["k"]]
-    return model.objects.filter(pk=payload.get("id")).first()
+    document_id = payload.get("id")
+    if document_id is None:
+        return None
+    return model.objects.filter(pk=document_id).first()

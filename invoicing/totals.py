@@ -124,6 +124,7 @@ def coupons_restore(*, invoice: Invoice) -> None:
         Credit.objects.filter(invoice=invoice, applied_coupon__isnull=False).select_related("applied_coupon__coupon")
     )
     for credit in credits:
+        assert credit.applied_coupon_id is not None  # the query keeps coupon credits only
         applied = AppliedCoupon.objects.select_for_update().select_related("coupon").get(pk=credit.applied_coupon_id)
         fields = []
         if applied.coupon.coupon_type == CouponType.FIXED_AMOUNT and applied.frequency == CouponFrequency.ONCE:

@@ -32,7 +32,7 @@ API_CALLS_TIERS = [
     {"from_value": 10001, "to_value": None, "per_unit_amount": "0.001", "flat_amount": "0"},
 ]
 
-PLANS = [
+PLANS: list[dict[str, Any]] = [
     {"code": "startup", "name": "Startup", "amount_cents": 4900, "amount_currency": "USD", "interval": "monthly"},
     {
         "code": "startup_jpy",
@@ -63,8 +63,13 @@ SUBSCRIPTIONS = [
     ("sub_globex", "globex", "startup_eur_weekly", "anniversary"),
 ]
 
-ADD_ON = {"code": "onboarding", "name": "Onboarding workshop", "amount_cents": 50000, "amount_currency": "USD"}
-COUPON = {
+ADD_ON: dict[str, Any] = {
+    "code": "onboarding",
+    "name": "Onboarding workshop",
+    "amount_cents": 50000,
+    "amount_currency": "USD",
+}
+COUPON: dict[str, Any] = {
     "code": "welcome_eur",
     "name": "Welcome EUR 5",
     "coupon_type": "fixed_amount",

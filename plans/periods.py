@@ -273,9 +273,10 @@ def trial_end(subscription: Any) -> datetime | None:
     while getattr(first, "previous_subscription", None) is not None and first.previous_subscription.pk not in seen:
         first = first.previous_subscription
         seen.add(first.pk)
-    if first.started_at is None:
+    started_at: datetime | None = first.started_at
+    if started_at is None:
         return None
-    return first.started_at.astimezone(UTC) + timedelta(seconds=int(trial_days * 86400))
+    return started_at.astimezone(UTC) + timedelta(seconds=int(trial_days * 86400))
 
 
 def annualized_amount(amount: Decimal, interval: str) -> Decimal:
