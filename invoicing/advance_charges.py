@@ -190,12 +190,12 @@ def pay_in_advance_fee(subscription: Subscription, charge: Charge, event: Event)
     filters: buckets.Filters = dict(bucket.filters or {})
     group_key = billing.grouping_keys(properties)
     group_value = group_value_of(event.properties, group_key) if group_key else None
-    for key, value in billing.grouped_by_values(group_key, group_value).items():
-        filters[key] = [v for v in filters.get(key, [value]) if v == value]
+    for key, key_value in billing.grouped_by_values(group_key, group_value).items():
+        filters[key] = [v for v in filters.get(key, [key_value]) if v == key_value]
     with_values = billing.needs_event_values(charge.charge_model, properties)
     # A recurring metric's units carry over from period to period (`carried_over_fees` billed
     # them at the renewal): everything since the start counts as "before".
-    scope = {
+    scope: dict[str, Any] = {
         "external_subscription_ids": [subscription.external_id],
         "from_datetime": windows.billing_start(subscription)
         if metric.recurring
@@ -234,10 +234,10 @@ def pay_in_advance_fee(subscription: Subscription, charge: Charge, event: Event)
             if value is None:
                 continue
             if removes and value in active:
-                active.discard(value)  # type: ignore[arg-type]
+                active.discard(value)
                 units -= 1
             elif not removes and value not in active:
-                active.add(value)  # type: ignore[arg-type]
+                active.add(value)  # type: ignore[arg-type]  # a unique count's values are str
                 units += 1
             count += 1
             values.append(Decimal(1))
@@ -248,11 +248,11 @@ def pay_in_advance_fee(subscription: Subscription, charge: Charge, event: Event)
             value = _advance_value(metric, other.properties)
             if value is None:
                 continue
-            units += value  # type: ignore[operator]
+            units += value  # type: ignore[operator]  # a count's or sum's value is a Decimal
             count += 1
-            values.append(value)  # type: ignore[arg-type]
+            values.append(value)  # type: ignore[arg-type]  # likewise
             precise_cents += other.precise_total_amount_cents or ZERO
-        increment = own_value = own  # type: ignore[assignment]
+        increment = own_value = own  # type: ignore[assignment]  # likewise
     own_cents = event.precise_total_amount_cents or ZERO
 
     def price(units: Decimal, count: int, values: list[Decimal], cents: Decimal) -> charge_models.ChargeResult:

@@ -61,6 +61,7 @@ def credit_note_refund_status_update(
     with transaction.atomic():
         note = _lock_note_with_refund(credit_note)
         previous = note.refund_status
+        assert previous is not None  # the note has a refund
         if previous == status:
             return note
         if status not in REFUND_TRANSITIONS[previous]:
