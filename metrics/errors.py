@@ -25,6 +25,8 @@ class IngestionError(MetricsError):
     """The request is refused and nothing was stored. `details` is Lago's error_details:
     {field: [code]} for one event, {index: {field: [code]}} or {"events": [code]} for a batch."""
 
+    details: dict[str, Any]  # always given (DomainError's may be None)
+
     def __init__(self, details: dict[str, Any]) -> None:
         super().__init__(details)
 
