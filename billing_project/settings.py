@@ -31,7 +31,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The finance console: the admin with the dashboard as its index (billing_project/admin_site.py).
+    "billing_project.admin_site.TollgateAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -61,6 +62,10 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "billing_project.urls"
+# The finance console's dashboard figures and its extra pages (under /admin/console/), named by
+# string so billing_project imports no app.
+TOLLGATE_DASHBOARD = "payments.admin_views.dashboard_context"
+TOLLGATE_CONSOLE_URLS = "payments.admin_views"
 WSGI_APPLICATION = "billing_project.wsgi.application"
 
 TEMPLATES = [

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from billing_project.admin import LiveFilter, add_error_codes
+from billing_project.admin_export import CsvExportMixin
 
 from . import services
 from .models import ApiKey, Customer, Organization
@@ -132,8 +133,9 @@ class CustomerForm(forms.ModelForm):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(CsvExportMixin, admin.ModelAdmin):
     form = CustomerForm
+    csv_fields = ["external_id", "name", "email", "country", "currency", "payment_provider", "created_at", "deleted_at"]
     list_display = [
         "external_id",
         "name",

@@ -1,0 +1,179 @@
+"""The invoice page's actions in the finance console, each through a confirmation page that
+says what will happen, each calling the same service as the API: finalize, void (with a required
+reason), render the PDF again. Errors are shown in words, never as codes. Every view checks the
+change permission on the server, so a forged POST from a view-only user is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from billing_project.money import format_money
+
+from . import audit, pdf, services
+from .errors import InvoicingError
+from .models import Invoice, InvoiceStatus, PaymentStatus
+
+CHANGE_PERMISSION = "invoicing.change_invoice"
+
+# Service codes in the words finance staff read.
+ERROR_WORDS = {
+    "is_not_draft": "This invoice is not a draft any more.",
+    "is_draft": "This invoice is still a draft: finalize it first.",
+    "not_voidable": "Only a finalized invoice that is not paid can be voided.",
+    "invoice_not_finalized": "This invoice is not finalized.",
+    "invalid_type_or_status": "This invoice cannot take that action in its state.",
+    "no_voidable_amount": "Nothing is left to void.",
+    "no_refund": "This credit note refunds nothing.",
+    "refund_handled_by_provider": "The payment provider handles this refund.",
+    "invalid_refund_status": "The refund is not pending.",
+    "value_is_mandatory": "A value is required.",
+    "value_is_too_long": "That text is too long.",
+}
+
+
+def error_in_words(error: InvoicingError) -> str:
+    if error.details:
+        return " ".join(
+            f"{field.replace('_', ' ').capitalize()}: {ERROR_WORDS.get(code, code.replace('_', ' '))}"
+            for field, codes in error.details.items()
+            for code in codes
+        )
+    return ERROR_WORDS.get(error.code, error.code.replace("_", " ").capitalize() + ".")
+
+
+def actor_of(request: HttpRequest) -> str:
+    return f"admin:{request.user.get_username()}"
+
+
+class VoidForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=audit.REASON_MAX_LENGTH,
+        help_text="Kept in the invoice's audit trail.",
+    )
+
+
+def available_actions(invoice: Invoice, request: HttpRequest) -> list[dict[str, str]]:
+    """The buttons of the invoice page, for a user who may change invoices (none otherwise)."""
+    user = request.user
+    buttons: list[dict[str, str]] = []
+    can_change = user.has_perm(CHANGE_PERMISSION)
+    if can_change and invoice.status == InvoiceStatus.DRAFT:
+        buttons.append({"label": "Finalize", "url": reverse("admin:invoicing_invoice_finalize", args=[invoice.pk])})
+    if invoice.status == InvoiceStatus.FINALIZED and invoice.payment_status != PaymentStatus.SUCCEEDED:
+        if user.has_perm("payments.add_payment") and invoice.total_due_amount > 0:
+            buttons.append(
+                {"label": "Record payment", "url": reverse("admin:console-record-payment", args=[invoice.pk])}
+            )
+        if can_change:
+            buttons.append({"label": "Void", "url": reverse("admin:invoicing_invoice_void", args=[invoice.pk])})
+    if can_change and invoice.status in (InvoiceStatus.FINALIZED, InvoiceStatus.VOIDED):
+        buttons.append(
+            {"label": "Regenerate PDF", "url": reverse("admin:invoicing_invoice_regenerate_pdf", args=[invoice.pk])}
+        )
+    if invoice.file:
+        buttons.append(
+            {"label": "Download PDF", "url": reverse("invoicing-document", args=[pdf.sign_document(invoice)])}
+        )
+    return buttons
+
+
+def _confirm_page(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    invoice_id: str,
+    *,
+    title: str,
+    explanation: str,
+    done: str,
+    call: Callable[[Invoice, dict[str, Any]], Any],
+    form_class: type[forms.Form] | None = None,
+    refusal: Callable[[Invoice], str | None] = lambda invoice: None,
+) -> HttpResponse:
+    if not request.user.has_perm(CHANGE_PERMISSION):
+        raise PermissionDenied
+    invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
+    invoice_url = reverse("admin:invoicing_invoice_change", args=[invoice.pk])
+    form = form_class(request.POST if request.method == "POST" else None) if form_class else None
+    context: dict[str, Any] = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"{title}: {invoice}",
+        "opts": Invoice._meta,
+        "invoice": invoice,
+        "invoice_url": invoice_url,
+        "explanation": explanation,
+        "total": format_money(invoice.total_amount, invoice.currency),
+        "due": format_money(invoice.total_due_amount, invoice.currency),
+        "form": form,
+        "button": title,
+    }
+    context["error"] = refusal(invoice)
+    if request.method == "POST" and not context["error"] and (form is None or form.is_valid()):
+        try:
+            call(invoice, form.cleaned_data if form else {})
+        except InvoicingError as error:
+            context["error"] = error_in_words(error)
+        else:
+            model_admin.log_change(request, invoice, done.capitalize())
+            invoice.refresh_from_db()
+            model_admin.message_user(request, f"{invoice}: {done}.", messages.SUCCESS)
+            return HttpResponseRedirect(invoice_url)
+    return TemplateResponse(request, "admin/tollgate/invoice_confirm.html", context)
+
+
+def finalize_view(model_admin: admin.ModelAdmin, request: HttpRequest, invoice_id: str) -> HttpResponse:
+    return _confirm_page(
+        model_admin,
+        request,
+        invoice_id,
+        title="Finalize",
+        explanation="Finalizing refreshes the draft from usage, gives it its number, freezes it, renders its PDF "
+        "and starts collecting the payment. A finalized invoice can no longer be edited.",
+        done="finalized",
+        call=lambda invoice, _: services.invoice_finalize(invoice=invoice, actor=actor_of(request)),
+        # The service answers a second finalize with "nothing to do"; the page says so instead.
+        refusal=lambda invoice: None if invoice.status == InvoiceStatus.DRAFT else ERROR_WORDS["is_not_draft"],
+    )
+
+
+def void_view(model_admin: admin.ModelAdmin, request: HttpRequest, invoice_id: str) -> HttpResponse:
+    return _confirm_page(
+        model_admin,
+        request,
+        invoice_id,
+        title="Void",
+        explanation="Voiding cancels the invoice: nothing is due on it any more, the credit it consumed goes back "
+        "to its credit notes, and the reason is kept in its audit trail. This cannot be undone.",
+        done="voided",
+        call=lambda invoice, data: audit.invoice_void_with_reason(
+            invoice=invoice, actor=actor_of(request), reason=data["reason"]
+        ),
+        form_class=VoidForm,
+    )
+
+
+def regenerate_pdf_view(model_admin: admin.ModelAdmin, request: HttpRequest, invoice_id: str) -> HttpResponse:
+    def render(invoice: Invoice, _: dict[str, Any]) -> None:
+        if invoice.status not in (InvoiceStatus.FINALIZED, InvoiceStatus.VOIDED):
+            raise InvoicingError(code="is_draft")
+        pdf.invoice_pdf_render(invoice=invoice, actor=actor_of(request))
+
+    return _confirm_page(
+        model_admin,
+        request,
+        invoice_id,
+        title="Regenerate PDF",
+        explanation="The PDF is rendered again from the invoice's frozen details; its amounts do not change.",
+        done="PDF rendered",
+        call=render,
+    )

@@ -1,0 +1,362 @@
+"""The finance console's pages that read or change more than one app: the dashboard (the admin
+index), receivables aging with its CSV, and "Record payment" on an invoice.
+
+payments is the rightmost billing app, so these pages may read customers, invoicing and
+payments (ARCHITECTURE: the one-way street); each page checks its permission on the server.
+"""
+
+from __future__ import annotations
+
+import csv
+import zoneinfo
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from billing_project import svg_chart
+from billing_project.local_time import format_instant
+from billing_project.money import decimal_places, format_money, to_cents
+from customers.models import Organization
+from invoicing import analytics
+from invoicing.models import Invoice, InvoiceEvent
+
+from . import analytics as collected
+from . import services
+from .models import PaymentTrigger
+
+# The dashboard and aging sum invoices and payments: both are needed (Support sees invoices only).
+VIEW_PERMISSIONS = ("invoicing.view_invoice", "payments.view_payment")
+RECORD_PAYMENT_PERMISSION = "payments.add_payment"
+
+
+def _require(request: HttpRequest, *permissions: str) -> None:
+    if not request.user.has_perms(permissions):
+        raise PermissionDenied
+
+
+# --- Dashboard ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figure:
+    label: str
+    text: str
+    url: str
+
+
+def _list_url(name: str, **params: Any) -> str:
+    return f"{reverse(name)}?{urlencode(params)}"
+
+
+def _invoices(**params: Any) -> str:
+    return _list_url("admin:invoicing_invoice_changelist", **params)
+
+
+def _month_name(month: date) -> str:
+    return f"{month:%b %Y}"
+
+
+def _period(code: str, first: date, end: date) -> dict[str, str]:
+    """The invoice list's filter for one currency's finalized invoices issued in [first, end)."""
+    return {
+        "status__exact": "finalized",
+        "currency__exact": code,
+        "issuing_date__gte": first.isoformat(),
+        "issuing_date__lt": end.isoformat(),
+    }
+
+
+def dashboard_context(request: HttpRequest) -> dict[str, Any] | None:
+    """Per currency: Outstanding, Overdue, Invoiced this month and last month, Collected this
+    month, MRR, drafts awaiting finalization and failed payments; each a link to the list it
+    sums. None for a user who may not see invoices."""
+    if not request.user.has_perms(VIEW_PERMISSIONS):
+        return None
+    organization = Organization.current()
+    tz_name = organization.timezone or "UTC"
+    now = timezone.now()
+    today = now.astimezone(zoneinfo.ZoneInfo(tz_name)).date()
+    this_month = analytics.month_start(today)
+    next_month, last_month = analytics.add_months(this_month, 1), analytics.add_months(this_month, -1)
+    first_chart_month = analytics.add_months(this_month, -11)
+
+    outstanding = analytics.outstanding_by_currency()
+    overdue = analytics.overdue_by_currency()
+    invoiced = analytics.invoiced_by_month(first=first_chart_month, end=next_month)
+    paid = collected.collected_by_month(first=first_chart_month, end=next_month, tz_name=tz_name)
+    recurring = {(f.month, f.currency): f.amount for f in analytics.mrr(months=12, today=today)}
+    drafts = analytics.drafts_by_currency()
+    failed = collected.failed_payments_by_currency()
+
+    codes = sorted(
+        set(outstanding)
+        | set(drafts)
+        | set(failed)
+        | {code for _, code in invoiced}
+        | {code for _, code in paid}
+        | {code for _, code in recurring}
+    )
+    zero = Decimal(0)
+    months = [analytics.add_months(first_chart_month, index) for index in range(12)]
+    currencies = []
+    for code in codes:
+        paid_params = {
+            "status__exact": "succeeded",
+            "currency": code,
+            "paid_at__gte": collected.local_midnight(this_month, tz_name).isoformat(),
+            "paid_at__lt": collected.local_midnight(next_month, tz_name).isoformat(),
+        }
+        mrr_params = {
+            "fee_type__exact": "subscription",
+            "currency__exact": code,
+            "invoice__status": "finalized",
+            "invoice__issuing_date__gte": this_month.isoformat(),
+            "invoice__issuing_date__lt": next_month.isoformat(),
+        }
+        figures = [
+            Figure(
+                "Outstanding",
+                format_money(outstanding.get(code, zero), code),
+                _invoices(preset="unpaid", currency__exact=code),
+            ),
+            Figure(
+                "Overdue",
+                format_money(overdue.get(code, zero), code),
+                _invoices(preset="past_due", currency__exact=code),
+            ),
+            Figure(
+                f"Invoiced this month ({_month_name(this_month)})",
+                format_money(invoiced.get((this_month, code), zero), code),
+                _invoices(**_period(code, this_month, next_month)),
+            ),
+            Figure(
+                f"Invoiced last month ({_month_name(last_month)})",
+                format_money(invoiced.get((last_month, code), zero), code),
+                _invoices(**_period(code, last_month, this_month)),
+            ),
+            Figure(
+                "Collected this month",
+                format_money(paid.get((this_month, code), zero), code),
+                _list_url("admin:payments_payment_changelist", **paid_params),
+            ),
+            Figure(
+                "MRR",
+                format_money(recurring.get((this_month, code), zero), code),
+                _list_url("admin:invoicing_fee_changelist", **mrr_params),
+            ),
+            Figure(
+                "Drafts awaiting finalization",
+                str(drafts.get(code, 0)),
+                _invoices(status__exact="draft", currency__exact=code),
+            ),
+            Figure(
+                "Failed payments",
+                str(failed.get(code, 0)),
+                _invoices(status__exact="finalized", payment_status__exact="failed", currency__exact=code),
+            ),
+        ]
+        chart = svg_chart.bars_and_line(
+            labels=[f"{month:%b}" for month in months],
+            bars={
+                "Invoiced": [invoiced.get((month, code), zero) for month in months],
+                "Collected": [paid.get((month, code), zero) for month in months],
+            },
+            line=("MRR", [recurring.get((month, code), zero) for month in months]),
+            title=f"{code}: invoiced vs collected, and MRR, {_month_name(months[0])} to {_month_name(months[-1])}",
+            value_format="{:,.0f}" if decimal_places(code) == 0 else "{:,.2f}",
+        )
+        currencies.append({"code": code, "figures": figures, "chart": chart})
+    return {
+        "as_of": format_instant(now, tz_name),
+        "timezone": tz_name,
+        "currencies": currencies,
+        "aging_url": reverse("admin:console-aging"),
+    }
+
+
+# --- Receivables aging -------------------------------------------------------------------------
+
+
+@staff_member_required
+def aging_view(request: HttpRequest) -> HttpResponse:
+    _require(request, *VIEW_PERMISSIONS)
+    organization = Organization.current()
+    today = timezone.now().astimezone(zoneinfo.ZoneInfo(organization.timezone or "UTC")).date()
+    rows = analytics.receivables_aging(today=today)
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="aging-{today}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(["customer", "name", "currency", *analytics.AGING_BUCKETS, "total"])
+        for row in rows:
+            writer.writerow(
+                [row.external_id, row.name, row.currency]
+                + [f"{row.buckets[name]:.{decimal_places(row.currency)}f}" for name in analytics.AGING_BUCKETS]
+                + [f"{row.total:.{decimal_places(row.currency)}f}"]
+            )
+        return response
+    totals: dict[str, dict[str, Decimal]] = {}
+    for row in rows:
+        currency_totals = totals.setdefault(
+            row.currency, dict.fromkeys((*analytics.AGING_BUCKETS, "total"), Decimal(0))
+        )
+        for name in analytics.AGING_BUCKETS:
+            currency_totals[name] += row.buckets[name]
+        currency_totals["total"] += row.total
+    context = {
+        **admin.site.each_context(request),
+        "title": f"Receivables aging on {today} ({organization.timezone or 'UTC'})",
+        "buckets": analytics.AGING_BUCKETS,
+        "rows": [
+            {
+                "url": reverse("admin:customers_customer_change", args=[row.customer_id]),
+                "external_id": row.external_id,
+                "name": row.name,
+                "currency": row.currency,
+                "cells": [format_money(row.buckets[name], row.currency) for name in analytics.AGING_BUCKETS],
+                "total": format_money(row.total, row.currency),
+            }
+            for row in rows
+        ],
+        "totals": [
+            {
+                "currency": code,
+                "cells": [format_money(values[name], code) for name in (*analytics.AGING_BUCKETS, "total")],
+            }
+            for code, values in sorted(totals.items())
+        ],
+        "csv_url": f"{reverse('admin:console-aging')}?format=csv",
+    }
+    return TemplateResponse(request, "admin/tollgate/aging.html", context)
+
+
+# --- Record payment ----------------------------------------------------------------------------
+
+
+class RecordPaymentForm(forms.Form):
+    amount = forms.CharField(help_text="In currency units, e.g. 23.45. Part of what is due is fine.")
+    paid_on = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), label="Payment date")
+    reference = forms.CharField(max_length=40, help_text="Bank transfer reference, cheque number...")
+
+    def __init__(self, *args: Any, invoice: Invoice, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.invoice = invoice
+
+    def clean_amount(self) -> Decimal:
+        text = self.cleaned_data["amount"].replace(",", "").strip()
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            raise forms.ValidationError("Enter an amount such as 23.45.") from None
+        places = decimal_places(self.invoice.currency)
+        if amount <= 0:
+            raise forms.ValidationError("The amount must be more than zero.")
+        if -amount.as_tuple().exponent > places:  # type: ignore[operator]
+            raise forms.ValidationError(f"{self.invoice.currency} has {places} decimal places.")
+        due = self.invoice.total_due_amount
+        if amount > due:
+            raise forms.ValidationError(f"That is more than what is due ({format_money(due, self.invoice.currency)}).")
+        return amount
+
+
+PAYMENT_ERRORS = {
+    "greater_than": "That is more than what is due.",
+    "invalid_status": "Only a finalized invoice can be paid.",
+    "value_is_mandatory": "A reference is required.",
+    "value_is_invalid": "That value is not valid.",
+}
+
+
+@staff_member_required
+def record_payment_view(request: HttpRequest, invoice_id: str) -> HttpResponse:
+    """Step 1 (GET or an invalid POST): the form. Step 2 (POST without `confirm`): what will
+    happen. Step 3 (POST with `confirm`): the manual payment, through the API's service."""
+    _require(request, RECORD_PAYMENT_PERMISSION)
+    invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
+    invoice_url = reverse("admin:invoicing_invoice_change", args=[invoice.pk])
+    organization = Organization.current()
+    tz_name = organization.timezone or "UTC"
+    local_today = timezone.now().astimezone(zoneinfo.ZoneInfo(tz_name)).date()
+    form = RecordPaymentForm(
+        request.POST if request.method == "POST" else None,
+        invoice=invoice,
+        initial={"amount": f"{invoice.total_due_amount:.{decimal_places(invoice.currency)}f}", "paid_on": local_today},
+    )
+    context: dict[str, Any] = {
+        **admin.site.each_context(request),
+        "title": f"Record payment on {invoice}",
+        "invoice": invoice,
+        "invoice_url": invoice_url,
+        "due": format_money(invoice.total_due_amount, invoice.currency),
+        "form": form,
+        "opts": Invoice._meta,
+    }
+    if invoice.status != "finalized" or invoice.total_due_amount <= 0:
+        context["refusal"] = (
+            "Nothing is due on this invoice."
+            if invoice.status == "finalized"
+            else "Only a finalized invoice can be paid."
+        )
+        return TemplateResponse(request, "admin/tollgate/record_payment.html", context)
+    if request.method != "POST" or not form.is_valid():
+        return TemplateResponse(request, "admin/tollgate/record_payment.html", context)
+    amount: Decimal = form.cleaned_data["amount"]
+    paid_on: date = form.cleaned_data["paid_on"]
+    if "confirm" not in request.POST:
+        context["confirm"] = {
+            "amount": format_money(amount, invoice.currency),
+            "left": format_money(invoice.total_due_amount - amount, invoice.currency),
+        }
+        return TemplateResponse(request, "admin/tollgate/record_payment.html", context)
+    now_local = timezone.now().astimezone(zoneinfo.ZoneInfo(tz_name))
+    paid_at = datetime.combine(
+        paid_on, now_local.time() if paid_on == local_today else datetime.min.time(), now_local.tzinfo
+    )
+    try:
+        payment = services.payment_create_manual(
+            invoice_id=invoice.pk,
+            amount_cents=to_cents(amount, invoice.currency),
+            reference=form.cleaned_data["reference"],
+            paid_at=paid_at,
+        )
+    except services.PaymentError as error:
+        form.add_error(None, PAYMENT_ERRORS.get(error.code, "The payment was refused."))
+        return TemplateResponse(request, "admin/tollgate/record_payment.html", context)
+    actor = f"admin:{request.user.get_username()}"
+    InvoiceEvent.objects.create(
+        invoice=invoice,
+        kind="payment_recorded",
+        actor=actor,
+        payload={
+            "payment_id": str(payment.pk),
+            "amount_cents": to_cents(payment.amount, payment.currency),
+            "reference": payment.reference,
+            "trigger": PaymentTrigger.MANUAL,
+        },
+    )
+    admin.site.get_model_admin(Invoice).log_change(
+        request, invoice, f"Recorded payment {payment.reference} of {format_money(payment.amount, payment.currency)}"
+    )
+    messages.success(
+        request,
+        f"{invoice}: payment of {format_money(payment.amount, payment.currency)} recorded ({payment.reference}).",
+    )
+    return HttpResponseRedirect(invoice_url)
+
+
+urlpatterns = [
+    path("aging/", aging_view, name="console-aging"),
+    path("invoices/<uuid:invoice_id>/record-payment/", record_payment_view, name="console-record-payment"),
+]
