@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import Case, Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum, When
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
@@ -305,54 +305,46 @@ def mrr(
     if external_customer_id:
         fees = fees.filter(invoice__customer__external_id=external_customer_id)
     recurring = ExpressionWrapper(F("amount") - F("precise_coupons_amount") + F("taxes_amount"), output_field=_MONEY)
-    totals: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
-
-    in_window = fees.filter(invoice__issuing_date__gte=first, invoice__issuing_date__lt=end)
-    monthly = (
-        in_window.filter(subscription__plan__interval=PlanInterval.MONTHLY)
-        .annotate(month=TruncMonth("invoice__issuing_date"))
-        .values("month", "currency")
-        .annotate(amount=Sum(recurring))
-        .order_by()
-    )
-    for row in monthly:
-        totals[(_as_date(row["month"]), row["currency"])] += row["amount"]
-    weekly = (
-        in_window.filter(subscription__plan__interval=PlanInterval.WEEKLY)
-        .annotate(month=TruncMonth("invoice__issuing_date"))
-        .values("month", "currency")
+    is_long = Q(subscription__plan__interval__in=list(_SPREAD_MONTHS))
+    # One grouped pass over the fees: by issuing day (and, for the plans spread over months, by
+    # the fee's period), so the rows read back are a few per day, not one per fee. A yearly fee
+    # issued up to 12 months either side of the window can have a share in it.
+    rows = (
+        fees.filter(invoice__issuing_date__gte=add_months(first, -12), invoice__issuing_date__lt=add_months(end, 12))
+        .values(
+            "currency",
+            issued=F("invoice__issuing_date"),
+            interval=F("subscription__plan__interval"),
+            in_advance=F("subscription__plan__pay_in_advance"),
+            period_from=Case(When(is_long, then=F("from_datetime")), default=None),
+            period_to=Case(When(is_long, then=F("to_datetime")), default=None),
+        )
         .annotate(amount=Sum(recurring), count=Count("id"))
         .order_by()
     )
-    for row in weekly:
-        totals[(_as_date(row["month"]), row["currency"])] += row["amount"] / row["count"] * WEEKS_PER_MONTH
-
-    # A yearly fee issued up to 12 months either side of the window can have a share in it.
-    long_fees = (
-        fees.filter(
-            subscription__plan__interval__in=list(_SPREAD_MONTHS),
-            invoice__issuing_date__gte=add_months(first, -12),
-            invoice__issuing_date__lt=add_months(end, 12),
-        )
-        .annotate(recurring=recurring)
-        .values_list(
-            "recurring",
-            "currency",
-            "invoice__issuing_date",
-            "from_datetime",
-            "to_datetime",
-            "subscription__plan__interval",
-            "subscription__plan__pay_in_advance",
-        )
-    )
-    for amount, code, issuing_date, from_datetime, to_datetime, interval, in_advance in long_fees:
-        if from_datetime and to_datetime and to_datetime > from_datetime:
-            billed_months = calendar_months(from_datetime.date(), to_datetime.date())
-        else:
-            billed_months = Decimal(_SPREAD_MONTHS[interval])
-        for month, part in _spread(amount, issuing_date, billed_months, in_advance):
-            if first <= month < end:
-                totals[(month, code)] += part
+    totals: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
+    weekly: dict[tuple[date, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for row in rows:
+        code, issued, interval, amount = row["currency"], row["issued"], row["interval"], row["amount"]
+        month = month_start(issued)
+        if interval in _SPREAD_MONTHS:
+            period_from, period_to = row["period_from"], row["period_to"]
+            if period_from and period_to and period_to > period_from:
+                billed_months = calendar_months(period_from.date(), period_to.date())
+            else:
+                billed_months = Decimal(_SPREAD_MONTHS[interval])
+            for share_month, part in _spread(amount, issued, billed_months, row["in_advance"]):
+                if first <= share_month < end:
+                    totals[(share_month, code)] += part
+        elif not first <= month < end:
+            continue
+        elif interval == PlanInterval.WEEKLY:
+            weekly[(month, code)][0] += amount
+            weekly[(month, code)][1] += row["count"]
+        else:  # monthly
+            totals[(month, code)] += amount
+    for key, (amount, count) in weekly.items():
+        totals[key] += amount / count * WEEKS_PER_MONTH
     return [MonthFigure(month=month, currency=code, amount=amount) for (month, code), amount in sorted(totals.items())]
 
 
