@@ -343,6 +343,11 @@ class InvoiceAdmin(CsvExportMixin, ReadOnlyAdmin):
             path("<uuid:object_id>/finalize/", view(admin_views.finalize_view), name="invoicing_invoice_finalize"),
             path("<uuid:object_id>/void/", view(admin_views.void_view), name="invoicing_invoice_void"),
             path(
+                "<uuid:object_id>/credit-note/",
+                view(admin_views.credit_note_view),
+                name="invoicing_invoice_credit_note",
+            ),
+            path(
                 "<uuid:object_id>/regenerate-pdf/",
                 view(admin_views.regenerate_pdf_view),
                 name="invoicing_invoice_regenerate_pdf",

@@ -7,21 +7,23 @@ change permission on the server, so a forged POST from a view-only user is refus
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from billing_project.money import format_money
+from billing_project.money import decimal_places, format_money
 
-from . import audit, pdf, services
+from . import audit, credit_notes, pdf, services
 from .errors import InvoicingError
-from .models import Invoice, InvoiceStatus, PaymentStatus
+from .models import CreditNoteItem, CreditNoteReason, Fee, Invoice, InvoiceStatus, InvoiceType, PaymentStatus
 
 CHANGE_PERMISSION = "invoicing.change_invoice"
 
@@ -77,6 +79,14 @@ def available_actions(invoice: Invoice, request: HttpRequest) -> list[dict[str, 
             )
         if can_change:
             buttons.append({"label": "Void", "url": reverse("admin:invoicing_invoice_void", args=[invoice.pk])})
+    if (
+        user.has_perm(CREDIT_NOTE_PERMISSION)
+        and invoice.status == InvoiceStatus.FINALIZED
+        and invoice.invoice_type != InvoiceType.CREDIT
+    ):
+        buttons.append(
+            {"label": "Credit note", "url": reverse("admin:invoicing_invoice_credit_note", args=[invoice.pk])}
+        )
     if can_change and invoice.status in (InvoiceStatus.FINALIZED, InvoiceStatus.VOIDED):
         buttons.append(
             {"label": "Regenerate PDF", "url": reverse("admin:invoicing_invoice_regenerate_pdf", args=[invoice.pk])}
@@ -177,3 +187,137 @@ def regenerate_pdf_view(model_admin: admin.ModelAdmin, request: HttpRequest, inv
         done="PDF rendered",
         call=render,
     )
+
+
+# --- Credit note -------------------------------------------------------------------------------
+
+CREDIT_NOTE_PERMISSION = "invoicing.add_creditnote"
+
+ERROR_WORDS.update(
+    {
+        "does_not_match_item_amounts": "Credit plus refund must equal the total of the items (taxes included).",
+        "cannot_refund_unpaid_invoice": "Nothing was paid on this invoice, so nothing can be refunded.",
+        "higher_than_remaining_invoice_amount": "That is more than what is left to credit or refund on this invoice.",
+        "total_amount_must_be_positive": "Enter an amount to credit on at least one fee.",
+        "value_is_invalid": "That value is not valid.",
+    }
+)
+
+
+def _units(text: str, currency: str) -> Decimal | None:
+    """An amount typed in currency units ("23.45", "1,023.45"); None when it is not one."""
+    try:
+        amount = Decimal((text or "0").replace(",", "").strip() or "0")
+    except InvalidOperation:
+        return None
+    if amount < 0 or -amount.as_tuple().exponent > decimal_places(currency):  # type: ignore[operator]
+        return None
+    return amount
+
+
+def credit_note_view(model_admin: admin.ModelAdmin, request: HttpRequest, invoice_id: str) -> HttpResponse:
+    """A form listing each fee with what is left to credit on it; "Estimate" asks the estimate
+    service (the API's) what the note would be, "Create credit note" issues it through
+    credit_note_create (the API's). Refusals are explained in words."""
+    if not request.user.has_perm(CREDIT_NOTE_PERMISSION):
+        raise PermissionDenied
+    invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
+    currency = invoice.currency
+    invoice_url = reverse("admin:invoicing_invoice_change", args=[invoice.pk])
+    fees = list(invoice.fees.select_related("charge__billable_metric", "subscription__plan", "add_on", "charge_filter"))
+    credited = dict(
+        CreditNoteItem.objects.filter(credit_note__in=credit_notes._counted_notes(invoice))
+        .values("fee_id")
+        .annotate(total=Sum("amount"))
+        .values_list("fee_id", "total")
+    )
+    data = request.POST if request.method == "POST" else None
+    errors: list[str] = []
+    items: list[tuple[Fee, Decimal]] = []
+    rows = []
+    for fee in fees:
+        creditable = max(fee.amount - (credited.get(fee.pk) or Decimal(0)), Decimal(0))
+        typed = data.get(f"fee_{fee.pk}", "") if data else ""
+        amount = _units(typed, currency) if data else Decimal(0)
+        if amount is None:
+            errors.append(f"{pdf.fee_line_name(fee)}: enter an amount such as 12.34.")
+        elif amount > creditable:
+            errors.append(
+                f"{pdf.fee_line_name(fee)}: at most {format_money(creditable, currency)} is left to credit on it."
+            )
+        elif amount > 0:
+            items.append((fee, amount))
+        rows.append(
+            {
+                "name": f"fee_{fee.pk}",
+                "line": pdf.fee_line_name(fee),
+                "amount": format_money(fee.amount, currency),
+                "creditable": format_money(creditable, currency),
+                "value": typed,
+            }
+        )
+    reason = data.get("reason", "") if data else ""
+    credit_text = data.get("credit_amount", "") if data else ""
+    refund_text = data.get("refund_amount", "") if data else ""
+    context: dict[str, Any] = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"Create credit note on {invoice}",
+        "opts": Invoice._meta,
+        "invoice": invoice,
+        "invoice_url": invoice_url,
+        "total": format_money(invoice.total_amount, currency),
+        "paid": format_money(invoice.total_paid_amount, currency),
+        "rows": rows,
+        "reasons": CreditNoteReason.choices,
+        "reason": reason,
+        "description": data.get("description", "") if data else "",
+        "credit_amount": credit_text,
+        "refund_amount": refund_text,
+        "errors": errors,
+    }
+    if data is None:
+        return TemplateResponse(request, "admin/tollgate/credit_note_form.html", context)
+    if not errors and not items:
+        errors.append(ERROR_WORDS["total_amount_must_be_positive"])
+    if not errors:
+        try:
+            estimate = credit_notes.credit_note_estimate(invoice=invoice, items=items)
+        except InvoicingError as error:
+            errors.append(error_in_words(error))
+        else:
+            context["estimate"] = {
+                "sub_total": format_money(estimate.figures.sub_total_excluding_taxes, currency),
+                "coupons": format_money(estimate.figures.coupons_adjustment, currency),
+                "taxes": format_money(estimate.figures.taxes_amount, currency),
+                "total": format_money(estimate.figures.total, currency),
+                "max_creditable": format_money(estimate.max_creditable, currency),
+                "max_refundable": format_money(estimate.max_refundable, currency),
+            }
+    if errors or "create" not in data:
+        return TemplateResponse(request, "admin/tollgate/credit_note_form.html", context)
+    credit_amount = _units(credit_text, currency) if credit_text.strip() else None
+    refund_amount = _units(refund_text, currency) if refund_text.strip() else None
+    if (credit_text.strip() and credit_amount is None) or (refund_text.strip() and refund_amount is None):
+        errors.append("Enter the credit and refund amounts such as 12.34, or leave both empty to credit it all.")
+        return TemplateResponse(request, "admin/tollgate/credit_note_form.html", context)
+    if reason not in CreditNoteReason.values:
+        errors.append("Choose a reason.")
+        return TemplateResponse(request, "admin/tollgate/credit_note_form.html", context)
+    try:
+        note = credit_notes.credit_note_create(
+            invoice=invoice,
+            reason=reason,
+            items=items,
+            description=context["description"],
+            credit_amount=credit_amount,
+            refund_amount=refund_amount,
+            actor=actor_of(request),
+        )
+    except InvoicingError as error:
+        errors.append(error_in_words(error))
+        return TemplateResponse(request, "admin/tollgate/credit_note_form.html", context)
+    model_admin.log_change(request, invoice, f"Credit note {note.number} created")
+    model_admin.message_user(
+        request, f"{note.number}: credit note of {format_money(note.total_amount, currency)} created.", messages.SUCCESS
+    )
+    return HttpResponseRedirect(reverse("admin:invoicing_creditnote_change", args=[note.pk]))

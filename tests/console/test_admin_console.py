@@ -316,3 +316,33 @@ def test_invoice_list_runs_a_bounded_number_of_queries(manager):
     add(30)
     assert queries() == few
     assert few <= 15
+
+
+def test_credit_note_form_estimates_then_creates(manager):
+    from invoicing.models import CreditNote
+    from tests.factories.credit_notes import make_invoice, tax
+
+    invoice = make_invoice(fees=[{"amount": "100.00", "taxes": [tax("vat_20", "20")]}, {"amount": "50.00"}])
+    fee = invoice.fees.order_by("amount").last()
+    url = reverse("admin:invoicing_invoice_credit_note", args=[invoice.pk])
+    page = manager.get(url).content.decode()
+    assert "USD 100.00" in page and "Left to credit" in page
+    too_much = manager.post(url, {f"fee_{fee.pk}": "150", "reason": "other", "estimate": "1"}).content.decode()
+    assert "at most USD 100.00 is left to credit on it" in too_much
+    estimate = manager.post(url, {f"fee_{fee.pk}": "10.00", "reason": "other", "estimate": "1"}).content.decode()
+    assert "USD 12.00" in estimate and 'name="create"' in estimate  # 10 plus 20% tax
+    refused = manager.post(
+        url, {f"fee_{fee.pk}": "10.00", "reason": "other", "refund_amount": "12.00", "create": "1"}
+    ).content.decode()
+    assert "Nothing was paid on this invoice, so nothing can be refunded." in refused
+    done = manager.post(url, {f"fee_{fee.pk}": "10.00", "reason": "other", "create": "1"})
+    assert done.status_code == 302
+    note = CreditNote.objects.get(invoice=invoice)
+    assert (note.total_amount, note.credit_amount) == (Decimal("12.00"), Decimal("12.00"))
+    page = manager.get(url).content.decode()
+    assert "USD 90.00" in page  # what is left to credit on the fee
+
+
+def test_viewer_cannot_create_a_credit_note(viewer, invoice):
+    url = reverse("admin:invoicing_invoice_credit_note", args=[invoice.pk])
+    assert viewer.post(url, {"reason": "other", "create": "1"}).status_code == 403
