@@ -77,6 +77,8 @@ def available_actions(invoice: Invoice, request: HttpRequest) -> list[dict[str, 
             buttons.append(
                 {"label": "Record payment", "url": reverse("admin:console-record-payment", args=[invoice.pk])}
             )
+        if user.has_perm("payments.add_payment") and invoice.customer.payment_provider == "stripe":
+            buttons.append({"label": "Retry payment", "url": reverse("admin:console-retry-payment", args=[invoice.pk])})
         if can_change:
             buttons.append({"label": "Void", "url": reverse("admin:invoicing_invoice_void", args=[invoice.pk])})
     if (

@@ -28,13 +28,16 @@ from django.utils import timezone
 from billing_project import svg_chart
 from billing_project.local_time import format_instant
 from billing_project.money import decimal_places, format_money, to_cents
-from customers.models import Organization
+from customers.models import Customer, Organization
 from invoicing import analytics
 from invoicing.models import Invoice, InvoiceEvent
+from invoicing.usage import customer_usage
+from plans.models import SubscriptionStatus
 
 from . import analytics as collected
 from . import services
 from .models import PaymentTrigger
+from .providers import ProviderUnavailable
 
 # The dashboard and aging sum invoices and payments: both are needed (Support sees invoices only).
 VIEW_PERMISSIONS = ("invoicing.view_invoice", "payments.view_payment")
@@ -362,4 +365,146 @@ def record_payment_view(request: HttpRequest, invoice_id: str) -> HttpResponse:
 urlpatterns = [
     path("aging/", aging_view, name="console-aging"),
     path("invoices/<uuid:invoice_id>/record-payment/", record_payment_view, name="console-record-payment"),
+]
+
+
+# --- Retry payment -----------------------------------------------------------------------------
+
+
+@staff_member_required
+def retry_payment_view(request: HttpRequest, invoice_id: str) -> HttpResponse:
+    """Confirm, then start a new collection attempt now (the service the API's retry calls)."""
+    _require(request, RECORD_PAYMENT_PERMISSION)
+    invoice = get_object_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
+    invoice_url = reverse("admin:invoicing_invoice_change", args=[invoice.pk])
+    context: dict[str, Any] = {
+        **admin.site.each_context(request),
+        "title": f"Retry payment: {invoice}",
+        "opts": Invoice._meta,
+        "invoice": invoice,
+        "invoice_url": invoice_url,
+        "explanation": "A new attempt to collect what is due starts now with the customer's payment provider.",
+        "total": format_money(invoice.total_amount, invoice.currency),
+        "due": format_money(invoice.total_due_amount, invoice.currency),
+        "button": "Retry payment",
+    }
+    if request.method == "POST":
+        try:
+            services.invoice_payment_retry(invoice_id=invoice.pk, trigger=PaymentTrigger.ADMIN)
+        except services.PaymentError as error:
+            context["error"] = RETRY_ERRORS.get(error.code, "The payment could not be retried.")
+        except ProviderUnavailable:
+            context["error"] = "The payment provider cannot be reached; try again in a few minutes."
+        else:
+            invoice.refresh_from_db()
+            admin.site.get_model_admin(Invoice).log_change(request, invoice, "Payment retried")
+            messages.success(request, f"{invoice}: payment retried ({invoice.get_payment_status_display().lower()}).")
+            return HttpResponseRedirect(invoice_url)
+    return TemplateResponse(request, "admin/tollgate/invoice_confirm.html", context)
+
+
+RETRY_ERRORS = {
+    "invalid_status": "Only a finalized invoice that is not paid can be retried.",
+    "invalid_payment_provider": "This customer does not pay through a payment provider: record the payment instead.",
+    "payment_processor_is_currently_handling_payment": "A payment attempt is already under way.",
+    "payment_provider_not_configured": "No payment provider is configured for this customer.",
+    "payment_provider_unavailable": "The payment provider cannot be reached; try again in a few minutes.",
+}
+
+
+# --- Customer 360 ------------------------------------------------------------------------------
+
+
+@staff_member_required
+def customer_360_view(request: HttpRequest, customer_id: str) -> HttpResponse:
+    """One customer on one page: outstanding per currency, subscriptions with this period's usage
+    (the current usage API's code path), invoices, payments, credit notes and a timeline."""
+    _require(request, "customers.view_customer", "invoicing.view_invoice")
+    customer = get_object_or_404(Customer, pk=customer_id)
+    tz_name = Organization.current().timezone or "UTC"
+    invoices = list(customer.invoices.order_by("-issuing_date", "-created_at")[:50])
+    outstanding: dict[str, Decimal] = {}
+    for invoice in customer.invoices.filter(analytics.outstanding_q()).only(
+        "currency", "total_amount", "total_paid_amount", "status"
+    ):
+        outstanding[invoice.currency] = outstanding.get(invoice.currency, Decimal(0)) + invoice.total_due_amount
+    subscriptions = []
+    for subscription in customer.subscriptions.select_related("plan").order_by("-created_at"):
+        usage_text = "-"
+        if subscription.status == SubscriptionStatus.ACTIVE:
+            try:
+                usage = customer_usage(subscription=subscription, at=timezone.now())
+            except Exception:  # a usage read must never take the customer page down
+                usage_text = "unavailable"
+            else:
+                period = f"{usage.from_datetime:%Y-%m-%d} to {usage.to_datetime:%Y-%m-%d}"
+                usage_text = f"{format_money(usage.total_amount, usage.currency)} ({period})"
+        subscriptions.append(
+            {
+                "external_id": subscription.external_id,
+                "plan": subscription.plan.name,
+                "status": subscription.get_status_display(),
+                "usage": usage_text,
+                "url": reverse("admin:plans_subscription_change", args=[subscription.pk]),
+            }
+        )
+    payments = list(customer.payments.order_by("-created_at")[:50])
+    notes = list(customer.credit_notes.order_by("-created_at")[:50])
+    timeline = list(
+        InvoiceEvent.objects.filter(invoice__customer=customer).select_related("invoice").order_by("-created_at")[:50]
+    )
+    invoice_url = reverse("admin:invoicing_invoice_change", args=["00000000-0000-0000-0000-000000000000"])
+    context = {
+        **admin.site.each_context(request),
+        "title": f"{customer.name or customer.external_id} ({customer.external_id})",
+        "customer": customer,
+        "customer_url": reverse("admin:customers_customer_change", args=[customer.pk]),
+        "outstanding": [format_money(amount, code) for code, amount in sorted(outstanding.items())],
+        "subscriptions": subscriptions,
+        "invoices": [
+            {
+                "number": str(invoice),
+                "url": invoice_url.replace("00000000-0000-0000-0000-000000000000", str(invoice.pk)),
+                "status": invoice.get_status_display(),
+                "payment_status": invoice.get_payment_status_display(),
+                "total": format_money(invoice.total_amount, invoice.currency),
+                "due": format_money(invoice.total_due_amount, invoice.currency),
+                "issuing_date": invoice.issuing_date,
+            }
+            for invoice in invoices
+        ],
+        "payments": [
+            {
+                "amount": format_money(payment.amount, payment.currency),
+                "status": payment.get_status_display(),
+                "reference": payment.reference or payment.provider_payment_id,
+                "paid_at": format_instant(payment.paid_at, tz_name),
+                "url": reverse("admin:payments_payment_change", args=[payment.pk]),
+            }
+            for payment in payments
+        ],
+        "credit_notes": [
+            {
+                "number": note.number,
+                "total": format_money(note.total_amount, note.currency),
+                "url": reverse("admin:invoicing_creditnote_change", args=[note.pk]),
+            }
+            for note in notes
+        ],
+        "timeline": [
+            {
+                "when": format_instant(event.created_at, tz_name),
+                "what": event.kind.replace("_", " "),
+                "who": event.actor,
+                "invoice": str(event.invoice),
+            }
+            for event in timeline
+        ],
+    }
+    return TemplateResponse(request, "admin/tollgate/customer_360.html", context)
+
+
+urlpatterns += [
+    path("invoices/<uuid:invoice_id>/retry-payment/", retry_payment_view, name="console-retry-payment"),
+    path("customers/<uuid:customer_id>/", customer_360_view, name="console-customer"),
 ]

@@ -346,3 +346,20 @@ def test_credit_note_form_estimates_then_creates(manager):
 def test_viewer_cannot_create_a_credit_note(viewer, invoice):
     url = reverse("admin:invoicing_invoice_credit_note", args=[invoice.pk])
     assert viewer.post(url, {"reason": "other", "create": "1"}).status_code == 403
+
+
+def test_customer_360(manager, invoice):
+    sub = subscription("acme", plan("monthly", "monthly", 10000))
+    assert sub.customer_id == invoice.customer_id
+    page = manager.get(reverse("admin:customers_customer_change", args=[invoice.customer_id])).content.decode()
+    url = reverse("admin:console-customer", args=[invoice.customer_id])
+    assert url in page
+    overview = manager.get(url).content.decode()
+    assert "USD 1,123.45" in overview and invoice.number in overview and sub.external_id in overview
+
+
+def test_retry_payment_is_offered_to_stripe_customers_and_refused_in_words(manager, invoice):
+    page = manager.get(reverse("admin:invoicing_invoice_change", args=[invoice.pk])).content.decode()
+    assert 'data-action="retry-payment"' not in page  # not a Stripe customer
+    answer = manager.post(reverse("admin:console-retry-payment", args=[invoice.pk])).content.decode()
+    assert "record the payment instead" in answer or "could not be retried" in answer or "configured" in answer
