@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "djstripe",
     "sequences",
+    "simple_history",
     "customers",
     "metrics",
     "plans",
@@ -58,6 +59,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Who made each change, for the change history (django-simple-history).
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

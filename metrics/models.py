@@ -8,6 +8,7 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
+from simple_history.models import HistoricalRecords
 
 
 class AggregationType(models.TextChoices):
@@ -53,6 +54,9 @@ class BillableMetric(models.Model):
 
     objects = models.Manager()
     live = LiveManager()
+
+    # Change history with before/after values (the console's Activity page).
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["-created_at"]

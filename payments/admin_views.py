@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import zoneinfo
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
@@ -186,6 +186,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any] | None:
         "timezone": tz_name,
         "currencies": currencies,
         "aging_url": reverse("admin:console-aging"),
+        "activity_url": reverse("admin:console-activity"),
     }
 
 
@@ -508,3 +509,80 @@ urlpatterns += [
     path("invoices/<uuid:invoice_id>/retry-payment/", retry_payment_view, name="console-retry-payment"),
     path("customers/<uuid:customer_id>/", customer_360_view, name="console-customer"),
 ]
+
+
+# --- Activity (change history) -----------------------------------------------------------------
+
+# The models whose changes are kept with before and after values (django-simple-history).
+HISTORY_MODELS = {
+    "plan": ("plans", "Plan"),
+    "charge": ("plans", "Charge"),
+    "tax": ("plans", "Tax"),
+    "coupon": ("plans", "Coupon"),
+    "billable metric": ("metrics", "BillableMetric"),
+    "customer": ("customers", "Customer"),
+    "organization": ("customers", "Organization"),
+}
+ACTIVITY_ROWS = 100
+HISTORY_TYPES = {"+": "created", "~": "changed", "-": "deleted"}
+
+
+@staff_member_required
+def activity_view(request: HttpRequest) -> HttpResponse:
+    """Every tracked change, newest first, filterable by user, model and date, each with the
+    fields it changed (before -> after)."""
+    from django.apps import apps
+    from django.contrib.auth import get_user_model
+
+    _require(request, *VIEW_PERMISSIONS)
+    chosen = request.GET.get("model", "")
+    username = request.GET.get("user", "")
+    since = request.GET.get("since", "")
+    until = request.GET.get("until", "")
+    tz_name = Organization.current().timezone or "UTC"
+    records: list[Any] = []
+    for label, (app_label, model_name) in HISTORY_MODELS.items():
+        if chosen and chosen != label:
+            continue
+        history = apps.get_model(app_label, model_name).history.select_related("history_user")
+        if username:
+            history = history.filter(history_user__username=username)
+        if since:
+            history = history.filter(history_date__gte=collected.local_midnight(date.fromisoformat(since), tz_name))
+        if until:
+            end = date.fromisoformat(until) + timedelta(days=1)
+            history = history.filter(history_date__lt=collected.local_midnight(end, tz_name))
+        records.extend((label, record) for record in history.order_by("-history_date")[:ACTIVITY_ROWS])
+    records.sort(key=lambda item: item[1].history_date, reverse=True)
+    rows = []
+    for label, record in records[:ACTIVITY_ROWS]:
+        changes = []
+        previous = record.prev_record if record.history_type == "~" else None
+        if previous is not None:
+            delta = record.diff_against(previous)
+            changes = [f"{change.field}: {change.old!s} -> {change.new!s}" for change in delta.changes]
+        rows.append(
+            {
+                "when": format_instant(record.history_date, tz_name),
+                "who": record.history_user.get_username() if record.history_user else "system or API",
+                "model": label,
+                "object": str(record.instance)[:80],
+                "type": HISTORY_TYPES.get(record.history_type, record.history_type),
+                "changes": changes,
+            }
+        )
+    context = {
+        **admin.site.each_context(request),
+        "title": "Activity",
+        "rows": rows,
+        "models": list(HISTORY_MODELS),
+        "users": get_user_model().objects.filter(is_staff=True).order_by("username").values_list("username", flat=True),
+        "chosen": chosen,
+        "username": username,
+        "since": since,
+        "until": until,
+    }
+    return TemplateResponse(request, "admin/tollgate/activity.html", context)
+
+
+urlpatterns += [path("activity/", activity_view, name="console-activity")]

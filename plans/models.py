@@ -7,6 +7,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from djmoney.models.fields import MoneyField
+from simple_history.models import HistoricalRecords
 
 from customers.models import Customer
 from metrics.models import BillableMetric
@@ -28,6 +29,9 @@ class Tax(models.Model):
     applied_to_organization = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Change history with before/after values (the console's Activity page).
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["code"]
@@ -77,6 +81,9 @@ class Plan(models.Model):
     objects = models.Manager()
     live = LiveManager()
 
+    # Change history with before/after values (the console's Activity page).
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -119,6 +126,9 @@ class Charge(models.Model):
 
     objects = models.Manager()
     live = LiveManager()
+
+    # Change history with before/after values (the console's Activity page).
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["created_at"]
@@ -211,6 +221,9 @@ class Coupon(models.Model):
 
     objects = models.Manager()
     live = LiveManager()
+
+    # Change history with before/after values (the console's Activity page).
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["-created_at"]

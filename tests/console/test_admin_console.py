@@ -363,3 +363,21 @@ def test_retry_payment_is_offered_to_stripe_customers_and_refused_in_words(manag
     assert 'data-action="retry-payment"' not in page  # not a Stripe customer
     answer = manager.post(reverse("admin:console-retry-payment", args=[invoice.pk])).content.decode()
     assert "record the payment instead" in answer or "could not be retried" in answer or "configured" in answer
+
+
+def test_activity_page_shows_changes_with_before_and_after(viewer, manager):
+    from plans.models import Tax
+    from tests.factories.plans import make_tax
+
+    tax = make_tax(code="vat_fr", rate="20")
+    tax.rate = Decimal("5.5")
+    tax.save()
+    make_customer(external_id="history-co")
+    page = viewer.get(reverse("admin:console-activity")).content.decode()
+    assert "tax changed" in page and "rate: 20.0000 -&gt; 5.5" in page
+    assert "customer created" in page
+    only_taxes = viewer.get(reverse("admin:console-activity"), {"model": "tax", "since": "2000-01-01"}).content.decode()
+    assert "customer created" not in only_taxes and "tax created" in only_taxes
+    nobody = viewer.get(reverse("admin:console-activity"), {"user": "manager"}).content.decode()
+    assert "No changes." in nobody
+    assert Tax.history.count() == 2
