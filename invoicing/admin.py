@@ -340,6 +340,11 @@ class InvoiceAdmin(CsvExportMixin, ReadOnlyAdmin):
             return self.admin_site.admin_view(lambda request, object_id: function(self, request, object_id))
 
         return [
+            path(
+                "billing-run/",
+                self.admin_site.admin_view(lambda request: admin_views.billing_run_view(self, request)),
+                name="invoicing_invoice_billing_run",
+            ),
             path("<uuid:object_id>/finalize/", view(admin_views.finalize_view), name="invoicing_invoice_finalize"),
             path("<uuid:object_id>/void/", view(admin_views.void_view), name="invoicing_invoice_void"),
             path(

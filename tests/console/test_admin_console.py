@@ -381,3 +381,25 @@ def test_activity_page_shows_changes_with_before_and_after(viewer, manager):
     nobody = viewer.get(reverse("admin:console-activity"), {"user": "manager"}).content.decode()
     assert "No changes." in nobody
     assert Tax.history.count() == 2
+
+
+def test_billing_run_page_previews_then_runs(manager):
+    from tests.factories.invoicing import subscribe, utc
+
+    subscribe(plan=plan("monthly", "monthly", 4900), external_id="sub_run", start=utc(2024, 1, 1))
+    url = reverse("admin:invoicing_invoice_billing_run")
+    assert 'type="datetime-local"' in manager.get(url).content.decode()
+    preview = manager.post(url, {"at": "2024-02-01T12:00", "preview": "1"}).content.decode()
+    assert "sub_run" in preview and "2024-01-01 to 2024-01-31" in preview and "USD 49.00 + usage" in preview
+    assert not Invoice.objects.filter(customer__external_id="cust_sub_run").exists()
+    ran = manager.post(url, {"at": "2024-02-01T12:00", "run": "1"}).content.decode()
+    assert "1 created, 0 skipped (already billed), 0 failed." in ran
+    again = manager.post(url, {"at": "2024-02-01T12:00", "preview": "1"}).content.decode()
+    assert "sub_run: already billed for this period" in again
+
+
+def test_viewer_cannot_run_billing(viewer):
+    assert (
+        viewer.post(reverse("admin:invoicing_invoice_billing_run"), {"at": "2024-02-01T12:00", "run": "1"}).status_code
+        == 403
+    )
