@@ -346,7 +346,7 @@ def billing_run_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> Htt
     tz_name = Organization.current().timezone or "UTC"
     zone = zoneinfo.ZoneInfo(tz_name)
     data = request.POST if request.method == "POST" else None
-    typed = (data or {}).get("at", "") or f"{timezone.now().astimezone(zone):%Y-%m-%dT%H:%M}"
+    typed = (data.get("at", "") if data is not None else "") or f"{timezone.now().astimezone(zone):%Y-%m-%dT%H:%M}"
     context: dict[str, Any] = {
         **model_admin.admin_site.each_context(request),
         "title": "Billing run",

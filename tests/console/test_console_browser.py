@@ -152,11 +152,39 @@ def test_month_end_in_the_console(live_server, browser_context):
     page.goto(f"{live_server.url}/admin/console/aging/")
     _shot(page, "09-aging")
 
+    # A credit note through the form: estimate, then create.
+    page.goto(f"{live_server.url}/admin/invoicing/invoice/{to_pay.pk}/change/")
+    page.click('a[data-action="credit-note"]')
+    page.fill("#credit-note tbody input", "100.00")
+    page.select_option("#id_reason", "order_change")
+    page.click("input[name=estimate]")
+    assert "USD 100.00" in page.inner_text("#credit-note-estimate")
+    _shot(page, "11-credit-note-estimate")
+    page.click("input[name=create]")
+    page.wait_for_selector("ul.messagelist")
+    assert "credit note of USD 100.00 created" in page.inner_text("ul.messagelist")
+    _shot(page, "12-credit-note")
+
+    # A billing run: preview, then run.
+    from tests.factories.invoicing import subscribe, utc
+
+    subscribe(plan=plan("run", "monthly", 4900), external_id="sub_browser_run", start=utc(2024, 1, 1))
+    page.goto(f"{live_server.url}/admin/invoicing/invoice/billing-run/")
+    page.fill("#id_at", "2024-02-01T12:00")
+    page.click("input[name=preview]")
+    assert "sub_browser_run" in page.inner_text("#billing-run-preview")
+    _shot(page, "13-billing-run-preview")
+    page.click("input[name=run]")
+    assert "1 created" in page.inner_text("#billing-run-result")
+    _shot(page, "14-billing-run-result")
+
     # A Finance Viewer sees the figures, no buttons, and a forged POST is refused.
     viewer = browser_context.browser.new_context(viewport={"width": 1280, "height": 900})
     viewer_page = viewer.new_page()
     _log_in(viewer_page, live_server, "finance-viewer")
-    assert _figure(viewer_page, "USD", "outstanding") == "USD 1,000.00"
+    # 1,000.00 still due on the paid-in-part invoice (its credit note credits the customer's next
+    # invoices) and the billing run's new 49.00 invoice.
+    assert _figure(viewer_page, "USD", "outstanding") == "USD 1,049.00"
     viewer_page.goto(f"{live_server.url}/admin/invoicing/invoice/{to_pay.pk}/change/")
     _shot(viewer_page, "10-viewer-invoice")
     for action in ("record-payment", "void", "finalize", "regenerate-pdf"):
