@@ -33,6 +33,8 @@ from plans.models import PlanInterval
 from .models import CreditNote, Fee, FeeType, Invoice, InvoiceStatus, PaymentStatus
 
 DEFAULT_MONTHS = 12
+# A `months` filter reaches back at most this far (a client's months=10**9 is 100 years, not an error).
+MAX_MONTHS = 1200
 # Lago's constant: weeks in a month.
 WEEKS_PER_MONTH = Decimal("4.33")
 _SPREAD_MONTHS = {PlanInterval.QUARTERLY: 3, PlanInterval.SEMIANNUAL: 6, PlanInterval.YEARLY: 12}
@@ -62,7 +64,7 @@ def add_months(month: date, months: int) -> date:
 def month_window(months: int | None, today: date | None = None) -> tuple[date, date]:
     """Lago's `months` filter: this month and the months-1 before it; [first, end) as dates."""
     this_month = month_start(today or timezone.localdate())
-    count = max(int(months or DEFAULT_MONTHS), 1)
+    count = min(max(int(months or DEFAULT_MONTHS), 1), MAX_MONTHS)
     return add_months(this_month, -(count - 1)), add_months(this_month, 1)
 
 

@@ -143,3 +143,10 @@ def test_overdue_balance_lists_the_invoices(worked_example, api_key, today):
         ]
     }
     assert CreditNote.objects.count() == 0
+
+
+def test_months_are_bounded(api_key, today):
+    client = _api(api_key)
+    assert client.get("/api/v1/analytics/mrr", {"months": "999999999999"}).status_code == 200
+    assert client.get("/api/v1/analytics/gross_revenue", {"months": "-3"}).status_code == 422
+    assert analytics.month_window(10**9, TODAY)[0] == date(1926, 7, 1)
