@@ -18,6 +18,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import DecimalField, ExpressionWrapper, F, Prefetch, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -485,7 +486,7 @@ class InvoiceAdmin(CsvExportMixin, ReadOnlyAdmin):
                 "objects": queryset,
                 "action": "void",
                 "opts": self.model._meta,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
             }
             return TemplateResponse(request, "admin/tollgate/action_form.html", context)
         reason = form.cleaned_data["reason"]
@@ -526,7 +527,7 @@ class FeeAdmin(CsvExportMixin, ReadOnlyAdmin):
     # The dashboard's MRR links here with the invoice's status and issuing month.
     DASHBOARD_LOOKUPS = ("invoice__status", "invoice__issuing_date__gte", "invoice__issuing_date__lt")
 
-    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
         return lookup in self.DASHBOARD_LOOKUPS or super().lookup_allowed(lookup, value, request)
 
     @admin.display(description="amount", ordering="amount")

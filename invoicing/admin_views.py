@@ -10,7 +10,7 @@ import zoneinfo
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from djmoney.money import Money
 
 from billing_project.money import decimal_places, format_money
 
@@ -330,6 +331,12 @@ def credit_note_view(model_admin: admin.ModelAdmin, request: HttpRequest, invoic
 # --- Billing run -------------------------------------------------------------------------------
 
 
+def _plan_amount(amount: Any) -> str:
+    """A plan's amount (django-money's Money at run time, typed as its Decimal by the stubs)."""
+    money = cast(Money, amount)
+    return format_money(money.amount, str(money.currency))
+
+
 def billing_run_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
     """Pick an instant (in the organization's timezone), preview what is due then (dry run: the
     selectors the run uses, nothing written), then run it: through Celery when a broker is
@@ -372,8 +379,7 @@ def billing_run_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> Htt
             "reason": item.window.reason.replace("_", " "),
             "period": f"{item.window.from_datetime.astimezone(zone):%Y-%m-%d} to "
             f"{(item.window.to_datetime.astimezone(zone) - timedelta(microseconds=1)):%Y-%m-%d}",
-            "estimate": format_money(item.subscription.plan.amount.amount, str(item.subscription.plan.amount.currency))
-            + " + usage",
+            "estimate": _plan_amount(item.subscription.plan.amount) + " + usage",
         }
         for item in due
     ]

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any, cast
 
 from django.db.models import Case, Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum, When
 from django.db.models.functions import TruncMonth
@@ -122,13 +123,13 @@ def gross_revenue(
         totals[key] += row["amount"]
         counts[key] += row["count"]
     refunds = CreditNote.objects.filter(invoice__in=invoices, refund_amount__gt=0)
-    for row in (
+    for refund in (
         refunds.annotate(month=TruncMonth("invoice__issuing_date"))
         .values("month", "currency")
         .annotate(amount=Sum("refund_amount"))
         .order_by()
     ):
-        totals[(_as_date(row["month"]), row["currency"])] -= row["amount"]
+        totals[(_as_date(refund["month"]), refund["currency"])] -= refund["amount"]
     instant = Fee.objects.filter(invoice__isnull=True, pay_in_advance=True, subscription__isnull=False).filter(
         created_at__date__gte=first, created_at__date__lt=end
     )
@@ -136,13 +137,13 @@ def gross_revenue(
         instant = instant.filter(currency=currency.upper())
     if external_customer_id:
         instant = instant.filter(subscription__customer__external_id=external_customer_id)
-    for row in (
+    for fee in (
         instant.annotate(month=TruncMonth("created_at"))
         .values("month", "currency")
         .annotate(amount=Sum("amount"))
         .order_by()
     ):
-        totals[(_as_date(row["month"]), row["currency"])] += row["amount"]
+        totals[(_as_date(fee["month"]), fee["currency"])] += fee["amount"]
     return [
         MonthFigure(month=month, currency=code, amount=amount, count=counts[(month, code)])
         for (month, code), amount in sorted(totals.items())
@@ -458,7 +459,9 @@ def receivables_aging(*, today: date | None = None) -> list[AgingRow]:
             external_id=row["customer__external_id"],
             name=row["customer__name"],
             currency=row["currency"],
-            buckets={name: row[f"b{index}"] or Decimal(0) for index, name in enumerate(AGING_BUCKETS)},
+            buckets={
+                name: cast(dict[str, Any], row)[f"b{index}"] or Decimal(0) for index, name in enumerate(AGING_BUCKETS)
+            },
         )
         for row in rows
     ]

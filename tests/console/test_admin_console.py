@@ -241,8 +241,7 @@ def test_invoice_list_presets_totals_and_billing_period(manager, invoice):
 
 
 def _csv(response) -> list[dict[str, str]]:
-    body = b"".join(response.streaming_content).decode()
-    return list(csv.DictReader(io.StringIO(body)))
+    return list(csv.DictReader(io.StringIO(response.content.decode())))
 
 
 def test_csv_export_of_the_filtered_list(viewer, invoice):

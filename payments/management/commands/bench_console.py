@@ -22,7 +22,6 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
-from djmoney.money import Money
 
 from customers.models import Customer, Organization
 from invoicing import analytics
@@ -46,7 +45,7 @@ class Command(BaseCommand):
         stamp = f"{PREFIX}{timezone.now().timestamp():.0f}-"
         user = get_user_model().objects.create_superuser(f"{stamp}admin", "bench@tollgate.test", None)
         plan = Plan.objects.create(
-            name="bench", code=f"{stamp}plan", interval=PlanInterval.MONTHLY, amount=Money(100, "USD")
+            name="bench", code=f"{stamp}plan", interval=PlanInterval.MONTHLY, amount=Decimal(100), amount_currency="USD"
         )
         try:
             self._run(stamp, user, plan, options["invoices"], options["customers"], options["runs"])
