@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from billing_project.history import history_user
+
 
 def validate_timezone(value: str) -> None:
     if value and value not in zoneinfo.available_timezones():
@@ -97,7 +99,7 @@ class Organization(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     # Change history with before/after values (the console's Activity page).
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(id=1), name="organization_is_singleton")]
@@ -162,7 +164,7 @@ class Customer(models.Model):
     live = LiveCustomerManager()
 
     # Change history with before/after values (the console's Activity page).
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["-created_at"]

@@ -10,6 +10,8 @@ from django.db.models import Q
 from django.db.models.functions import Now
 from simple_history.models import HistoricalRecords
 
+from billing_project.history import history_user
+
 
 class AggregationType(models.TextChoices):
     COUNT = "count_agg", "Count"
@@ -56,7 +58,7 @@ class BillableMetric(models.Model):
     live = LiveManager()
 
     # Change history with before/after values (the console's Activity page).
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["-created_at"]

@@ -9,6 +9,7 @@ from django.db.models import Q
 from djmoney.models.fields import MoneyField
 from simple_history.models import HistoricalRecords
 
+from billing_project.history import history_user
 from customers.models import Customer
 from metrics.models import BillableMetric
 
@@ -31,7 +32,7 @@ class Tax(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     # Change history with before/after values (the console's Activity page).
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["code"]
@@ -82,7 +83,7 @@ class Plan(models.Model):
     live = LiveManager()
 
     # Change history with before/after values (the console's Activity page).
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["-created_at"]
@@ -128,7 +129,7 @@ class Charge(models.Model):
     live = LiveManager()
 
     # Change history with before/after values (the console's Activity page).
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["created_at"]
@@ -223,7 +224,7 @@ class Coupon(models.Model):
     live = LiveManager()
 
     # Change history with before/after values (the console's Activity page).
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["-created_at"]

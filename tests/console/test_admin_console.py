@@ -402,3 +402,16 @@ def test_viewer_cannot_run_billing(viewer):
         viewer.post(reverse("admin:invoicing_invoice_billing_run"), {"at": "2024-02-01T12:00", "run": "1"}).status_code
         == 403
     )
+
+
+def test_api_changes_are_in_the_history_without_a_user(api_key):
+    from rest_framework.test import APIClient
+
+    from customers.models import Organization
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.raw}")
+    answer = client.put("/api/v1/organizations", {"organization": {"legal_name": "Tollgate SAS"}}, format="json")
+    assert answer.status_code == 200
+    latest = Organization.history.latest("history_date")
+    assert (latest.legal_name, latest.history_user) == ("Tollgate SAS", None)
