@@ -19,6 +19,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import DecimalField, ExpressionWrapper, F, Prefetch, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -32,7 +33,7 @@ from billing_project.local_time import current_display_timezone, display_timezon
 from billing_project.money import format_money
 from customers.models import Organization
 
-from . import admin_views, analytics, audit, credit_notes, pdf, services
+from . import admin_views, analytics, audit, credit_note_refunds, credit_notes, documents, pdf, services
 from .errors import InvoicingError
 from .models import (
     CreditNote,
@@ -120,7 +121,7 @@ class _ReadOnlyInline(admin.TabularInline):
 class InvoiceSubscriptionInline(_ReadOnlyInline):
     model = InvoiceSubscription
     verbose_name = "billing period"
-    fields = ["subscription", "invoicing_reason", "from_datetime", "to_datetime", "charges_from_datetime"]
+    fields = ("subscription", "invoicing_reason", "from_datetime", "to_datetime", "charges_from_datetime")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -129,12 +130,12 @@ class InvoiceSubscriptionInline(_ReadOnlyInline):
 
 class FeeInline(_ReadOnlyInline):
     model = Fee
-    fields = ["line", "fee_type", "units", "events_count", "unit_price", "amount_money", "precise_amount", "taxes"]
+    fields = ("line", "fee_type", "units", "events_count", "unit_price", "amount_money", "precise_amount", "taxes")
     readonly_fields = fields
 
     @admin.display(description="unit amount")
     def unit_price(self, fee: Fee) -> str:
-        return pdf.format_precise(fee.unit_amount, fee.currency)
+        return documents.format_precise(fee.unit_amount, fee.currency)
 
     @admin.display(description="amount")
     def amount_money(self, fee: Fee) -> str:
@@ -153,19 +154,19 @@ class FeeInline(_ReadOnlyInline):
 
     @admin.display(description="line")
     def line(self, fee: Fee) -> str:
-        return pdf.fee_line_name(fee)
+        return documents.fee_line_name(fee)
 
 
 class InvoiceAppliedTaxInline(_ReadOnlyInline):
     model = InvoiceAppliedTax
     verbose_name = "tax"
-    fields = ["tax_code", "tax_name", "tax_rate", "fees_amount", "amount"]
+    fields = ("tax_code", "tax_name", "tax_rate", "fees_amount", "amount")
     readonly_fields = fields
 
 
 class CreditNoteInline(_ReadOnlyInline):
     model = CreditNote
-    fields = ["number_link", "reason", "credit_status", "refund_status", "total", "issuing_date"]
+    fields = ("number_link", "reason", "credit_status", "refund_status", "total", "issuing_date")
     readonly_fields = fields
 
     @admin.display(description="total")
@@ -182,7 +183,7 @@ class InvoiceEventInline(_ReadOnlyInline):
     fk_name = "invoice"
     verbose_name = "history entry"
     verbose_name_plural = "history"
-    fields = ["created_at", "kind", "actor", "payload"]
+    fields = ("created_at", "kind", "actor", "payload")
     readonly_fields = fields
 
 
@@ -324,7 +325,7 @@ class InvoiceAdmin(CsvExportMixin, ReadOnlyAdmin):
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field for _, options in self.fieldsets for field in options["fields"]]
+        return flatten_fieldsets(self.fieldsets)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         # One query for every row's billing periods, whatever the page size.
@@ -541,24 +542,26 @@ class FeeAdmin(CsvExportMixin, ReadOnlyAdmin):
 
     @admin.display(description="line")
     def line(self, fee: Fee) -> str:
-        return pdf.fee_line_name(fee)
+        return documents.fee_line_name(fee)
 
     @admin.display(description="invoice", ordering="invoice__number")
-    def invoice_link(self, fee: Fee) -> str:
+    def invoice_link(self, fee: Fee) -> str | None:
         invoice = fee.invoice
+        if invoice is None:  # a pay-in-advance fee of a charge that is not invoiceable
+            return None  # the admin shows its empty value
         url = reverse("admin:invoicing_invoice_change", args=[invoice.pk])
         return format_html("<a href='{}'>{}</a>", url, invoice.number or invoice.pk)
 
 
 class CreditNoteItemInline(_ReadOnlyInline):
     model = CreditNoteItem
-    fields = ["fee", "amount", "precise_amount"]
+    fields = ("fee", "amount", "precise_amount")
     readonly_fields = fields
 
 
 class CreditNoteAppliedTaxInline(_ReadOnlyInline):
     model = CreditNoteAppliedTax
-    fields = ["tax_code", "tax_name", "tax_rate", "base_amount", "amount"]
+    fields = ("tax_code", "tax_name", "tax_rate", "base_amount", "amount")
     readonly_fields = fields
 
 
@@ -567,7 +570,7 @@ class CreditNoteEventInline(_ReadOnlyInline):
     fk_name = "credit_note"
     verbose_name = "history entry"
     verbose_name_plural = "history"
-    fields = ["created_at", "kind", "actor", "payload"]
+    fields = ("created_at", "kind", "actor", "payload")
     readonly_fields = fields
 
 
@@ -634,7 +637,7 @@ class CreditNoteAdmin(CsvExportMixin, ReadOnlyAdmin):
 
     @admin.action(description="Mark refund as paid (refunded by hand)", permissions=["billing"])
     def mark_refund_paid(self, request: HttpRequest, queryset: QuerySet) -> None:
-        service = credit_notes.credit_note_refund_mark_paid
+        service = credit_note_refunds.credit_note_refund_mark_paid
         self._apply(
             request, queryset, "refund marked paid", lambda note: service(credit_note=note, actor=_actor(request))
         )

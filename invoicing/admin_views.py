@@ -24,7 +24,7 @@ from djmoney.money import Money
 
 from billing_project.money import decimal_places, format_money
 
-from . import audit, credit_notes, pdf, services
+from . import audit, credit_notes, documents, pdf, services
 from .errors import InvoicingError
 from .models import CreditNoteItem, CreditNoteReason, Fee, Invoice, InvoiceStatus, InvoiceType, PaymentStatus
 
@@ -238,24 +238,24 @@ def credit_note_view(model_admin: admin.ModelAdmin, request: HttpRequest, invoic
     )
     data = request.POST if request.method == "POST" else None
     errors: list[str] = []
-    items: list[tuple[Fee, Decimal]] = []
+    items: list[tuple[Fee | None, Decimal]] = []
     rows = []
     for fee in fees:
         creditable = max(fee.amount - (credited.get(fee.pk) or Decimal(0)), Decimal(0))
         typed = data.get(f"fee_{fee.pk}", "") if data else ""
         amount = _units(typed, currency) if data else Decimal(0)
         if amount is None:
-            errors.append(f"{pdf.fee_line_name(fee)}: enter an amount such as 12.34.")
+            errors.append(f"{documents.fee_line_name(fee)}: enter an amount such as 12.34.")
         elif amount > creditable:
             errors.append(
-                f"{pdf.fee_line_name(fee)}: at most {format_money(creditable, currency)} is left to credit on it."
+                f"{documents.fee_line_name(fee)}: at most {format_money(creditable, currency)} is left to credit on it."
             )
         elif amount > 0:
             items.append((fee, amount))
         rows.append(
             {
                 "name": f"fee_{fee.pk}",
-                "line": pdf.fee_line_name(fee),
+                "line": documents.fee_line_name(fee),
                 "amount": format_money(fee.amount, currency),
                 "creditable": format_money(creditable, currency),
                 "value": typed,
