@@ -43,3 +43,15 @@ def from_cents(cents: int | Decimal, currency: str) -> Decimal:
 
 def money(amount: Decimal, currency: str) -> Money:
     return Money(amount, currency)
+
+
+def format_money(amount: Decimal | int | None, currency: str) -> str:
+    """Money as finance reads it: "USD 1,123.45", "JPY 5,000", "BHD 1.250"; negatives "-USD 10.00".
+
+    The admin, the dashboard and the exports' page totals all show amounts through this one
+    function, so a figure reads the same wherever it appears."""
+    if not is_currency(currency):
+        return f"{currency} {Decimal(amount or 0):,}"
+    value = round_amount(Decimal(amount or 0), currency)
+    text = f"{currency} {abs(value):,.{decimal_places(currency)}f}"
+    return f"-{text}" if value < 0 else text

@@ -31,7 +31,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The finance console: the admin with the dashboard as its index (billing_project/admin_site.py).
+    "billing_project.admin_site.TollgateAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "djstripe",
     "sequences",
+    "simple_history",
     "axes",
     "customers",
     "metrics",
@@ -60,6 +62,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Who made each change, for the change history (django-simple-history).
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it answers a locked-out admin login.
     "axes.middleware.AxesMiddleware",
@@ -71,6 +75,10 @@ AUTHENTICATION_BACKENDS = [
 ]
 
 ROOT_URLCONF = "billing_project.urls"
+# The finance console's dashboard figures and its extra pages (under /admin/console/), named by
+# string so billing_project imports no app.
+TOLLGATE_DASHBOARD = "payments.admin_views.dashboard_context"
+TOLLGATE_CONSOLE_URLS = "payments.admin_views"
 WSGI_APPLICATION = "billing_project.wsgi.application"
 
 TEMPLATES = [

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from billing_project.admin import LiveFilter, add_error_codes
+from billing_project.admin_export import CsvExportMixin
 
 from . import services
 from .models import ApiKey, Customer, Organization
@@ -134,8 +135,9 @@ class CustomerForm(forms.ModelForm):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(CsvExportMixin, admin.ModelAdmin):
     form = CustomerForm
+    csv_fields = ["external_id", "name", "email", "country", "currency", "payment_provider", "created_at", "deleted_at"]
     list_display = [
         "external_id",
         "name",
@@ -145,12 +147,23 @@ class CustomerAdmin(admin.ModelAdmin):
         "payment_provider",
         "created_at",
         "deleted_at",
+        "overview",
     ]
     list_filter = [LiveFilter, "country", "currency", "payment_provider"]
     search_fields = ["external_id", "name", "email", "firstname", "lastname", "legal_name"]
-    readonly_fields = ["id", "sequential_id", "metadata", "created_at", "updated_at", "deleted_at"]
+    readonly_fields = ["overview", "id", "sequential_id", "metadata", "created_at", "updated_at", "deleted_at"]
+
+    @admin.display(description="360")
+    def overview(self, customer: Customer) -> str:
+        """The customer 360 page (outstanding, usage, invoices, payments, credit notes, activity)."""
+        if not customer.pk:
+            return "-"
+        return format_html(
+            '<a href="{}" class="customer-360">Customer 360</a>', reverse("admin:console-customer", args=[customer.pk])
+        )
+
     fieldsets = [
-        (None, {"fields": ["external_id", "name", "firstname", "lastname", "email", "phone", "url"]}),
+        (None, {"fields": ["overview", "external_id", "name", "firstname", "lastname", "email", "phone", "url"]}),
         ("Legal", {"fields": ["legal_name", "legal_number", "tax_identification_number"]}),
         ("Address", {"fields": ["address_line1", "address_line2", "zipcode", "city", "state", "country"]}),
         (

@@ -10,6 +10,9 @@ import zoneinfo
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from billing_project.history import history_user
 
 
 def validate_timezone(value: str) -> None:
@@ -95,6 +98,9 @@ class Organization(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Change history with before/after values (the console's Activity page).
+    history = HistoricalRecords(get_user=history_user)
+
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(id=1), name="organization_is_singleton")]
 
@@ -162,6 +168,9 @@ class Customer(models.Model):
 
     objects = models.Manager()
     live = LiveCustomerManager()
+
+    # Change history with before/after values (the console's Activity page).
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["-created_at"]

@@ -10,19 +10,30 @@ paid).
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable
+from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import flatten_fieldsets
-from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.db.models import DecimalField, ExpressionWrapper, F, Prefetch, Q, QuerySet, Sum
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from billing_project.admin import ReadOnlyAdmin
+from billing_project.admin_export import CsvExportMixin
+from billing_project.local_time import current_display_timezone, display_timezone, format_instant
+from billing_project.money import format_money
+from customers.models import Organization
 
-from . import credit_note_refunds, credit_notes, documents, pdf, services
+from . import admin_views, analytics, audit, credit_note_refunds, credit_notes, documents, pdf, services
 from .errors import InvoicingError
 from .models import (
     CreditNote,
@@ -48,6 +59,14 @@ def _pdf_link(document: Invoice | CreditNote) -> str:
     return format_html('<a href="{}" target="_blank" rel="noopener">PDF</a>', url)
 
 
+def _day(instant: Any, *, exclusive: bool = False) -> str:
+    """A period bound as a date in the organization's timezone (an exclusive end as its last day)."""
+    tz_name = current_display_timezone() or Organization.current().timezone or "UTC"
+    local = instant.astimezone(zoneinfo.ZoneInfo(tz_name))
+    day: date = (local - timedelta(microseconds=1)).date() if exclusive else local.date()
+    return f"{day:%Y-%m-%d}"
+
+
 def _actor(request: HttpRequest) -> str:
     return f"admin:{request.user.get_username()}"
 
@@ -69,7 +88,7 @@ def _apply_each(
         try:
             result = call(document)
         except InvoicingError as error:
-            refused.append(f"{document}: {error.code}{f' {error.details}' if error.details else ''}")
+            refused.append(f"{document}: {admin_views.error_in_words(error)}")
             continue
         modeladmin.log_change(request, document, done.capitalize())
         succeeded.append(str(result if isinstance(result, type(document)) else document))
@@ -111,8 +130,20 @@ class InvoiceSubscriptionInline(_ReadOnlyInline):
 
 class FeeInline(_ReadOnlyInline):
     model = Fee
-    fields = ("line", "fee_type", "units", "events_count", "unit_amount", "amount", "precise_amount", "taxes_amount")
+    fields = ("line", "fee_type", "units", "events_count", "unit_price", "amount_money", "precise_amount", "taxes")
     readonly_fields = fields
+
+    @admin.display(description="unit amount")
+    def unit_price(self, fee: Fee) -> str:
+        return documents.format_precise(fee.unit_amount, fee.currency)
+
+    @admin.display(description="amount")
+    def amount_money(self, fee: Fee) -> str:
+        return format_money(fee.amount, fee.currency)
+
+    @admin.display(description="taxes")
+    def taxes(self, fee: Fee) -> str:
+        return format_money(fee.taxes_amount, fee.currency)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
@@ -135,8 +166,12 @@ class InvoiceAppliedTaxInline(_ReadOnlyInline):
 
 class CreditNoteInline(_ReadOnlyInline):
     model = CreditNote
-    fields = ("number_link", "reason", "credit_status", "refund_status", "total_amount", "issuing_date")
+    fields = ("number_link", "reason", "credit_status", "refund_status", "total", "issuing_date")
     readonly_fields = fields
+
+    @admin.display(description="total")
+    def total(self, note: CreditNote) -> str:
+        return format_money(note.total_amount, note.currency)
 
     @admin.display(description="number")
     def number_link(self, note: CreditNote) -> str:
@@ -152,8 +187,42 @@ class InvoiceEventInline(_ReadOnlyInline):
     readonly_fields = fields
 
 
+_DUE = ExpressionWrapper(
+    F("total_amount") - F("total_paid_amount"), output_field=DecimalField(max_digits=40, decimal_places=20)
+)
+
+
+class InvoicePresetFilter(admin.SimpleListFilter):
+    """The questions finance asks most: issued last month, past due, not paid yet."""
+
+    title = "preset"
+    parameter_name = "preset"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("last_month", "Issued last month"), ("past_due", "Past due"), ("unpaid", "Unpaid")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "last_month":
+            this_month = analytics.month_start(timezone.localdate())
+            return queryset.filter(
+                status=InvoiceStatus.FINALIZED,
+                issuing_date__gte=analytics.add_months(this_month, -1),
+                issuing_date__lt=this_month,
+            )
+        if self.value() == "past_due":
+            return queryset.filter(analytics.outstanding_q(), payment_overdue=True)
+        if self.value() == "unpaid":
+            return queryset.filter(analytics.outstanding_q())
+        return queryset
+
+
+class VoidReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=audit.REASON_MAX_LENGTH)
+
+
 @admin.register(Invoice)
-class InvoiceAdmin(ReadOnlyAdmin):
+class InvoiceAdmin(CsvExportMixin, ReadOnlyAdmin):
+    change_form_template = "admin/tollgate/invoice_change_form.html"
     list_display = [
         "number_or_id",
         "customer_link",
@@ -163,11 +232,29 @@ class InvoiceAdmin(ReadOnlyAdmin):
         "payment_overdue",
         "total",
         "due",
+        "billing_period",
         "issuing_date",
         "payment_due_date",
         "pdf",
     ]
+    csv_fields = [
+        "number",
+        "id",
+        "customer__external_id",
+        "customer__name",
+        "invoice_type",
+        "status",
+        "payment_status",
+        "payment_overdue",
+        "currency",
+        "total_amount",
+        "total_paid_amount",
+        "issuing_date",
+        "payment_due_date",
+    ]
+    csv_money_fields = ["total_amount", "total_paid_amount"]
     list_filter = [
+        InvoicePresetFilter,
         "status",
         "payment_status",
         "invoice_type",
@@ -240,6 +327,102 @@ class InvoiceAdmin(ReadOnlyAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return flatten_fieldsets(self.fieldsets)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # One query for every row's billing periods, whatever the page size.
+        periods = Prefetch(
+            "invoice_subscriptions",
+            queryset=InvoiceSubscription.objects.order_by("from_datetime").only(
+                "invoice_id", "from_datetime", "to_datetime"
+            ),
+        )
+        return super().get_queryset(request).prefetch_related(periods)
+
+    def get_urls(self) -> list[URLPattern]:
+        def view(function: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+            return self.admin_site.admin_view(lambda request, object_id: function(self, request, object_id))
+
+        return [
+            path(
+                "billing-run/",
+                self.admin_site.admin_view(lambda request: admin_views.billing_run_view(self, request)),
+                name="invoicing_invoice_billing_run",
+            ),
+            path("<uuid:object_id>/finalize/", view(admin_views.finalize_view), name="invoicing_invoice_finalize"),
+            path("<uuid:object_id>/void/", view(admin_views.void_view), name="invoicing_invoice_void"),
+            path(
+                "<uuid:object_id>/credit-note/",
+                view(admin_views.credit_note_view),
+                name="invoicing_invoice_credit_note",
+            ),
+            path(
+                "<uuid:object_id>/regenerate-pdf/",
+                view(admin_views.regenerate_pdf_view),
+                name="invoicing_invoice_regenerate_pdf",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        invoice = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if invoice is not None:
+            tz_name = Organization.current().timezone or "UTC"
+            context["invoice_actions"] = admin_views.available_actions(invoice, request)
+            context["invoice_payments"] = [
+                {
+                    "amount": format_money(payment.amount, payment.currency),
+                    "status": payment.get_status_display(),
+                    "provider": payment.get_provider_display(),
+                    "reference": payment.reference or payment.provider_payment_id,
+                    "paid_at": format_instant(payment.paid_at, tz_name),
+                    "url": reverse("admin:payments_payment_change", args=[payment.pk]),
+                }
+                # The reverse accessor of payments' foreign key: invoicing imports nothing from payments.
+                for payment in invoice.payments.order_by("created_at")
+            ]
+            context["invoice_times"] = {
+                "finalized": format_instant(invoice.finalized_at, tz_name),
+                "voided": format_instant(invoice.voided_at, tz_name),
+                "created": format_instant(invoice.created_at, tz_name),
+            }
+        return super().change_view(request, object_id, form_url, context)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        with display_timezone(Organization.current().timezone):
+            response = super().changelist_view(request, extra_context)
+            if isinstance(response, TemplateResponse) and response.context_data and "cl" in response.context_data:
+                response.context_data["currency_totals"] = self._currency_totals(response.context_data["cl"].queryset)
+                response.render()  # the rows are drawn now, inside the organization's timezone
+        return response
+
+    def _currency_totals(self, filtered: QuerySet) -> dict[str, Any]:
+        """Under the list: per currency, the filtered rows' total (voided ones aside) and amount due."""
+        rows = (
+            filtered.prefetch_related(None)
+            .order_by()
+            .values("currency")
+            .annotate(
+                total=Sum("total_amount", filter=~Q(status=InvoiceStatus.VOIDED)),
+                due=Sum(_DUE, filter=analytics.outstanding_q()),
+            )
+            .order_by("currency")
+        )
+        return {
+            "labels": ["Total (not voided)", "Amount due"],
+            "rows": [
+                {
+                    "currency": row["currency"],
+                    "cells": [
+                        format_money(row["total"] or Decimal(0), row["currency"]),
+                        format_money(row["due"] or Decimal(0), row["currency"]),
+                    ],
+                }
+                for row in rows
+            ],
+        }
+
     def has_billing_permission(self, request: HttpRequest) -> bool:
         """The actions need the model's real change permission (the forms are read-only for all)."""
         return request.user.has_perm("invoicing.change_invoice")
@@ -256,11 +439,19 @@ class InvoiceAdmin(ReadOnlyAdmin):
 
     @admin.display(description="total", ordering="total_amount")
     def total(self, invoice: Invoice) -> str:
-        return documents.format_money(invoice.total_amount, invoice.currency)
+        return format_money(invoice.total_amount, invoice.currency)
 
     @admin.display(description="amount due")
     def due(self, invoice: Invoice) -> str:
-        return documents.format_money(invoice.total_due_amount, invoice.currency)
+        return format_money(invoice.total_due_amount, invoice.currency)
+
+    @admin.display(description="billing period")
+    def billing_period(self, invoice: Invoice) -> str:
+        periods = list(invoice.invoice_subscriptions.all())
+        if not periods:
+            return "-"
+        first, last = periods[0].from_datetime, max(period.to_datetime for period in periods)
+        return f"{_day(first)} to {_day(last, exclusive=True)}"
 
     @admin.display(description="PDF")
     def pdf(self, invoice: Invoice) -> str:
@@ -283,10 +474,28 @@ class InvoiceAdmin(ReadOnlyAdmin):
         service = services.invoice_refresh
         self._apply(request, queryset, "refreshed", lambda invoice: service(invoice=invoice, actor=_actor(request)))
 
-    @admin.action(description="Void selected invoices (finalized, not paid)", permissions=["billing"])
-    def void(self, request: HttpRequest, queryset: QuerySet) -> None:
-        service = services.invoice_void
-        self._apply(request, queryset, "voided", lambda invoice: service(invoice=invoice, actor=_actor(request)))
+    @admin.action(description="Void selected invoices (finalized, not paid), with a reason", permissions=["billing"])
+    def void(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        form = VoidReasonForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Void invoices",
+                "explanation": "Voiding cancels each invoice: nothing is due on it any more and the credit it consumed "
+                "goes back to its credit notes. The reason is kept in each invoice's audit trail.",
+                "form": form,
+                "objects": queryset,
+                "action": "void",
+                "opts": self.model._meta,
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/tollgate/action_form.html", context)
+        reason = form.cleaned_data["reason"]
+        service = audit.invoice_void_with_reason
+        self._apply(
+            request, queryset, "voided", lambda invoice: service(invoice=invoice, actor=_actor(request), reason=reason)
+        )
+        return None
 
     @admin.action(description="Render the PDF again", permissions=["billing"])
     def regenerate_pdf(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -299,8 +508,33 @@ class InvoiceAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Fee)
-class FeeAdmin(ReadOnlyAdmin):
-    list_display = ["line", "invoice_link", "fee_type", "units", "events_count", "amount", "currency", "created_at"]
+class FeeAdmin(CsvExportMixin, ReadOnlyAdmin):
+    list_display = ["line", "invoice_link", "fee_type", "units", "events_count", "amount_money", "created_at"]
+    csv_fields = [
+        "id",
+        "invoice__number",
+        "invoice__customer__external_id",
+        "fee_type",
+        "invoice_display_name",
+        "units",
+        "events_count",
+        "currency",
+        "amount",
+        "taxes_amount",
+        "from_datetime",
+        "to_datetime",
+    ]
+    csv_money_fields = ["amount", "taxes_amount"]
+    # The dashboard's MRR links here with the invoice's status and issuing month.
+    DASHBOARD_LOOKUPS = ("invoice__status", "invoice__issuing_date__gte", "invoice__issuing_date__lt")
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest) -> bool:
+        return lookup in self.DASHBOARD_LOOKUPS or super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_money(self, fee: Fee) -> str:
+        return format_money(fee.amount, fee.currency)
+
     list_filter = ["fee_type", "currency", "pay_in_advance"]
     search_fields = ["invoice__number", "=invoice__customer__external_id", "=subscription__external_id"]
     list_select_related = ["invoice", "charge__billable_metric", "charge_filter", "subscription__plan", "add_on"]
@@ -341,7 +575,7 @@ class CreditNoteEventInline(_ReadOnlyInline):
 
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(ReadOnlyAdmin):
+class CreditNoteAdmin(CsvExportMixin, ReadOnlyAdmin):
     list_display = [
         "number",
         "invoice",
@@ -349,12 +583,35 @@ class CreditNoteAdmin(ReadOnlyAdmin):
         "reason",
         "credit_status",
         "refund_status",
-        "total_amount",
-        "balance_amount",
-        "currency",
+        "total",
+        "balance",
         "issuing_date",
         "pdf",
     ]
+    csv_fields = [
+        "number",
+        "invoice__number",
+        "customer__external_id",
+        "reason",
+        "credit_status",
+        "refund_status",
+        "currency",
+        "credit_amount",
+        "refund_amount",
+        "balance_amount",
+        "total_amount",
+        "issuing_date",
+    ]
+    csv_money_fields = ["credit_amount", "refund_amount", "balance_amount", "total_amount"]
+
+    @admin.display(description="total", ordering="total_amount")
+    def total(self, note: CreditNote) -> str:
+        return format_money(note.total_amount, note.currency)
+
+    @admin.display(description="balance", ordering="balance_amount")
+    def balance(self, note: CreditNote) -> str:
+        return format_money(note.balance_amount, note.currency)
+
     list_filter = ["reason", "credit_status", "refund_status", "currency"]
     search_fields = ["number", "invoice__number", "=customer__external_id"]
     list_select_related = ["invoice", "customer"]

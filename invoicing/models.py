@@ -81,6 +81,20 @@ class Invoice(models.Model):
         indexes = [
             models.Index(fields=["status", "payment_status"]),
             models.Index(fields=["customer", "issuing_date"]),
+            # The console's dashboard and aging: what is still owed, read from the index alone
+            # (a small part of all invoices once a ledger has a history).
+            models.Index(
+                fields=["currency", "payment_due_date"],
+                include=["customer", "total_amount", "total_paid_amount", "payment_overdue"],
+                condition=Q(status="finalized") & ~Q(payment_status="succeeded"),
+                name="invoice_outstanding_idx",
+            ),
+            # Invoiced per month and currency (dashboard, gross revenue, MRR's invoices).
+            models.Index(
+                fields=["status", "issuing_date"],
+                include=["currency", "total_amount"],
+                name="invoice_issued_idx",
+            ),
         ]
         constraints = [
             # Numbers exist from finalization on and are never reused (drafts share "<PREFIX>-DRAFT").

@@ -8,6 +8,9 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
+from simple_history.models import HistoricalRecords
+
+from billing_project.history import history_user
 
 
 class AggregationType(models.TextChoices):
@@ -53,6 +56,9 @@ class BillableMetric(models.Model):
 
     objects = models.Manager()
     live = LiveManager()
+
+    # Change history with before/after values (the console's Activity page).
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["-created_at"]

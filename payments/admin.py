@@ -19,8 +19,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from billing_project.admin import ReadOnlyAdmin
-from billing_project.money import to_cents
-from customers.models import PaymentProvider
+from billing_project.admin_export import CsvExportMixin
+from billing_project.local_time import display_timezone, format_instant
+from billing_project.money import format_money, to_cents
+from customers.models import Organization, PaymentProvider
 from invoicing.models import InvoiceStatus
 
 from . import selectors, services
@@ -36,7 +38,7 @@ def _invoice_link(invoice: Any) -> str:
 
 
 @admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdmin):
+class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
     """The ledger: rows are written by services only, never edited or deleted by hand."""
 
     list_display = [
@@ -45,14 +47,46 @@ class PaymentAdmin(ReadOnlyAdmin):
         "customer_external_id",
         "provider",
         "status",
-        "amount",
-        "currency",
+        "amount_money",
         "attempt",
         "trigger",
+        "reference",
+        "failure_code",
+        "paid_at_local",
+    ]
+    csv_fields = [
+        "id",
+        "invoice__number",
+        "customer__external_id",
+        "provider",
+        "status",
+        "currency",
+        "amount",
+        "attempt",
+        "trigger",
+        "reference",
         "failure_code",
         "paid_at",
         "created_at",
     ]
+    csv_money_fields = ["amount"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # The organization's zone read once for the page (paid_at_local), never once per row.
+        with display_timezone(Organization.current().timezone):
+            response = super().changelist_view(request, extra_context)
+            if isinstance(response, TemplateResponse):
+                response.render()
+        return response
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_money(self, obj: Payment) -> str:
+        return format_money(obj.amount, obj.currency)
+
+    @admin.display(description="paid at", ordering="paid_at")
+    def paid_at_local(self, obj: Payment) -> str:
+        return format_instant(obj.paid_at)
+
     list_filter = ["provider", "status", "trigger"]
     search_fields = ["=provider_payment_id", "reference", "invoice__number", "customer__external_id"]
     list_select_related = ["invoice", "customer"]

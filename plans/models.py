@@ -8,8 +8,10 @@ from typing import ClassVar
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from billing_project.fields import money_field
+from billing_project.history import history_user
 from customers.models import Customer
 from metrics.models import BillableMetric
 
@@ -28,6 +30,9 @@ class Tax(models.Model):
     applied_to_organization = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # Change history with before/after values (the console's Activity page).
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["code"]
@@ -77,6 +82,9 @@ class Plan(models.Model):
     objects = models.Manager()
     live = LiveManager()
 
+    # Change history with before/after values (the console's Activity page).
+    history = HistoricalRecords(get_user=history_user)
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -119,6 +127,9 @@ class Charge(models.Model):
 
     objects = models.Manager()
     live = LiveManager()
+
+    # Change history with before/after values (the console's Activity page).
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["created_at"]
@@ -211,6 +222,9 @@ class Coupon(models.Model):
 
     objects = models.Manager()
     live = LiveManager()
+
+    # Change history with before/after values (the console's Activity page).
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["-created_at"]

@@ -26,4 +26,6 @@ urlpatterns = [
     # A signed, expiring link to an invoice's or a credit note's PDF (no API key needed).
     path("documents/<str:token>", views.document_download, name="invoicing-document"),
     path("", include("invoicing.api.credit_notes")),
+    # Lago's /analytics/* (gross revenue, invoiced usage, collection, MRR, overdue balance).
+    path("", include("invoicing.api.analytics")),
 ]

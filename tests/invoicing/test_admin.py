@@ -73,9 +73,9 @@ def test_issued_invoice_is_read_only_with_inlines_and_pdf_link(admin_client):
     assert Invoice.objects.get(pk=invoice.pk).number == invoice.number
 
 
-def _act(admin_client, action: str, *invoices: Invoice):
+def _act(admin_client, action: str, *invoices: Invoice, **form: str):
     return admin_client.post(
-        CHANGELIST, {"action": action, "_selected_action": [str(i.pk) for i in invoices]}, follow=True
+        CHANGELIST, {"action": action, "_selected_action": [str(i.pk) for i in invoices], **form}, follow=True
     )
 
 
@@ -87,12 +87,12 @@ def test_void_reports_each_invoice(admin_client):
     open_invoice = make_invoice()
     paid = make_invoice(payment_status="succeeded")
 
-    answer = _act(admin_client, "void", open_invoice, paid)
+    answer = _act(admin_client, "void", open_invoice, paid, apply="1", reason="Duplicate of another invoice")
 
     assert Invoice.objects.get(pk=open_invoice.pk).status == InvoiceStatus.VOIDED
     assert Invoice.objects.get(pk=paid.pk).status == InvoiceStatus.FINALIZED
     assert f"{open_invoice.number}: voided" in _messages(answer)
-    assert f"{paid.number}: not_voidable (not voided)" in _messages(answer)
+    assert f"{paid.number}: Only a finalized invoice that is not paid can be voided. (not voided)" in _messages(answer)
     assert InvoiceEvent.objects.get(invoice=open_invoice, kind="voided").actor == "admin:admin"
     assert LogEntry.objects.filter(object_id=str(open_invoice.pk), change_message="Voided").exists()
 
@@ -110,7 +110,7 @@ def test_finalize_and_regenerate_pdf(admin_client, django_capture_on_commit_call
     assert f"{draft.number}: finalized" in _messages(finalized)
     assert draft.file  # rendered after commit by the service
     assert f"{issued.number}: PDF rendered" in _messages(rendered)
-    assert "TOL-DRAFT: is_draft (not PDF rendered)" in _messages(rendered)
+    assert "TOL-DRAFT: This invoice is still a draft: finalize it first. (not PDF rendered)" in _messages(rendered)
     assert Invoice.objects.get(pk=issued.pk).file
 
 

@@ -69,14 +69,14 @@ def test_mark_refund_as_paid(admin_client):
     assert event.payload["previous_status"] == "pending"
     assert _messages(response) == [
         f"{pending.number}: refund marked paid",
-        f"{credit_only.number}: no_refund (not refund marked paid)",
+        f"{credit_only.number}: This credit note refunds nothing. (not refund marked paid)",
     ]
     assert LogEntry.objects.filter(object_id=str(pending.pk), change_message="Refund marked paid").count() == 1
     assert not LogEntry.objects.filter(object_id=str(credit_only.pk)).exists()
 
     # Twice: refused, nothing changes (succeeded is final).
     again = _act(admin_client, "mark_refund_paid", pending)
-    assert _messages(again) == [f"{pending.number}: invalid_refund_status (not refund marked paid)"]
+    assert _messages(again) == [f"{pending.number}: The refund is not pending. (not refund marked paid)"]
     assert InvoiceEvent.objects.filter(credit_note=pending, kind="credit_note_refund_succeeded").count() == 1
 
 
@@ -88,7 +88,7 @@ def test_refund_handed_to_a_provider_cannot_be_marked_paid(admin_client):
 
     response = _act(admin_client, "mark_refund_paid", note)
 
-    assert _messages(response) == [f"{note.number}: refund_handled_by_provider (not refund marked paid)"]
+    assert _messages(response) == [f"{note.number}: The payment provider handles this refund. (not refund marked paid)"]
     note.refresh_from_db()
     assert note.refund_status == "pending"
     # Once the provider failed, finance may refund by hand and record it.
@@ -113,7 +113,7 @@ def test_void_credit(admin_client):
     assert sorted(_messages(response)) == sorted(
         [
             f"{available.number}: credit voided",
-            f"{refund_only.number}: no_voidable_amount (not credit voided)",
+            f"{refund_only.number}: Nothing is left to void. (not credit voided)",
         ]
     )
     assert LogEntry.objects.filter(object_id=str(available.pk), change_message="Credit voided").count() == 1
