@@ -63,6 +63,11 @@ class DocumentNumbering(models.TextChoices):
     PER_ORGANIZATION = "per_organization", "Per organization (<PREFIX>-<YYYYMM>-<seq>)"
 
 
+def new_hmac_key() -> str:
+    """The organization's webhook HMAC key (X-Lago-Signature, algorithm hmac)."""
+    return secrets.token_urlsafe(32)
+
+
 class Organization(models.Model):
     """The single issuer row: the company that runs Tollgate and bills its customers.
 
@@ -92,6 +97,9 @@ class Organization(models.Model):
     net_payment_term = models.PositiveIntegerField(default=0, help_text="Days between issuing and due date")
     invoice_grace_period = models.PositiveIntegerField(default=0, help_text="Days an invoice stays draft")
     webhook_url = models.URLField(blank=True)
+    # Signs outbound webhooks whose endpoint uses `hmac` (as Lago's organization hmac_key); shown
+    # in the admin and in GET /api/v1/organizations to the holder of an API key.
+    hmac_key = models.CharField(max_length=64, default=new_hmac_key)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
