@@ -48,7 +48,7 @@ from .models import (
     InvoiceType,
     RefundStatus,
 )
-from .signals import credit_note_refund_requested
+from .signals import credit_note_created_in_tx, credit_note_refund_failed_in_tx, credit_note_refund_requested
 
 ZERO = Decimal(0)
 RATE_QUANTUM = Decimal("0.0001")  # CreditNote.taxes_rate has 4 decimals
@@ -423,6 +423,7 @@ def credit_note_create(
             actor=actor,
             payload=_money_payload(note),
         )
+        credit_note_created_in_tx.send(sender=CreditNote, credit_note_id=note.pk)
         if refund > 0:
             # After commit, so a rolled-back note never reaches payments (no refund of a note that
             # does not exist); robust, so a failing receiver never turns a committed note into an error.
@@ -651,6 +652,8 @@ def credit_note_refund_status_update(
             actor=actor,
             payload={**_refund_payload(note), "previous_status": previous, "reason": reason},
         )
+        if status == RefundStatus.FAILED:
+            credit_note_refund_failed_in_tx.send(sender=CreditNote, credit_note_id=note.pk)
     return note
 
 

@@ -22,7 +22,12 @@ from customers.models import Customer
 from . import periods
 from .errors import ForbiddenError, NotFoundError, PlansError
 from .models import BillingTime, Plan, Subscription, SubscriptionStatus
-from .signals import subscription_started, subscription_terminated
+from .signals import (
+    subscription_started,
+    subscription_started_in_tx,
+    subscription_terminated,
+    subscription_terminated_in_tx,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +39,8 @@ CANCELED = SubscriptionStatus.CANCELED
 
 def _send_started(subscription: Subscription) -> None:
     subscription_id = subscription.pk
+    # Inside the transaction, the row saved: the webhook outbox row commits with the change.
+    subscription_started_in_tx.send(sender=Subscription, subscription_id=subscription_id)
     # robust: a failing receiver is logged, it does not turn a committed change into an error.
     transaction.on_commit(
         lambda: subscription_started.send(sender=Subscription, subscription_id=subscription_id), robust=True
@@ -44,6 +51,7 @@ def _send_terminated(
     subscription: Subscription, *, upgraded_to: Subscription | None = None, downgraded_to: Subscription | None = None
 ) -> None:
     subscription_id = subscription.pk
+    subscription_terminated_in_tx.send(sender=Subscription, subscription_id=subscription_id)
     upgraded_to_id = upgraded_to.pk if upgraded_to else None
     downgraded_to_id = downgraded_to.pk if downgraded_to else None
     transaction.on_commit(
