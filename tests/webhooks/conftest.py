@@ -39,7 +39,7 @@ class Receiver:
 
 def _serve(receiver_holder: list[Receiver]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             receiver = receiver_holder[0]
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
