@@ -12,7 +12,6 @@ from django.db import transaction
 
 from . import services
 from .events import ANNOUNCEMENTS, Announcement
-from .models import WebhookEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +30,8 @@ def _receiver(announcement: Announcement) -> Callable[..., None]:
 
 def emit(announcement: Announcement, object_id: Any) -> None:
     # The cheap path, taken by every billing change when nobody listens: one indexed read.
-    if not any(endpoint.wants(announcement.webhook_type) for endpoint in WebhookEndpoint.objects.all()):
+    endpoints = services.endpoints_wanting(announcement.webhook_type)
+    if not endpoints:
         return
     try:
         with transaction.atomic():
@@ -40,6 +40,7 @@ def emit(announcement: Announcement, object_id: Any) -> None:
                 object_type=announcement.object_type,
                 object_id=object_id,
                 payload=lambda: announcement.payload(object_id),
+                endpoints=endpoints,
             )
     except Exception:
         logger.exception("webhooks: could not write the %s delivery of %s", announcement.webhook_type, object_id)

@@ -164,17 +164,24 @@ def live_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
 # --- the outbox ---------------------------------------------------------------------------------
 
 
+def endpoints_wanting(webhook_type: str) -> list[WebhookEndpoint]:
+    return [endpoint for endpoint in WebhookEndpoint.objects.all() if endpoint.wants(webhook_type)]
+
+
 def webhook_emit(
     *,
     webhook_type: str,
     object_type: str,
     object_id: Any,
     payload: Callable[[], dict[str, Any]] | dict[str, Any],
+    endpoints: list[WebhookEndpoint] | None = None,
 ) -> list[WebhookDelivery]:
     """Write one pending delivery per endpoint that wants `webhook_type`, in the CALLER's
     transaction, and send their endpoints' delivery tasks once it commits. `payload` (the object)
-    is rendered only when some endpoint wants it; the body is frozen here."""
-    endpoints = [endpoint for endpoint in WebhookEndpoint.objects.all() if endpoint.wants(webhook_type)]
+    is rendered only when some endpoint wants it; the body is frozen here. `endpoints`: the ones
+    wanting it, when the caller has read them already."""
+    if endpoints is None:
+        endpoints = endpoints_wanting(webhook_type)
     if not endpoints:
         return []
     organization = Organization.current()
