@@ -78,6 +78,20 @@ def _file_private_key() -> RSAPrivateKey | None:
     return key
 
 
+@cache
+def _loaded_private_key(secret_key: str, key_file: str) -> RSAPrivateKey:
+    """Loading an RSA key validates it (~100 ms): done once per process. The pair never changes
+    once generated (and a configured file is read at the first signature)."""
+    key = serialization.load_pem_private_key(private_key_pem().encode(), password=None)
+    assert isinstance(key, RSAPrivateKey)
+    return key
+
+
+def signing_private_key() -> RSAPrivateKey:
+    """The key X-Lago-Signature (jwt) is signed with."""
+    return _loaded_private_key(settings.SECRET_KEY, settings.TOLLGATE_WEBHOOKS_PRIVATE_KEY_FILE)
+
+
 def private_key_pem() -> str:
     key = _file_private_key()
     if key is not None:

@@ -253,7 +253,7 @@ def delivery_headers(delivery: WebhookDelivery, endpoint: WebhookEndpoint, now: 
         signature = signing.lago_hmac_signature(body, hmac_key=Organization.current().hmac_key)
     else:
         signature = signing.lago_jwt_signature(
-            body, private_key_pem=keys.private_key_pem(), issuer=settings.TOLLGATE_PUBLIC_URL
+            body, private_key=keys.signing_private_key(), issuer=settings.TOLLGATE_PUBLIC_URL
         )
     return {
         "Content-Type": "application/json",

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 DEFAULT_TOLERANCE = 300
 
@@ -23,8 +24,9 @@ class SignatureError(ValueError):
     """The Tollgate-Signature header does not prove the body came from Tollgate, now."""
 
 
-def lago_jwt_signature(body: str, *, private_key_pem: str, issuer: str) -> str:
-    return jwt.encode({"data": body, "iss": issuer}, private_key_pem, algorithm="RS256")
+def lago_jwt_signature(body: str, *, private_key: RSAPrivateKey | str, issuer: str) -> str:
+    """`private_key`: a loaded key, or its PEM."""
+    return jwt.encode({"data": body, "iss": issuer}, private_key, algorithm="RS256")
 
 
 def lago_hmac_signature(body: str, *, hmac_key: str) -> str:
