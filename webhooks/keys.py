@@ -71,25 +71,30 @@ def _file_private_key() -> RSAPrivateKey | None:
     path = settings.TOLLGATE_WEBHOOKS_PRIVATE_KEY_FILE
     if not path:
         return None
-    with open(path, "rb") as handle:
-        key = serialization.load_pem_private_key(handle.read(), password=None)
-    if not isinstance(key, RSAPrivateKey):
-        raise ValueError(f"{path} does not hold an RSA private key")
-    return key
+    with open(path) as handle:
+        return _load_private_key(handle.read())
 
 
 @cache
-def _loaded_private_key(secret_key: str, key_file: str) -> RSAPrivateKey:
-    """Loading an RSA key validates it (~100 ms): done once per process. The pair never changes
-    once generated (and a configured file is read at the first signature)."""
-    key = serialization.load_pem_private_key(private_key_pem().encode(), password=None)
+def _load_private_key(pem: str) -> RSAPrivateKey:
+    # Loading an RSA key validates it (~100 ms): once per process and key.
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
     assert isinstance(key, RSAPrivateKey)
     return key
 
 
+@cache
+def _decrypt_private_key(secret_key: str, token: str) -> RSAPrivateKey:
+    return _load_private_key(_fernet(secret_key).decrypt(token.encode()).decode())
+
+
 def signing_private_key() -> RSAPrivateKey:
-    """The key X-Lago-Signature (jwt) is signed with."""
-    return _loaded_private_key(settings.SECRET_KEY, settings.TOLLGATE_WEBHOOKS_PRIVATE_KEY_FILE)
+    """The key X-Lago-Signature (jwt) is signed with: the configured file's, else the stored
+    pair's (read each time, one small row; decrypted and loaded once per process)."""
+    key = _file_private_key()
+    if key is not None:
+        return key
+    return _decrypt_private_key(settings.SECRET_KEY, _key_pair().private_key_encrypted)
 
 
 def private_key_pem() -> str:
