@@ -32,7 +32,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 
 from .models import BillableMetric, Event
-from .signals import events_stored
+from .signals import events_rejected, events_stored
 
 MAX_BATCH_SIZE = 100
 MAX_IDENTIFIER_LENGTH = 255
@@ -366,15 +366,20 @@ def _store(events: list[EventInput], received_at: datetime) -> IngestionResult:
         else:
             errors[str(index)] = {"transaction_id": _ALREADY_EXIST}
     if errors:
+        _announce_conflicts(events, errors)
         raise IngestionError(errors)
 
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            stored, replayed, announced = _insert_postgresql(unique, unique_indexes, received_at)
-        else:
-            stored, replayed, announced = _insert_generic(unique, unique_indexes, received_at)
-        if announced:
-            transaction.on_commit(lambda: events_stored.send(sender=Event, events=announced), robust=True)
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                stored, replayed, announced = _insert_postgresql(unique, unique_indexes, received_at)
+            else:
+                stored, replayed, announced = _insert_generic(unique, unique_indexes, received_at)
+            if announced:
+                transaction.on_commit(lambda: events_stored.send(sender=Event, events=announced), robust=True)
+    except IngestionError as error:
+        _announce_conflicts(events, error.details)
+        raise
 
     by_index = dict(zip(unique_indexes, zip(stored, replayed, strict=True), strict=True))
     result_events: list[StoredEvent] = []
@@ -388,6 +393,26 @@ def _store(events: list[EventInput], received_at: datetime) -> IngestionResult:
             result_events.append(event)
             result_replayed.append(was_replayed)
     return IngestionResult(events=result_events, replayed=result_replayed)
+
+
+def _announce_conflicts(events: list[EventInput], errors: dict[str, Any]) -> None:
+    """events_rejected for the conflicting duplicates among `errors` ({index: {field: [code]}})."""
+    rejected = [
+        (
+            {
+                "transaction_id": events[int(index)].transaction_id,
+                "external_subscription_id": events[int(index)].external_subscription_id,
+                "code": events[int(index)].code,
+                "timestamp": events[int(index)].timestamp_text,
+                "properties": events[int(index)].properties,
+            },
+            details,
+        )
+        for index, details in errors.items()
+        if index.isdigit() and details.get("transaction_id") == _ALREADY_EXIST
+    ]
+    if rejected:
+        events_rejected.send_robust(sender=Event, rejected=rejected)
 
 
 _TABLE = Event._meta.db_table

@@ -16,6 +16,12 @@ class WebhooksConfig(AppConfig):
             description="every minute: pending deliveries overdue (task lost) get their task again",
         ),
         PeriodicTaskSpec(
+            name="webhooks: events errors digest",
+            task="webhooks.tasks.announce_events_errors",
+            minute="2",
+            description="every hour at :02 UTC: events.errors for the last full hour's events that bill nothing",
+        ),
+        PeriodicTaskSpec(
             name="webhooks: subscription termination alerts",
             task="webhooks.tasks.announce_termination_alerts",
             minute="5",

@@ -107,8 +107,9 @@ ANNOUNCEMENTS: list[Announcement] = [
     ),
 ]
 
-# Types emitted by periodic tasks rather than signals (webhooks.tasks).
-SCHEDULED_TYPES = ["subscription.termination_alert"]
+# Types emitted by periodic tasks (webhooks.tasks) or by a signal sent outside any transaction
+# (metrics.signals.events_rejected -> event.error: webhooks.digests).
+SCHEDULED_TYPES = ["subscription.termination_alert", "event.error", "events.errors"]
 
 
 def webhook_types() -> list[str]:

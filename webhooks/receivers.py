@@ -47,6 +47,11 @@ def emit(announcement: Announcement, object_id: Any) -> None:
 
 
 def connect() -> None:
+    from metrics.signals import events_rejected
+
+    from .digests import announce_rejected_events
+
+    events_rejected.connect(announce_rejected_events, dispatch_uid="webhooks.event.error")
     for announcement in ANNOUNCEMENTS:
         announcement.signal.connect(
             _receiver(announcement),

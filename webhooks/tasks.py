@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import alerts, services
+from . import alerts, digests, services
 
 
 @shared_task(name="webhooks.tasks.deliver_endpoint", ignore_result=True)
@@ -23,3 +23,9 @@ def sweep_deliveries() -> int:
 def announce_termination_alerts() -> int:
     """Periodic: subscription.termination_alert 45 and 15 days before a subscription's ending_at."""
     return alerts.termination_alerts_emit()
+
+
+@shared_task(name="webhooks.tasks.announce_events_errors", ignore_result=True)
+def announce_events_errors() -> bool:
+    """Periodic: the events.errors digest of the last full hour."""
+    return digests.events_errors_emit()
