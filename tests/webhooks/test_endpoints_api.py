@@ -155,3 +155,22 @@ def test_lago_python_client_unchanged(live_server, receiver):
     with pytest.raises(LagoApiError) as missing:
         lago.webhook_endpoints.find(created.lago_id)
     assert missing.value.status_code == 404
+
+
+def test_a_configured_key_file_replaces_the_stored_pair(api, settings, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path / "webhooks.pem"
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    settings.TOLLGATE_WEBHOOKS_PRIVATE_KEY_FILE = str(path)
+
+    answered = base64.b64decode(api.get("/api/v1/webhooks/json_public_key").json()["webhook"]["public_key"])
+    expected = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert answered == expected
+    assert keys.signing_private_key().private_numbers() == key.private_numbers()
