@@ -1,6 +1,7 @@
 """Signals the customers app sends; apps to the right connect receivers in their ready().
 
-Both are sent after the transaction that changed the customer has committed.
+customer_saved and customer_deleted are sent after the transaction that changed the customer has
+committed; customer_saved_in_tx inside it (for outbox writers, see below).
 """
 
 from django.dispatch import Signal
