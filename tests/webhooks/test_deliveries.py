@@ -297,3 +297,22 @@ def test_a_url_turned_private_is_refused_at_delivery(api, receiver, flows, setti
     assert receiver.requests == []
     attempt = WebhookDelivery.objects.get().attempts.get()
     assert attempt.error.startswith("refused")
+
+
+def test_the_readme_verification_example_verifies_a_real_delivery(api, receiver, flows):
+    from pathlib import Path
+
+    from django.conf import settings
+
+    readme = (Path(settings.BASE_DIR) / "README.md").read_text()
+    snippet = readme.split("```python\nimport hashlib", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec("import hashlib" + snippet, namespace)  # noqa: S102 (our own README)
+    endpoint = register(api, receiver.url)
+    flows(lambda: _create_customer(api))
+
+    request = receiver.requests[0]
+    assert namespace["verify"](request.body, request.headers["tollgate-signature"], endpoint["signing_secret"])
+    assert not namespace["verify"](
+        request.body + b" ", request.headers["tollgate-signature"], endpoint["signing_secret"]
+    )
