@@ -223,10 +223,11 @@ def _enqueue(endpoint_ids: Iterable[str], countdown: float | None = None) -> Non
     for endpoint_id in endpoint_ids:
         try:
             if countdown is None:
-                deliver_endpoint.delay(endpoint_id)
+                # No publish retries: with the broker down the caller moves on, the sweep delivers.
+                deliver_endpoint.apply_async((endpoint_id,), retry=False)
             elif not settings.CELERY_TASK_ALWAYS_EAGER:
                 # Eager (no broker): a delayed retry would run at once; the sweep sends it when due.
-                deliver_endpoint.apply_async((endpoint_id,), countdown=countdown)
+                deliver_endpoint.apply_async((endpoint_id,), countdown=countdown, retry=False)
         except Exception:
             logger.warning("webhooks: could not send the delivery task of endpoint %s", endpoint_id, exc_info=True)
 

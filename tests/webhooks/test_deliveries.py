@@ -245,7 +245,7 @@ def test_a_lost_task_is_sent_by_the_sweep(api, receiver, flows, monkeypatch):
     def broker_down(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(tasks.deliver_endpoint, "delay", broker_down)
+    monkeypatch.setattr(tasks.deliver_endpoint, "apply_async", broker_down)
     flows(lambda: _create_customer(api))  # the request still answers
     assert receiver.requests == []
     assert WebhookDelivery.objects.get().status == DeliveryStatus.PENDING
