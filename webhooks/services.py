@@ -247,15 +247,29 @@ class AttemptOutcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def delivery_headers(delivery: WebhookDelivery, endpoint: WebhookEndpoint, now: datetime) -> dict[str, str]:
+class Signer:
+    """Lago's X-Lago-Signature; reads its keys once (one drain: many deliveries)."""
+
+    def __init__(self) -> None:
+        self._hmac_key: str | None = None
+        self._private_key: Any = None
+
+    def sign(self, body: str, algo: str) -> str:
+        if algo == SignatureAlgo.HMAC:
+            if self._hmac_key is None:
+                self._hmac_key = Organization.current().hmac_key
+            return signing.lago_hmac_signature(body, hmac_key=self._hmac_key)
+        if self._private_key is None:
+            self._private_key = keys.signing_private_key()
+        return signing.lago_jwt_signature(body, private_key=self._private_key, issuer=settings.TOLLGATE_PUBLIC_URL)
+
+
+def delivery_headers(
+    delivery: WebhookDelivery, endpoint: WebhookEndpoint, now: datetime, signer: Signer | None = None
+) -> dict[str, str]:
     """Lago's three headers plus Tollgate-Signature (its `t` fresh on each attempt)."""
     body = delivery.body
-    if endpoint.signature_algo == SignatureAlgo.HMAC:
-        signature = signing.lago_hmac_signature(body, hmac_key=Organization.current().hmac_key)
-    else:
-        signature = signing.lago_jwt_signature(
-            body, private_key=keys.signing_private_key(), issuer=settings.TOLLGATE_PUBLIC_URL
-        )
+    signature = (signer or Signer()).sign(body, endpoint.signature_algo)
     return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
@@ -325,9 +339,9 @@ def _retry_delay(retries_used: int) -> float | None:
     return max(0.0, delays[retries_used - 1] * random.uniform(0.8, 1.2))
 
 
-def _attempt(delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> AttemptOutcome:
+def _attempt(delivery: WebhookDelivery, endpoint: WebhookEndpoint, signer: Signer) -> AttemptOutcome:
     now = timezone.now()
-    outcome = _post(endpoint.webhook_url, delivery.body.encode(), delivery_headers(delivery, endpoint, now))
+    outcome = _post(endpoint.webhook_url, delivery.body.encode(), delivery_headers(delivery, endpoint, now, signer))
     delivery.attempts_count += 1
     WebhookAttempt.objects.create(
         delivery=delivery,
@@ -360,6 +374,7 @@ def endpoint_drain(*, endpoint_id: Any, limit: int = 100) -> int:
     per delivery, holding the endpoint's lock: a second worker finds it locked and leaves.
     Returns the number of deliveries that succeeded."""
     succeeded = 0
+    signer = Signer()
     for _ in range(limit):
         with transaction.atomic():
             endpoint = (
@@ -375,7 +390,7 @@ def endpoint_drain(*, endpoint_id: Any, limit: int = 100) -> int:
                 wait = (head.next_attempt_at - now).total_seconds()
                 transaction.on_commit(functools.partial(_enqueue, [str(endpoint_id)], countdown=wait))
                 return succeeded
-            outcome = _attempt(head, endpoint)
+            outcome = _attempt(head, endpoint, signer)
             if outcome.succeeded:
                 succeeded += 1
                 continue
