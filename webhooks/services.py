@@ -225,7 +225,7 @@ def _enqueue(endpoint_ids: Iterable[str], countdown: float | None = None) -> Non
             if countdown is None:
                 # No publish retries: with the broker down the caller moves on, the sweep delivers.
                 deliver_endpoint.apply_async((endpoint_id,), retry=False)
-            elif not settings.CELERY_TASK_ALWAYS_EAGER:
+            elif not deliver_endpoint.app.conf.task_always_eager:
                 # Eager (no broker): a delayed retry would run at once; the sweep sends it when due.
                 deliver_endpoint.apply_async((endpoint_id,), countdown=countdown, retry=False)
         except Exception:
