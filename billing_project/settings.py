@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "plans",
     "invoicing",
     "payments",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -247,6 +248,22 @@ TOLLGATE_PAYMENT_RETRY_DAYS = env.list("TOLLGATE_PAYMENT_RETRY_DAYS", cast=int, 
 TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS = env.int("TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS", default=24)
 # Public base URL used to build absolute links (PDF downloads) outside a request.
 TOLLGATE_PUBLIC_URL = env.str("TOLLGATE_PUBLIC_URL", default="http://127.0.0.1:8000")
+
+# --- Outbound webhooks (webhooks app) ---
+# Seconds between a failed delivery attempt and the next (each with +-20% jitter); after the last
+# one the delivery is `failed` (resend from the admin).
+TOLLGATE_WEBHOOK_RETRY_DELAYS = env.list(
+    "TOLLGATE_WEBHOOK_RETRY_DELAYS", cast=int, default=[60, 300, 1800, 7200, 21600, 43200]
+)
+# Seconds a pending delivery may be overdue before the periodic sweep sends its task again (lost).
+TOLLGATE_WEBHOOK_SWEEP_GRACE = env.int("TOLLGATE_WEBHOOK_SWEEP_GRACE", default=120)
+# Seconds one delivery attempt may take (connect + answer).
+TOLLGATE_WEBHOOK_TIMEOUT = env.float("TOLLGATE_WEBHOOK_TIMEOUT", default=10.0)
+# Development and tests only: accept endpoint URLs on loopback, private and link-local addresses.
+TOLLGATE_WEBHOOKS_ALLOW_PRIVATE_URLS = env.bool("TOLLGATE_WEBHOOKS_ALLOW_PRIVATE_URLS", default=False)
+# A PEM file holding the RSA private key that signs X-Lago-Signature (jwt); empty: a key pair is
+# generated once and kept in the database, the private key encrypted with a key derived from SECRET_KEY.
+TOLLGATE_WEBHOOKS_PRIVATE_KEY_FILE = env.str("TOLLGATE_WEBHOOKS_PRIVATE_KEY_FILE", default="")
 
 LOGGING = {
     "version": 1,

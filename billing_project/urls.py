@@ -29,6 +29,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("plans.api.urls")),
     path("", include("invoicing.api.urls")),
     path("", include("payments.api.urls")),
+    path("", include("webhooks.api.urls")),
     re_path(r"^.*$", api_not_found),
 ]
 

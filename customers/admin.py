@@ -60,7 +60,7 @@ class OrganizationAdmin(admin.ModelAdmin):
 
     form = OrganizationForm
     list_display = ["name", "legal_name", "country", "default_currency", "timezone", "document_number_prefix"]
-    readonly_fields = ["lago_id", "created_at", "updated_at"]
+    readonly_fields = ["lago_id", "hmac_key", "created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "legal_name", "legal_number", "tax_identification_number", "email"]}),
         ("Address", {"fields": ["address_line1", "address_line2", "zipcode", "city", "state", "country"]}),
@@ -79,7 +79,7 @@ class OrganizationAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Record", {"fields": ["lago_id", "created_at", "updated_at"]}),
+        ("Record", {"fields": ["lago_id", "hmac_key", "created_at", "updated_at"]}),
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

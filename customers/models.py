@@ -66,6 +66,11 @@ class DocumentNumbering(models.TextChoices):
     PER_ORGANIZATION = "per_organization", "Per organization (<PREFIX>-<YYYYMM>-<seq>)"
 
 
+def new_hmac_key() -> str:
+    """The organization's webhook HMAC key (X-Lago-Signature, algorithm hmac)."""
+    return secrets.token_urlsafe(32)
+
+
 class Organization(models.Model):
     """The single issuer row: the company that runs Tollgate and bills its customers.
 
@@ -95,11 +100,15 @@ class Organization(models.Model):
     net_payment_term = models.PositiveIntegerField(default=0, help_text="Days between issuing and due date")
     invoice_grace_period = models.PositiveIntegerField(default=0, help_text="Days an invoice stays draft")
     webhook_url = models.URLField(blank=True)
+    # Signs outbound webhooks whose endpoint uses `hmac` (as Lago's organization hmac_key); shown
+    # in the admin and in GET /api/v1/organizations to the holder of an API key.
+    hmac_key = models.CharField(max_length=64, default=new_hmac_key)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     # Change history with before/after values (the console's Activity page).
-    history = HistoricalRecords(get_user=history_user)
+    # The webhook signing key is a secret: its change history would keep every old key.
+    history = HistoricalRecords(get_user=history_user, excluded_fields=["hmac_key"])
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(id=1), name="organization_is_singleton")]

@@ -35,7 +35,7 @@ from .models import (
     generate_api_key,
     hash_api_key,
 )
-from .signals import customer_deleted, customer_saved
+from .signals import customer_deleted, customer_saved, customer_saved_in_tx
 
 MAX_TEXT_LENGTH = 255
 # Lago's limits on a customer's metadata: at most 5 pairs, keys up to 20 and values up to 100
@@ -304,6 +304,8 @@ def customer_has_billing_history(customer: Customer) -> bool:
 
 def _send_saved(customer: Customer, created: bool, sync_with_provider: bool | None, tax_codes: Any) -> None:
     customer_id = customer.pk
+    # Inside the transaction: the webhook outbox row commits (or rolls back) with the customer.
+    customer_saved_in_tx.send(sender=Customer, customer_id=customer_id, created=created)
     transaction.on_commit(
         lambda: customer_saved.send(
             sender=Customer,

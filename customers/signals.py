@@ -1,6 +1,7 @@
 """Signals the customers app sends; apps to the right connect receivers in their ready().
 
-Both are sent after the transaction that changed the customer has committed.
+customer_saved and customer_deleted are sent after the transaction that changed the customer has
+committed; customer_saved_in_tx inside it (for outbox writers, see below).
 """
 
 from django.dispatch import Signal
@@ -18,3 +19,8 @@ customer_saved = Signal()
 #   customer_id: the Customer's primary key
 # Apps that hold running things for the customer (subscriptions, drafts) end them in a receiver.
 customer_deleted = Signal()
+
+# --- Sent INSIDE the transaction of the change (outbox writers: webhooks) ---------------------
+# Receivers write rows in the same transaction (so they commit or roll back with the change) and
+# never do I/O. Sent after the customer row is saved. kwargs: customer_id, created.
+customer_saved_in_tx = Signal()

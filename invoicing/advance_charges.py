@@ -42,6 +42,7 @@ from plans.models import Charge, Subscription, SubscriptionStatus
 
 from . import billing, buckets, selectors, services, totals, windows
 from .models import Fee, FeeAppliedTax, FeeType, Invoice
+from .signals import fee_created_in_tx
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ def fee_create_for_event_charge(
                 _invoice_create(subscription=subscription, fee=fee, event=event, actor=actor, now=now)
             else:
                 _fee_record(subscription=subscription, fee=fee)
+            fee_created_in_tx.send(sender=Fee, fee_id=fee.pk)
     except IntegrityError as error:
         if _UNIQUE in str(error) or _UNIQUE_SQLITE in str(error):
             logger.info("invoicing: event %s on charge %s was billed already", event.transaction_id, charge.pk)

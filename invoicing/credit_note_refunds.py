@@ -15,6 +15,7 @@ from . import locks
 from .credit_notes import note_event
 from .errors import InvoicingError, NotAllowedError
 from .models import CreditNote, InvoiceEvent, RefundStatus
+from .signals import credit_note_refund_failed_in_tx
 
 # invoicing records what a note owes back (refund_amount, refund_status pending) and announces it
 # (credit_note_refund_requested); payments moves the money (Stripe) and reports the outcome here.
@@ -79,6 +80,9 @@ def credit_note_refund_status_update(
             actor=actor,
             payload={**_refund_payload(note), "previous_status": previous, "reason": reason},
         )
+        if status == RefundStatus.FAILED:
+            # Inside the transaction: the webhook outbox row commits with the failed status.
+            credit_note_refund_failed_in_tx.send(sender=CreditNote, credit_note_id=note.pk)
     return note
 
 

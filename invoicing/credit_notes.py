@@ -52,7 +52,7 @@ from .models import (
     InvoiceType,
     RefundStatus,
 )
-from .signals import credit_note_refund_requested
+from .signals import credit_note_created_in_tx, credit_note_refund_requested
 
 ZERO = Decimal(0)
 RATE_QUANTUM = Decimal("0.0001")  # CreditNote.taxes_rate has 4 decimals
@@ -427,6 +427,7 @@ def credit_note_create(
             actor=actor,
             payload=_money_payload(note),
         )
+        credit_note_created_in_tx.send(sender=CreditNote, credit_note_id=note.pk)
         if refund > 0:
             # After commit, so a rolled-back note never reaches payments (no refund of a note that
             # does not exist); robust, so a failing receiver never turns a committed note into an error.

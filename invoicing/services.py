@@ -42,7 +42,14 @@ from .models import (
     InvoicingReason,
     PaymentStatus,
 )
-from .signals import invoice_finalized
+from .signals import (
+    invoice_drafted_in_tx,
+    invoice_finalized,
+    invoice_finalized_in_tx,
+    invoice_one_off_created_in_tx,
+    invoice_payment_status_changed_in_tx,
+    invoice_voided_in_tx,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +265,8 @@ def invoice_complete(
     totals.invoice_rows_save(fees=fees, taxes=taxes, credits=credits)
     invoice.save(force_insert=True)
     InvoiceEvent.objects.bulk_create(events)
+    # Inside the transaction, the rows saved: the webhook outbox row commits with the invoice.
+    (invoice_finalized_in_tx if finalize else invoice_drafted_in_tx).send(sender=Invoice, invoice_id=invoice.pk)
 
 
 _AMOUNT_FIELDS = [
@@ -430,6 +439,9 @@ def _finalize_locked(
     InvoiceEvent.objects.create(
         invoice=invoice, kind="finalized", actor=actor, payload={"number": invoice.number, **_totals_payload(invoice)}
     )
+    # Lago announces a one-off invoice as invoice.one_off_created, every other as invoice.created.
+    one_off = invoice.invoice_type == InvoiceType.ONE_OFF
+    (invoice_one_off_created_in_tx if one_off else invoice_finalized_in_tx).send(sender=Invoice, invoice_id=invoice.pk)
     _after_commit(invoice)
 
 
@@ -463,6 +475,7 @@ def invoice_void(*, invoice: Invoice, actor: str, now: datetime | None = None) -
         actor=actor,
         payload={"number": invoice.number, "recredited_amount_cents": to_cents(recredited, invoice.currency)},
     )
+    invoice_voided_in_tx.send(sender=Invoice, invoice_id=invoice.pk)
     return invoice
 
 
@@ -511,6 +524,8 @@ def invoice_update(
     if len(fields) > 1:
         invoice.save(update_fields=fields)
         InvoiceEvent.objects.create(invoice=invoice, kind="updated", actor=actor, payload=payload)
+        if "payment_status" in payload:
+            invoice_payment_status_changed_in_tx.send(sender=Invoice, invoice_id=invoice.pk)
     return invoice
 
 

@@ -36,7 +36,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 
 from .errors import IngestionBusyError, IngestionError
 from .models import BillableMetric, Event
-from .signals import events_stored
+from .signals import events_rejected, events_stored
 
 logger = logging.getLogger(__name__)
 
@@ -365,6 +365,7 @@ def _store(events: list[EventInput], received_at: datetime) -> IngestionResult:
         else:
             errors[str(index)] = {"transaction_id": _ALREADY_EXIST}
     if errors:
+        _announce_conflicts(events, errors)
         raise IngestionError(errors)
     # Rows are inserted in ONE canonical order, the unique key's: a transaction waits on a key
     # another one inserted first, and with one order for all, no two can wait on each other (the
@@ -376,6 +377,9 @@ def _store(events: list[EventInput], received_at: datetime) -> IngestionResult:
         try:
             stored, replayed = _store_once(unique, unique_indexes, received_at)
             break
+        except IngestionError as error:
+            _announce_conflicts(events, error.details)
+            raise
         except OperationalError as error:
             # Retried only as the outermost transaction (inside another, the caller's work would
             # be lost) and only for the failures PostgreSQL asks the client to retry.
@@ -398,6 +402,26 @@ def _store(events: list[EventInput], received_at: datetime) -> IngestionResult:
             result_events.append(stored_event)
             result_replayed.append(was_replayed)
     return IngestionResult(events=result_events, replayed=result_replayed)
+
+
+def _announce_conflicts(events: list[EventInput], errors: dict[str, Any]) -> None:
+    """events_rejected for the conflicting duplicates among `errors` ({index: {field: [code]}})."""
+    rejected = [
+        (
+            {
+                "transaction_id": events[int(index)].transaction_id,
+                "external_subscription_id": events[int(index)].external_subscription_id,
+                "code": events[int(index)].code,
+                "timestamp": events[int(index)].timestamp_text,
+                "properties": events[int(index)].properties,
+            },
+            details,
+        )
+        for index, details in errors.items()
+        if index.isdigit() and details.get("transaction_id") == _ALREADY_EXIST
+    ]
+    if rejected:
+        events_rejected.send_robust(sender=Event, rejected=rejected)
 
 
 def _store_once(

@@ -18,3 +18,10 @@ known_subscription_ids_requested = Signal()
 # any sends nothing. Invoicing prices each of them right away (a fee, and an invoice when the
 # charge is invoiceable); its periodic sweep bills any whose announcement was lost.
 events_stored = Signal()
+
+# Sent when ingestion refused events that conflict with stored ones (same transaction_id and
+# subscription, another payload): kwargs `rejected`, a list of (event as sent: a dict of
+# transaction_id, external_subscription_id, code, timestamp, properties; its error_details).
+# Nothing was stored, so there is no transaction to share: sent after the rollback. Webhooks
+# announces each as event.error.
+events_rejected = Signal()

@@ -25,12 +25,14 @@ from customers.models import Customer, PaymentProvider
 from invoicing.locks import lock_invoice
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.models import PaymentStatus as InvoicePaymentStatus
+from invoicing.signals import invoice_payment_status_changed_in_tx, invoices_payment_overdue_in_tx
 
 from .errors import PaymentError
 from .models import IN_FLIGHT_STATUSES, Payment, PaymentProviderName, PaymentStatus, PaymentTrigger
 from .providers import ChargeOutcome, ProviderRejected, ProviderUnavailable
 from .providers import manual as manual_provider
 from .providers import stripe as stripe_provider
+from .signals import payment_failed_in_tx, payment_succeeded_in_tx
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ def _invoice_payment_state_refresh(invoice: Invoice) -> None:
             round_amount(invoice.total_amount, invoice.currency),
             invoice.currency,
         )
+    status_before = invoice.payment_status
     if invoice.status == InvoiceStatus.FINALIZED and invoice.total_due_amount <= 0:
         invoice.payment_status = InvoicePaymentStatus.SUCCEEDED
         invoice.payment_overdue = False
@@ -77,6 +80,9 @@ def _invoice_payment_state_refresh(invoice: Invoice) -> None:
     else:
         invoice.payment_status = InvoicePaymentStatus.PENDING
     invoice.save(update_fields=["total_paid_amount", "payment_status", "payment_overdue", "updated_at"])
+    if invoice.payment_status != status_before:
+        # Inside the transaction: the webhook outbox row commits with the new status (a change only).
+        invoice_payment_status_changed_in_tx.send(sender=Invoice, invoice_id=invoice.pk)
 
 
 # --- Stripe customers and payment methods -------------------------------------------------------
@@ -280,6 +286,10 @@ def payment_apply_outcome(*, payment_id: Any, outcome: ChargeOutcome) -> Payment
                     fields |= {"next_action", "failure_code", "failure_reason"}
         if fields:
             payment.save(update_fields=[*sorted(fields), "updated_at"])
+            if "status" in fields and payment.status == PaymentStatus.SUCCEEDED:
+                payment_succeeded_in_tx.send(sender=Payment, payment_id=payment.pk)
+            elif "status" in fields and payment.status == PaymentStatus.FAILED:
+                payment_failed_in_tx.send(sender=Payment, payment_id=payment.pk)
             _invoice_payment_state_refresh(invoice)
     return payment
 
@@ -493,6 +503,7 @@ def payment_create_manual(
             reference=reference,
             paid_at=paid_at or timezone.now(),
         )
+        payment_succeeded_in_tx.send(sender=Payment, payment_id=payment.pk)
         _invoice_payment_state_refresh(invoice)
     return payment
 
@@ -504,14 +515,25 @@ def invoices_overdue_refresh(*, today: date) -> tuple[int, int]:
     """Flag finalized invoices past their due date with something still due; clear the flag on
     the ones that no longer qualify (paid, voided). Returns (flagged, cleared).
 
-    Two set-based UPDATEs: PostgreSQL re-checks each row's condition after waiting for a
-    concurrent payment's lock, so a payment that lands meanwhile is never flagged overdue.
+    Set-based: PostgreSQL re-checks each row's condition after waiting for a concurrent payment's
+    lock (the flagging's SELECT FOR UPDATE, the clearing's UPDATE), so a payment that lands
+    meanwhile is never flagged overdue. The flagged invoices are announced (webhooks) in the
+    flagging's transaction.
     """
     now = timezone.now()
     overdue = Q(
         status=InvoiceStatus.FINALIZED, payment_due_date__lt=today, total_amount__gt=F("total_paid_amount")
     ) & ~Q(payment_status=InvoicePaymentStatus.SUCCEEDED)
-    flagged = Invoice.objects.filter(overdue, payment_overdue=False).update(payment_overdue=True, updated_at=now)
+    with transaction.atomic():
+        # The rows to flag, locked (so PostgreSQL has re-checked the condition of any a payment
+        # holds), then flagged and announced in one transaction: the webhook outbox rows commit
+        # with the flag.
+        flagged_ids = list(
+            Invoice.objects.select_for_update().filter(overdue, payment_overdue=False).values_list("pk", flat=True)
+        )
+        flagged = Invoice.objects.filter(pk__in=flagged_ids).update(payment_overdue=True, updated_at=now)
+        if flagged_ids:
+            invoices_payment_overdue_in_tx.send(sender=Invoice, invoice_ids=flagged_ids)
     cleared = (
         Invoice.objects.filter(payment_overdue=True).exclude(overdue).update(payment_overdue=False, updated_at=now)
     )

@@ -13,3 +13,11 @@ subscription_started = Signal()
 # subscription exactly at its billing period's end (terminated_at == the period's to_datetime),
 # so that last period is a full one. Not sent when a pending subscription is canceled.
 subscription_terminated = Signal()
+
+# --- Sent INSIDE the transaction of the change (outbox writers: webhooks) ---------------------
+# Receivers write rows in the same transaction (so they commit or roll back with the change) and
+# never do I/O. kwargs: subscription_id.
+# A subscription became active (also for a back-dated start, as Lago announces it).
+subscription_started_in_tx = Signal()
+# A subscription was terminated (not sent for a pending one that is canceled).
+subscription_terminated_in_tx = Signal()

@@ -3,7 +3,8 @@ update, terminate or cancel, and the hourly activation of what became due.
 
 Rows are never rewritten into another plan: a plan change ends one row and starts another with
 the same external_id, linked by `previous_subscription`. Signals (plans.signals) are sent after
-commit so invoicing bills only what was committed. Every function locks the customer row first,
+commit so invoicing bills only what was committed; their `*_in_tx` twins inside the transaction,
+so the webhook outbox rows commit with the change. Every function locks the customer row first,
 so two requests about one customer's subscriptions run one after the other.
 """
 
@@ -25,7 +26,12 @@ from . import periods
 from .errors import ForbiddenError, NotFoundError, PlansError
 from .locks import lock_subscription
 from .models import BillingTime, Plan, Subscription, SubscriptionStatus
-from .signals import subscription_started, subscription_terminated
+from .signals import (
+    subscription_started,
+    subscription_started_in_tx,
+    subscription_terminated,
+    subscription_terminated_in_tx,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +43,8 @@ CANCELED = SubscriptionStatus.CANCELED
 
 def _send_started(subscription: Subscription) -> None:
     subscription_id = subscription.pk
+    # Inside the transaction, the row saved: the webhook outbox row commits with the change.
+    subscription_started_in_tx.send(sender=Subscription, subscription_id=subscription_id)
     # robust: a failing receiver is logged, it does not turn a committed change into an error.
     transaction.on_commit(
         lambda: subscription_started.send(sender=Subscription, subscription_id=subscription_id), robust=True
@@ -47,6 +55,7 @@ def _send_terminated(
     subscription: Subscription, *, upgraded_to: Subscription | None = None, downgraded_to: Subscription | None = None
 ) -> None:
     subscription_id = subscription.pk
+    subscription_terminated_in_tx.send(sender=Subscription, subscription_id=subscription_id)
     upgraded_to_id = upgraded_to.pk if upgraded_to else None
     downgraded_to_id = downgraded_to.pk if downgraded_to else None
     transaction.on_commit(

@@ -29,6 +29,8 @@ def serialize_organization(organization: Organization) -> dict[str, Any]:
         "created_at": iso_seconds(organization.created_at),
         "webhook_url": _text(organization.webhook_url),
         "webhook_urls": [organization.webhook_url] if organization.webhook_url else [],
+        # Verifies X-Lago-Signature of `hmac` webhook endpoints (the API key's holder may see it).
+        "hmac_key": organization.hmac_key,
         "country": _text(organization.country),
         "address_line1": _text(organization.address_line1),
         "address_line2": _text(organization.address_line2),
@@ -154,6 +156,7 @@ class OrganizationDoc(serializers.Serializer):
     created_at = serializers.DateTimeField()
     webhook_url = serializers.CharField(allow_null=True)
     webhook_urls = serializers.ListField(child=serializers.CharField())
+    hmac_key = serializers.CharField()
     country = serializers.CharField(allow_null=True)
     address_line1 = serializers.CharField(allow_null=True)
     address_line2 = serializers.CharField(allow_null=True)

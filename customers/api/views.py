@@ -103,6 +103,14 @@ class OrganizationView(APIView):
     resource_name = "organization"
 
     @extend_schema(
+        operation_id="findOrganization",
+        responses={200: inline_serializer("OrganizationFindResponse", fields={"organization": OrganizationDoc()})},
+        description="The issuing organization, with the hmac_key that signs `hmac` webhooks.",
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"organization": serialize_organization(Organization.current())})
+
+    @extend_schema(
         operation_id="updateOrganization",
         request=inline_serializer("OrganizationRequest", fields={"organization": OrganizationInputDoc()}),
         responses={

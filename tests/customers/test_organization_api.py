@@ -14,6 +14,7 @@ ORGANIZATION_KEYS = {
     "created_at",
     "webhook_url",
     "webhook_urls",
+    "hmac_key",  # signs webhooks of hmac endpoints (webhooks app)
     "country",
     "address_line1",
     "address_line2",

@@ -1,0 +1,12 @@
+"""Signals the payments app sends; apps to its right (webhooks) connect receivers.
+
+Sent INSIDE the transaction of the change: receivers write rows in the same transaction (outbox)
+and never do I/O.
+"""
+
+from django.dispatch import Signal
+
+# A payment succeeded (manual payment recorded, provider confirmed): kwargs payment_id.
+payment_succeeded_in_tx = Signal()
+# A provider payment attempt failed: kwargs payment_id.
+payment_failed_in_tx = Signal()

@@ -1,0 +1,118 @@
+"""Which signal announces which webhook type: the one table to extend.
+
+Each `Announcement` says: when `signal` is sent (inside the transaction of the change, see the
+`*_in_tx` signals of the apps to the left), emit `webhook_type` with an object of `object_type`,
+rendered by `payload(<the signal's id_kwarg>)`. `when`, if given, filters on the signal's kwargs.
+
+To announce something new (wallets, alerts, ...):
+  1. in your app's signals.py, define `my_thing_happened_in_tx = Signal()` and send it from your
+     service INSIDE the transaction, once the rows are saved: `my_thing_happened_in_tx.send(
+     sender=MyModel, my_thing_id=obj.pk)`. Never send it from on_commit: the outbox row must commit
+     (or roll back) with your change.
+  2. add a line to ANNOUNCEMENTS below, with a payload function that renders the object with your
+     API's serializer (webhooks/payloads.py holds the existing ones).
+  3. list the type and an example payload in the README's webhooks section.
+The receiver, the outbox row, signing, retries and the admin come for free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.dispatch import Signal
+
+from customers.signals import customer_saved_in_tx
+from invoicing.signals import (
+    credit_note_created_in_tx,
+    credit_note_refund_failed_in_tx,
+    fee_created_in_tx,
+    invoice_drafted_in_tx,
+    invoice_finalized_in_tx,
+    invoice_one_off_created_in_tx,
+    invoice_payment_status_changed_in_tx,
+    invoice_voided_in_tx,
+    invoices_payment_overdue_in_tx,
+)
+from payments.signals import payment_failed_in_tx, payment_succeeded_in_tx
+from plans.signals import subscription_started_in_tx, subscription_terminated_in_tx
+
+from . import payloads
+
+
+@dataclass(frozen=True)
+class Announcement:
+    signal: Signal
+    webhook_type: str
+    object_type: str
+    id_kwarg: str  # the signal kwarg holding the object's id (or a list of ids: one event each)
+    payload: Callable[[Any], dict[str, Any]]
+    when: Callable[[Mapping[str, Any]], bool] | None = None
+
+
+ANNOUNCEMENTS: list[Announcement] = [
+    Announcement(
+        customer_saved_in_tx, "customer.created", "customer", "customer_id", payloads.customer, lambda kw: kw["created"]
+    ),
+    Announcement(
+        customer_saved_in_tx,
+        "customer.updated",
+        "customer",
+        "customer_id",
+        payloads.customer,
+        lambda kw: not kw["created"],
+    ),
+    Announcement(invoice_drafted_in_tx, "invoice.drafted", "invoice", "invoice_id", payloads.invoice),
+    Announcement(invoice_finalized_in_tx, "invoice.created", "invoice", "invoice_id", payloads.invoice),
+    Announcement(invoice_one_off_created_in_tx, "invoice.one_off_created", "invoice", "invoice_id", payloads.invoice),
+    Announcement(invoice_voided_in_tx, "invoice.voided", "invoice", "invoice_id", payloads.invoice),
+    Announcement(
+        invoice_payment_status_changed_in_tx,
+        "invoice.payment_status_updated",
+        "invoice",
+        "invoice_id",
+        payloads.invoice,
+    ),
+    Announcement(invoices_payment_overdue_in_tx, "invoice.payment_overdue", "invoice", "invoice_ids", payloads.invoice),
+    Announcement(fee_created_in_tx, "fee.created", "fee", "fee_id", payloads.fee),
+    Announcement(
+        credit_note_created_in_tx, "credit_note.created", "credit_note", "credit_note_id", payloads.credit_note
+    ),
+    Announcement(
+        credit_note_refund_failed_in_tx,
+        "credit_note.refund_failure",
+        "credit_note",
+        "credit_note_id",
+        payloads.credit_note,
+    ),
+    Announcement(
+        subscription_started_in_tx, "subscription.started", "subscription", "subscription_id", payloads.subscription
+    ),
+    Announcement(
+        subscription_terminated_in_tx,
+        "subscription.terminated",
+        "subscription",
+        "subscription_id",
+        payloads.subscription,
+    ),
+    Announcement(payment_succeeded_in_tx, "payment.succeeded", "payment", "payment_id", payloads.payment),
+    Announcement(payment_failed_in_tx, "payment.failed", "payment", "payment_id", payloads.payment),
+    Announcement(
+        payment_failed_in_tx,
+        "invoice.payment_failure",
+        "payment_provider_invoice_payment_error",
+        "payment_id",
+        payloads.invoice_payment_failure,
+    ),
+]
+
+# Types emitted by periodic tasks (webhooks.tasks) or by a signal sent outside any transaction
+# (metrics.signals.events_rejected -> event.error: webhooks.digests).
+SCHEDULED_TYPES = ["subscription.termination_alert", "event.error", "events.errors"]
+
+
+def webhook_types() -> list[str]:
+    """Every type an endpoint may filter on (`event_types`)."""
+    seen = dict.fromkeys([announcement.webhook_type for announcement in ANNOUNCEMENTS] + SCHEDULED_TYPES)
+    return list(seen)

@@ -1,0 +1,59 @@
+"""The object of each delivery, rendered by the same serializer the API answers with (one
+serialization, not a copy). Each function takes the id a signal carries and returns the object;
+webhooks sits rightmost, so it may import every app's API serializers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from customers.api.serializers import serialize_customer
+from customers.models import Customer, Organization
+from invoicing.api import queries as invoice_queries
+from invoicing.api.credit_notes import credit_notes_in_full, serialize_credit_note
+from invoicing.api.serializers import InvoiceContext, serialize_fee, serialize_invoice
+from payments.api.serializers import serialize_payment
+from payments.models import Payment
+from plans.api.serializers import SubscriptionContext, serialize_subscription
+from plans.models import Subscription
+
+
+def customer(customer_id: Any) -> dict[str, Any]:
+    return serialize_customer(Customer.objects.get(pk=customer_id), Organization.current())
+
+
+def invoice(invoice_id: Any) -> dict[str, Any]:
+    row = invoice_queries.invoices_in_full().get(pk=invoice_id)
+    return serialize_invoice(row, InvoiceContext(), full=True)
+
+
+def fee(fee_id: Any) -> dict[str, Any]:
+    row = invoice_queries.fees_for_list().get(pk=fee_id)
+    return serialize_fee(row, row.invoice)
+
+
+def credit_note(credit_note_id: Any) -> dict[str, Any]:
+    return serialize_credit_note(credit_notes_in_full().get(pk=credit_note_id), InvoiceContext())
+
+
+def subscription(subscription_id: Any) -> dict[str, Any]:
+    row = Subscription.objects.select_related("customer", "plan", "previous_subscription__plan").get(pk=subscription_id)
+    return serialize_subscription(row, SubscriptionContext())
+
+
+def payment(payment_id: Any) -> dict[str, Any]:
+    return serialize_payment(Payment.objects.select_related("invoice", "customer").get(pk=payment_id))
+
+
+def invoice_payment_failure(payment_id: Any) -> dict[str, Any]:
+    """Lago's `payment_provider_invoice_payment_error` object: which invoice a provider failed to
+    collect, and what the provider said."""
+    row = Payment.objects.select_related("invoice", "customer").get(pk=payment_id)
+    return {
+        "lago_invoice_id": str(row.invoice_id),
+        "lago_customer_id": str(row.customer_id),
+        "external_customer_id": row.customer.external_id,
+        "provider_customer_id": row.provider_customer_id or None,
+        "payment_provider": row.provider,
+        "payment_provider_code": row.provider,
+        "provider_error": {"message": row.failure_reason or "", "error_code": row.failure_code or ""},
+    }
