@@ -44,20 +44,14 @@ def broker_down(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", counting_connect)
     saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
     app.conf.update(broker_url=f"redis://127.0.0.1:{port}/0", task_always_eager=False)
-    _forget_connections()  # made again from the new broker_url
+    pools = (app._pool, app.amqp._producer_pool)
+    app._pool = app.amqp._producer_pool = None  # made again from the new broker_url
     try:
         yield attempts
     finally:
         app.conf.update(saved)
-        _forget_connections()
-
-
-def _forget_connections() -> None:
-    # Celery acquires a producer even for eager tasks: later tests need a pool that is open.
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
+        # Celery acquires a producer even for eager tasks: later tests get the pools they had.
+        app._pool, app.amqp._producer_pool = pools
 
 
 def test_publish_settings_fail_fast():
