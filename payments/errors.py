@@ -18,13 +18,13 @@ class PaymentError(PaymentsError):
 
     def __init__(self, code: str, *, field: str | None = None, http_status: int = 422, message: str = "") -> None:
         super().__init__({field: [code]} if field else None, code, http_status)
-        self.field = field
+        self.input_field = field  # (`field` is DomainError's constructor of field errors)
         self.http_status = http_status
         self.message = message or code
         self.args = (self.message,)
 
     def lago_body(self) -> dict[str, Any]:
         # With a field, Lago answers validation_errors naming the field; otherwise the rule's code.
-        if self.field:
+        if self.input_field:
             return {"code": ErrorCode.VALIDATION_ERRORS.value, "error_details": self.details}
         return {"code": self.code}

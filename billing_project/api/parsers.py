@@ -10,6 +10,7 @@ C-speed regex search): only a body holding such an escape is walked in Python.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework.exceptions import ParseError
@@ -63,10 +64,10 @@ def lago_details(path: list[str]) -> dict[str, Any]:
 
 
 class LagoJSONParser(JSONParser):
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None) -> Any:
-        raw = stream.read() if stream is not None else b""
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
+        raw: bytes = stream.read() if stream is not None else b""
         try:
-            data = json.loads(raw)
+            data = json.loads(raw)  # type: ignore[arg-type]  # json.loads reads UTF-8 bytes too (DRF's stub says str)
         except RecursionError:
             raise ParseError("JSON parse error - nested too deeply") from None
         except ValueError as error:  # includes UnicodeDecodeError
