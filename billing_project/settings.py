@@ -184,6 +184,10 @@ SPECTACULAR_SETTINGS = {
 # --- Celery: no broker means tasks run eagerly (demo and most tests) ---
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+if CELERY_TASK_ALWAYS_EAGER:
+    # Eager tasks still take a producer from the pool: an in-memory transport instead of kombu's
+    # default amqp:// (kombu warns "No hostname was supplied" for any URL without a host).
+    CELERY_BROKER_URL = "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TIMEZONE = "UTC"
@@ -242,6 +246,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Without a broker every task runs in the request; its "Task ... succeeded" line is noise there.
+    "loggers": {"celery.app.trace": {"level": "WARNING" if CELERY_TASK_ALWAYS_EAGER else "INFO"}},
 }
 
 # django-money: the currency list is pinned in billing_project/currencies.py, so field choices and

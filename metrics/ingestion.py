@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
-from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, connection, transaction
@@ -272,11 +272,11 @@ def parse_event(raw: Any, received_at: datetime) -> tuple[EventInput | None, dic
         return None, errors
     return (
         EventInput(
-            transaction_id,  # type: ignore[arg-type]
-            external_subscription_id,  # type: ignore[arg-type]
-            code,  # type: ignore[arg-type]
-            timestamp,  # type: ignore[arg-type]
-            _timestamp_text(timestamp),  # type: ignore[arg-type]
+            transaction_id,
+            external_subscription_id,
+            code,
+            timestamp,  # type: ignore[arg-type]  # parsed (not None) whenever there are no errors
+            _timestamp_text(timestamp),  # type: ignore[arg-type]  # likewise
             timestamp_given,
             properties,
             properties_json,
@@ -322,7 +322,7 @@ def event_ingest(*, data: Any, received_at: datetime) -> IngestionResult:
     if errors:
         raise IngestionError(errors)
     try:
-        return _store([event], received_at)  # type: ignore[list-item]
+        return _store([event], received_at)  # type: ignore[list-item]  # no errors: parse_event gave an event
     except IngestionError as error:
         raise IngestionError((error.details or {})["0"]) from None
 
@@ -342,7 +342,7 @@ def events_ingest_batch(*, events: Any, received_at: datetime) -> IngestionResul
         if event_errors:
             errors[str(index)] = event_errors
         else:
-            parsed.append(event)  # type: ignore[arg-type]
+            parsed.append(event)  # type: ignore[arg-type]  # no errors: parse_event gave an event
     if errors:
         raise IngestionError(errors)
     return _store(parsed, received_at)
@@ -394,8 +394,8 @@ def _store(events: list[EventInput], received_at: datetime) -> IngestionResult:
             result_events.append(by_index[repeat_of[index]][0])
             result_replayed.append(True)
         else:
-            event, was_replayed = by_index[index]
-            result_events.append(event)
+            stored_event, was_replayed = by_index[index]
+            result_events.append(stored_event)
             result_replayed.append(was_replayed)
     return IngestionResult(events=result_events, replayed=result_replayed)
 
@@ -481,7 +481,7 @@ def _insert_postgresql(
             )
         conflicting = [i for i, s in enumerate(stored) if s is None]
         if not conflicting:
-            return stored, [False] * len(events), announced  # type: ignore[return-value]
+            return stored, [False] * len(events), announced  # type: ignore[return-value]  # no None: all inserted
 
         # The rare path: read the stored copies. A new statement sees rows committed by the
         # concurrent transactions the insert waited for (READ COMMITTED).
@@ -517,7 +517,7 @@ def _judge_conflicts(
             errors[str(indexes[i])] = {"transaction_id": _ALREADY_EXIST}
     if errors:
         raise IngestionError(errors)  # rolls the transaction (and the rows inserted) back
-    return stored, replayed  # type: ignore[return-value]
+    return stored, replayed  # type: ignore[return-value]  # a None is refused above, so none is left
 
 
 def _insert_generic(

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from kombu import pools
 
 from billing_project.celery import app
 from customers.models import Customer
@@ -44,14 +45,22 @@ def broker_down(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", counting_connect)
     saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager")}
     app.conf.update(broker_url=f"redis://127.0.0.1:{port}/0", task_always_eager=False)
-    pools = (app._pool, app.amqp._producer_pool)
-    app._pool = app.amqp._producer_pool = None  # made again from the new broker_url
+    _forget_connections()  # made again from the new broker_url
     try:
         yield attempts
     finally:
         app.conf.update(saved)
-        # Celery acquires a producer even for eager tasks: later tests get the pools they had.
-        app._pool, app.amqp._producer_pool = pools
+        _forget_connections()
+
+
+def _forget_connections() -> None:
+    # Celery acquires a producer even for eager tasks: later tests need a pool that is open.
+    # kombu keeps its pools in a process-wide registry keyed by connection, so closing the app's
+    # pool alone leaves a closed pool there for the next app.pool ("Acquire on closed pool" in
+    # every later test of the worker): reset the registry too.
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 def test_publish_settings_fail_fast():

@@ -159,8 +159,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(error_body(405, code=ErrorCode.METHOD_NOT_ALLOWED.value), status=405)
     if isinstance(exc, exceptions.APIException):
         headers = {}
-        if isinstance(exc, exceptions.Throttled) and exc.wait:
-            headers["Retry-After"] = str(int(exc.wait))
+        wait: float | None = getattr(exc, "wait", None)  # Throttled's (set by DRF, absent from its stubs)
+        if isinstance(exc, exceptions.Throttled) and wait:
+            headers["Retry-After"] = str(int(wait))
         return Response(error_body(exc.status_code), status=exc.status_code, headers=headers)
     return None
 

@@ -50,14 +50,14 @@ def _base_url(request: Request) -> str:
     return request.build_absolute_uri("/").rstrip("/")
 
 
-def _uuid(value: str) -> uuid.UUID | None:
+def _uuid(value: object) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value))
     except (ValueError, TypeError, AttributeError):
         return None
 
 
-def _invoice(invoice_id: str) -> Invoice:
+def _invoice(invoice_id: str | None) -> Invoice:
     parsed = _uuid(invoice_id)
     invoice = Invoice.objects.select_related("customer").filter(pk=parsed).first() if parsed else None
     if invoice is None:
@@ -343,7 +343,7 @@ class CustomerCurrentUsageView(InvoicingView):
 # Signed PDF links
 
 
-def document_download(request: HttpRequest, token: str) -> HttpResponse:
+def document_download(request: HttpRequest, token: str) -> HttpResponse | FileResponse:
     """Serve a document's PDF to whoever holds a valid link (no API key: the signature is the
     credential). Tampered or expired links answer 403 in the API's error shape, never 500."""
     if request.method not in ("GET", "HEAD"):
