@@ -13,5 +13,7 @@ class CustomersError(DomainError):
 class CustomersValidationError(CustomersError):
     """Refused with Lago's {field: [code]} details; nothing was written."""
 
+    details: dict[str, list[str]]  # always given
+
     def __init__(self, details: dict[str, list[str]]) -> None:
         super().__init__(details)

@@ -17,6 +17,8 @@ class MetricsError(DomainError):
 class MetricValidationError(MetricsError):
     """Refused with Lago's {field: [code]} details; nothing was written."""
 
+    details: dict[str, list[str]]  # always given
+
     def __init__(self, details: dict[str, list[str]]) -> None:
         super().__init__(details)
 
@@ -24,6 +26,8 @@ class MetricValidationError(MetricsError):
 class IngestionError(MetricsError):
     """The request is refused and nothing was stored. `details` is Lago's error_details:
     {field: [code]} for one event, {index: {field: [code]}} or {"events": [code]} for a batch."""
+
+    details: dict[str, Any]  # always given
 
     def __init__(self, details: dict[str, Any]) -> None:
         super().__init__(details)
