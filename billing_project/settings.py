@@ -186,6 +186,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "billing_project.api.schema.patch_like_put",
+        "billing_project.api.schema.document_errors",
     ],
 }
 

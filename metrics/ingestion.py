@@ -324,7 +324,7 @@ def event_ingest(*, data: Any, received_at: datetime) -> IngestionResult:
     try:
         return _store([event], received_at)  # type: ignore[list-item]  # no errors: parse_event gave an event
     except IngestionError as error:
-        raise IngestionError(error.details["0"]) from None
+        raise IngestionError((error.details or {})["0"]) from None
 
 
 def events_ingest_batch(*, events: Any, received_at: datetime) -> IngestionResult:

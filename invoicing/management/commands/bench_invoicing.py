@@ -72,6 +72,8 @@ class Command(BaseCommand):
             **os.environ,
             "DATABASE_URL": bench_url,
             "DEBUG": "0",
+            # Production settings, but served over plain http on loopback: no https redirect.
+            "SECURE_SSL_REDIRECT": "0",
             "SECRET_KEY": secrets.token_urlsafe(32),
             "LOG_LEVEL": "WARNING",
             "CELERY_BROKER_URL": "",
