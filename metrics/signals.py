@@ -18,3 +18,9 @@ known_subscription_ids_requested = Signal()
 # any sends nothing. Invoicing prices each of them right away (a fee, and an invoice when the
 # charge is invoiceable); its periodic sweep bills any whose announcement was lost.
 events_stored = Signal()
+
+# Sent by the rollup fold (metrics.rollups) to learn which event property keys a metric's charges
+# group by (charges live to the right, in plans): kwargs `metric`. Each receiver returns an
+# iterable of keys. The buckets keep the values of those keys and of the metric's filter keys;
+# a read filtering or grouping on any other key takes the raw events.
+rollup_keys_requested = Signal()
