@@ -179,8 +179,11 @@ def _combine(
         "COALESCE(e.properties ->> 'operation_type' = 'remove', false) AS removes, clock_timestamp() AS extracted_once "
         "FROM unnest(%(xs)s::text[], %(xa)s::timestamptz[], %(xb)s::timestamptz[], %(xf)s::timestamptz[], "
         "%(xt)s::timestamptz[]) AS p(sub, a, b, f, t) "
-        f"JOIN {_EVENTS} e ON e.external_subscription_id = p.sub AND e.code = %(code)s "
-        f"AND e.timestamp >= p.a AND e.timestamp < p.b{builder.filter_sql}) x"
+        # LATERAL ... OFFSET 0: one index range scan per piece, never a hash join over the
+        # subscription's every event.
+        "CROSS JOIN LATERAL (SELECT e.id, e.timestamp, e.properties, e.precise_total_amount_cents "
+        f"FROM {_EVENTS} e WHERE e.external_subscription_id = p.sub AND e.code = %(code)s "
+        f"AND e.timestamp >= p.a AND e.timestamp < p.b OFFSET 0) e WHERE true{builder.filter_sql}) x"
     )
     bucket_filters = builder.filter_sql.replace("e.properties", "r.dims")
     covered_from = (
@@ -188,9 +191,9 @@ def _combine(
         "%(ct)s::timestamptz[]) AS p(sub, a, b, f, t)"
     )
     buckets = (
-        f"SELECT {bucket_key} AS k, r.*, p.f, p.t FROM {covered_from} JOIN {_ROLLUPS} r "
-        "ON r.external_subscription_id = p.sub AND r.code = %(code)s AND r.bucket_start >= p.a "
-        f"AND r.bucket_start < p.b WHERE true{bucket_filters}"
+        f"SELECT {bucket_key} AS k, r.*, p.f, p.t FROM {covered_from} CROSS JOIN LATERAL (SELECT * FROM {_ROLLUPS} r "
+        "WHERE r.external_subscription_id = p.sub AND r.code = %(code)s AND r.bucket_start >= p.a "
+        f"AND r.bucket_start < p.b OFFSET 0) r WHERE true{bucket_filters}"
     )
     head = f"WITH raw AS MATERIALIZED ({raw}), buckets AS MATERIALIZED ({buckets}) "
     if kind in (AggregationType.COUNT, AggregationType.SUM, AggregationType.MAX):

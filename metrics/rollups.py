@@ -155,17 +155,23 @@ def usage_rollups_fold(
         definitions = {code: rollup_definition(m, rollup_keys(m)) for code, m in metrics.items()}
         report.discovered_events = _discover(list(metrics), discovery_batch, max_batches)
         report.rebuilt_pairs = _rebuild_changed(definitions, pairs_per_batch, max_batches)
-        after = 0
+        # Passes over the pairs behind the target, each moving a pair by at most max_span, until
+        # a pass finds none (or only pairs whose writers stayed open).
+        after, progressed = 0, False
         for _ in range(max_batches):
             batch = _pairs_to_fold(definitions, target, after, pairs_per_batch)
             if not batch:
-                break
+                if after == 0 or not progressed:
+                    break
+                after, progressed = 0, False
+                continue
             after = batch[-1].watermark_id
             folded = _fold_batch(batch, metrics, definitions, target, max_span, writer_timeout)
             if folded is None:
                 report.writers_timed_out += 1
                 continue
             report.folded_pairs += folded
+            progressed = progressed or folded > 0
         for _ in range(max_batches):
             refolded = _refold_dirty(metrics, definitions, dirty_batch)
             report.refolded_buckets += refolded
@@ -402,8 +408,9 @@ def _fold_source(metric: BillableMetric, keys: Sequence[str], params: dict[str, 
         f"e.precise_total_amount_cents AS pc, e.id, e.timestamp AS ts{value}, "
         "COALESCE(e.properties ->> 'operation_type' = 'remove', false) AS removes, clock_timestamp() AS once "
         "FROM unnest(%(subs)s::text[], %(froms)s::timestamptz[], %(tos)s::timestamptz[]) AS p(sub, a, b) "
-        f"JOIN {_EVENTS} e ON e.external_subscription_id = p.sub AND e.code = %(code)s "
-        "AND e.timestamp >= p.a AND e.timestamp < p.b) x"
+        "CROSS JOIN LATERAL (SELECT e.id, e.timestamp, e.properties, e.precise_total_amount_cents "
+        f"FROM {_EVENTS} e WHERE e.external_subscription_id = p.sub AND e.code = %(code)s "
+        "AND e.timestamp >= p.a AND e.timestamp < p.b OFFSET 0) e) x"
     )
 
 
