@@ -8,6 +8,8 @@ from datetime import datetime
 from celery import shared_task
 from django.utils import timezone
 
+from metrics.rollups import usage_rollups_fold
+
 from . import advance_charges, pdf, runs, selectors, services
 from .models import Invoice
 
@@ -16,6 +18,9 @@ from .models import Invoice
 def bill_due_subscriptions(at: str | None = None) -> dict[str, int]:
     """Hourly at :10: one task per subscription-period due (the fan-out)."""
     instant = datetime.fromisoformat(at) if at else timezone.now()
+    # Fold the hours just closed into the usage rollups first (waiting for a periodic fold that
+    # is running), so that the runs read buckets rather than the period's every event.
+    usage_rollups_fold(now=instant, wait=True)
     due = selectors.due_subscriptions(at=instant)
     for item in due:
         bill_subscription_period.delay(str(item.subscription.pk), item.window.reason, item.window.timestamp.isoformat())

@@ -33,7 +33,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -89,7 +89,8 @@ class FoldReport:
 
 
 def floor_hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
+    """The start of the UTC hour holding `moment` (a local hour need not start on one: +05:30)."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def rollup_keys(metric: BillableMetric) -> list[str]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from unittest import mock
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -115,9 +116,10 @@ def _same(rolled: Any, raw: Any, kind: str) -> None:
     refold=st.booleans(),
     window=st.tuples(st.integers(0, 90), st.integers(30, 1500)),
     rounding=st.sampled_from([("", None), ("round", 1), ("ceil", 0), ("floor", -1)]),
+    india=st.booleans(),
 )
 def test_rollup_reads_equal_the_raw_reads(
-    db, kind, recurring, first, late, duplicates, fold_hour, refold, window, rounding
+    db, kind, recurring, first, late, duplicates, fold_hour, refold, window, rounding, india
 ):
     _clear()
     BillableMetric.objects.filter(code=CODE).delete()
@@ -143,6 +145,8 @@ def test_rollup_reads_equal_the_raw_reads(
 
     start = START + timedelta(minutes=window[0])
     end = start + timedelta(minutes=window[1])
+    if india:  # a period given in a +05:30 timezone: its hours are not UTC hours
+        start, end = start.astimezone(ZoneInfo("Asia/Kolkata")), end.astimezone(ZoneInfo("Asia/Kolkata"))
     reads = [
         lambda: aggregate(metric, external_subscription_ids=["s1"], from_datetime=start, to_datetime=end),
         lambda: aggregate(

@@ -32,6 +32,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 SUBSCRIPTION = "bench_usage_sub"
+INGESTED = "bench_usage_ingested"  # the subscription of the ingestion overhead measurement
 CUSTOMER = "bench_usage_customer"
 CODE = "bench_usage_gb"
 REGIONS = ("eu", "us", "ap")
@@ -133,6 +134,11 @@ class Bench:
             f"{self.raw_events:,} raw events after it"
         )
 
+        with_trigger, without_trigger = self._ingest_overhead()
+        self.say(
+            f"ingestion service (batches of 100, no HTTP), alternating: {with_trigger:,.0f} events/s with the "
+            f"late-event trigger, {without_trigger:,.0f} without = {with_trigger / without_trigger:.3f}x"
+        )
         plain = self._plain_sum()
         self.say(f"baseline: plain SQL SUM over the period's {self.events + self.raw_events:,} events: {plain:.1f} ms")
         rolled_ms, rolled_body = self._current_usage(self.requests)
@@ -163,6 +169,9 @@ class Bench:
                     "current_usage_to_plain_sum_ratio": round(rolled_ms / plain, 3),
                     "raw_path_current_usage_ms": round(raw_ms, 2),
                     "equal_to_raw_path": equal,
+                    "ingest_events_per_second_with_trigger": round(with_trigger),
+                    "ingest_events_per_second_without_trigger": round(without_trigger),
+                    "ingest_trigger_ratio": round(with_trigger / without_trigger, 3),
                 }
             )
         )
@@ -260,6 +269,48 @@ class Bench:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
         return elapsed
+
+    def _ingest_overhead(self, rounds: int = 6, batches: int = 40) -> tuple[float, float]:
+        """Events/s of the ingestion service (100-event batches of live events for pairs that have
+        a watermark) with the late-event trigger enabled and disabled, alternating rounds."""
+        from django.db import connection
+        from django.utils import timezone
+
+        from metrics.ingestion import events_ingest_batch
+        from metrics.models import UsageWatermark
+
+        # Another subscription (the measured one's events stay as they are), with a watermark.
+        UsageWatermark.objects.create(
+            external_subscription_id=INGESTED, code=CODE, folded_until=self.watermark, pending_until=self.watermark
+        )
+        rates: dict[bool, list[float]] = {True: [], False: []}
+        sequence = 0
+        for round_number in range(rounds * 2):
+            enabled = round_number % 2 == 0
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"ALTER TABLE metrics_event {'ENABLE' if enabled else 'DISABLE'} TRIGGER metrics_event_mark_late"
+                )
+            began = time.perf_counter()
+            for _ in range(batches):
+                now = timezone.now()
+                events = []
+                for _ in range(100):
+                    sequence += 1
+                    events.append(
+                        {
+                            "transaction_id": f"i{sequence}",
+                            "external_subscription_id": INGESTED,
+                            "code": CODE,
+                            "timestamp": now.timestamp(),
+                            "properties": {"gb": 1, "region": "eu"},
+                        }
+                    )
+                events_ingest_batch(events=events, received_at=now)
+            rates[enabled].append(batches * 100 / (time.perf_counter() - began))
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE metrics_event ENABLE TRIGGER metrics_event_mark_late")
+        return statistics.median(rates[True]), statistics.median(rates[False])
 
     def _plain_sum(self) -> float:
         from django.db import connection
