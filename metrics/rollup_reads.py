@@ -21,15 +21,24 @@ keep their digits and scale:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
-from .models import AggregationType, BillableMetric, Event, UsageRollup, UsageRollupDirty, UsageRollupValue
+from .models import (
+    AggregationType,
+    BillableMetric,
+    Event,
+    UsageRollup,
+    UsageRollupDirty,
+    UsageRollupValue,
+    UsageWatermark,
+)
 from .rollups import HOUR, definition_matches, floor_hour
 
 if TYPE_CHECKING:
@@ -39,8 +48,14 @@ _EVENTS = Event._meta.db_table
 _ROLLUPS = UsageRollup._meta.db_table
 _VALUES = UsageRollupValue._meta.db_table
 _DIRTY = UsageRollupDirty._meta.db_table
+_WATERMARKS = UsageWatermark._meta.db_table
 # Before any event (and a valid timestamptz): the start of a recurring metric's scope.
 _BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _as_text(definition: Any) -> str:
+    """jsonb as PostgreSQL prints it (Django's psycopg setup hands jsonb over as that text)."""
+    return definition if isinstance(definition, str) else json.dumps(definition)
 
 
 def _ceil_hour(moment: datetime) -> datetime:
@@ -106,7 +121,7 @@ SELECT w.external_subscription_id, w.folded_until, w.definition,
        (SELECT array_agg(d.bucket_start) FROM {_DIRTY} d
         WHERE d.external_subscription_id = w.external_subscription_id AND d.code = w.code
           AND d.bucket_start < w.folded_until)
-FROM metrics_usagewatermark w
+FROM {_WATERMARKS} w
 WHERE w.code = %s AND w.external_subscription_id = ANY(%s::text[]) AND w.folded_until IS NOT NULL
 """
 
@@ -129,11 +144,14 @@ def rollup_aggregate(
         needed.add(group_key)
     with connection.cursor() as cursor:
         cursor.execute(_WATERMARKS_SQL, [metric.code, [sub for sub, _, _ in periods]])
-        marks = {
-            sub: (folded, dirty or [])
-            for sub, folded, definition, dirty in cursor.fetchall()
-            if definition_matches(definition, metric, needed)
-        }
+        rows = cursor.fetchall()
+    # The definitions as read (jsonb text), for the main query's check that they still hold.
+    read_marks = {sub: (folded, _as_text(definition)) for sub, folded, definition, _ in rows}
+    marks = {
+        sub: (folded, dirty or [])
+        for sub, folded, definition, dirty in rows
+        if definition_matches(definition, metric, needed)
+    }
     if not marks:
         return None
     kind = metric.aggregation_type
@@ -147,7 +165,8 @@ def rollup_aggregate(
         _split(sub, start, end, folded, dirty, _BEGINNING if recurring_scope else start, pieces)
     if not pieces.covered:
         return None
-    return _combine(metric, mode, group_key, filters, exclude_filters, pieces, marks)
+    guard = {sub: read_marks[sub] for sub in marks}
+    return _combine(metric, mode, group_key, filters, exclude_filters, pieces, marks, guard)
 
 
 def _combine(
@@ -158,7 +177,8 @@ def _combine(
     exclude_filters: Sequence[Filters],
     pieces: _Pieces,
     marks: dict[str, tuple[datetime | None, list[datetime]]],
-) -> dict[str | None, AggregationResult]:
+    guard: dict[str, tuple[datetime, str]],
+) -> dict[str | None, AggregationResult] | None:
     from .aggregation import AggregationResult, _SqlBuilder, apply_rounding
 
     builder = _SqlBuilder(metric, mode, group_key, filters, exclude_filters, False)
@@ -257,9 +277,25 @@ def _combine(
         )
     else:
         raise ValueError(f"unknown aggregation type {kind!r}")
+    # The same statement checks that the watermarks read before still stand (same definition,
+    # folded at least as far): a rebuild committed in between deleted the buckets it covered.
+    # One row comes back even without usage (present NULL) to carry the check.
+    params["gs"] = list(guard)
+    params["gw"] = [guard[sub][0] for sub in guard]
+    params["gd"] = [guard[sub][1] for sub in guard]
+    sql = (
+        "SELECT r.k, r.units, r.n, r.pc, r.present, g.standing FROM (SELECT q.*, true AS present FROM ("
+        f"{sql}) q(k, units, n, pc)) r RIGHT JOIN (SELECT count(*) AS standing FROM {_WATERMARKS} w "
+        "JOIN unnest(%(gs)s::text[], %(gw)s::timestamptz[], %(gd)s::text[]) AS g(sub, folded, def) "
+        "ON w.external_subscription_id = g.sub WHERE w.code = %(code)s AND w.definition::text = g.def "
+        "AND w.folded_until >= g.folded) g ON true"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
+        fetched = cursor.fetchall()
+    if not fetched or fetched[0][5] != len(guard):
+        return None
+    rows = [row[:4] for row in fetched if row[4]]
     zero = Decimal(0)
     return {
         key: AggregationResult(

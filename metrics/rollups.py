@@ -230,7 +230,13 @@ def _discover(codes: list[str], limit: int, max_batches: int) -> int:
     for _ in range(max_batches):
         with connection.cursor() as cursor:
             cursor.execute(
-                _DISCOVER_SQL, {"cursor": position, "limit": limit, "codes": codes, "settle": _DISCOVERY_SETTLE}
+                _DISCOVER_SQL,
+                {
+                    "cursor": position,
+                    "limit": limit,
+                    "codes": codes,
+                    "settle": f"{int(_DISCOVERY_SETTLE.total_seconds())} seconds",
+                },
             )
             scanned, highest, first_young = cursor.fetchone()
         scanned_total += scanned

@@ -255,3 +255,69 @@ def test_a_deleted_event_voids_its_pairs_rollups(db):
     assert aggregate(metric, **scope).units == Decimal(406)
     usage_rollups_fold(now=START + 24 * HOUR, grace=timedelta(0))
     assert aggregate(metric, **scope).units == Decimal(406)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_late_writers_racing_folds_lose_nothing():
+    """Writers commit batches with timestamps below and above the moving watermark while folds
+    advance it: after a last fold, the rollup answer still counts every event once."""
+    import random
+    import threading
+    import time
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from metrics.ingestion import events_ingest_batch
+
+    metric = make_metric(code=CODE, aggregation_type="sum_agg", field_name="v")
+    stop = time.monotonic() + 3
+    errors: list[BaseException] = []
+
+    def write(name: str) -> None:
+        try:
+            for n in range(10_000):
+                if time.monotonic() > stop:
+                    break
+                batch = [
+                    {
+                        "transaction_id": f"{name}-{n}-{i}",
+                        "external_subscription_id": "s1",
+                        "code": CODE,
+                        "timestamp": (START + timedelta(minutes=random.randrange(0, 600))).timestamp(),
+                        "properties": {"v": 1},
+                    }
+                    for i in range(20)
+                ]
+                events_ingest_batch(events=batch, received_at=timezone.now())
+        except BaseException as error:  # reported to the test
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def fold() -> None:
+        try:
+            hour = 1
+            while time.monotonic() < stop:
+                usage_rollups_fold(now=START + hour * HOUR, grace=timedelta(0), writer_timeout=5)
+                hour = min(hour + 1, 10)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(f"w{i}",)) for i in range(2)] + [threading.Thread(target=fold)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    usage_rollups_fold(now=START + 12 * HOUR, grace=timedelta(0))
+    assert UsageWatermark.objects.get(code=CODE).folded_until == START + 12 * HOUR
+
+    def read() -> Any:
+        return aggregate(metric, external_subscription_ids=["s1"], from_datetime=START, to_datetime=START + 24 * HOUR)
+
+    assert read() == _raw(read)
+    assert read().units == Event.objects.filter(code=CODE).count() > 100
+    assert not UsageRollupDirty.objects.filter(bucket_start__lt=START + 12 * HOUR).exists()

@@ -148,6 +148,11 @@ class Bench:
         with mock.patch.object(aggregation, "rollup_aggregate", return_value=None):
             raw_ms, raw_body = self._current_usage(3)
         self.say(f"current_usage through the API (raw events, rollups off): median {raw_ms:.1f} ms of 3")
+        read_ms, raw_read_ms = self._aggregation()
+        self.say(
+            f"the aggregation alone (metrics.aggregation.aggregate): {read_ms:.1f} ms from the rollups, "
+            f"{raw_read_ms:.1f} ms from the raw events"
+        )
         equal = rolled_body == raw_body
         usage = rolled_body["customer_usage"]["charges_usage"][0]
         self.say(
@@ -168,6 +173,8 @@ class Bench:
                     "plain_sum_ms": round(plain, 2),
                     "current_usage_to_plain_sum_ratio": round(rolled_ms / plain, 3),
                     "raw_path_current_usage_ms": round(raw_ms, 2),
+                    "aggregation_ms": round(read_ms, 2),
+                    "raw_aggregation_ms": round(raw_read_ms, 2),
                     "equal_to_raw_path": equal,
                     "ingest_events_per_second_with_trigger": round(with_trigger),
                     "ingest_events_per_second_without_trigger": round(without_trigger),
@@ -327,6 +334,35 @@ class Bench:
                 cursor.fetchall()
             timings.append((time.perf_counter() - began) * 1000)
         return statistics.median(timings)
+
+    def _aggregation(self) -> tuple[float, float]:
+        """Medians of the period's aggregation call itself, from the rollups and raw."""
+        from metrics import aggregation
+        from metrics.models import BillableMetric
+
+        metric = BillableMetric.objects.get(code=CODE)
+
+        def read() -> Any:
+            return aggregation.aggregate(
+                metric,
+                external_subscription_ids=[SUBSCRIPTION],
+                from_datetime=self.period_start,
+                to_datetime=self.period_end,
+            )
+
+        def median_ms(runs: int) -> float:
+            read()
+            timings = []
+            for _ in range(runs):
+                began = time.perf_counter()
+                read()
+                timings.append((time.perf_counter() - began) * 1000)
+            return statistics.median(timings)
+
+        rolled = median_ms(9)
+        with mock.patch.object(aggregation, "rollup_aggregate", return_value=None):
+            raw = median_ms(3)
+        return rolled, raw
 
     def _current_usage(self, requests: int) -> tuple[float, dict[str, Any]]:
         client = self._client()
