@@ -64,12 +64,17 @@ beat: install .env
 	$(BIN)/python manage.py setup_periodic_tasks
 	$(BIN)/celery -A billing_project beat --loglevel=info
 
-test: install-dev .env
-	$(BIN)/pytest $(PYTEST_ARGS)
+# One pytest-xdist worker per core, each with its own test database (test_tollgate_gw0, ...).
+TEST_WORKERS ?= auto
 
+test: install-dev .env
+	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+# mypy reads its settings (django-stubs and DRF plugins, strict pure modules) from pyproject.toml.
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
 
 format: install-dev
 	$(BIN)/ruff check --fix .

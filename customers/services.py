@@ -15,12 +15,14 @@ from typing import Any
 import sequences
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from billing_project.money import is_currency
 
 from .countries import is_country_code
+from .errors import CustomersValidationError
+from .locks import lock_customer, lock_organization
 from .models import (
     CUSTOMER_BILLING_FIELDS,
     CUSTOMER_SEQUENCE,
@@ -71,14 +73,6 @@ _DJANGO_CODES = {
 }
 
 
-class CustomersValidationError(Exception):
-    """Refused with Lago's {field: [code]} details; nothing was written."""
-
-    def __init__(self, details: dict[str, list[str]]) -> None:
-        super().__init__(details)
-        self.details = details
-
-
 @dataclass(frozen=True)
 class CustomerUpsertResult:
     customer: Customer
@@ -125,6 +119,11 @@ def _full_clean_errors(instance: Customer | Organization, exclude: list[str]) ->
     return {}
 
 
+def _max_length(model: type[models.Model], field: str) -> int | None:
+    model_field = model._meta.get_field(field)
+    return model_field.max_length if isinstance(model_field, models.Field) else None
+
+
 def customer_validate(customer: Customer) -> dict[str, list[str]]:
     """Lago's rules for a customer, with its codes ({} when valid). The admin form uses it too."""
     errors: dict[str, list[str]] = {}
@@ -133,7 +132,8 @@ def customer_validate(customer: Customer) -> dict[str, list[str]]:
     for field in CUSTOMER_TEXT_FIELDS:
         if field == "email":
             continue
-        if len(getattr(customer, field) or "") > Customer._meta.get_field(field).max_length:  # type: ignore[operator]
+        max_length = _max_length(Customer, field)
+        if max_length is not None and len(getattr(customer, field) or "") > max_length:
             errors[field] = ["value_is_invalid"]
     if len(customer.external_id or "") > MAX_TEXT_LENGTH:
         errors["external_id"] = ["value_is_invalid"]
@@ -165,7 +165,7 @@ def organization_validate(organization: Organization) -> dict[str, list[str]]:
     """Lago's rules for the organization's details ({} when valid). The admin form uses it too."""
     errors: dict[str, list[str]] = {}
     for field in ORGANIZATION_TEXT_FIELDS:
-        max_length = Organization._meta.get_field(field).max_length
+        max_length = _max_length(Organization, field)
         if max_length is not None and len(getattr(organization, field) or "") > max_length:
             errors[field] = ["value_is_invalid"]
     if not organization.name or not organization.name.strip():
@@ -227,8 +227,7 @@ def organization_update(*, changes: Mapping[str, Any]) -> Organization:
     """Apply the fields present in `changes` (a partial update, as Lago's PUT: an explicit null
     clears a text field). Unknown keys are ignored."""
     with transaction.atomic():
-        Organization.current()
-        organization = Organization.objects.select_for_update().get(pk=1)
+        organization = lock_organization()
         _assign(organization, changes, ORGANIZATION_FIELDS, ORGANIZATION_TEXT_FIELDS)
         normalize_codes(organization, ("country", "default_currency", "document_number_prefix"))
         errors = organization_validate(organization)
@@ -280,6 +279,17 @@ def _metadata_merge(current: list[dict[str, Any]], items: Any) -> tuple[list[dic
             }
         )
     return merged, {}
+
+
+def customer_currency_claim(*, customer: Customer, currency: str) -> bool:
+    """The first subscription or invoice of a customer without a currency gives it its own (as
+    Lago); later ones must match. False when `currency` is not the customer's (the caller refuses
+    it with its own error). The caller holds the customer's row lock."""
+    if customer.currency:
+        return customer.currency == currency
+    Customer.objects.filter(pk=customer.pk).update(currency=currency, updated_at=timezone.now())
+    customer.currency = currency
+    return True
 
 
 def customer_has_billing_history(customer: Customer) -> bool:
@@ -405,7 +415,7 @@ def customer_delete(*, customer: Customer) -> Customer:
     """Soft delete: the row stays for the invoices that name it; its external_id is free again.
     Sends `customer_deleted` after commit (apps to the right end what the customer had running)."""
     with transaction.atomic():
-        locked = Customer.objects.select_for_update().get(pk=customer.pk)
+        locked = lock_customer(customer)
         if locked.deleted_at is None:
             locked.deleted_at = timezone.now()
             locked.save(update_fields=["deleted_at", "updated_at"])

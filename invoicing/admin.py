@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -21,7 +22,7 @@ from django.utils.html import format_html
 
 from billing_project.admin import ReadOnlyAdmin
 
-from . import credit_notes, pdf, services
+from . import credit_note_refunds, credit_notes, documents, pdf, services
 from .errors import InvoicingError
 from .models import (
     CreditNote,
@@ -101,7 +102,7 @@ class _ReadOnlyInline(admin.TabularInline):
 class InvoiceSubscriptionInline(_ReadOnlyInline):
     model = InvoiceSubscription
     verbose_name = "billing period"
-    fields = ["subscription", "invoicing_reason", "from_datetime", "to_datetime", "charges_from_datetime"]
+    fields = ("subscription", "invoicing_reason", "from_datetime", "to_datetime", "charges_from_datetime")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -110,7 +111,7 @@ class InvoiceSubscriptionInline(_ReadOnlyInline):
 
 class FeeInline(_ReadOnlyInline):
     model = Fee
-    fields = ["line", "fee_type", "units", "events_count", "unit_amount", "amount", "precise_amount", "taxes_amount"]
+    fields = ("line", "fee_type", "units", "events_count", "unit_amount", "amount", "precise_amount", "taxes_amount")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -122,19 +123,19 @@ class FeeInline(_ReadOnlyInline):
 
     @admin.display(description="line")
     def line(self, fee: Fee) -> str:
-        return pdf.fee_line_name(fee)
+        return documents.fee_line_name(fee)
 
 
 class InvoiceAppliedTaxInline(_ReadOnlyInline):
     model = InvoiceAppliedTax
     verbose_name = "tax"
-    fields = ["tax_code", "tax_name", "tax_rate", "fees_amount", "amount"]
+    fields = ("tax_code", "tax_name", "tax_rate", "fees_amount", "amount")
     readonly_fields = fields
 
 
 class CreditNoteInline(_ReadOnlyInline):
     model = CreditNote
-    fields = ["number_link", "reason", "credit_status", "refund_status", "total_amount", "issuing_date"]
+    fields = ("number_link", "reason", "credit_status", "refund_status", "total_amount", "issuing_date")
     readonly_fields = fields
 
     @admin.display(description="number")
@@ -147,7 +148,7 @@ class InvoiceEventInline(_ReadOnlyInline):
     fk_name = "invoice"
     verbose_name = "history entry"
     verbose_name_plural = "history"
-    fields = ["created_at", "kind", "actor", "payload"]
+    fields = ("created_at", "kind", "actor", "payload")
     readonly_fields = fields
 
 
@@ -237,7 +238,7 @@ class InvoiceAdmin(ReadOnlyAdmin):
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field for _, options in self.fieldsets for field in options["fields"]]
+        return flatten_fieldsets(self.fieldsets)
 
     def has_billing_permission(self, request: HttpRequest) -> bool:
         """The actions need the model's real change permission (the forms are read-only for all)."""
@@ -255,11 +256,11 @@ class InvoiceAdmin(ReadOnlyAdmin):
 
     @admin.display(description="total", ordering="total_amount")
     def total(self, invoice: Invoice) -> str:
-        return pdf.format_money(invoice.total_amount, invoice.currency)
+        return documents.format_money(invoice.total_amount, invoice.currency)
 
     @admin.display(description="amount due")
     def due(self, invoice: Invoice) -> str:
-        return pdf.format_money(invoice.total_due_amount, invoice.currency)
+        return documents.format_money(invoice.total_due_amount, invoice.currency)
 
     @admin.display(description="PDF")
     def pdf(self, invoice: Invoice) -> str:
@@ -307,24 +308,26 @@ class FeeAdmin(ReadOnlyAdmin):
 
     @admin.display(description="line")
     def line(self, fee: Fee) -> str:
-        return pdf.fee_line_name(fee)
+        return documents.fee_line_name(fee)
 
     @admin.display(description="invoice", ordering="invoice__number")
-    def invoice_link(self, fee: Fee) -> str:
+    def invoice_link(self, fee: Fee) -> str | None:
         invoice = fee.invoice
+        if invoice is None:  # a pay-in-advance fee of a charge that is not invoiceable
+            return None  # the admin shows its empty value
         url = reverse("admin:invoicing_invoice_change", args=[invoice.pk])
         return format_html("<a href='{}'>{}</a>", url, invoice.number or invoice.pk)
 
 
 class CreditNoteItemInline(_ReadOnlyInline):
     model = CreditNoteItem
-    fields = ["fee", "amount", "precise_amount"]
+    fields = ("fee", "amount", "precise_amount")
     readonly_fields = fields
 
 
 class CreditNoteAppliedTaxInline(_ReadOnlyInline):
     model = CreditNoteAppliedTax
-    fields = ["tax_code", "tax_name", "tax_rate", "base_amount", "amount"]
+    fields = ("tax_code", "tax_name", "tax_rate", "base_amount", "amount")
     readonly_fields = fields
 
 
@@ -333,7 +336,7 @@ class CreditNoteEventInline(_ReadOnlyInline):
     fk_name = "credit_note"
     verbose_name = "history entry"
     verbose_name_plural = "history"
-    fields = ["created_at", "kind", "actor", "payload"]
+    fields = ("created_at", "kind", "actor", "payload")
     readonly_fields = fields
 
 
@@ -377,7 +380,7 @@ class CreditNoteAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Mark refund as paid (refunded by hand)", permissions=["billing"])
     def mark_refund_paid(self, request: HttpRequest, queryset: QuerySet) -> None:
-        service = credit_notes.credit_note_refund_mark_paid
+        service = credit_note_refunds.credit_note_refund_mark_paid
         self._apply(
             request, queryset, "refund marked paid", lambda note: service(credit_note=note, actor=_actor(request))
         )

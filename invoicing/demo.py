@@ -41,9 +41,9 @@ def load(*, stdout: Any, summary: DemoSummary | None = None) -> None:
     created = skipped = failed = 0
     for at in billing_instants(timezone.now()):
         for external_id in DEMO_SUBSCRIPTIONS:
-            summary = runs.bill_due(at=at, actor="system:demo", subscription_external_id=external_id)
-            created, skipped, failed = created + summary.created, skipped + summary.skipped, failed + summary.failed
-            for error in summary.errors:
+            run = runs.bill_due(at=at, actor="system:demo", subscription_external_id=external_id)
+            created, skipped, failed = created + run.created, skipped + run.skipped, failed + run.failed
+            for error in run.errors:
                 stdout.write(f"invoicing: {error}")
     _one_off_invoice(stdout)
     _credit_note(stdout)

@@ -28,6 +28,7 @@ On SQLite (the demo database) the same semantics are computed in Python from the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,6 +70,28 @@ def apply_rounding(metric: BillableMetric, units: Decimal) -> Decimal:
     return rounded.quantize(Decimal(1), context=_WIDE) if precision < 0 else rounded
 
 
+# One grouping key, or several (grouped by every one of them).
+GroupKeys = str | Sequence[str]
+
+
+def group_value(properties: Any, keys: GroupKeys | None) -> str | None:
+    """An event's group under `keys`, as the SQL computes it: the key's text value (None
+    without it), for several keys the JSON array of their values; "" when not grouped."""
+    if not keys:
+        return ""
+    if isinstance(keys, str):
+        return event_text_value(properties, keys)
+    return json.dumps([event_text_value(properties, key) for key in keys], ensure_ascii=False)
+
+
+def group_values(key: str | None, keys: GroupKeys) -> dict[str, str | None]:
+    """A result's group key read back as {grouping key: value} (`group_value`'s inverse)."""
+    if isinstance(keys, str):
+        return {keys: key}
+    values = json.loads(key) if key else [None] * len(keys)
+    return dict(zip(keys, values, strict=True))
+
+
 def _empty(with_event_values: bool) -> AggregationResult:
     return AggregationResult(units=_ZERO, events_count=0, event_values=() if with_event_values else None)
 
@@ -106,13 +129,14 @@ def aggregate_grouped(
     external_subscription_ids: Sequence[str],
     from_datetime: datetime,
     to_datetime: datetime,
-    grouped_by: str,
+    grouped_by: GroupKeys,
     filters: Filters | None = None,
     exclude_filters: Sequence[Filters] = (),
 ) -> dict[str | None, AggregationResult]:
     """Like `aggregate`, one result per value of properties[grouped_by] (None: events without it).
-    Groups without any event are absent."""
-    return _run(  # type: ignore[return-value]
+    Several keys group by every one of them: each result's key is then the JSON array of the
+    values (`group_values` reads it back). Groups without any event are absent."""
+    return _run(
         metric,
         mode="shared",
         subscription_ids=external_subscription_ids,
@@ -149,7 +173,7 @@ def aggregate_subscriptions(
         exclude_filters=exclude_filters,
         with_event_values=False,
     )
-    return {sub: results.get(sub) or _empty(False) for sub in subscription_ids}  # type: ignore[misc]
+    return {sub: results.get(sub) or _empty(False) for sub in subscription_ids}
 
 
 # --- SQL (PostgreSQL) ----------------------------------------------------------------------------
@@ -159,7 +183,7 @@ def _run(
     metric: BillableMetric,
     *,
     mode: str,
-    group_key: str | None,
+    group_key: GroupKeys | None,
     filters: Filters | None,
     exclude_filters: Sequence[Filters],
     with_event_values: bool,
@@ -169,11 +193,11 @@ def _run(
     periods: Sequence[tuple[str, datetime, datetime]] = (),
 ) -> dict[str | None, AggregationResult]:
     if mode == "shared":
-        _check_period(from_datetime, to_datetime)  # type: ignore[arg-type]
+        start, end = _check_period(from_datetime, to_datetime)
         subscription_ids = list(dict.fromkeys(subscription_ids))  # a repeated id must not double count
         if not subscription_ids:
             return {}
-        periods = [(sub, from_datetime, to_datetime) for sub in subscription_ids]  # type: ignore[misc]
+        periods = [(sub, start, end) for sub in subscription_ids]
     else:
         for _, start, end in periods:
             _check_period(start, end)
@@ -212,11 +236,12 @@ def _run(
     return results
 
 
-def _check_period(start: datetime, end: datetime) -> None:
+def _check_period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
     if start is None or end is None or start.tzinfo is None or end.tzinfo is None:
         raise ValueError("aggregation periods are aware datetimes")
     if end < start:
         raise ValueError("a period ends after it starts")
+    return start, end
 
 
 _NO_KEY = "''::text"
@@ -230,7 +255,7 @@ class _SqlBuilder:
         self,
         metric: BillableMetric,
         mode: str,
-        group_key: str | None,
+        group_key: GroupKeys | None,
         filters: Filters | None,
         exclude_filters: Sequence[Filters],
         with_event_values: bool,
@@ -245,9 +270,15 @@ class _SqlBuilder:
         }
         if mode == "per_subscription":
             self.key_sql = "p.sub"
-        elif group_key is not None:
+        elif isinstance(group_key, str):
             self.params["group"] = group_key
             self.key_sql = "(e.properties ->> %(group)s)"
+        elif group_key is not None:
+            columns = []
+            for n, key in enumerate(group_key):
+                self.params[f"group{n}"] = key
+                columns.append(f"(e.properties ->> %(group{n})s)")
+            self.key_sql = f"(jsonb_build_array({', '.join(columns)})::text)"
         else:
             self.key_sql = _NO_KEY
         self.filter_sql = self._filters(filters, exclude_filters)
@@ -432,7 +463,7 @@ def _aggregate_in_python(
     metric: BillableMetric,
     mode: str,
     periods: Sequence[tuple[str, datetime, datetime]],
-    group_key: str | None,
+    group_key: GroupKeys | None,
     filters: Filters | None,
     exclude_filters: Sequence[Filters],
     with_event_values: bool,
@@ -448,7 +479,7 @@ def _aggregate_in_python(
             value = _python_value(metric, properties)
             if value is None:
                 continue
-            key = sub if mode == "per_subscription" else (event_text_value(properties, group_key) if group_key else "")
+            key = sub if mode == "per_subscription" else group_value(properties, group_key)
             removes = isinstance(properties, dict) and properties.get("operation_type") == "remove"
             point = _Point(timestamp, event_id, value, None if precise is None else Decimal(precise), removes)
             buckets.setdefault(key, (start, end, []))[2].append(point)
@@ -503,7 +534,7 @@ def _python_units(
         return integral / total_seconds
     if not in_period:
         return None
-    values = [point.value for point in in_period]
+    values: list[Decimal] = [point.value for point in in_period]  # numeric metrics: Decimal values
     if kind == AggregationType.COUNT:
         return Decimal(len(values))
     if kind == AggregationType.SUM:
@@ -605,13 +636,14 @@ def aggregate_prorated_grouped(
     from_datetime: datetime,
     to_datetime: datetime,
     full_days: int,
-    grouped_by: str,
+    grouped_by: GroupKeys,
     timezone: str = "UTC",
     filters: Filters | None = None,
     exclude_filters: Sequence[Filters] = (),
 ) -> dict[str | None, ProratedAggregationResult]:
     """Like `aggregate_prorated`, one result per value of properties[grouped_by] (None: events
-    without it); groups without any event, carried-in or in the period, are absent."""
+    without it; several keys as `aggregate_grouped`); groups without any event, carried-in or in
+    the period, are absent."""
     periods = [
         ProratedPeriod(sub, from_datetime, to_datetime, full_days, timezone)
         for sub in dict.fromkeys(external_subscription_ids)
@@ -637,14 +669,14 @@ def aggregate_prorated_subscriptions(
     if len(set(subscription_ids)) != len(subscription_ids):
         raise ValueError("aggregate_prorated_subscriptions takes each external subscription id once")
     results = _run_prorated(metric, "per_subscription", periods, None, filters, exclude_filters, with_events)
-    return {sub: results.get(sub) or _empty_prorated(with_events) for sub in subscription_ids}  # type: ignore[misc]
+    return {sub: results.get(sub) or _empty_prorated(with_events) for sub in subscription_ids}
 
 
 def _run_prorated(
     metric: BillableMetric,
     mode: str,
     periods: Sequence[ProratedPeriod],
-    group_key: str | None,
+    group_key: GroupKeys | None,
     filters: Filters | None,
     exclude_filters: Sequence[Filters],
     with_events: bool,
@@ -798,7 +830,7 @@ def _prorated_in_python(
     metric: BillableMetric,
     mode: str,
     periods: Sequence[ProratedPeriod],
-    group_key: str | None,
+    group_key: GroupKeys | None,
     filters: Filters | None,
     exclude_filters: Sequence[Filters],
     with_events: bool,
@@ -821,7 +853,7 @@ def _prorated_in_python(
             if mode == "per_subscription":
                 key: str | None = period.external_subscription_id
             else:
-                key = event_text_value(properties, group_key) if group_key else ""
+                key = group_value(properties, group_key)
             removes = isinstance(properties, dict) and properties.get("operation_type") == "remove"
             point = _Point(timestamp, event_id, value, None if precise is None else Decimal(precise), removes)
             buckets.setdefault(key, (period, []))[1].append(point)

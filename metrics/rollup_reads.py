@@ -42,7 +42,7 @@ from .models import (
 from .rollups import HOUR, definition_matches, floor_hour
 
 if TYPE_CHECKING:
-    from .aggregation import AggregationResult, Filters
+    from .aggregation import AggregationResult, Filters, GroupKeys
 
 _EVENTS = Event._meta.db_table
 _ROLLUPS = UsageRollup._meta.db_table
@@ -131,7 +131,7 @@ def rollup_aggregate(
     *,
     mode: str,
     periods: Sequence[tuple[str, datetime, datetime]],
-    group_key: str | None,
+    group_key: GroupKeys | None,
     filters: Filters | None,
     exclude_filters: Sequence[Filters],
     with_event_values: bool,
@@ -140,8 +140,10 @@ def rollup_aggregate(
     if with_event_values or connection.vendor != "postgresql" or not periods:
         return None
     needed = set((filters or {}).keys()) | {k for x in exclude_filters for k in x}
-    if group_key is not None:
+    if isinstance(group_key, str):
         needed.add(group_key)
+    elif group_key is not None:
+        needed.update(group_key)
     with connection.cursor() as cursor:
         cursor.execute(_WATERMARKS_SQL, [metric.code, [sub for sub, _, _ in periods]])
         rows = cursor.fetchall()
@@ -172,7 +174,7 @@ def rollup_aggregate(
 def _combine(
     metric: BillableMetric,
     mode: str,
-    group_key: str | None,
+    group_key: GroupKeys | None,
     filters: Filters | None,
     exclude_filters: Sequence[Filters],
     pieces: _Pieces,
@@ -295,7 +297,7 @@ def _combine(
         fetched = cursor.fetchall()
     if not fetched or fetched[0][5] != len(guard):
         return None
-    rows = [row[:4] for row in fetched if row[4]]
+    answered: list[Any] = [row[:4] for row in fetched if row[4]]
     zero = Decimal(0)
     return {
         key: AggregationResult(
@@ -304,5 +306,5 @@ def _combine(
             event_values=None,
             precise_total_amount_cents=zero if precise is None else Decimal(precise),
         )
-        for key, units, count, precise in rows
+        for key, units, count, precise in answered
     }

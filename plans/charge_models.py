@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard, overload
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; this module never touches the database
     from plans.models import Charge, ChargeFilter
@@ -104,11 +104,11 @@ def _decimal(value: Any) -> Decimal | None:
     return number
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class _Errors(dict):
+class _Errors(dict[str, list[str]]):
     def add(self, key: str, code: str) -> None:
         codes = self.setdefault(key, [])
         if code not in codes:
@@ -134,7 +134,9 @@ def _validate_ranges(
         for field_name, code in amount_fields.items():
             if _decimal(tier.get(field_name)) is None:
                 errors.add(field_name, code)
-        from_value, to_value = tier.get("from_value"), tier.get("to_value")
+        # Unvalidated JSON: anything until the checks below.
+        from_value: Any = tier.get("from_value")
+        to_value: Any = tier.get("to_value")
         bounds_ok = _is_int(from_value) and from_value == next_from_value
         if index == last:
             bounds_ok = bounds_ok and to_value is None
@@ -229,7 +231,7 @@ def clean_properties(charge_model: str, properties: Mapping[str, Any]) -> dict[s
 def default_properties(charge_model: str) -> dict[str, Any]:
     """What a charge created without properties prices with (Lago's defaults: free)."""
     open_tier = {"from_value": 0, "to_value": None, "flat_amount": "0"}
-    return {
+    defaults: dict[str, dict[str, Any]] = {
         "standard": {"amount": "0"},
         "graduated": {"graduated_ranges": [{**open_tier, "per_unit_amount": "0"}]},
         "package": {"amount": "0", "package_size": 1, "free_units": 0},
@@ -237,7 +239,8 @@ def default_properties(charge_model: str) -> dict[str, Any]:
         "volume": {"volume_ranges": [{**open_tier, "per_unit_amount": "0"}]},
         "graduated_percentage": {"graduated_percentage_ranges": [{**open_tier, "rate": "0"}]},
         "dynamic": {},
-    }.get(charge_model, {})
+    }
+    return defaults.get(charge_model, {})
 
 
 def properties_for(charge: Charge, charge_filter: ChargeFilter | None = None) -> dict[str, Any]:
@@ -254,34 +257,18 @@ def properties_for(charge: Charge, charge_filter: ChargeFilter | None = None) ->
 ALL_FILTER_VALUES = "__ALL_FILTER_VALUES__"  # Lago's wildcard: any value of the key
 
 
-def matching_filter(
-    filters_values: Sequence[Mapping[str, Sequence[str]]], event_properties: Mapping[str, Any]
-) -> int | None:
-    """Which charge filter prices an event: the index in `filters_values` (each a filter's
-    `values`, {"key": ["v1", ...]}) of the most specific filter the event matches, else None
-    (the charge's own properties price it). An event matches a filter when, for every key, its
-    property is one of the values (or present at all, for Lago's wildcard); the filter with the
-    most keys wins, the first listed on a tie."""
-    best: int | None = None
-    best_keys = -1
-    for index, values in enumerate(filters_values):
-        matched = True
-        for key, allowed in values.items():
-            if key not in event_properties or event_properties[key] is None:
-                matched = False
-                break
-            if ALL_FILTER_VALUES not in allowed and str(event_properties[key]) not in {str(v) for v in allowed}:
-                matched = False
-                break
-        if matched and len(values) > best_keys:
-            best, best_keys = index, len(values)
-    return best
-
-
 # --------------------------------------------------------------------------------------------
 # Pricing
 
 
+@overload
+def _s(value: Decimal) -> str: ...
+@overload
+def _s(value: int) -> int: ...
+@overload
+def _s(value: None) -> None: ...
+@overload
+def _s(value: Decimal | int | None) -> str | int | None: ...
 def _s(value: Decimal | int | None) -> str | int | None:
     """JSON form of a breakdown number: decimals as strings (exact), integers kept."""
     if value is None or isinstance(value, int):
@@ -607,7 +594,12 @@ def compute(
 # --------------------------------------------------------------------------------------------
 # Prorated charges (a `prorated` charge on a recurring sum or unique count metric)
 
+# The one home of who may be billed how (Lago's charge validations): plans validates charges
+# with these, invoicing bills by them. Prorating also needs a recurring metric whose aggregation
+# prorates (metrics.aggregation.PRORATED_AGGREGATIONS).
 PRORATED_MODELS = ("standard", "graduated", "volume")
+PAY_IN_ADVANCE_AGGREGATIONS = ("count_agg", "sum_agg", "unique_count_agg")
+PAY_IN_ADVANCE_EXCLUDED_MODELS = ("volume",)
 
 
 def compute_prorated(

@@ -32,7 +32,7 @@ API_CALLS_TIERS = [
     {"from_value": 10001, "to_value": None, "per_unit_amount": "0.001", "flat_amount": "0"},
 ]
 
-PLANS = [
+PLANS: list[dict[str, Any]] = [
     {"code": "startup", "name": "Startup", "amount_cents": 4900, "amount_currency": "USD", "interval": "monthly"},
     {
         "code": "startup_jpy",
@@ -63,8 +63,13 @@ SUBSCRIPTIONS = [
     ("sub_globex", "globex", "startup_eur_weekly", "anniversary"),
 ]
 
-ADD_ON = {"code": "onboarding", "name": "Onboarding workshop", "amount_cents": 50000, "amount_currency": "USD"}
-COUPON = {
+ADD_ON: dict[str, Any] = {
+    "code": "onboarding",
+    "name": "Onboarding workshop",
+    "amount_cents": 50000,
+    "amount_currency": "USD",
+}
+COUPON: dict[str, Any] = {
     "code": "welcome_eur",
     "name": "Welcome EUR 5",
     "coupon_type": "fixed_amount",
@@ -151,13 +156,13 @@ def load(*, stdout: Any, summary: DemoSummary | None = None) -> None:
             services.applied_coupon_create(customer=_customer(COUPON_CUSTOMER), coupon=coupon)
             done.append(f"coupon {COUPON['code']} granted to {COUPON_CUSTOMER}")
     now = timezone.now()
-    organization_tz = Organization.current().timezone or "UTC"
+    organization = Organization.current()
     for external_id, customer_id, plan_code, billing_time in SUBSCRIPTIONS:
         live = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING)
         if Subscription.objects.filter(external_id=external_id, status__in=live).exists():
             continue
         customer = _customer(customer_id)
-        local_tz = customer.timezone or organization_tz
+        local_tz = customer.applicable_timezone(organization)
         weekly = Plan.live.get(code=plan_code).interval == "weekly"
         start = eight_days_ago(now, local_tz) if weekly else first_of_month_two_months_ago(now, local_tz)
         try:
@@ -168,7 +173,9 @@ def load(*, stdout: Any, summary: DemoSummary | None = None) -> None:
                 name=f"{customer.name} - {plan_code}",
                 billing_time=billing_time,
                 subscription_at=start,
-                now=now,
+                # Recorded at its start, as if Tollgate had known it since: the demo bills its
+                # two ended months (a backdated subscription's past periods are never billed).
+                now=start,
             )
         except PlansError as error:
             stdout.write(f"plans: subscription {external_id} not created ({error.code}: {error.details})")
