@@ -8,6 +8,7 @@ from datetime import datetime
 from celery import shared_task
 from django.utils import timezone
 
+from metrics.rollups import usage_rollups_fold
 from plans.subscriptions import subscriptions_activate_due
 
 from . import advance_charges, pdf, runs, selectors, services
@@ -20,6 +21,9 @@ def bill_due_subscriptions(at: str | None = None) -> dict[str, int]:
     per subscription with its due periods, oldest first (the fan-out)."""
     instant = datetime.fromisoformat(at) if at else timezone.now()
     subscriptions_activate_due(now=instant)
+    # Fold the hours just closed into the usage rollups first (waiting for a periodic fold that
+    # is running), so that the runs read buckets rather than the period's every event.
+    usage_rollups_fold(now=instant, wait=True)
     due = selectors.due_subscriptions(at=instant)
     by_subscription: dict[str, list[tuple[str, str]]] = {}
     for item in due:

@@ -38,6 +38,7 @@ from typing import Any
 from django.db import connection
 
 from .models import AggregationType, BillableMetric, Event
+from .rollup_reads import rollup_aggregate
 from .selectors import NUMERIC_TEXT_PATTERN, event_numeric_value, event_scalar_text, event_text_value
 
 
@@ -202,6 +203,18 @@ def _run(
             _check_period(start, end)
     if connection.vendor != "postgresql":
         return _aggregate_in_python(metric, mode, periods, group_key, filters, exclude_filters, with_event_values)
+    # Folded hours come from the usage rollups (the same answer, read from buckets): see rollup_reads.
+    rolled = rollup_aggregate(
+        metric,
+        mode=mode,
+        periods=periods,
+        group_key=group_key,
+        filters=filters,
+        exclude_filters=exclude_filters,
+        with_event_values=with_event_values,
+    )
+    if rolled is not None:
+        return rolled
 
     query = _SqlBuilder(metric, mode, group_key, filters, exclude_filters, with_event_values)
     if mode == "shared":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from typing import Any
 
 from django.db import models
@@ -177,3 +178,140 @@ class UnmatchedEvent(Event):
     class Meta:
         proxy = True
         verbose_name = "unmatched event"
+
+
+# --- Usage rollups (metrics.rollups folds them, metrics.rollup_reads reads them) ------------------
+
+
+class ExactNumericField(models.Field):
+    """PostgreSQL `numeric` without precision or scale: a sum keeps every digit and the scale of
+    its terms, so a sum of bucket sums is the very number (and text) a sum over the events gives."""
+
+    description = "Exact numeric"
+
+    def db_type(self, connection: Any) -> str:
+        return "numeric"
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        return value if value is None or isinstance(value, Decimal) else Decimal(str(value))
+
+
+class UsageRollup(models.Model):
+    """One closed hour of one subscription's events of one metric code, for one combination of
+    the values the metric's filters and groups read (`dims`: {key: properties ->> key}).
+
+    Only events whose value the metric counts are folded (a skipped value changes no aggregate).
+    Which columns are filled depends on the aggregation type the bucket was folded for (the
+    watermark's `definition`): count/sum/max/weighted sum/latest read what they need."""
+
+    id = models.BigAutoField(primary_key=True)
+    external_subscription_id = models.CharField(max_length=255)
+    code = models.CharField(max_length=255)
+    bucket_start = models.DateTimeField()
+    dims = models.JSONField(default=dict)
+    # md5 of dims' text: keys the unique index whatever the values' length.
+    dims_hash = models.UUIDField()
+    events_count = models.BigIntegerField()
+    value_sum = ExactNumericField(null=True)
+    value_max = ExactNumericField(null=True)
+    # sum(value x epoch seconds of its timestamp): a weighted sum's integral is t x sum - this.
+    value_time_sum = ExactNumericField(null=True)
+    precise_sum = ExactNumericField(null=True)
+    latest_timestamp = models.DateTimeField(null=True)
+    latest_event_id = models.BigIntegerField(null=True)
+    latest_value = ExactNumericField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_subscription_id", "code", "bucket_start", "dims_hash"], name="usage_rollup_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.external_subscription_id} {self.bucket_start:%Y-%m-%d %H}h {self.dims}"
+
+
+class UsageRollupValue(models.Model):
+    """Unique counts, exactly: per (subscription, code, dims, value) the first time it was seen
+    and its last operation (timestamp, event id: the tie-break, add or remove) among the folded
+    events. Merged by max, so folding the same events twice, or late ones later, is harmless."""
+
+    id = models.BigAutoField(primary_key=True)
+    external_subscription_id = models.CharField(max_length=255)
+    code = models.CharField(max_length=255)
+    dims = models.JSONField(default=dict)
+    dims_hash = models.UUIDField()
+    value = models.TextField()
+    value_hash = models.UUIDField()
+    first_timestamp = models.DateTimeField()
+    last_timestamp = models.DateTimeField()
+    last_event_id = models.BigIntegerField()
+    last_removes = models.BooleanField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_subscription_id", "code", "dims_hash", "value_hash"],
+                name="usage_rollup_value_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.external_subscription_id} {self.value!r}"
+
+
+class UsageWatermark(models.Model):
+    """How far the rollups of one (subscription, code) go: every closed hour before
+    `folded_until` is folded (or marked dirty). `pending_until` is published before a fold
+    reads the events, so that an event written meanwhile below it marks its hour dirty.
+    `definition` is what the buckets were folded for (aggregation type, field, dims keys); null
+    when an event was deleted or changed: the rollups are then ignored and rebuilt."""
+
+    id = models.BigAutoField(primary_key=True)
+    external_subscription_id = models.CharField(max_length=255)
+    code = models.CharField(max_length=255)
+    folded_until = models.DateTimeField(null=True)
+    pending_until = models.DateTimeField(null=True)
+    definition = models.JSONField(null=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["external_subscription_id", "code"], name="usage_watermark_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.external_subscription_id} folded until {self.folded_until}"
+
+
+class UsageRollupDirty(models.Model):
+    """An hour below the watermark that received an event after it was folded: the reads take
+    its raw events, the next fold refolds it. `generation` grows with every late write."""
+
+    id = models.BigAutoField(primary_key=True)
+    external_subscription_id = models.CharField(max_length=255)
+    code = models.CharField(max_length=255)
+    bucket_start = models.DateTimeField()
+    generation = models.BigIntegerField(default=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_subscription_id", "code", "bucket_start"], name="usage_rollup_dirty_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.external_subscription_id} dirty {self.bucket_start}"
+
+
+class UsageFoldCursor(models.Model):
+    """The fold's discovery cursor: events with a greater id may belong to (subscription, code)
+    pairs without a watermark yet. One row (name "events")."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    last_event_id = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.last_event_id}"

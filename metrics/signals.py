@@ -25,3 +25,9 @@ events_stored = Signal()
 # Nothing was stored, so there is no transaction to share: sent after the rollback. Webhooks
 # announces each as event.error.
 events_rejected = Signal()
+
+# Sent by the rollup fold (metrics.rollups) to learn which event property keys a metric's charges
+# group by (charges live to the right, in plans): kwargs `metric`. Each receiver returns an
+# iterable of keys. The buckets keep the values of those keys and of the metric's filter keys;
+# a read filtering or grouping on any other key takes the raw events.
+rollup_keys_requested = Signal()

@@ -19,12 +19,13 @@ class PlansConfig(AppConfig):
 
     def ready(self) -> None:
         from customers.signals import customer_deleted, customer_saved
-        from metrics.signals import billable_metric_deleted, known_subscription_ids_requested
+        from metrics.signals import billable_metric_deleted, known_subscription_ids_requested, rollup_keys_requested
 
         from . import receivers
 
         billable_metric_deleted.connect(receivers.retire_charges_of_deleted_metric, dispatch_uid="plans-retire-charges")
         known_subscription_ids_requested.connect(receivers.known_subscription_ids, dispatch_uid="plans-known-subs")
+        rollup_keys_requested.connect(receivers.grouped_by_keys, dispatch_uid="plans-rollup-keys")
         customer_saved.connect(receivers.apply_customer_tax_codes, dispatch_uid="plans-customer-tax-codes")
         customer_deleted.connect(
             receivers.end_subscriptions_of_deleted_customer, dispatch_uid="plans-end-deleted-customer-subscriptions"

@@ -23,6 +23,21 @@ def known_subscription_ids(sender: Any, **kwargs: Any) -> QuerySet:
     return Subscription.objects.values_list("external_id", flat=True)
 
 
+def grouped_by_keys(sender: Any, *, metric: Any, **kwargs: Any) -> set[str]:
+    """The event property keys that live charges on `metric` (or their filters) group by: the
+    usage rollups keep their values so that grouped charges read from them too."""
+    from .models import Charge
+
+    keys: set[str] = set()
+    for charge in Charge.objects.filter(billable_metric=metric, deleted_at__isnull=True).prefetch_related("filters"):
+        sources = [charge.properties or {}] + [f.properties or {} for f in charge.filters.all() if f.deleted_at is None]
+        for properties in sources:
+            grouped_by = properties.get("grouped_by") if isinstance(properties, dict) else None
+            if isinstance(grouped_by, list):
+                keys.update(key for key in grouped_by if isinstance(key, str) and key)
+    return keys
+
+
 def apply_customer_tax_codes(sender: Any, *, customer_id: Any, tax_codes: Any = None, **kwargs: Any) -> None:
     """Lago's customer `tax_codes`: when the customers app passes them along with
     `customer_saved`, they become the customer's taxes (an empty list removes them). Codes that

@@ -1,0 +1,310 @@
+"""The aggregation read path over usage rollups (PostgreSQL): buckets below the watermark, raw
+events elsewhere, combined into exactly the raw query's answer (metrics.aggregation semantics).
+
+For each subscription of a read, the whole hours of the period that are folded and clean are
+"covered" (read from the buckets); the rest of the period (a partial first and last hour, dirty
+hours, everything after the watermark) is read from the events, one index range per piece. The
+combining SQL restates each aggregation with the same SQL arithmetic as the raw query, so sums
+keep their digits and scale:
+- count/sum/max: sums of counts and sums, the max of maxes; latest: the greatest (ts, id) of the
+  buckets' latest events and the raw ones.
+- weighted sum: the raw query integrates the running total; that integral is sum(v x (t - ts))
+  over the events (+ the carried-in total x (t - f)), which a bucket gives as t x sum(v) -
+  sum(v x ts) in epoch seconds: the same exact numeric, so the same division.
+- unique count: the value table's last operation per value (among folded events, all before
+  the watermark) merged with the raw events' by (ts, id); only for periods ending at or after
+  the watermark (else that subscription reads raw).
+
+`None` (the caller reads raw) when the rollups cannot answer: per-event values asked
+(percentage charges), no subscription with usable rollups, or nothing they cover.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.db import connection
+
+from .models import (
+    AggregationType,
+    BillableMetric,
+    Event,
+    UsageRollup,
+    UsageRollupDirty,
+    UsageRollupValue,
+    UsageWatermark,
+)
+from .rollups import HOUR, definition_matches, floor_hour
+
+if TYPE_CHECKING:
+    from .aggregation import AggregationResult, Filters, GroupKeys
+
+_EVENTS = Event._meta.db_table
+_ROLLUPS = UsageRollup._meta.db_table
+_VALUES = UsageRollupValue._meta.db_table
+_DIRTY = UsageRollupDirty._meta.db_table
+_WATERMARKS = UsageWatermark._meta.db_table
+# Before any event (and a valid timestamptz): the start of a recurring metric's scope.
+_BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _as_text(definition: Any) -> str:
+    """jsonb as PostgreSQL prints it (Django's psycopg setup hands jsonb over as that text)."""
+    return definition if isinstance(definition, str) else json.dumps(definition)
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = floor_hour(moment)
+    return floor if floor == moment else floor + HOUR
+
+
+@dataclass
+class _Pieces:
+    """Per subscription: covered bucket spans and raw event ranges, each tagged with the
+    subscription's period (f, t)."""
+
+    covered: list[tuple[str, datetime, datetime, datetime, datetime]]
+    raw: list[tuple[str, datetime, datetime, datetime, datetime]]
+
+
+Span = tuple[datetime, datetime]
+
+
+def _subtract(start: datetime, end: datetime, holes: list[Span]) -> list[Span]:
+    """[start, end) minus sorted, disjoint holes."""
+    pieces, cursor = [], start
+    for a, b in holes:
+        if b <= cursor or a >= end:
+            continue
+        if a > cursor:
+            pieces.append((cursor, a))
+        cursor = max(cursor, b)
+    if cursor < end:
+        pieces.append((cursor, end))
+    return pieces
+
+
+def _split(
+    sub: str,
+    start: datetime,
+    end: datetime,
+    folded_until: datetime | None,
+    dirty: Sequence[datetime],
+    scope_start: datetime,
+    pieces: _Pieces,
+) -> None:
+    """Covered: whole clean hours inside [scope_start, min(watermark, end)) that do not straddle
+    the period's start. Raw: the rest of [scope_start, end)."""
+    covered: list[Span] = []
+    if folded_until is not None:
+        high = min(folded_until, floor_hour(end))
+        spans = [(_ceil_hour(scope_start), high)]
+        if scope_start < start:  # recurring: the hours before the period, then those inside it
+            spans = [(_ceil_hour(scope_start), min(floor_hour(start), high)), (_ceil_hour(start), high)]
+        holes = [(d, d + HOUR) for d in sorted(dirty)]
+        for a, b in spans:
+            if b > a:
+                covered.extend(_subtract(a, b, holes))
+    for a, b in covered:
+        pieces.covered.append((sub, a, b, start, end))
+    for a, b in _subtract(scope_start, end, covered):
+        pieces.raw.append((sub, a, b, start, end))
+
+
+_WATERMARKS_SQL = f"""
+SELECT w.external_subscription_id, w.folded_until, w.definition,
+       (SELECT array_agg(d.bucket_start) FROM {_DIRTY} d
+        WHERE d.external_subscription_id = w.external_subscription_id AND d.code = w.code
+          AND d.bucket_start < w.folded_until)
+FROM {_WATERMARKS} w
+WHERE w.code = %s AND w.external_subscription_id = ANY(%s::text[]) AND w.folded_until IS NOT NULL
+"""
+
+
+def rollup_aggregate(
+    metric: BillableMetric,
+    *,
+    mode: str,
+    periods: Sequence[tuple[str, datetime, datetime]],
+    group_key: GroupKeys | None,
+    filters: Filters | None,
+    exclude_filters: Sequence[Filters],
+    with_event_values: bool,
+) -> dict[str | None, AggregationResult] | None:
+    """metrics.aggregation._run's answer from the rollups, or None (read raw)."""
+    if with_event_values or connection.vendor != "postgresql" or not periods:
+        return None
+    needed = set((filters or {}).keys()) | {k for x in exclude_filters for k in x}
+    if isinstance(group_key, str):
+        needed.add(group_key)
+    elif group_key is not None:
+        needed.update(group_key)
+    with connection.cursor() as cursor:
+        cursor.execute(_WATERMARKS_SQL, [metric.code, [sub for sub, _, _ in periods]])
+        rows = cursor.fetchall()
+    # The definitions as read (jsonb text), for the main query's check that they still hold.
+    read_marks = {sub: (folded, _as_text(definition)) for sub, folded, definition, _ in rows}
+    marks = {
+        sub: (folded, dirty or [])
+        for sub, folded, definition, dirty in rows
+        if definition_matches(definition, metric, needed)
+    }
+    if not marks:
+        return None
+    kind = metric.aggregation_type
+    recurring_scope = metric.recurring and kind in (AggregationType.WEIGHTED_SUM, AggregationType.UNIQUE_COUNT)
+    pieces = _Pieces([], [])
+    for sub, start, end in periods:
+        folded, dirty = marks.get(sub, (None, []))
+        if kind == AggregationType.UNIQUE_COUNT and folded is not None and end < folded:
+            # The value table knows each value's last operation before the watermark, not before `end`.
+            folded = None
+        _split(sub, start, end, folded, dirty, _BEGINNING if recurring_scope else start, pieces)
+    if not pieces.covered:
+        return None
+    guard = {sub: read_marks[sub] for sub in marks}
+    return _combine(metric, mode, group_key, filters, exclude_filters, pieces, marks, guard)
+
+
+def _combine(
+    metric: BillableMetric,
+    mode: str,
+    group_key: GroupKeys | None,
+    filters: Filters | None,
+    exclude_filters: Sequence[Filters],
+    pieces: _Pieces,
+    marks: dict[str, tuple[datetime | None, list[datetime]]],
+    guard: dict[str, tuple[datetime, str]],
+) -> dict[str | None, AggregationResult] | None:
+    from .aggregation import AggregationResult, _SqlBuilder, apply_rounding
+
+    builder = _SqlBuilder(metric, mode, group_key, filters, exclude_filters, False)
+    params = builder.params
+    for prefix, rows in (("c", pieces.covered), ("x", pieces.raw)):
+        params[f"{prefix}s"] = [r[0] for r in rows]
+        params[f"{prefix}a"] = [r[1] for r in rows]
+        params[f"{prefix}b"] = [r[2] for r in rows]
+        params[f"{prefix}f"] = [r[3] for r in rows]
+        params[f"{prefix}t"] = [r[4] for r in rows]
+    kind = metric.aggregation_type
+    raw_key = builder.key_sql  # p.sub, (e.properties ->> group) or ''
+    bucket_key = raw_key.replace("e.properties", "r.dims")
+    value = "" if kind == AggregationType.COUNT else ", e.properties -> %(field)s AS j"
+    raw = (
+        f"SELECT k, {builder.value_sql()} AS v, pc, f, t, id, ts, removes, clock_timestamp() AS evaluated_once FROM ("
+        f"SELECT {raw_key} AS k, e.precise_total_amount_cents AS pc, p.f, p.t, e.id, e.timestamp AS ts{value}, "
+        "COALESCE(e.properties ->> 'operation_type' = 'remove', false) AS removes, clock_timestamp() AS extracted_once "
+        "FROM unnest(%(xs)s::text[], %(xa)s::timestamptz[], %(xb)s::timestamptz[], %(xf)s::timestamptz[], "
+        "%(xt)s::timestamptz[]) AS p(sub, a, b, f, t) "
+        # LATERAL ... OFFSET 0: one index range scan per piece, never a hash join over the
+        # subscription's every event.
+        "CROSS JOIN LATERAL (SELECT e.id, e.timestamp, e.properties, e.precise_total_amount_cents "
+        f"FROM {_EVENTS} e WHERE e.external_subscription_id = p.sub AND e.code = %(code)s "
+        f"AND e.timestamp >= p.a AND e.timestamp < p.b OFFSET 0) e WHERE true{builder.filter_sql}) x"
+    )
+    bucket_filters = builder.filter_sql.replace("e.properties", "r.dims")
+    covered_from = (
+        "unnest(%(cs)s::text[], %(ca)s::timestamptz[], %(cb)s::timestamptz[], %(cf)s::timestamptz[], "
+        "%(ct)s::timestamptz[]) AS p(sub, a, b, f, t)"
+    )
+    buckets = (
+        f"SELECT {bucket_key} AS k, r.*, p.f, p.t FROM {covered_from} CROSS JOIN LATERAL (SELECT * FROM {_ROLLUPS} r "
+        "WHERE r.external_subscription_id = p.sub AND r.code = %(code)s AND r.bucket_start >= p.a "
+        f"AND r.bucket_start < p.b OFFSET 0) r WHERE true{bucket_filters}"
+    )
+    head = f"WITH raw AS MATERIALIZED ({raw}), buckets AS MATERIALIZED ({buckets}) "
+    if kind in (AggregationType.COUNT, AggregationType.SUM, AggregationType.MAX):
+        units = {"count_agg": "sum(n)", "sum_agg": "sum(s)", "max_agg": "max(m)"}[kind]
+        sql = (
+            f"{head}, parts AS (SELECT k, value_sum AS s, value_max AS m, events_count AS n, precise_sum AS pc "
+            "FROM buckets UNION ALL SELECT k, sum(v), max(v), count(v), sum(pc) FILTER (WHERE v IS NOT NULL) "
+            f"FROM raw GROUP BY k) SELECT k, {units}, sum(n), COALESCE(sum(pc), 0) FROM parts "
+            "GROUP BY k HAVING sum(n) > 0"
+        )
+    elif kind == AggregationType.LATEST:
+        sql = (
+            f"{head}, parts AS (SELECT k, latest_timestamp AS ts, latest_event_id AS id, latest_value AS v, "
+            "events_count AS n, precise_sum AS pc FROM buckets "
+            "UNION ALL SELECT * FROM (SELECT DISTINCT ON (k) k, ts, id, v, 0::bigint, NULL::numeric FROM raw "
+            "WHERE v IS NOT NULL ORDER BY k, ts DESC, id DESC) l "
+            "UNION ALL SELECT k, NULL, NULL, NULL, count(v), sum(pc) FILTER (WHERE v IS NOT NULL) FROM raw GROUP BY k) "
+            "SELECT k, (array_agg(v ORDER BY ts DESC, id DESC) FILTER (WHERE v IS NOT NULL))[1], sum(n), "
+            "COALESCE(sum(pc), 0) FROM parts GROUP BY k HAVING sum(n) > 0"
+        )
+    elif kind == AggregationType.WEIGHTED_SUM:
+        # in: the integral's terms of the period's events; carried: the running total before f.
+        sql = (
+            f"{head}, parts AS ("
+            "SELECT k, f, t, CASE WHEN bucket_start >= f THEN value_sum * EXTRACT(EPOCH FROM t) - value_time_sum END "
+            "AS term, CASE WHEN bucket_start < f THEN value_sum END AS carried, "
+            "CASE WHEN bucket_start >= f THEN events_count ELSE 0 END AS n, events_count AS all_n, "
+            "CASE WHEN bucket_start >= f THEN precise_sum END AS pc FROM buckets "
+            "UNION ALL SELECT k, max(f), max(t), sum(v * EXTRACT(EPOCH FROM (t - ts))) FILTER (WHERE ts >= f), "
+            "sum(v) FILTER (WHERE ts < f), count(v) FILTER (WHERE ts >= f), count(v), "
+            "sum(pc) FILTER (WHERE ts >= f AND v IS NOT NULL) FROM raw GROUP BY k) "
+            "SELECT k, COALESCE(sum(term) + COALESCE(sum(carried) * EXTRACT(EPOCH FROM (max(t) - max(f))), 0), "
+            "sum(carried) * EXTRACT(EPOCH FROM (max(t) - max(f))), 0) * 1.00000000000000000000 "
+            "/ NULLIF(EXTRACT(EPOCH FROM (max(t) - max(f))), 0), sum(n), COALESCE(sum(pc), 0) "
+            "FROM parts GROUP BY k HAVING sum(all_n) > 0"
+        )
+    elif kind == AggregationType.UNIQUE_COUNT:
+        recurring = metric.recurring
+        # Values: the table's rows for the subscriptions read from it (their last operation
+        # before the watermark; non-recurring: only those in the period), then the raw events.
+        params["vs"] = [sub for sub in marks if any(c[0] == sub for c in pieces.covered)]
+        params["vf"] = [next(c[3] for c in pieces.covered if c[0] == sub) for sub in params["vs"]]
+        value_key = raw_key.replace("e.properties", "r.dims").replace("p.sub", "q.sub")
+        value_filters = bucket_filters
+        since = "" if recurring else " AND r.last_timestamp >= q.f"
+        sql = (
+            f"{head}, candidates AS ("
+            f"SELECT {value_key} AS k, r.value AS v, r.last_timestamp AS ts, r.last_event_id AS id, "
+            "r.last_removes AS removes FROM unnest(%(vs)s::text[], %(vf)s::timestamptz[]) AS q(sub, f) "
+            f"JOIN {_VALUES} r ON r.external_subscription_id = q.sub AND r.code = %(code)s{since} "
+            f"WHERE true{value_filters} "
+            "UNION ALL SELECT k, v, ts, id, removes FROM raw WHERE v IS NOT NULL), "
+            "last_ops AS (SELECT DISTINCT ON (k, v) k, removes FROM candidates ORDER BY k, v, ts DESC, id DESC), "
+            "units AS (SELECT k, count(*) FILTER (WHERE NOT removes) AS units FROM last_ops GROUP BY k), "
+            "totals AS (SELECT k, sum(n) AS n, sum(pc) AS pc FROM ("
+            "SELECT k, events_count AS n, precise_sum AS pc FROM buckets WHERE bucket_start >= f "
+            "UNION ALL SELECT k, count(v) FILTER (WHERE ts >= f), sum(pc) FILTER (WHERE ts >= f AND v IS NOT NULL) "
+            "FROM raw GROUP BY k) parts GROUP BY k) "
+            "SELECT u.k, u.units, COALESCE(t.n, 0), COALESCE(t.pc, 0) FROM units u "
+            "LEFT JOIN totals t ON t.k IS NOT DISTINCT FROM u.k"
+        )
+    else:
+        raise ValueError(f"unknown aggregation type {kind!r}")
+    # The same statement checks that the watermarks read before still stand (same definition,
+    # folded at least as far): a rebuild committed in between deleted the buckets it covered.
+    # One row comes back even without usage (present NULL) to carry the check.
+    params["gs"] = list(guard)
+    params["gw"] = [guard[sub][0] for sub in guard]
+    params["gd"] = [guard[sub][1] for sub in guard]
+    sql = (
+        "SELECT r.k, r.units, r.n, r.pc, r.present, g.standing FROM (SELECT q.*, true AS present FROM ("
+        f"{sql}) q(k, units, n, pc)) r RIGHT JOIN (SELECT count(*) AS standing FROM {_WATERMARKS} w "
+        "JOIN unnest(%(gs)s::text[], %(gw)s::timestamptz[], %(gd)s::text[]) AS g(sub, folded, def) "
+        "ON w.external_subscription_id = g.sub WHERE w.code = %(code)s AND w.definition::text = g.def "
+        "AND w.folded_until >= g.folded) g ON true"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    if not fetched or fetched[0][5] != len(guard):
+        return None
+    answered: list[Any] = [row[:4] for row in fetched if row[4]]
+    zero = Decimal(0)
+    return {
+        key: AggregationResult(
+            units=apply_rounding(metric, zero if units is None else Decimal(units)),
+            events_count=int(count or 0),
+            event_values=None,
+            precise_total_amount_cents=zero if precise is None else Decimal(precise),
+        )
+        for key, units, count, precise in answered
+    }
