@@ -2,6 +2,8 @@ from django.apps import AppConfig
 
 from billing_project.periodic import PeriodicTaskSpec
 
+from .wallets.periodic import WALLET_PERIODIC_TASKS
+
 
 class InvoicingConfig(AppConfig):
     name = "invoicing"
@@ -29,6 +31,7 @@ class InvoicingConfig(AppConfig):
             description="every 10 minutes: events of the last 24 hours (TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS) that a "
             "pay-in-advance charge prices and that have no fee yet (their announcement was lost) are billed",
         ),
+        *WALLET_PERIODIC_TASKS,
     ]
 
     def ready(self) -> None:
@@ -36,6 +39,7 @@ class InvoicingConfig(AppConfig):
         from plans.signals import subscription_started, subscription_terminated
 
         from . import receivers
+        from .wallets import tasks as wallet_tasks  # noqa: F401  (registers the wallets' Celery tasks)
 
         subscription_started.connect(receivers.bill_started_subscription, dispatch_uid="invoicing.bill_started")
         subscription_terminated.connect(receivers.bill_terminated_subscription, dispatch_uid="invoicing.bill_ended")

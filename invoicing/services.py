@@ -40,6 +40,7 @@ from .models import (
     PaymentStatus,
 )
 from .signals import invoice_finalized
+from .wallets import consumption as wallet_consumption
 
 logger = logging.getLogger(__name__)
 
@@ -329,7 +330,8 @@ def _finalize_fields(
     if with_credit and due > 0:
         credited = credit_notes.credit_notes_apply(invoice=invoice, amount=due) or ZERO
     invoice.credit_notes_amount = credited
-    invoice.prepaid_credit_amount = ZERO
+    # Hook point "prepaid credits": after coupons, taxes and credit-note credits, before totals.
+    invoice.prepaid_credit_amount = wallet_consumption.invoice_apply_prepaid_credits(invoice=invoice)
     invoice.total_amount = due - invoice.credit_notes_amount - invoice.prepaid_credit_amount
     numbering.invoice_number_assign(invoice=invoice, organization=organization, issuing_date=issuing_date)
     invoice.customer_snapshot = customer_snapshot(customer, organization)
@@ -394,6 +396,7 @@ def invoice_void(*, invoice: Invoice, actor: str, now: datetime | None = None) -
     invoice.save(update_fields=["status", "voided_at", "updated_at"])
     # The customer never paid with the credit this invoice consumed: it goes back to its notes.
     recredited = credit_notes.credit_notes_recredit(invoice=invoice, actor=actor)
+    wallet_consumption.invoice_recredit_prepaid_credits(invoice=invoice)
     InvoiceEvent.objects.create(
         invoice=invoice,
         kind="voided",
@@ -440,6 +443,8 @@ def invoice_update(
             payload["payment_status"] = [invoice.payment_status, payment_status]
             invoice.payment_status = payment_status
             fields.append("payment_status")
+            if payment_status == PaymentStatus.SUCCEEDED:
+                wallet_consumption.invoice_paid_settle_credits(invoice=invoice)
     if metadata is not _UNSET and metadata is not None:
         cleaned = _clean_metadata(metadata)
         payload["metadata"] = cleaned

@@ -24,6 +24,7 @@ from billing_project.money import from_cents, round_amount
 from customers.models import Customer, PaymentProvider
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.models import PaymentStatus as InvoicePaymentStatus
+from invoicing.wallets.consumption import invoice_paid_settle_credits
 
 from .models import IN_FLIGHT_STATUSES, Payment, PaymentProviderName, PaymentStatus, PaymentTrigger
 from .providers import ChargeOutcome, ProviderRejected, ProviderUnavailable
@@ -86,6 +87,9 @@ def _invoice_payment_state_refresh(invoice: Invoice) -> None:
     else:
         invoice.payment_status = InvoicePaymentStatus.PENDING
     invoice.save(update_fields=["total_paid_amount", "payment_status", "payment_overdue", "updated_at"])
+    if invoice.payment_status == InvoicePaymentStatus.SUCCEEDED:
+        # A paid credit invoice settles its purchased wallet credits (a no-op for other invoices).
+        invoice_paid_settle_credits(invoice=invoice)
 
 
 # --- Stripe customers and payment methods -------------------------------------------------------
