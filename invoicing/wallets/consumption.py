@@ -164,6 +164,7 @@ def _by_wallet(used: dict[Any, WalletTransaction], field: str) -> Case:
     )
 
 
+@transaction.atomic
 def invoice_recredit_prepaid_credits(*, invoice: Invoice) -> Decimal:
     """A voided invoice gives back what it consumed: one inbound settled transaction per wallet
     (pointing at the voided invoice), unless the wallet was terminated since (its credits are
@@ -207,6 +208,7 @@ def invoice_recredit_prepaid_credits(*, invoice: Invoice) -> Decimal:
     return given_back
 
 
+@transaction.atomic
 def invoice_paid_settle_credits(*, invoice: Invoice) -> int:
     """A credit invoice is paid: its pending purchased credits settle and count in the balance
     (Lago's jobs/invoices/prepaid_credit_job.rb). Idempotent: settled rows are not pending."""
