@@ -1,0 +1,211 @@
+"""Wallets in the admin: on the customer page (balance, ongoing balance, a link to each wallet),
+and each wallet with its transactions. Top up (paid or granted), void credits and terminate go
+through the same services as the API; the ledger itself is read-only here."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from customers.models import Customer
+
+from ..errors import InvoicingError
+from . import services
+from .models import Wallet, WalletStatus, WalletTransaction
+
+_MESSAGES = {
+    "wallet_limit_reached": "This customer has six active wallets already.",
+    "wallet_is_terminated": "A terminated wallet takes no more credits.",
+    "insufficient_credits": "More credits than the wallet holds.",
+    "amount_below_minimum": "Below the wallet's minimum paid top-up.",
+    "amount_above_maximum": "Above the wallet's maximum paid top-up.",
+    "value_is_out_of_range": "Out of range.",
+}
+
+
+def _actor(request: HttpRequest) -> str:
+    return f"admin:{getattr(request.user, 'username', '')}"
+
+
+def _explain(error: InvoicingError) -> str:
+    details = error.details or {error.code: [error.code]}
+    return "; ".join(f"{field}: {_MESSAGES.get(code, code)}" for field, codes in details.items() for code in codes)
+
+
+class WalletTransactionInline(admin.TabularInline):
+    model = WalletTransaction
+    extra = 0
+    can_delete = False
+    fields = [
+        "created_at",
+        "transaction_type",
+        "transaction_status",
+        "status",
+        "source",
+        "credit_amount",
+        "amount",
+        "invoice",
+        "voided_invoice",
+        "settled_at",
+    ]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class WalletForm(forms.ModelForm):
+    """The change page's top-up box: credits to buy, to grant or to void (all optional)."""
+
+    code = forms.CharField(required=False, help_text="Empty: made from the name, unique.")
+    currency = forms.CharField(required=False, max_length=3, help_text="Empty: the customer's.")
+    top_up_paid_credits = forms.DecimalField(required=False, min_value=0, label="Buy credits (paid)")
+    top_up_granted_credits = forms.DecimalField(required=False, min_value=0, label="Grant credits (free)")
+    void_credits = forms.DecimalField(required=False, min_value=0, label="Void credits")
+    initial_paid_credits = forms.DecimalField(required=False, min_value=0, label="Paid credits")
+    initial_granted_credits = forms.DecimalField(required=False, min_value=0, label="Granted credits")
+
+    class Meta:
+        model = Wallet
+        fields = ["customer", "name", "code", "currency", "rate_amount", "priority", "expiration_at"]
+
+
+@admin.register(Wallet)
+class WalletAdmin(admin.ModelAdmin):
+    form = WalletForm
+    list_display = ["__str__", "customer", "status", "priority", "credits_balance", "balance", "ongoing_balance"]
+    list_filter = ["status", "currency"]
+    search_fields = ["name", "code", "customer__external_id", "customer__name"]
+    inlines = [WalletTransactionInline]
+    actions = ["terminate_wallets"]
+    readonly_fields = [
+        "status",
+        "balance",
+        "credits_balance",
+        "ongoing_balance",
+        "ongoing_usage_balance",
+        "consumed_credits",
+        "terminated_at",
+        "created_at",
+    ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Wallet | None = None) -> Any:
+        if obj is None:
+            terms = ["customer", "name", "code", "currency", "rate_amount", "priority", "expiration_at"]
+            return [
+                (None, {"fields": terms}),
+                ("First top-up", {"fields": ["initial_paid_credits", "initial_granted_credits"]}),
+            ]
+        return [
+            (None, {"fields": ["name", "priority", "expiration_at", "status", "terminated_at", "created_at"]}),
+            (
+                "Balances",
+                {
+                    "fields": [
+                        "credits_balance",
+                        "balance",
+                        "ongoing_balance",
+                        "ongoing_usage_balance",
+                        "consumed_credits",
+                    ]
+                },
+            ),
+            ("Top up or void", {"fields": ["top_up_paid_credits", "top_up_granted_credits", "void_credits"]}),
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Wallet | None = None) -> Any:
+        return (
+            self.readonly_fields
+            if obj is None or obj.status == WalletStatus.ACTIVE
+            else [*self.readonly_fields, "name", "priority", "expiration_at"]
+        )
+
+    def save_model(self, request: HttpRequest, obj: Wallet, form: forms.ModelForm, change: bool) -> None:
+        data = form.cleaned_data
+        try:
+            if not change:
+                created = services.wallet_create(
+                    customer=data["customer"],
+                    rate_amount=data["rate_amount"],
+                    actor=_actor(request),
+                    name=data.get("name") or "",
+                    code=data.get("code") or None,
+                    currency=data.get("currency") or None,
+                    priority=data.get("priority"),
+                    expiration_at=data.get("expiration_at"),
+                    paid_credits=data.get("initial_paid_credits"),
+                    granted_credits=data.get("initial_granted_credits"),
+                )
+                obj.pk = created.pk
+                return
+            services.wallet_update(
+                wallet=obj,
+                actor=_actor(request),
+                name=data.get("name"),
+                priority=data.get("priority"),
+                expiration_at=data.get("expiration_at"),
+            )
+            paid, granted, void = (
+                data.get(k) or Decimal(0) for k in ("top_up_paid_credits", "top_up_granted_credits", "void_credits")
+            )
+            if paid or granted or void:
+                services.wallet_transactions_create(
+                    wallet=obj, actor=_actor(request), paid_credits=paid, granted_credits=granted, voided_credits=void
+                )
+        except InvoicingError as error:
+            self.message_user(request, _explain(error), messages.ERROR)
+
+    @admin.action(description="Terminate selected wallets (their credits are voided)")
+    def terminate_wallets(self, request: HttpRequest, queryset: QuerySet[Wallet]) -> None:
+        done = 0
+        for wallet in queryset:
+            services.wallet_terminate(wallet=wallet, actor=_actor(request))
+            done += 1
+        self.message_user(request, f"{done} wallet(s) terminated", messages.SUCCESS)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class CustomerWalletInline(admin.TabularInline):
+    """The customer's wallets on the customer page."""
+
+    model = Wallet
+    extra = 0
+    can_delete = False
+    fields = ["wallet", "status", "priority", "credits_balance", "balance", "ongoing_balance", "consumed_credits"]
+    readonly_fields = fields
+    verbose_name_plural = "Wallets (prepaid credits)"
+
+    @admin.display(description="wallet")
+    def wallet(self, obj: Wallet) -> str:
+        url = reverse("admin:invoicing_wallet_change", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, str(obj))
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def attach_to_customer_page() -> None:
+    """Invoicing may know customers (never the reverse): add the wallets inline to the customer
+    admin that customers registered."""
+    customer_admin = admin.site._registry.get(Customer)
+    if customer_admin is not None and CustomerWalletInline not in customer_admin.inlines:
+        customer_admin.inlines = [*customer_admin.inlines, CustomerWalletInline]
+
+
+attach_to_customer_page()
