@@ -67,7 +67,7 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-BENCHMARKS := bench_ingest bench_plans bench_invoicing bench_payments
+BENCHMARKS := bench_ingest bench_plans bench_invoicing bench_wallets bench_payments
 
 # Figures and ratios against a baseline measured in the same run; never timed assertions.
 bench: install-dev .env

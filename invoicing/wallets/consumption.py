@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models import Case, F, Value, When
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from billing_project.money import round_amount
@@ -49,9 +50,14 @@ def application_order(wallets: Iterable[Wallet]) -> list[Wallet]:
     return sorted(wallets, key=key)
 
 
+_WHOLE_INVOICE = ("*", None)
+
+
 def _eligible(wallet: Wallet, fee_key: tuple[str, str | None]) -> bool:
     """Lago's applies_to: fee types and billable metrics. A wallet limited to metrics takes the
     charge fees of those metrics, plus the other fee types it names (never other charges)."""
+    if fee_key == _WHOLE_INVOICE:
+        return True
     fee_type, metric_id = fee_key
     if wallet.billable_metric_ids:
         if metric_id is not None and metric_id in wallet.billable_metric_ids:
@@ -80,12 +86,17 @@ def invoice_apply_prepaid_credits(*, invoice: Invoice) -> Decimal:
     if not wallets:
         return ZERO
     # What each (fee type, billable metric) may still take: fee net of coupons, plus its taxes.
+    # Wallets without applies_to take from the whole invoice: its fees are read only when a
+    # wallet is limited (the common case costs no query).
     remaining: dict[tuple[str, str | None], Decimal] = {}
-    for fee_type, metric_id, amount, coupons, taxes in Fee.objects.filter(invoice_id=invoice.pk).values_list(
-        "fee_type", "charge__billable_metric_id", "amount", "precise_coupons_amount", "taxes_precise_amount"
-    ):
-        key = (fee_type, str(metric_id) if metric_id else None)
-        remaining[key] = remaining.get(key, ZERO) + amount - coupons + taxes
+    if any(wallet.allowed_fee_types or wallet.billable_metric_ids for wallet in wallets):
+        for fee_type, metric_id, amount, coupons, taxes in Fee.objects.filter(invoice_id=invoice.pk).values_list(
+            "fee_type", "charge__billable_metric_id", "amount", "precise_coupons_amount", "taxes_precise_amount"
+        ):
+            key = (fee_type, str(metric_id) if metric_id else None)
+            remaining[key] = remaining.get(key, ZERO) + amount - coupons + taxes
+    else:
+        remaining[_WHOLE_INVOICE] = left
     now = timezone.now()
     rows: list[WalletTransaction] = []
     applied = ZERO
@@ -129,8 +140,47 @@ def invoice_apply_prepaid_credits(*, invoice: Invoice) -> Decimal:
         left -= take
     if not rows:
         return ZERO
+    _consume(rows, now=now)
+    for row in rows:
+        signals.wallet_transaction_created.send(sender=WalletTransaction, wallet_transaction_id=row.pk)
+    customer_id = str(invoice.customer_id)
+    # The ongoing balance (and the threshold rules) follow, after commit, off the billing path.
+    transaction.on_commit(lambda: _refresh_later(customer_id), robust=True)
+    return applied
+
+
+_CONSUME_SQL = """
+WITH spent AS ({insert} RETURNING wallet_id, amount, credit_amount)
+UPDATE {wallet} AS w SET
+    balance = w.balance - spent.amount,
+    credits_balance = w.credits_balance - spent.credit_amount,
+    ongoing_balance = w.ongoing_balance - spent.amount,
+    credits_ongoing_balance = w.credits_ongoing_balance - spent.credit_amount,
+    consumed_amount = w.consumed_amount + spent.amount,
+    consumed_credits = w.consumed_credits + spent.credit_amount,
+    last_consumed_credit_at = %s, last_balance_sync_at = %s, updated_at = %s
+FROM spent WHERE w.id = spent.wallet_id
+"""
+
+
+def _consume(rows: list[WalletTransaction], *, now: Any) -> None:
+    """Write the outbound transactions and take their amounts from the (locked) wallets. On
+    PostgreSQL one statement does both (an INSERT ... RETURNING feeding the UPDATE), so a
+    wallet costs the billing run one query per invoice; elsewhere, two. Either way the
+    balance CHECK refuses an overdraft."""
+    connection = connections[router.db_for_write(WalletTransaction)]
+    if connection.vendor == "postgresql":
+        query = InsertQuery(WalletTransaction)
+        fields = [f for f in WalletTransaction._meta.concrete_fields]
+        query.insert_values(fields, rows)
+        ((insert_sql, insert_params),) = query.get_compiler(connection=connection).as_sql()
+        sql = _CONSUME_SQL.format(insert=insert_sql, wallet=connection.ops.quote_name(Wallet._meta.db_table))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*insert_params, now, now, now])
+        for row in rows:
+            row._state.adding = False
+        return
     WalletTransaction.objects.bulk_create(rows)
-    # One UPDATE for every wallet used; the CHECK keeps each balance at zero or above.
     used = {row.wallet_id: row for row in rows}
     Wallet.objects.filter(pk__in=list(used)).update(
         balance=F("balance") - _by_wallet(used, "amount"),
@@ -143,12 +193,6 @@ def invoice_apply_prepaid_credits(*, invoice: Invoice) -> Decimal:
         last_balance_sync_at=now,
         updated_at=now,
     )
-    for row in rows:
-        signals.wallet_transaction_created.send(sender=WalletTransaction, wallet_transaction_id=row.pk)
-    customer_id = str(invoice.customer_id)
-    # The ongoing balance (and the threshold rules) follow, after commit, off the billing path.
-    transaction.on_commit(lambda: _refresh_later(customer_id), robust=True)
-    return applied
 
 
 def _refresh_later(customer_id: str) -> None:
