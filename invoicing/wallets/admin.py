@@ -12,7 +12,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from customers.models import Customer
 
@@ -178,34 +179,54 @@ class WalletAdmin(admin.ModelAdmin):
         return False
 
 
-class CustomerWalletInline(admin.TabularInline):
-    """The customer's wallets on the customer page."""
+def prepaid_wallets(obj: Customer | None) -> str:
+    """The customer's wallets as a table: balance, ongoing balance, consumed, a link to each."""
+    if obj is None or obj.pk is None:
+        return "-"
+    wallets = list(Wallet.objects.filter(customer=obj).order_by("status", "priority", "created_at"))
+    if not wallets:
+        return "No wallet"
+    rows = format_html_join(
+        "",
+        '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{} {}</td><td>{} {}</td><td>{}</td></tr>',
+        (
+            (
+                reverse("admin:invoicing_wallet_change", args=[w.pk]),
+                str(w),
+                w.status,
+                w.priority,
+                w.credits_balance.normalize(),
+                f"({w.balance} {w.currency})",
+                w.credits_ongoing_balance.normalize(),
+                f"({w.ongoing_balance} {w.currency})",
+                w.consumed_credits.normalize(),
+            )
+            for w in wallets
+        ),
+    )
+    head = (
+        "<tr><th>wallet</th><th>status</th><th>priority</th><th>balance (credits)</th>"
+        "<th>ongoing balance</th><th>consumed credits</th></tr>"
+    )
+    return format_html("<table>{}{}</table>", mark_safe(head), rows)  # noqa: S308 (a constant header)
 
-    model = Wallet
-    extra = 0
-    can_delete = False
-    fields = ["wallet", "status", "priority", "credits_balance", "balance", "ongoing_balance", "consumed_credits"]
-    readonly_fields = fields
-    verbose_name_plural = "Wallets (prepaid credits)"
 
-    @admin.display(description="wallet")
-    def wallet(self, obj: Wallet) -> str:
-        url = reverse("admin:invoicing_wallet_change", args=[obj.pk])
-        return format_html('<a href="{}">{}</a>', url, str(obj))
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+prepaid_wallets.short_description = "Wallets (prepaid credits)"  # type: ignore[attr-defined]
 
 
 def attach_to_customer_page() -> None:
-    """Invoicing may know customers (never the reverse): add the wallets inline to the customer
-    admin that customers registered."""
+    """Invoicing may know customers (never the reverse): show the wallets on the customer admin
+    that customers registered, as a read-only field (no inline formset for its forms to carry)."""
     customer_admin = admin.site._registry.get(Customer)
-    if customer_admin is not None and CustomerWalletInline not in customer_admin.inlines:
-        customer_admin.inlines = [*customer_admin.inlines, CustomerWalletInline]
+    if customer_admin is None or "prepaid_wallets" in customer_admin.readonly_fields:
+        return
+    customer_admin.prepaid_wallets = prepaid_wallets  # type: ignore[attr-defined]
+    customer_admin.readonly_fields = [*customer_admin.readonly_fields, "prepaid_wallets"]
+    if customer_admin.fieldsets:
+        customer_admin.fieldsets = [
+            *customer_admin.fieldsets,
+            ("Wallets (prepaid credits)", {"fields": ["prepaid_wallets"]}),
+        ]
 
 
 attach_to_customer_page()
