@@ -299,40 +299,55 @@ class CustomerWalletView(InvoicingView):
         return _answer(services.wallet_terminate(wallet=wallet, actor=actor_of(request)))
 
 
-def _metadata_view(find: Callable[..., Wallet]) -> type[InvoicingView]:
+def _metadata_views(find: Callable[..., Wallet], prefix: str) -> tuple[type[InvoicingView], type[InvoicingView]]:
+    """The metadata of a wallet: replace (POST), merge (PATCH), delete all (DELETE); one key (DELETE)."""
+
+    def set_metadata(request: Request, merge: bool, kwargs: dict[str, Any]) -> Response:
+        metadata = request.data.get("metadata") if isinstance(request.data, dict) else None
+        if not isinstance(metadata, dict):
+            raise BadRequest("param is missing or the value is empty: metadata")
+        wallet = services.wallet_metadata_set(
+            wallet=find(**kwargs), metadata=metadata, merge=merge, actor=actor_of(request)
+        )
+        return Response({"metadata": wallet.metadata})
+
+    def delete_metadata(request: Request, key: str | None, kwargs: dict[str, Any]) -> Response:
+        wallet = services.wallet_metadata_delete(wallet=find(**kwargs), key=key, actor=actor_of(request))
+        return Response({"metadata": wallet.metadata or None})
+
     class MetadataView(InvoicingView):
         resource_name = "wallet"
 
-        def _set(self, request: Request, merge: bool, **kwargs: Any) -> Response:
-            metadata = request.data.get("metadata") if isinstance(request.data, dict) else None
-            if not isinstance(metadata, dict):
-                raise BadRequest("param is missing or the value is empty: metadata")
-            wallet = services.wallet_metadata_set(
-                wallet=find(**kwargs), metadata=metadata, merge=merge, actor=actor_of(request)
-            )
-            return Response({"metadata": wallet.metadata})
-
-        @extend_schema(request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
+        @extend_schema(operation_id=f"replace{prefix}Metadata", request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
         @lago_errors
         def post(self, request: Request, **kwargs: Any) -> Response:
-            return self._set(request, False, **kwargs)
+            return set_metadata(request, False, kwargs)
 
-        @extend_schema(request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
+        @extend_schema(operation_id=f"merge{prefix}Metadata", request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
         @lago_errors
         def patch(self, request: Request, **kwargs: Any) -> Response:
-            return self._set(request, True, **kwargs)
+            return set_metadata(request, True, kwargs)
 
-        @extend_schema(responses={200: _OBJECT})
+        @extend_schema(operation_id=f"deleteAll{prefix}Metadata", responses={200: _OBJECT})
         @lago_errors
-        def delete(self, request: Request, key: str | None = None, **kwargs: Any) -> Response:
-            wallet = services.wallet_metadata_delete(wallet=find(**kwargs), key=key, actor=actor_of(request))
-            return Response({"metadata": wallet.metadata or None})
+        def delete(self, request: Request, **kwargs: Any) -> Response:
+            return delete_metadata(request, None, kwargs)
 
-    return MetadataView
+    class MetadataKeyView(InvoicingView):
+        resource_name = "wallet"
+
+        @extend_schema(operation_id=f"delete{prefix}MetadataKey", responses={200: _OBJECT})
+        @lago_errors
+        def delete(self, request: Request, key: str, **kwargs: Any) -> Response:
+            return delete_metadata(request, key, kwargs)
+
+    return MetadataView, MetadataKeyView
 
 
-WalletMetadataView = _metadata_view(lambda wallet_id: _by_id(wallet_id))
-CustomerWalletMetadataView = _metadata_view(lambda external_id, code: _by_code(external_id, code))
+WalletMetadataView, WalletMetadataKeyView = _metadata_views(lambda wallet_id: _by_id(wallet_id), "Wallet")
+CustomerWalletMetadataView, CustomerWalletMetadataKeyView = _metadata_views(
+    lambda external_id, code: _by_code(external_id, code), "CustomerWallet"
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,7 +421,7 @@ def _allocation_view(collection: str, inbound: bool) -> type[InvoicingView]:
     class AllocationView(InvoicingView):
         resource_name = "wallet_transaction"
 
-        @extend_schema(responses={200: _OBJECT})
+        @extend_schema(operation_id=f"findAll{collection.title().replace('_', '')}", responses={200: _OBJECT})
         def get(self, request: Request, transaction_id: str) -> Response:
             row = _transaction(transaction_id)
             wallet = row.wallet

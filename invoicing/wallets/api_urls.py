@@ -8,7 +8,7 @@ urlpatterns = [
     path("wallets", api.WalletsView.as_view(), name="wallets"),
     path("wallets/<str:wallet_id>", api.WalletView.as_view(), name="wallet"),
     path("wallets/<str:wallet_id>/metadata", api.WalletMetadataView.as_view(), name="wallet-metadata"),
-    path("wallets/<str:wallet_id>/metadata/<str:key>", api.WalletMetadataView.as_view(), name="wallet-metadata-key"),
+    path("wallets/<str:wallet_id>/metadata/<str:key>", api.WalletMetadataKeyView.as_view(), name="wallet-metadata-key"),
     path(
         "wallets/<str:wallet_id>/wallet_transactions",
         api.WalletTransactionListView.as_view(),
@@ -23,7 +23,7 @@ urlpatterns = [
     ),
     path(
         "customers/<str:external_id>/wallets/<str:code>/metadata/<str:key>",
-        api.CustomerWalletMetadataView.as_view(),
+        api.CustomerWalletMetadataKeyView.as_view(),
         name="customer-wallet-metadata-key",
     ),
     path("wallet_transactions", api.WalletTransactionsView.as_view(), name="wallet-transactions-create"),
