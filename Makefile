@@ -7,17 +7,17 @@ PIP := $(BIN)/python -m pip
 .PHONY: demo test lint format bench install install-dev lock upgrade worker beat serve
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
+	@echo "Creating .venv and installing the locked dependencies (a minute or two the first time)..."
+	@$(PYTHON) -m venv $(VENV)
 
 # Installs come from the lock files only: every package pinned to an exact version, with hashes.
 $(VENV)/.installed: $(BIN)/python requirements.txt
-	$(PIP) install --quiet --require-hashes --no-deps -r requirements.txt
-	touch $@
+	@$(PIP) install -qq --require-hashes --no-deps -r requirements.txt
+	@touch $@
 
 $(VENV)/.installed-dev: $(BIN)/python requirements-dev.txt
-	$(PIP) install --quiet --require-hashes --no-deps -r requirements-dev.txt
-	touch $@ $(VENV)/.installed
+	@$(PIP) install -qq --require-hashes --no-deps -r requirements-dev.txt
+	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
@@ -41,13 +41,21 @@ upgrade: install-dev
 	@printf 'DEBUG=true\nSECRET_KEY=%s\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env
 	@echo "wrote .env (DEBUG=true, random SECRET_KEY)"
 
+# Where the demo server listens: `make demo PORT=8001` (or HOST=0.0.0.0).
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# Quiet on purpose: the closing block (URLs, first-run password and API key) is the last thing
+# printed before the server's own lines.
 demo: install .env
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py load_demo
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	@$(BIN)/python manage.py migrate --check >/dev/null 2>&1 || \
+	  echo "Migrating (the first run takes about two minutes: dj-stripe's migrations)..."
+	@$(BIN)/python manage.py migrate --noinput --verbosity 0
+	@$(BIN)/python manage.py load_demo --host $(HOST) --port $(PORT)
+	@$(BIN)/python manage.py runserver --skip-checks $(HOST):$(PORT)
 
 serve: install .env
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 worker: install .env
 	$(BIN)/celery -A billing_project worker --loglevel=info
@@ -56,12 +64,17 @@ beat: install .env
 	$(BIN)/python manage.py setup_periodic_tasks
 	$(BIN)/celery -A billing_project beat --loglevel=info
 
-test: install-dev .env
-	$(BIN)/pytest $(PYTEST_ARGS)
+# One pytest-xdist worker per core, each with its own test database (test_tollgate_gw0, ...).
+TEST_WORKERS ?= auto
 
+test: install-dev .env
+	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+# mypy reads its settings (django-stubs and DRF plugins, strict pure modules) from pyproject.toml.
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
 
 format: install-dev
 	$(BIN)/ruff check --fix .

@@ -5,7 +5,7 @@ from django.conf.urls.static import static
 from django.contrib import admin
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from billing_project.api.errors import api_not_found
@@ -21,7 +21,7 @@ def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("customers.api.urls")),
@@ -31,6 +31,9 @@ api_v1 = [
     path("", include("payments.api.urls")),
     re_path(r"^.*$", api_not_found),
 ]
+
+# The admin's "View site" link: the API documentation (there is no other public site to show).
+admin.site.site_url = "/api/v1/docs/"
 
 urlpatterns = [
     path("admin/", admin.site.urls),

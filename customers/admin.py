@@ -42,7 +42,8 @@ class OrganizationForm(forms.ModelForm):
         fields = list(services.ORGANIZATION_FIELDS)
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         organization = copy.copy(self.instance)
         for field in self.Meta.fields:
             if field in cleaned:
@@ -108,7 +109,8 @@ class CustomerForm(forms.ModelForm):
         fields = ["external_id", *services.CUSTOMER_FIELDS]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         customer = copy.copy(self.instance)
         currency_before = self.instance.currency
         for field in self.Meta.fields:
@@ -230,8 +232,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return []
         return ["display_prefix", "status", "created_at", "last_used_at", "revoked_at"]
 
-    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
-        return ["name"] if obj is None else ["name", *self.get_readonly_fields(request, obj)]
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
+        return ("name",) if obj is None else ("name", *self.get_readonly_fields(request, obj))
 
     def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
         return False

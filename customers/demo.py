@@ -1,7 +1,8 @@
 """Demo data for customers: the organization's details, the customers "acme", "tanaka" (the ones
 the plans demo subscribes) and "globex", a superuser `admin` and an API key named "demo".
 
-The password and the API key are printed once, when they are created: neither is stored in clear.
+The password and the API key go to the demo's closing block once, on the run that creates them:
+neither is stored in clear.
 Safe to repeat: existing rows are left as they are (a rerun never resets what someone changed).
 """
 
@@ -12,6 +13,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+
+from billing_project.demo import DemoSummary
 
 from . import services
 from .models import ApiKey, Customer, Organization
@@ -36,8 +39,8 @@ ORGANIZATION = {
     "invoice_footer": "Thank you for your business. Payment within 30 days by bank transfer or card.",
 }
 
-# acme and tanaka match plans.demo.CUSTOMERS (names, countries, timezones) and get its USD and JPY
-# plans; globex has no subscription (a customer the finance team just created).
+# They match plans.demo.CUSTOMERS (names, countries, timezones): acme (USD, the organization's
+# timezone) and tanaka (JPY, Tokyo) get monthly plans, globex (EUR, Paris) a weekly one.
 CUSTOMERS: dict[str, dict[str, Any]] = {
     "acme": {
         "name": "Acme Corp",
@@ -64,7 +67,8 @@ CUSTOMERS: dict[str, dict[str, Any]] = {
         "country": "JP",
         "currency": "JPY",
         "timezone": "Asia/Tokyo",
-        "net_payment_term": 45,
+        # Short terms, so the demo's older Tanaka invoice is past due (the overdue example).
+        "net_payment_term": 14,
         "payment_provider": "manual",
         "metadata": [{"key": "po_number", "value": "PO-7781", "display_in_invoice": True}],
     },
@@ -78,7 +82,8 @@ CUSTOMERS: dict[str, dict[str, Any]] = {
         "currency": "EUR",
         "timezone": "Europe/Paris",
         "tax_identification_number": "FR40123456789",
-        "invoice_grace_period": 3,
+        # A week of grace on a weekly plan: its latest invoice is always a draft in its grace period.
+        "invoice_grace_period": 7,
     },
 }
 
@@ -86,7 +91,8 @@ ADMIN_USERNAME = "admin"
 DEMO_API_KEY_NAME = "demo"
 
 
-def load(*, stdout: Any) -> None:
+def load(*, stdout: Any, summary: DemoSummary | None = None) -> None:
+    summary = summary if summary is not None else DemoSummary()
     with transaction.atomic():
         organization = Organization.current()
         if not organization.legal_name:
@@ -99,21 +105,23 @@ def load(*, stdout: Any) -> None:
             services.customer_upsert(external_id=external_id, changes=fields)
             created.append(external_id)
         stdout.write(f"customers: {len(created)} demo customer(s) created ({', '.join(created) or 'all present'})")
-        _admin_user(stdout)
-        _api_key(stdout)
+        _admin_user(stdout, summary)
+        _api_key(stdout, summary)
 
 
-def _admin_user(stdout: Any) -> None:
+def _admin_user(stdout: Any, summary: DemoSummary) -> None:
+    summary.admin_username = ADMIN_USERNAME
     User = get_user_model()
     if User.objects.filter(username=ADMIN_USERNAME).exists():
         stdout.write(f"customers: superuser '{ADMIN_USERNAME}' exists (its password was printed when it was created)")
         return
     password = secrets.token_urlsafe(12)
     User.objects.create_superuser(ADMIN_USERNAME, email="admin@tollgate.example", password=password)
-    stdout.write(f"customers: superuser created, printed this once: username '{ADMIN_USERNAME}', password '{password}'")
+    summary.admin_password = password
+    stdout.write(f"customers: superuser '{ADMIN_USERNAME}' created (its password is in the closing block)")
 
 
-def _api_key(stdout: Any) -> None:
+def _api_key(stdout: Any, summary: DemoSummary) -> None:
     if ApiKey.objects.filter(name=DEMO_API_KEY_NAME, revoked_at__isnull=True).exists():
         stdout.write(
             f"customers: API key '{DEMO_API_KEY_NAME}' exists (printed when created; "
@@ -121,5 +129,5 @@ def _api_key(stdout: Any) -> None:
         )
         return
     _, raw = services.api_key_create(name=DEMO_API_KEY_NAME)
-    stdout.write(f"customers: API key created, printed this once: {raw}")
-    stdout.write(f'  try: curl -H "Authorization: Bearer {raw}" http://127.0.0.1:8000/api/v1/customers')
+    summary.api_key = raw
+    stdout.write(f"customers: API key '{DEMO_API_KEY_NAME}' created (the key is in the closing block)")

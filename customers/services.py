@@ -15,12 +15,13 @@ from typing import Any
 import sequences
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator, validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from billing_project.money import is_currency
 
 from .countries import is_country_code
+from .errors import CustomersValidationError
 from .models import (
     CUSTOMER_BILLING_FIELDS,
     CUSTOMER_SEQUENCE,
@@ -71,14 +72,6 @@ _DJANGO_CODES = {
 }
 
 
-class CustomersValidationError(Exception):
-    """Refused with Lago's {field: [code]} details; nothing was written."""
-
-    def __init__(self, details: dict[str, list[str]]) -> None:
-        super().__init__(details)
-        self.details = details
-
-
 @dataclass(frozen=True)
 class CustomerUpsertResult:
     customer: Customer
@@ -125,6 +118,11 @@ def _full_clean_errors(instance: Customer | Organization, exclude: list[str]) ->
     return {}
 
 
+def _max_length(model: type[models.Model], field: str) -> int | None:
+    model_field = model._meta.get_field(field)
+    return model_field.max_length if isinstance(model_field, models.Field) else None
+
+
 def customer_validate(customer: Customer) -> dict[str, list[str]]:
     """Lago's rules for a customer, with its codes ({} when valid). The admin form uses it too."""
     errors: dict[str, list[str]] = {}
@@ -133,7 +131,8 @@ def customer_validate(customer: Customer) -> dict[str, list[str]]:
     for field in CUSTOMER_TEXT_FIELDS:
         if field == "email":
             continue
-        if len(getattr(customer, field) or "") > Customer._meta.get_field(field).max_length:  # type: ignore[operator]
+        max_length = _max_length(Customer, field)
+        if max_length is not None and len(getattr(customer, field) or "") > max_length:
             errors[field] = ["value_is_invalid"]
     if len(customer.external_id or "") > MAX_TEXT_LENGTH:
         errors["external_id"] = ["value_is_invalid"]
@@ -165,7 +164,7 @@ def organization_validate(organization: Organization) -> dict[str, list[str]]:
     """Lago's rules for the organization's details ({} when valid). The admin form uses it too."""
     errors: dict[str, list[str]] = {}
     for field in ORGANIZATION_TEXT_FIELDS:
-        max_length = Organization._meta.get_field(field).max_length
+        max_length = _max_length(Organization, field)
         if max_length is not None and len(getattr(organization, field) or "") > max_length:
             errors[field] = ["value_is_invalid"]
     if not organization.name or not organization.name.strip():

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -101,7 +102,7 @@ class _ReadOnlyInline(admin.TabularInline):
 class InvoiceSubscriptionInline(_ReadOnlyInline):
     model = InvoiceSubscription
     verbose_name = "billing period"
-    fields = ["subscription", "invoicing_reason", "from_datetime", "to_datetime", "charges_from_datetime"]
+    fields = ("subscription", "invoicing_reason", "from_datetime", "to_datetime", "charges_from_datetime")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -110,7 +111,7 @@ class InvoiceSubscriptionInline(_ReadOnlyInline):
 
 class FeeInline(_ReadOnlyInline):
     model = Fee
-    fields = ["line", "fee_type", "units", "events_count", "unit_amount", "amount", "precise_amount", "taxes_amount"]
+    fields = ("line", "fee_type", "units", "events_count", "unit_amount", "amount", "precise_amount", "taxes_amount")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
@@ -128,13 +129,13 @@ class FeeInline(_ReadOnlyInline):
 class InvoiceAppliedTaxInline(_ReadOnlyInline):
     model = InvoiceAppliedTax
     verbose_name = "tax"
-    fields = ["tax_code", "tax_name", "tax_rate", "fees_amount", "amount"]
+    fields = ("tax_code", "tax_name", "tax_rate", "fees_amount", "amount")
     readonly_fields = fields
 
 
 class CreditNoteInline(_ReadOnlyInline):
     model = CreditNote
-    fields = ["number_link", "reason", "credit_status", "refund_status", "total_amount", "issuing_date"]
+    fields = ("number_link", "reason", "credit_status", "refund_status", "total_amount", "issuing_date")
     readonly_fields = fields
 
     @admin.display(description="number")
@@ -147,7 +148,7 @@ class InvoiceEventInline(_ReadOnlyInline):
     fk_name = "invoice"
     verbose_name = "history entry"
     verbose_name_plural = "history"
-    fields = ["created_at", "kind", "actor", "payload"]
+    fields = ("created_at", "kind", "actor", "payload")
     readonly_fields = fields
 
 
@@ -237,7 +238,7 @@ class InvoiceAdmin(ReadOnlyAdmin):
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [field for _, options in self.fieldsets for field in options["fields"]]
+        return flatten_fieldsets(self.fieldsets)
 
     def has_billing_permission(self, request: HttpRequest) -> bool:
         """The actions need the model's real change permission (the forms are read-only for all)."""
@@ -310,21 +311,23 @@ class FeeAdmin(ReadOnlyAdmin):
         return pdf.fee_line_name(fee)
 
     @admin.display(description="invoice", ordering="invoice__number")
-    def invoice_link(self, fee: Fee) -> str:
+    def invoice_link(self, fee: Fee) -> str | None:
         invoice = fee.invoice
+        if invoice is None:  # a pay-in-advance fee of a charge that is not invoiceable
+            return None  # the admin shows its empty value
         url = reverse("admin:invoicing_invoice_change", args=[invoice.pk])
         return format_html("<a href='{}'>{}</a>", url, invoice.number or invoice.pk)
 
 
 class CreditNoteItemInline(_ReadOnlyInline):
     model = CreditNoteItem
-    fields = ["fee", "amount", "precise_amount"]
+    fields = ("fee", "amount", "precise_amount")
     readonly_fields = fields
 
 
 class CreditNoteAppliedTaxInline(_ReadOnlyInline):
     model = CreditNoteAppliedTax
-    fields = ["tax_code", "tax_name", "tax_rate", "base_amount", "amount"]
+    fields = ("tax_code", "tax_name", "tax_rate", "base_amount", "amount")
     readonly_fields = fields
 
 
@@ -333,7 +336,7 @@ class CreditNoteEventInline(_ReadOnlyInline):
     fk_name = "credit_note"
     verbose_name = "history entry"
     verbose_name_plural = "history"
-    fields = ["created_at", "kind", "actor", "payload"]
+    fields = ("created_at", "kind", "actor", "payload")
     readonly_fields = fields
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -187,7 +188,7 @@ def missed_events(
     """(event id, external_subscription_id, transaction_id) of events with a timestamp in
     [since, until), received before `settled`, that a live pay-in-advance charge of their
     subscription prices and that have no fee on it yet; ordered by id, after `after_id`."""
-    params = {
+    params: dict[str, Any] = {
         "since": since,
         "until": until,
         "settled": settled,

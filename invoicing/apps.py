@@ -31,6 +31,13 @@ class InvoicingConfig(AppConfig):
             description="every 10 minutes: events of the last 24 hours (TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS) that a "
             "pay-in-advance charge prices and that have no fee yet (their announcement was lost) are billed",
         ),
+        PeriodicTaskSpec(
+            name="invoicing: render missing invoice PDFs",
+            task="invoicing.tasks.render_missing_invoice_pdfs",
+            minute="5-59/10",
+            description="every 10 minutes (at :05, :15, ...): finalized invoices still without a PDF 10 minutes "
+            "after finalization (their task was lost) are rendered",
+        ),
         *WALLET_PERIODIC_TASKS,
     ]
 

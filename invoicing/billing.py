@@ -730,7 +730,7 @@ def pay_in_advance_fee(subscription: Subscription, charge: Charge, event: Event)
     if group_key is not None and group_value is not None:
         filters[group_key] = [v for v in filters.get(group_key, [group_value]) if v == group_value]
     with_values = _needs_event_values(charge.charge_model, properties)
-    scope = {
+    scope: dict[str, Any] = {
         "external_subscription_ids": [subscription.external_id],
         "from_datetime": period.from_datetime,
         "to_datetime": event.timestamp,
@@ -767,10 +767,10 @@ def pay_in_advance_fee(subscription: Subscription, charge: Charge, event: Event)
             if value is None:
                 continue
             if removes and value in active:
-                active.discard(value)  # type: ignore[arg-type]
+                active.discard(value)
                 units -= 1
             elif not removes and value not in active:
-                active.add(value)  # type: ignore[arg-type]
+                active.add(value)  # type: ignore[arg-type]  # a unique count's values are str
                 units += 1
             count += 1
             values.append(Decimal(1))
@@ -781,11 +781,11 @@ def pay_in_advance_fee(subscription: Subscription, charge: Charge, event: Event)
             value = _advance_value(metric, other.properties)
             if value is None:
                 continue
-            units += value  # type: ignore[operator]
+            units += value  # type: ignore[operator]  # a count's or sum's value is a Decimal
             count += 1
-            values.append(value)  # type: ignore[arg-type]
+            values.append(value)  # type: ignore[arg-type]  # likewise
             precise_cents += other.precise_total_amount_cents or ZERO
-        increment = own_value = own  # type: ignore[assignment]
+        increment = own_value = own  # type: ignore[assignment]  # likewise
     own_cents = event.precise_total_amount_cents or ZERO
 
     def price(units: Decimal, count: int, values: list[Decimal], cents: Decimal) -> charge_models.ChargeResult:

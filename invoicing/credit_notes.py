@@ -19,6 +19,7 @@ A voided note that gave something keeps all it credited (Lago never reopens a vo
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -110,7 +111,7 @@ def _counted_notes(invoice: Invoice, *, exclude_id: Any = None) -> QuerySet[Cred
     return notes.exclude(pk=exclude_id) if exclude_id else notes
 
 
-def _figures(*, invoice: Invoice, items: list[tuple[Fee, Decimal]]) -> CreditNoteFigures:
+def _figures(*, invoice: Invoice, items: list[tuple[Fee | None, Decimal]]) -> CreditNoteFigures:
     """Validate the items against what is left to credit on each fee and compute the note's
     amounts. Raises NotFoundError("fee") or InvoicingError (Lago's codes)."""
     currency = invoice.currency
@@ -118,7 +119,7 @@ def _figures(*, invoice: Invoice, items: list[tuple[Fee, Decimal]]) -> CreditNot
         raise InvoicingError.field("items", "must_be_an_array")
 
     counted = _counted_notes(invoice)
-    invoice_fees = {
+    invoice_fees: dict[Any, Fee] = {
         fee.pk: fee
         for fee in Fee.objects.filter(invoice_id=invoice.pk).prefetch_related("applied_taxes").order_by("created_at")
     }
@@ -209,7 +210,7 @@ def _figures(*, invoice: Invoice, items: list[tuple[Fee, Decimal]]) -> CreditNot
             .annotate(amount=Sum("amount"), base=Sum("base_amount"))
         }
         for code, charged in invoice_taxes.items():
-            before = earlier_taxes.get(code, {})
+            before: Mapping[str, Any] = earlier_taxes.get(code, {})
             amount = charged.amount - (before.get("amount") or ZERO)
             base_amount = charged.fees_amount - (before.get("base") or ZERO)
             line = by_code.get(code)
@@ -359,7 +360,7 @@ def credit_note_create(
     *,
     invoice: Invoice,
     reason: str,
-    items: list[tuple[Fee, Decimal]],
+    items: list[tuple[Fee | None, Decimal]],
     description: str = "",
     credit_amount: Decimal | None = None,
     refund_amount: Decimal | None = None,
@@ -443,6 +444,7 @@ def credit_note_create_for_unused_subscription_fee(*, fee: Fee, amount: Decimal,
     if amount <= 0:
         return None
     with transaction.atomic():
+        assert fee.invoice is not None  # a subscription fee is always on an invoice
         invoice = _lock_invoice(fee.invoice)
         if invoice.status != InvoiceStatus.FINALIZED:
             return None
@@ -494,7 +496,7 @@ class CreditNoteEstimate:
     max_refundable: Decimal
 
 
-def credit_note_estimate(*, invoice: Invoice, items: list[tuple[Fee, Decimal]]) -> CreditNoteEstimate:
+def credit_note_estimate(*, invoice: Invoice, items: list[tuple[Fee | None, Decimal]]) -> CreditNoteEstimate:
     """Lago's estimate: what a note with these items would credit at most and refund at most
     (read only)."""
     _check_invoice(invoice)
@@ -634,6 +636,7 @@ def credit_note_refund_status_update(
     with transaction.atomic():
         note = _lock_note_with_refund(credit_note)
         previous = note.refund_status
+        assert previous is not None  # the note has a refund
         if previous == status:
             return note
         if status not in REFUND_TRANSITIONS[previous]:

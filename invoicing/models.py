@@ -13,14 +13,9 @@ from django.db import models
 from django.db.models import Q
 from djmoney.money import Money
 
+from billing_project.fields import amount_field, precise_field, rate_field, units_field
 from customers.models import Customer
 from plans.models import AddOn, AppliedCoupon, Charge, ChargeFilter, Subscription, Tax
-
-AMOUNT = {"max_digits": 20, "decimal_places": 6, "default": 0}
-# Unrounded amounts, as the charge model computed them (kept beside the rounded one).
-PRECISE = {"max_digits": 40, "decimal_places": 20, "default": 0}
-UNITS = {"max_digits": 30, "decimal_places": 10, "default": 0}
-RATE = {"max_digits": 9, "decimal_places": 4, "default": 0}
 
 
 class InvoiceType(models.TextChoices):
@@ -60,17 +55,17 @@ class Invoice(models.Model):
     net_payment_term = models.PositiveIntegerField(default=0)
     version_number = models.PositiveSmallIntegerField(default=4)
 
-    fees_amount = models.DecimalField(**AMOUNT)
-    coupons_amount = models.DecimalField(**AMOUNT)
-    sub_total_excluding_taxes_amount = models.DecimalField(**AMOUNT)
-    taxes_amount = models.DecimalField(**AMOUNT)
-    sub_total_including_taxes_amount = models.DecimalField(**AMOUNT)
-    credit_notes_amount = models.DecimalField(**AMOUNT)
-    prepaid_credit_amount = models.DecimalField(**AMOUNT)
-    total_amount = models.DecimalField(**AMOUNT)
+    fees_amount = amount_field()
+    coupons_amount = amount_field()
+    sub_total_excluding_taxes_amount = amount_field()
+    taxes_amount = amount_field()
+    sub_total_including_taxes_amount = amount_field()
+    credit_notes_amount = amount_field()
+    prepaid_credit_amount = amount_field()
+    total_amount = amount_field()
     # What payments received so far (written by payments only, never by invoicing or edits);
     # total_due_amount is total_amount minus this.
-    total_paid_amount = models.DecimalField(**AMOUNT)
+    total_paid_amount = amount_field()
 
     # The customer's billing details as they were at finalization (never updated afterwards).
     customer_snapshot = models.JSONField(default=dict, blank=True)
@@ -176,16 +171,16 @@ class Fee(models.Model):
     add_on = models.ForeignKey(AddOn, on_delete=models.PROTECT, null=True, blank=True, related_name="fees")
     fee_type = models.CharField(max_length=16, choices=FeeType.choices)
     currency = models.CharField(max_length=3)
-    units = models.DecimalField(**UNITS)
+    units = units_field()
     events_count = models.BigIntegerField(default=0)
-    unit_amount = models.DecimalField(**PRECISE)
-    amount = models.DecimalField(**AMOUNT)
-    precise_amount = models.DecimalField(**PRECISE)
+    unit_amount = precise_field()
+    amount = amount_field()
+    precise_amount = precise_field()
     # This fee's share of the invoice's coupons (the tax base is amount - coupons share).
-    precise_coupons_amount = models.DecimalField(**PRECISE)
-    taxes_amount = models.DecimalField(**AMOUNT)
-    taxes_precise_amount = models.DecimalField(**PRECISE)
-    taxes_rate = models.DecimalField(**RATE)
+    precise_coupons_amount = precise_field()
+    taxes_amount = amount_field()
+    taxes_precise_amount = precise_field()
+    taxes_rate = rate_field()
     # Tier breakdown, free units, per-event fees: the charge model's details.
     amount_details = models.JSONField(default=dict, blank=True)
     grouped_by = models.JSONField(default=dict, blank=True)
@@ -226,10 +221,10 @@ class InvoiceAppliedTax(models.Model):
     # Copied: a tax renamed or re-rated later must not change an issued invoice.
     tax_code = models.CharField(max_length=255)
     tax_name = models.CharField(max_length=255)
-    tax_rate = models.DecimalField(**RATE)
+    tax_rate = rate_field()
     tax_description = models.TextField(blank=True)
-    fees_amount = models.DecimalField(**AMOUNT)
-    amount = models.DecimalField(**AMOUNT)
+    fees_amount = amount_field()
+    amount = amount_field()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -245,9 +240,9 @@ class FeeAppliedTax(models.Model):
     tax = models.ForeignKey(Tax, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     tax_code = models.CharField(max_length=255)
     tax_name = models.CharField(max_length=255)
-    tax_rate = models.DecimalField(**RATE)
+    tax_rate = rate_field()
     tax_description = models.TextField(blank=True)
-    amount = models.DecimalField(**PRECISE)
+    amount = precise_field()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -293,15 +288,15 @@ class CreditNote(models.Model):
     refund_status = models.CharField(max_length=16, choices=RefundStatus.choices, null=True, blank=True)
     currency = models.CharField(max_length=3)
     issuing_date = models.DateField()
-    credit_amount = models.DecimalField(**AMOUNT)
-    refund_amount = models.DecimalField(**AMOUNT)
+    credit_amount = amount_field()
+    refund_amount = amount_field()
     # What is left of the credit for the customer's next invoices.
-    balance_amount = models.DecimalField(**AMOUNT)
-    sub_total_excluding_taxes_amount = models.DecimalField(**AMOUNT)
-    coupons_adjustment_amount = models.DecimalField(**AMOUNT)
-    taxes_amount = models.DecimalField(**AMOUNT)
-    taxes_rate = models.DecimalField(**RATE)
-    total_amount = models.DecimalField(**AMOUNT)
+    balance_amount = amount_field()
+    sub_total_excluding_taxes_amount = amount_field()
+    coupons_adjustment_amount = amount_field()
+    taxes_amount = amount_field()
+    taxes_rate = rate_field()
+    total_amount = amount_field()
     file = models.FileField(upload_to="credit_notes/", blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
@@ -326,8 +321,8 @@ class CreditNoteItem(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="items")
     fee = models.ForeignKey(Fee, on_delete=models.PROTECT, related_name="credit_note_items")
-    amount = models.DecimalField(**AMOUNT)
-    precise_amount = models.DecimalField(**PRECISE)
+    amount = amount_field()
+    precise_amount = precise_field()
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -340,10 +335,10 @@ class CreditNoteAppliedTax(models.Model):
     tax = models.ForeignKey(Tax, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     tax_code = models.CharField(max_length=255)
     tax_name = models.CharField(max_length=255)
-    tax_rate = models.DecimalField(**RATE)
+    tax_rate = rate_field()
     tax_description = models.TextField(blank=True)
-    base_amount = models.DecimalField(**AMOUNT)
-    amount = models.DecimalField(**AMOUNT)
+    base_amount = amount_field()
+    amount = amount_field()
 
     def __str__(self) -> str:
         return f"{self.tax_code} {self.tax_rate}%"
@@ -362,7 +357,7 @@ class Credit(models.Model):
         AppliedCoupon, on_delete=models.PROTECT, null=True, blank=True, related_name="credits"
     )
     credit_note = models.ForeignKey(CreditNote, on_delete=models.PROTECT, null=True, blank=True, related_name="credits")
-    amount = models.DecimalField(**AMOUNT)
+    amount = amount_field()
     before_taxes = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

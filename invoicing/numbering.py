@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from uuid import UUID
 
 from django.db import transaction
 from sequences import get_next_value, get_next_values
@@ -61,7 +62,7 @@ def invoice_number_assign(*, invoice: Invoice, organization: Organization, issui
 def customers_sequential_ids_assign(customers: Iterable[Customer]) -> None:
     """Give the customers that have none their sequential id, in one transaction and three
     queries whatever their number (a billing run does it per chunk, before the invoices)."""
-    by_pk: dict[object, list[Customer]] = {}
+    by_pk: dict[UUID, list[Customer]] = {}
     for customer in customers:
         if customer.sequential_id is None:
             by_pk.setdefault(customer.pk, []).append(customer)

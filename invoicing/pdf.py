@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -91,15 +91,15 @@ def fee_item(fee: Fee) -> dict[str, Any]:
     """Lago's fee `item`: what the line bills (a metric, a plan, an add-on)."""
     code = name = item_id = item_type = None
     display = fee.invoice_display_name or None
-    if fee.fee_type == FeeType.CHARGE and fee.charge_id is not None:
+    if fee.fee_type == FeeType.CHARGE and fee.charge is not None:
         metric = fee.charge.billable_metric
         code, name, item_id, item_type = metric.code, metric.name, str(metric.pk), "BillableMetric"
         display = display or fee.charge.invoice_display_name or None
-    elif fee.fee_type == FeeType.SUBSCRIPTION and fee.subscription_id is not None:
+    elif fee.fee_type == FeeType.SUBSCRIPTION and fee.subscription is not None:
         plan = fee.subscription.plan
         code, name, item_id, item_type = plan.code, plan.name, str(fee.subscription_id), "Subscription"
         display = display or plan.invoice_display_name or None
-    elif fee.add_on_id is not None:
+    elif fee.add_on is not None:
         add_on = fee.add_on
         code, name, item_id, item_type = add_on.code, add_on.name, str(add_on.pk), "AddOn"
         display = display or add_on.invoice_display_name or None
@@ -159,7 +159,8 @@ def format_money(amount: Decimal | None, currency: str) -> str:
 def format_precise(amount: Decimal | None, currency: str) -> str:
     """A unit price: at least the currency's decimals, more when the price has them (0.002)."""
     value = Decimal(amount or 0)
-    places = max(decimal_places(currency), min(-value.normalize().as_tuple().exponent, 10))
+    exponent = cast(int, value.normalize().as_tuple().exponent)  # an int for a finite amount
+    places = max(decimal_places(currency), min(-exponent, 10))
     return f"{currency} {value:,.{places}f}"
 
 
@@ -264,12 +265,12 @@ def invoice_context(invoice: Invoice) -> dict[str, Any]:
         "coupons": [
             {"name": credit.applied_coupon.coupon.name, "amount": format_money(-credit.amount, currency)}
             for credit in credits
-            if credit.applied_coupon_id is not None
+            if credit.applied_coupon is not None
         ],
         "credit_notes": [
             {"name": credit.credit_note.number, "amount": format_money(-credit.amount, currency)}
             for credit in credits
-            if credit.credit_note_id is not None
+            if credit.credit_note is not None
         ],
         "taxes": [
             {
@@ -376,6 +377,28 @@ def invoice_pdf_render(*, invoice: Invoice, actor: str = "system:pdf") -> None:
     invoice.file.name = name
 
 
+# A finalized invoice's PDF is rendered by the task its finalization sends; one still without a
+# file this long after lost its task (broker down, worker killed, renderer failed).
+PDF_MISSED_AFTER = timedelta(minutes=10)
+PDF_MISSED_WITHIN = timedelta(days=7)
+PDF_MISSED_BATCH = 500
+
+
+def invoices_missing_pdf(*, now: datetime) -> list[Any]:
+    """Ids of finalized invoices of the last PDF_MISSED_WITHIN without a PDF, newest first (an
+    invoice whose rendering keeps failing cannot starve the others of later runs)."""
+    return list(
+        Invoice.objects.filter(
+            status=InvoiceStatus.FINALIZED,
+            file="",
+            finalized_at__lte=now - PDF_MISSED_AFTER,
+            finalized_at__gte=now - PDF_MISSED_WITHIN,
+        )
+        .order_by("-finalized_at")
+        .values_list("pk", flat=True)[:PDF_MISSED_BATCH]
+    )
+
+
 def credit_note_pdf_render(*, credit_note: CreditNote, actor: str = "system:pdf") -> None:
     fresh = (
         CreditNote.objects.select_related("invoice__customer")
@@ -428,4 +451,7 @@ def document_from_token(token: str) -> Invoice | CreditNote | None:
     if not isinstance(payload, dict) or payload.get("k") not in _KINDS:
         raise signing.BadSignature("unknown document kind")
     model = _KINDS[payload["k"]]
-    return model.objects.filter(pk=payload.get("id")).first()
+    document_id = payload.get("id")
+    if document_id is None:
+        return None
+    return model.objects.filter(pk=document_id).first()

@@ -80,6 +80,7 @@ def _credit_unused_advance_fee(subscription: Subscription, *, actor: str) -> Non
     )
     if fee is None or fee.amount <= 0:
         return
+    assert fee.from_datetime is not None and fee.to_datetime is not None  # the filter compared both
     tz = periods.subscription_timezone(subscription)
     paid = periods.clip_to(periods.subscription_period(subscription, fee.from_datetime), fee.to_datetime, tz)
     used = periods.clip_to(paid, end, tz)

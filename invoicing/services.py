@@ -562,7 +562,8 @@ def invoice_create_one_off(
             to_datetime=_aware(row.get("to_datetime")) or now,
         )
         if row.get("tax_codes") is not None:
-            # Lago: a one-off fee's tax_codes replace the add-on's taxes.
+            # Lago: a one-off fee's tax_codes replace the add-on's taxes. The ignore: tax_override is
+            # an unsaved attribute (not a field) that totals.TaxResolver.for_fee reads.
             fee.tax_override = [taxes_by_code[str(code)] for code in row["tax_codes"]]  # type: ignore[attr-defined]
         fee_rows.append(fee)
     totals.invoice_fees_save(invoice=invoice, fees=fee_rows, with_coupons=False)

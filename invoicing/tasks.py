@@ -74,3 +74,13 @@ def render_invoice_pdf(invoice_id: str) -> None:
     invoice = Invoice.objects.select_related("customer").filter(pk=invoice_id).first()
     if invoice is not None:
         pdf.invoice_pdf_render(invoice=invoice)
+
+
+@shared_task(name="invoicing.tasks.render_missing_invoice_pdfs")
+def render_missing_invoice_pdfs() -> dict[str, int]:
+    """Every 10 minutes: finalized invoices whose PDF task was lost get one task each (rendering
+    twice only replaces the file)."""
+    missing = pdf.invoices_missing_pdf(now=timezone.now())
+    for invoice_id in missing:
+        render_invoice_pdf.delay(str(invoice_id))
+    return {"missing": len(missing)}

@@ -18,7 +18,7 @@ from django.db import transaction
 
 from billing_project.money import round_amount
 from customers.models import Customer
-from plans.models import AppliedCoupon, CouponFrequency, CouponType, Tax
+from plans.models import AddOn, AppliedCoupon, Charge, CouponFrequency, CouponType, Plan, Tax
 from plans.selectors import fee_taxes
 
 from .models import Credit, Fee, FeeAppliedTax, FeeType, Invoice, InvoiceAppliedTax
@@ -124,6 +124,7 @@ def coupons_restore(*, invoice: Invoice) -> None:
         Credit.objects.filter(invoice=invoice, applied_coupon__isnull=False).select_related("applied_coupon__coupon")
     )
     for credit in credits:
+        assert credit.applied_coupon_id is not None  # the query keeps coupon credits only
         applied = AppliedCoupon.objects.select_for_update().select_related("coupon").get(pk=credit.applied_coupon_id)
         fields = []
         if applied.coupon.coupon_type == CouponType.FIXED_AMOUNT and applied.frequency == CouponFrequency.ONCE:
@@ -164,6 +165,7 @@ class TaxResolver:
         override = getattr(fee, "tax_override", None)
         if override is not None:
             return list(override)
+        owners: list[AddOn | Charge | Plan | None]
         if fee.add_on_id is not None:
             owners = [fee.add_on]
         else:

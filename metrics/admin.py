@@ -9,7 +9,7 @@ metrics table rather than a DISTINCT over the events.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -47,7 +47,8 @@ class BillableMetricForm(forms.ModelForm):
         ]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         metric = copy.copy(self.instance)
         for field in self.Meta.fields:
             if field in cleaned:
@@ -115,7 +116,8 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return selectors.capped_count(self.object_list)
+        # The admin's changelist pages a queryset (Paginator is typed for any sliceable).
+        return selectors.capped_count(cast(QuerySet, self.object_list))
 
 
 class CodeFilter(admin.SimpleListFilter):
@@ -141,7 +143,7 @@ class ReadOnlyEventAdmin(ReadOnlyAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False
     list_per_page = 50
-    fields = [
+    fields = (
         "lago_id",
         "transaction_id",
         "external_subscription_id",
@@ -150,7 +152,7 @@ class ReadOnlyEventAdmin(ReadOnlyAdmin):
         "properties",
         "precise_total_amount_cents",
         "created_at",
-    ]
+    )
     readonly_fields = fields
 
 

@@ -111,7 +111,7 @@ def aggregate_grouped(
 ) -> dict[str | None, AggregationResult]:
     """Like `aggregate`, one result per value of properties[grouped_by] (None: events without it).
     Groups without any event are absent."""
-    return _run(  # type: ignore[return-value]
+    return _run(
         metric,
         mode="shared",
         subscription_ids=external_subscription_ids,
@@ -148,7 +148,7 @@ def aggregate_subscriptions(
         exclude_filters=exclude_filters,
         with_event_values=False,
     )
-    return {sub: results.get(sub) or _empty(False) for sub in subscription_ids}  # type: ignore[misc]
+    return {sub: results.get(sub) or _empty(False) for sub in subscription_ids}
 
 
 # --- SQL (PostgreSQL) ----------------------------------------------------------------------------
@@ -168,11 +168,11 @@ def _run(
     periods: Sequence[tuple[str, datetime, datetime]] = (),
 ) -> dict[str | None, AggregationResult]:
     if mode == "shared":
-        _check_period(from_datetime, to_datetime)  # type: ignore[arg-type]
+        start, end = _check_period(from_datetime, to_datetime)
         subscription_ids = list(dict.fromkeys(subscription_ids))  # a repeated id must not double count
         if not subscription_ids:
             return {}
-        periods = [(sub, from_datetime, to_datetime) for sub in subscription_ids]  # type: ignore[misc]
+        periods = [(sub, start, end) for sub in subscription_ids]
     else:
         for _, start, end in periods:
             _check_period(start, end)
@@ -199,11 +199,12 @@ def _run(
     return results
 
 
-def _check_period(start: datetime, end: datetime) -> None:
+def _check_period(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
     if start is None or end is None or start.tzinfo is None or end.tzinfo is None:
         raise ValueError("aggregation periods are aware datetimes")
     if end < start:
         raise ValueError("a period ends after it starts")
+    return start, end
 
 
 _NO_KEY = "''::text"
@@ -490,7 +491,7 @@ def _python_units(
         return integral / total_seconds
     if not in_period:
         return None
-    values = [point.value for point in in_period]
+    values: list[Decimal] = [point.value for point in in_period]  # numeric metrics: Decimal values
     if kind == AggregationType.COUNT:
         return Decimal(len(values))
     if kind == AggregationType.SUM:
@@ -624,7 +625,7 @@ def aggregate_prorated_subscriptions(
     if len(set(subscription_ids)) != len(subscription_ids):
         raise ValueError("aggregate_prorated_subscriptions takes each external subscription id once")
     results = _run_prorated(metric, "per_subscription", periods, None, filters, exclude_filters, with_events)
-    return {sub: results.get(sub) or _empty_prorated(with_events) for sub in subscription_ids}  # type: ignore[misc]
+    return {sub: results.get(sub) or _empty_prorated(with_events) for sub in subscription_ids}
 
 
 def _run_prorated(

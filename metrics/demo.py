@@ -1,5 +1,6 @@
-"""Demo data for metrics: three billable metrics and a few hundred events for the demo
-subscriptions ("sub_acme", "sub_tanaka") over the previous and the current calendar month.
+"""Demo data for metrics: three billable metrics and events for the demo subscriptions
+("sub_acme", "sub_tanaka", "sub_globex") over the previous and the current calendar month, plus
+a day's burst of API calls so that today's current usage is past the free tier.
 
 Safe to repeat: metrics are created only when their code is free, and events go through the
 real ingestion service with deterministic transaction ids, timestamps and properties, so a
@@ -14,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.utils import timezone
+
+from billing_project.demo import DemoSummary
 
 from . import ingestion, services
 from .models import BillableMetric
@@ -52,7 +55,16 @@ USAGE: dict[str, tuple[int, list[tuple[int, int]], list[tuple[int, str, str]]]] 
         [(2, 5), (20, 3)],
         [(4, "hana", "add"), (11, "kenji", "add")],
     ),
+    "sub_globex": (
+        90,
+        [(0, 10), (12, 10)],
+        [(2, "amelie", "add"), (5, "louis", "add")],
+    ),
 }
+
+# API calls sent today by each subscription, one a minute from midnight UTC: past the 1,000 free
+# calls of the demo plans' graduated tiers once the day is well under way.
+TODAYS_CALLS = 1_200
 
 
 def _month_start(moment: datetime) -> datetime:
@@ -93,17 +105,33 @@ def _events(month: datetime, month_end: datetime, now: datetime) -> Iterator[dic
             }
 
 
+def _todays_calls(now: datetime) -> Iterator[dict[str, Any]]:
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    for subscription in USAGE:
+        for n in range(TODAYS_CALLS):
+            yield {
+                "transaction_id": f"demo-{subscription}-{day:%Y%m%d}-today-{n:04d}",
+                "external_subscription_id": subscription,
+                "code": "api_calls",
+                "timestamp": int((day + timedelta(minutes=n)).timestamp()),
+                "properties": {"region": "eu", "endpoint": "/v1/search"},
+            }
+
+
 def demo_events(now: datetime) -> list[dict[str, Any]]:
-    """The demo's event payloads up to `now` (previous and current calendar month, UTC)."""
+    """The demo's event payloads up to `now` (previous and current calendar month, UTC, and the
+    burst of today's calls). Ids and timestamps are the same on every load of the same day."""
     current = _month_start(now.astimezone(UTC))
     previous = _month_start(current - timedelta(days=1))
-    payloads = list(_events(previous, current, now)) + list(
-        _events(current, _month_start(current + timedelta(days=32)), now)
+    payloads = (
+        list(_events(previous, current, now))
+        + list(_events(current, _month_start(current + timedelta(days=32)), now))
+        + list(_todays_calls(now))
     )
     return [p for p in payloads if p["timestamp"] <= now.timestamp()]
 
 
-def load(*, stdout: Any) -> None:
+def load(*, stdout: Any, summary: DemoSummary | None = None) -> None:
     created = []
     for spec in METRICS:
         if not BillableMetric.live.filter(code=spec["code"]).exists():

@@ -21,24 +21,36 @@ which a retry cannot repeat).
 from __future__ import annotations
 
 import json
+import logging
 import math
+import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 
+from .errors import IngestionBusyError, IngestionError
 from .models import BillableMetric, Event
 from .signals import events_stored
 
+logger = logging.getLogger(__name__)
+
 MAX_BATCH_SIZE = 100
+# A deadlock or serialization failure is retried inside the server this many times in all, with
+# a jittered backoff from RETRY_BASE_DELAY seconds; then the client gets a 503 with Retry-After.
+MAX_ATTEMPTS = 5
+RETRY_BASE_DELAY = 0.02
 MAX_IDENTIFIER_LENGTH = 255
 # numeric(40, 15): 25 digits before the decimal point.
 _PRECISE_LIMIT = Decimal("1e25")
 _PRECISE_QUANTUM = Decimal("1e-15")
+# 25 + 15 digits: the default context's 28 cannot quantize 1e24 to 15 places (a fuzzer's 500).
+_PRECISE_CONTEXT = Context(prec=40)
 _MS = Decimal(1000)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -46,15 +58,6 @@ _MANDATORY = ["value_is_mandatory"]
 _INVALID = ["value_is_invalid"]
 _INVALID_FORMAT = ["invalid_format"]
 _ALREADY_EXIST = ["value_already_exist"]
-
-
-class IngestionError(Exception):
-    """The request is refused and nothing was stored. `details` is Lago's error_details:
-    {field: [code]} for one event, {index: {field: [code]}} or {"events": [code]} for a batch."""
-
-    def __init__(self, details: dict[str, Any]) -> None:
-        super().__init__(details)
-        self.details = details
 
 
 @dataclass(slots=True)
@@ -183,7 +186,7 @@ def _precise_amount(value: Any) -> tuple[Decimal | None, bool]:
     if not amount.is_finite() or abs(amount) >= _PRECISE_LIMIT:
         return None, False
     # Stored as numeric(40, 15): quantize here so that a replay compares equal to the stored copy.
-    return amount.quantize(_PRECISE_QUANTUM, rounding=ROUND_HALF_UP), True
+    return amount.quantize(_PRECISE_QUANTUM, rounding=ROUND_HALF_UP, context=_PRECISE_CONTEXT), True
 
 
 # One encoder for every event: json.dumps(..., allow_nan=False) would build a new one per call.
@@ -269,11 +272,11 @@ def parse_event(raw: Any, received_at: datetime) -> tuple[EventInput | None, dic
         return None, errors
     return (
         EventInput(
-            transaction_id,  # type: ignore[arg-type]
-            external_subscription_id,  # type: ignore[arg-type]
-            code,  # type: ignore[arg-type]
-            timestamp,  # type: ignore[arg-type]
-            _timestamp_text(timestamp),  # type: ignore[arg-type]
+            transaction_id,
+            external_subscription_id,
+            code,
+            timestamp,  # type: ignore[arg-type]  # parsed (not None) whenever there are no errors
+            _timestamp_text(timestamp),  # type: ignore[arg-type]  # likewise
             timestamp_given,
             properties,
             properties_json,
@@ -319,7 +322,7 @@ def event_ingest(*, data: Any, received_at: datetime) -> IngestionResult:
     if errors:
         raise IngestionError(errors)
     try:
-        return _store([event], received_at)  # type: ignore[list-item]
+        return _store([event], received_at)  # type: ignore[list-item]  # no errors: parse_event gave an event
     except IngestionError as error:
         raise IngestionError(error.details["0"]) from None
 
@@ -339,7 +342,7 @@ def events_ingest_batch(*, events: Any, received_at: datetime) -> IngestionResul
         if event_errors:
             errors[str(index)] = event_errors
         else:
-            parsed.append(event)  # type: ignore[arg-type]
+            parsed.append(event)  # type: ignore[arg-type]  # no errors: parse_event gave an event
     if errors:
         raise IngestionError(errors)
     return _store(parsed, received_at)
@@ -350,8 +353,6 @@ def _store(events: list[EventInput], received_at: datetime) -> IngestionResult:
     # Duplicates inside the request itself: a repeat of the same payload is a replay of the first
     # occurrence; a different payload under the same key is refused like a stored duplicate.
     first_index: dict[tuple[str, str], int] = {}
-    unique: list[EventInput] = []
-    unique_indexes: list[int] = []
     repeat_of: dict[int, int] = {}
     errors: dict[str, Any] = {}
     for index, event in enumerate(events):
@@ -359,22 +360,31 @@ def _store(events: list[EventInput], received_at: datetime) -> IngestionResult:
         seen = first_index.get(key)
         if seen is None:
             first_index[key] = index
-            unique.append(event)
-            unique_indexes.append(index)
         elif _same_input(events[seen], event):
             repeat_of[index] = seen
         else:
             errors[str(index)] = {"transaction_id": _ALREADY_EXIST}
     if errors:
         raise IngestionError(errors)
+    # Rows are inserted in ONE canonical order, the unique key's: a transaction waits on a key
+    # another one inserted first, and with one order for all, no two can wait on each other (the
+    # same events cut into batches in different orders deadlocked). Tuples sort in C.
+    unique_indexes = [index for _key, index in sorted(first_index.items())]
+    unique = [events[index] for index in unique_indexes]
 
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            stored, replayed, announced = _insert_postgresql(unique, unique_indexes, received_at)
-        else:
-            stored, replayed, announced = _insert_generic(unique, unique_indexes, received_at)
-        if announced:
-            transaction.on_commit(lambda: events_stored.send(sender=Event, events=announced), robust=True)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            stored, replayed = _store_once(unique, unique_indexes, received_at)
+            break
+        except OperationalError as error:
+            # Retried only as the outermost transaction (inside another, the caller's work would
+            # be lost) and only for the failures PostgreSQL asks the client to retry.
+            if connection.in_atomic_block or not _is_transient(error):
+                raise
+            if attempt == MAX_ATTEMPTS:
+                logger.warning("ingestion gave up after %s attempts: %s", attempt, error)
+                raise IngestionBusyError() from error
+            time.sleep(random.uniform(0, RETRY_BASE_DELAY * 2**attempt))
 
     by_index = dict(zip(unique_indexes, zip(stored, replayed, strict=True), strict=True))
     result_events: list[StoredEvent] = []
@@ -384,10 +394,31 @@ def _store(events: list[EventInput], received_at: datetime) -> IngestionResult:
             result_events.append(by_index[repeat_of[index]][0])
             result_replayed.append(True)
         else:
-            event, was_replayed = by_index[index]
-            result_events.append(event)
+            stored_event, was_replayed = by_index[index]
+            result_events.append(stored_event)
             result_replayed.append(was_replayed)
     return IngestionResult(events=result_events, replayed=result_replayed)
+
+
+def _store_once(
+    unique: list[EventInput], unique_indexes: list[int], received_at: datetime
+) -> tuple[list[StoredEvent], list[bool]]:
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            stored, replayed, announced = _insert_postgresql(unique, unique_indexes, received_at)
+        else:
+            stored, replayed, announced = _insert_generic(unique, unique_indexes, received_at)
+        if announced:
+            transaction.on_commit(lambda: events_stored.send(sender=Event, events=announced), robust=True)
+    return stored, replayed
+
+
+# SQLSTATEs PostgreSQL asks a client to retry: serialization_failure, deadlock_detected.
+_TRANSIENT_SQLSTATES = {"40001", "40P01"}
+
+
+def _is_transient(error: OperationalError) -> bool:
+    return getattr(error.__cause__, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
 _TABLE = Event._meta.db_table
@@ -450,7 +481,7 @@ def _insert_postgresql(
             )
         conflicting = [i for i, s in enumerate(stored) if s is None]
         if not conflicting:
-            return stored, [False] * len(events), announced  # type: ignore[return-value]
+            return stored, [False] * len(events), announced  # type: ignore[return-value]  # no None: all inserted
 
         # The rare path: read the stored copies. A new statement sees rows committed by the
         # concurrent transactions the insert waited for (READ COMMITTED).
@@ -486,7 +517,7 @@ def _judge_conflicts(
             errors[str(indexes[i])] = {"transaction_id": _ALREADY_EXIST}
     if errors:
         raise IngestionError(errors)  # rolls the transaction (and the rows inserted) back
-    return stored, replayed  # type: ignore[return-value]
+    return stored, replayed  # type: ignore[return-value]  # a None is refused above, so none is left
 
 
 def _insert_generic(
@@ -538,7 +569,9 @@ def _stored_from_model(row: Event, properties: dict[str, Any] | None = None) -> 
         code=row.code,
         timestamp=row.timestamp,
         properties=row.properties if properties is None else properties,
-        precise_total_amount_cents=None if precise is None else Decimal(precise).quantize(_PRECISE_QUANTUM),
+        precise_total_amount_cents=(
+            None if precise is None else Decimal(precise).quantize(_PRECISE_QUANTUM, context=_PRECISE_CONTEXT)
+        ),
         created_at=row.created_at,
     )
 

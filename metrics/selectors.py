@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models.expressions import Combinable
 
 from .models import AggregationType, BillableMetric, Event
 from .signals import known_subscription_ids_requested
@@ -86,7 +87,7 @@ def unmatched_events(
     provide them. Without either, only codes are checked. `queryset` narrows the events (the
     admin passes its proxy model's).
     """
-    condition = ~Exists(BillableMetric.live.filter(code=OuterRef("code")))
+    condition: Q | Combinable = ~Exists(BillableMetric.live.filter(code=OuterRef("code")))
     sources = [known_subscription_ids] if known_subscription_ids is not None else _known_subscription_ids()
     for ids in sources:
         if isinstance(ids, QuerySet):

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .errors import MetricValidationError
 from .models import AggregationType, BillableMetric, BillableMetricFilter, RoundingFunction
 from .signals import billable_metric_deleted
 
@@ -27,14 +28,6 @@ MEASURING_FIELDS = (
     "expression",
 )
 EDITABLE_FIELDS = ("name", "description", *MEASURING_FIELDS)
-
-
-class MetricValidationError(Exception):
-    """Refused with Lago's {field: [code]} details; nothing was written."""
-
-    def __init__(self, details: dict[str, list[str]]) -> None:
-        super().__init__(details)
-        self.details = details
 
 
 def _validate_filters(filters: Any) -> tuple[list[tuple[str, list[str]]], dict[str, list[str]]]:

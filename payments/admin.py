@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -56,7 +57,7 @@ class PaymentAdmin(ReadOnlyAdmin):
     search_fields = ["=provider_payment_id", "reference", "invoice__number", "customer__external_id"]
     list_select_related = ["invoice", "customer"]
     date_hierarchy = "created_at"
-    readonly_fields = [
+    readonly_fields = (
         "id",
         "invoice_link",
         "customer_external_id",
@@ -76,7 +77,7 @@ class PaymentAdmin(ReadOnlyAdmin):
         "paid_at",
         "created_at",
         "updated_at",
-    ]
+    )
     fields = readonly_fields
 
     @admin.display(description="payment")
@@ -112,7 +113,7 @@ class RefundAdmin(ReadOnlyAdmin):
     search_fields = ["=provider_refund_id", "credit_note__number", "=payment__provider_payment_id"]
     list_select_related = ["credit_note", "payment"]
     date_hierarchy = "created_at"
-    readonly_fields = [
+    readonly_fields = (
         "id",
         "credit_note_link",
         "payment_link",
@@ -127,7 +128,7 @@ class RefundAdmin(ReadOnlyAdmin):
         "refunded_at",
         "created_at",
         "updated_at",
-    ]
+    )
     fields = readonly_fields
 
     @admin.display(description="refund")
@@ -175,7 +176,7 @@ def _action_form(
         "objects": queryset,
         "action": action,
         "opts": modeladmin.model._meta,
-        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        "action_checkbox_name": ACTION_CHECKBOX_NAME,
     }
     return TemplateResponse(request, ACTION_FORM_TEMPLATE, context)
 
@@ -201,7 +202,7 @@ class InvoiceToCollectAdmin(ReadOnlyAdmin):
     list_select_related = ["customer"]
     ordering = ["payment_due_date", "number"]
     actions = ["retry_payment", "mark_paid"]
-    fields = [
+    fields = (
         "number",
         "status",
         "customer",
@@ -214,7 +215,7 @@ class InvoiceToCollectAdmin(ReadOnlyAdmin):
         "issuing_date",
         "payment_due_date",
         "payments_link",
-    ]
+    )
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
@@ -280,7 +281,7 @@ class CustomerPaymentSetupAdmin(ReadOnlyAdmin):
     list_display = ["external_id", "name", "provider_customer_id", "default_payment_method"]
     search_fields = ["external_id", "name", "=provider_customer_id"]
     actions = ["sync_stripe_customer", "attach_payment_method"]
-    fields = ["external_id", "name", "email", "payment_provider", "provider_customer_id", "default_payment_method"]
+    fields = ("external_id", "name", "email", "payment_provider", "provider_customer_id", "default_payment_method")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:

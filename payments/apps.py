@@ -12,7 +12,7 @@ class PaymentsConfig(AppConfig):
             name="payments: retry failed payments",
             task="payments.tasks.retry_failed_payments",
             minute="15",
-            description="every hour at :15 UTC: automatic retries due, pending attempts re-sent",
+            description="every hour at :15 UTC: automatic retries due, pending attempts re-sent, lost collections",
         ),
         PeriodicTaskSpec(
             name="payments: flag overdue invoices",

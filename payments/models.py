@@ -13,10 +13,9 @@ from django.db import models
 from django.db.models import Q
 from djmoney.money import Money
 
+from billing_project.fields import amount_field
 from customers.models import Customer
 from invoicing.models import CreditNote, Invoice
-
-AMOUNT = {"max_digits": 20, "decimal_places": 6}
 
 
 class PaymentProviderName(models.TextChoices):
@@ -66,7 +65,7 @@ class Payment(models.Model):
     status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
     # Major units of `currency` (the invoice's). For Stripe: what was asked of the card, which can
     # exceed the amount due by less than one chargeable step (see providers.stripe.stripe_amount).
-    amount = models.DecimalField(**AMOUNT)
+    amount = amount_field(zero_default=False)
     currency = models.CharField(max_length=3)
     # 1, 2, ... per invoice for provider attempts; null for manual payments.
     attempt = models.PositiveIntegerField(null=True, blank=True)
@@ -157,7 +156,7 @@ class Refund(models.Model):
     status = models.CharField(max_length=16, choices=RefundStatus.choices, default=RefundStatus.PENDING)
     # Major units of `currency`: what the provider was asked to give back (on Stripe's steps, see
     # providers.stripe.stripe_amount; at most one step above the note's refund for BHD and alike).
-    amount = models.DecimalField(**AMOUNT)
+    amount = amount_field(zero_default=False)
     currency = models.CharField(max_length=3)
     provider_refund_id = models.CharField(max_length=255, blank=True)
     idempotency_key = models.CharField(max_length=255)

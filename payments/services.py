@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Prefetch, Q, Sum
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, Sum
 from django.utils import timezone
 
 from billing_project.money import from_cents, round_amount
@@ -26,6 +26,7 @@ from invoicing.models import Invoice, InvoiceStatus
 from invoicing.models import PaymentStatus as InvoicePaymentStatus
 from invoicing.wallets.consumption import invoice_paid_settle_credits
 
+from .errors import PaymentError
 from .models import IN_FLIGHT_STATUSES, Payment, PaymentProviderName, PaymentStatus, PaymentTrigger
 from .providers import ChargeOutcome, ProviderRejected, ProviderUnavailable
 from .providers import manual as manual_provider
@@ -35,21 +36,15 @@ logger = logging.getLogger(__name__)
 
 # A pending Stripe attempt untouched this long is sent again (same idempotency key).
 STALE_PENDING_AFTER = timedelta(minutes=10)
+# A finalized invoice's first collection is the task its finalization sends. One this old with no
+# Stripe attempt lost its task (broker down, worker killed): the sweep collects it. Older than
+# COLLECT_MISSED_WITHIN it is left alone (a customer linked to Stripe later is not charged for
+# its past invoices, as Lago).
+COLLECT_MISSED_AFTER = timedelta(minutes=10)
+COLLECT_MISSED_WITHIN = timedelta(days=7)
 # Stripe forgets idempotency keys after 24 hours: past this, a pending attempt is not re-sent but
 # closed as failed (a late webhook for it can still turn it into a success).
 ABANDON_PENDING_AFTER = timedelta(hours=23)
-
-
-class PaymentError(Exception):
-    """A business rule refused the request. `code` is the stable (Lago-style) error code; `field`
-    names the input at fault, if any; `http_status` is how the API answers it."""
-
-    def __init__(self, code: str, *, field: str | None = None, http_status: int = 422, message: str = "") -> None:
-        super().__init__(message or code)
-        self.code = code
-        self.field = field
-        self.http_status = http_status
-        self.message = message or code
 
 
 # --- Locks and the invoice's payment state ------------------------------------------------------
@@ -380,6 +375,30 @@ def invoice_payment_retry(*, invoice_id: Any, trigger: str) -> None:
         payment_apply_outcome(payment_id=waiting.pk, outcome=outcome)
     invoice_id_str = str(invoice_id)
     transaction.on_commit(lambda: collect_invoice_payment.delay(invoice_id_str, trigger, after_attempt))
+
+
+def invoices_collect_missed(*, now: datetime) -> int:
+    """Start the first Stripe attempt of finalized invoices whose collection task was lost (the
+    fast path is the task invoice_finalized sends). Idempotent: invoice_payment_collect starts
+    attempt 1 only while there is none, under the invoice lock. Returns the attempts started."""
+    invoice_ids = list(
+        Invoice.objects.filter(
+            status=InvoiceStatus.FINALIZED,
+            payment_status=InvoicePaymentStatus.PENDING,
+            customer__payment_provider=PaymentProvider.STRIPE,
+            total_amount__gt=F("total_paid_amount"),
+            finalized_at__lte=now - COLLECT_MISSED_AFTER,
+            finalized_at__gte=now - COLLECT_MISSED_WITHIN,
+        )
+        .exclude(Exists(Payment.objects.filter(invoice=OuterRef("pk"), provider=PaymentProviderName.STRIPE)))
+        .values_list("pk", flat=True)
+    )
+    started = 0
+    for invoice_id in invoice_ids:
+        logger.info("invoice %s finalized without a collection attempt: collecting it now", invoice_id)
+        if invoice_payment_collect(invoice_id=invoice_id, trigger=PaymentTrigger.FINALIZATION, after_attempt=0):
+            started += 1
+    return started
 
 
 def payments_retry_due(*, now: datetime) -> int:

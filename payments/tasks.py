@@ -35,11 +35,14 @@ def collect_invoice_payment(invoice_id: str, trigger: str, after_attempt: int) -
 
 @shared_task(name="payments.tasks.retry_failed_payments")
 def retry_failed_payments() -> dict[str, int]:
-    """Hourly: start the automatic retries that are due, re-send attempts left pending."""
+    """Hourly: start the automatic retries that are due, re-send attempts left pending, collect
+    finalized invoices whose collection task was lost (the database state, not the task, is
+    what guarantees that every invoice is collected)."""
     now = timezone.now()
     resent, closed = services.payments_sweep_stale(now=now)
     started = services.payments_retry_due(now=now)
-    return {"retries_started": started, "pending_resent": resent, "pending_closed": closed}
+    missed = services.invoices_collect_missed(now=now)
+    return {"retries_started": started, "pending_resent": resent, "pending_closed": closed, "missed_collected": missed}
 
 
 @shared_task(name="payments.tasks.flag_overdue_invoices")

@@ -12,8 +12,9 @@ from django.conf import settings
 from customers.models import PaymentProvider
 from invoicing.wallets.models import TransactionKind, TransactionStatus, WalletTransaction
 
+from .errors import PaymentError
 from .providers import stripe as stripe_provider
-from .services import PaymentError, stripe_customer_sync
+from .services import stripe_customer_sync
 
 
 def wallet_transaction_payment_url(*, wallet_transaction: WalletTransaction) -> str:
@@ -26,7 +27,7 @@ def wallet_transaction_payment_url(*, wallet_transaction: WalletTransaction) -> 
         raise PaymentError("invalid_status", http_status=405)
     if not stripe_provider.is_configured():
         raise PaymentError(
-            "missing_payment_provider",
+            "payment_provider_not_configured",
             message="No Stripe secret key is configured (STRIPE_TEST_SECRET_KEY or STRIPE_LIVE_SECRET_KEY)",
         )
     invoice = row.invoice
@@ -40,9 +41,10 @@ def wallet_transaction_payment_url(*, wallet_transaction: WalletTransaction) -> 
         stripe_customer_id = synced.provider_customer_id if synced else ""
     options: dict[str, Any] = stripe_provider._options()
     success_url = getattr(settings, "TOLLGATE_CHECKOUT_SUCCESS_URL", "") or "https://example.com/success"
+    if stripe_customer_id:
+        options["customer"] = stripe_customer_id
     session = stripe.checkout.Session.create(
         mode="payment",
-        customer=stripe_customer_id or None,
         success_url=success_url,
         line_items=[
             {

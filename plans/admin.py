@@ -7,6 +7,7 @@ plans with subscriptions changing only prospectively, ...) and shows why next to
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -69,7 +70,8 @@ class ServiceForm(forms.ModelForm):
         raise NotImplementedError
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if not self.errors:
             error = dry_run(self.call_service)
             if error is not None:
@@ -119,7 +121,7 @@ class TaxForm(ServiceForm):
         fields = ["code", "name", "rate", "description", "applied_to_organization"]
 
     def call_service(self) -> Tax:
-        data = {key: self.cleaned_data.get(key) for key in self.Meta.fields}
+        data: dict[str, Any] = {key: self.cleaned_data.get(key) for key in self.Meta.fields}
         if self.instance._state.adding:
             return services.tax_create(**data)
         return services.tax_update(tax=Tax.objects.get(pk=self.instance.pk), **data)
@@ -223,7 +225,7 @@ class ChargeFormSet(BaseInlineFormSet):
                 "pay_in_advance": data.get("pay_in_advance"),
                 "invoiceable": data.get("invoiceable"),
                 "prorated": data.get("prorated"),
-                "min_amount_cents": to_cents(data.get("min_amount") or 0, currency),
+                "min_amount_cents": to_cents(data.get("min_amount") or Decimal(0), currency),
                 "invoice_display_name": data.get("invoice_display_name") or "",
                 "tax_codes": [tax.code for tax in data.get("taxes") or []],
             }
@@ -394,7 +396,9 @@ class AppliedCouponForm(ServiceForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["frequency"].required = False
-        self.fields["coupon"].queryset = Coupon.live.all()
+        coupon = self.fields["coupon"]
+        assert isinstance(coupon, forms.ModelChoiceField)  # a foreign key's form field
+        coupon.queryset = Coupon.live.all()
 
     def call_service(self) -> AppliedCoupon:
         data = self.cleaned_data
@@ -448,8 +452,10 @@ class SubscriptionForm(ServiceForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["subscription_at"].required = False
-        if "plan" in self.fields:
-            self.fields["plan"].queryset = Plan.live.all()
+        plan = self.fields.get("plan")
+        if plan is not None:
+            assert isinstance(plan, forms.ModelChoiceField)  # a foreign key's form field
+            plan.queryset = Plan.live.all()
 
     def call_service(self) -> Subscription:
         data = self.cleaned_data

@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard, overload
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; this module never touches the database
     from plans.models import Charge, ChargeFilter
@@ -104,11 +104,11 @@ def _decimal(value: Any) -> Decimal | None:
     return number
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class _Errors(dict):
+class _Errors(dict[str, list[str]]):
     def add(self, key: str, code: str) -> None:
         codes = self.setdefault(key, [])
         if code not in codes:
@@ -134,7 +134,9 @@ def _validate_ranges(
         for field_name, code in amount_fields.items():
             if _decimal(tier.get(field_name)) is None:
                 errors.add(field_name, code)
-        from_value, to_value = tier.get("from_value"), tier.get("to_value")
+        # Unvalidated JSON: anything until the checks below.
+        from_value: Any = tier.get("from_value")
+        to_value: Any = tier.get("to_value")
         bounds_ok = _is_int(from_value) and from_value == next_from_value
         if index == last:
             bounds_ok = bounds_ok and to_value is None
@@ -229,7 +231,7 @@ def clean_properties(charge_model: str, properties: Mapping[str, Any]) -> dict[s
 def default_properties(charge_model: str) -> dict[str, Any]:
     """What a charge created without properties prices with (Lago's defaults: free)."""
     open_tier = {"from_value": 0, "to_value": None, "flat_amount": "0"}
-    return {
+    defaults: dict[str, dict[str, Any]] = {
         "standard": {"amount": "0"},
         "graduated": {"graduated_ranges": [{**open_tier, "per_unit_amount": "0"}]},
         "package": {"amount": "0", "package_size": 1, "free_units": 0},
@@ -237,7 +239,8 @@ def default_properties(charge_model: str) -> dict[str, Any]:
         "volume": {"volume_ranges": [{**open_tier, "per_unit_amount": "0"}]},
         "graduated_percentage": {"graduated_percentage_ranges": [{**open_tier, "rate": "0"}]},
         "dynamic": {},
-    }.get(charge_model, {})
+    }
+    return defaults.get(charge_model, {})
 
 
 def properties_for(charge: Charge, charge_filter: ChargeFilter | None = None) -> dict[str, Any]:
@@ -282,6 +285,14 @@ def matching_filter(
 # Pricing
 
 
+@overload
+def _s(value: Decimal) -> str: ...
+@overload
+def _s(value: int) -> int: ...
+@overload
+def _s(value: None) -> None: ...
+@overload
+def _s(value: Decimal | int | None) -> str | int | None: ...
 def _s(value: Decimal | int | None) -> str | int | None:
     """JSON form of a breakdown number: decimals as strings (exact), integers kept."""
     if value is None or isinstance(value, int):

@@ -1,6 +1,7 @@
-"""Demo data for plans: a VAT tax, the "startup" plan in USD and JPY with graduated API calls and
-per-GB storage, and the subscriptions "sub_acme" and "sub_tanaka" started on the 1st of the
-month two months ago.
+"""Demo data for plans: a VAT tax, the "startup" plan in USD and JPY (monthly) and EUR (weekly)
+with graduated API calls and per-GB storage, an "onboarding" add-on, a EUR 5 welcome coupon
+granted to globex, and the subscriptions "sub_acme" and "sub_tanaka" (started on the 1st of the
+month two months ago) and "sub_globex" (anniversary, weekly, started eight days ago).
 
 Safe to repeat: everything is looked up by its code or external id and created only when
 missing, through the services. The metrics and customers it needs come from the earlier demo
@@ -9,7 +10,7 @@ steps; when this step runs alone it creates them (metrics with the metrics demo'
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,12 +18,13 @@ from zoneinfo import ZoneInfo
 from django.db import transaction
 from django.utils import timezone
 
+from billing_project.demo import DemoSummary
 from customers.models import Customer, Organization
 from metrics.models import BillableMetric
 
 from . import services
 from .errors import PlansError
-from .models import Plan, Subscription, SubscriptionStatus, Tax
+from .models import AddOn, AppliedCoupon, Coupon, Plan, Subscription, SubscriptionStatus, Tax
 
 API_CALLS_TIERS = [
     {"from_value": 0, "to_value": 1000, "per_unit_amount": "0", "flat_amount": "0"},
@@ -30,17 +32,53 @@ API_CALLS_TIERS = [
     {"from_value": 10001, "to_value": None, "per_unit_amount": "0.001", "flat_amount": "0"},
 ]
 
-PLANS = [
-    {"code": "startup", "name": "Startup", "amount_cents": 4900, "amount_currency": "USD"},
-    {"code": "startup_jpy", "name": "Startup (JPY)", "amount_cents": 5000, "amount_currency": "JPY"},
+PLANS: list[dict[str, Any]] = [
+    {"code": "startup", "name": "Startup", "amount_cents": 4900, "amount_currency": "USD", "interval": "monthly"},
+    {
+        "code": "startup_jpy",
+        "name": "Startup (JPY)",
+        "amount_cents": 5000,
+        "amount_currency": "JPY",
+        "interval": "monthly",
+    },
+    {
+        "code": "startup_eur_weekly",
+        "name": "Startup weekly (EUR)",
+        "amount_cents": 1200,
+        "amount_currency": "EUR",
+        "interval": "weekly",
+    },
 ]
 
 CUSTOMERS = {
     "acme": {"name": "Acme Corp", "timezone": "", "country": "US"},
     "tanaka": {"name": "Tanaka K.K.", "timezone": "Asia/Tokyo", "country": "JP"},
+    "globex": {"name": "Globex SARL", "timezone": "Europe/Paris", "country": "FR"},
 }
 
-SUBSCRIPTIONS = [("sub_acme", "acme", "startup"), ("sub_tanaka", "tanaka", "startup_jpy")]
+# (external id, customer, plan, billing time)
+SUBSCRIPTIONS = [
+    ("sub_acme", "acme", "startup", "calendar"),
+    ("sub_tanaka", "tanaka", "startup_jpy", "calendar"),
+    ("sub_globex", "globex", "startup_eur_weekly", "anniversary"),
+]
+
+ADD_ON: dict[str, Any] = {
+    "code": "onboarding",
+    "name": "Onboarding workshop",
+    "amount_cents": 50000,
+    "amount_currency": "USD",
+}
+COUPON: dict[str, Any] = {
+    "code": "welcome_eur",
+    "name": "Welcome EUR 5",
+    "coupon_type": "fixed_amount",
+    "amount_cents": 500,
+    "amount_currency": "EUR",
+    "frequency": "once",
+    "expiration": "no_expiration",
+}
+COUPON_CUSTOMER = "globex"
 
 
 def _metric(code: str) -> BillableMetric:
@@ -70,7 +108,13 @@ def first_of_month_two_months_ago(now: datetime, tz: str) -> datetime:
     return datetime.combine(local.date().replace(year=year, month=month, day=1), time(0), tzinfo=ZoneInfo(tz))
 
 
-def load(*, stdout: Any) -> None:
+def eight_days_ago(now: datetime, tz: str) -> datetime:
+    """Midnight local, eight days ago: a weekly anniversary period ended yesterday."""
+    local = now.astimezone(ZoneInfo(tz))
+    return datetime.combine(local.date() - timedelta(days=8), time(0), tzinfo=ZoneInfo(tz))
+
+
+def load(*, stdout: Any, summary: DemoSummary | None = None) -> None:
     done: list[str] = []
     with transaction.atomic():
         if not Tax.objects.filter(code="vat_20").exists():
@@ -83,7 +127,6 @@ def load(*, stdout: Any) -> None:
                 continue
             services.plan_create(
                 **spec,
-                interval="monthly",
                 pay_in_advance=False,
                 description="Monthly platform fee with usage-based API calls and storage",
                 charges=[
@@ -102,21 +145,33 @@ def load(*, stdout: Any) -> None:
                 ],
             )
             done.append(f"plan {spec['code']}")
+        if not AddOn.live.filter(code=ADD_ON["code"]).exists():
+            services.add_on_create(**ADD_ON, description="A half-day workshop, billed once")
+            done.append(f"add-on {ADD_ON['code']}")
+        coupon = Coupon.live.filter(code=COUPON["code"]).first()
+        if coupon is None:
+            coupon = services.coupon_create(**COUPON)
+            done.append(f"coupon {COUPON['code']}")
+        if not AppliedCoupon.objects.filter(coupon=coupon).exists():
+            services.applied_coupon_create(customer=_customer(COUPON_CUSTOMER), coupon=coupon)
+            done.append(f"coupon {COUPON['code']} granted to {COUPON_CUSTOMER}")
     now = timezone.now()
     organization_tz = Organization.current().timezone or "UTC"
-    for external_id, customer_id, plan_code in SUBSCRIPTIONS:
+    for external_id, customer_id, plan_code, billing_time in SUBSCRIPTIONS:
         live = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING)
         if Subscription.objects.filter(external_id=external_id, status__in=live).exists():
             continue
         customer = _customer(customer_id)
-        start = first_of_month_two_months_ago(now, customer.timezone or organization_tz)
+        local_tz = customer.timezone or organization_tz
+        weekly = Plan.live.get(code=plan_code).interval == "weekly"
+        start = eight_days_ago(now, local_tz) if weekly else first_of_month_two_months_ago(now, local_tz)
         try:
             services.subscription_create(
                 customer=customer,
                 plan=Plan.live.get(code=plan_code),
                 external_id=external_id,
                 name=f"{customer.name} - {plan_code}",
-                billing_time="calendar",
+                billing_time=billing_time,
                 subscription_at=start,
                 now=now,
             )

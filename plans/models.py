@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.db import models
 from django.db.models import Q
-from djmoney.models.fields import MoneyField
 
+from billing_project.fields import money_field
 from customers.models import Customer
 from metrics.models import BillableMetric
-
-MONEY = {"max_digits": 20, "decimal_places": 6, "default_currency": None}
 
 
 class LiveManager(models.Manager):
@@ -64,7 +63,7 @@ class Plan(models.Model):
     code = models.CharField(max_length=255)
     description = models.TextField(blank=True)
     interval = models.CharField(max_length=16, choices=PlanInterval.choices)
-    amount = MoneyField(**MONEY)
+    amount = money_field()
     pay_in_advance = models.BooleanField(default=False)
     trial_period = models.DecimalField(max_digits=10, decimal_places=2, default=0, help_text="Days")
     bill_charges_monthly = models.BooleanField(null=True, blank=True)
@@ -150,7 +149,7 @@ class AddOn(models.Model):
     name = models.CharField(max_length=255)
     code = models.CharField(max_length=255)
     description = models.TextField(blank=True)
-    amount = MoneyField(**MONEY)
+    amount = money_field()
     invoice_display_name = models.CharField(max_length=255, blank=True)
     taxes = models.ManyToManyField(Tax, blank=True, related_name="add_ons")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -189,7 +188,7 @@ class Coupon(models.Model):
     code = models.CharField(max_length=255)
     description = models.TextField(blank=True)
     coupon_type = models.CharField(max_length=16, choices=CouponType.choices)
-    amount = MoneyField(null=True, blank=True, **MONEY)
+    amount = money_field(null=True)
     percentage_rate = models.DecimalField(max_digits=9, decimal_places=4, null=True, blank=True)
     frequency = models.CharField(max_length=16, choices=CouponFrequency.choices, default=CouponFrequency.ONCE)
     frequency_duration = models.PositiveIntegerField(null=True, blank=True)
@@ -230,7 +229,7 @@ class AppliedCoupon(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="applied_coupons")
     coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="applied_coupons")
-    amount = MoneyField(null=True, blank=True, **MONEY)
+    amount = money_field(null=True)
     # What is left of a fixed amount coupon with frequency "once" (carried to next invoices).
     amount_remaining = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
     percentage_rate = models.DecimalField(max_digits=9, decimal_places=4, null=True, blank=True)
@@ -242,6 +241,12 @@ class AppliedCoupon(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     terminated_at = models.DateTimeField(null=True, blank=True)
+
+    # Declared for the type checker only: djmoney makes the default manager's class at run time
+    # (a Money-aware subclass of Manager), which django-stubs cannot resolve. Assigning a manager
+    # here would replace djmoney's.
+    objects: ClassVar[models.Manager[AppliedCoupon]]
+    _default_manager: ClassVar[models.Manager[AppliedCoupon]]
 
     class Meta:
         ordering = ["created_at"]

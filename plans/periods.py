@@ -207,9 +207,9 @@ def clip_to(period: Period, end: datetime, tz: str) -> Period:
 
 def subscription_timezone(subscription: Any) -> str:
     """The customer's timezone, else the organization's."""
-    customer = subscription.customer
-    if customer.timezone:
-        return customer.timezone
+    customer_timezone: str = subscription.customer.timezone
+    if customer_timezone:
+        return customer_timezone
     from customers.models import Organization
 
     return Organization.current().timezone or "UTC"
@@ -260,9 +260,10 @@ def trial_end(subscription: Any) -> datetime | None:
     while getattr(first, "previous_subscription", None) is not None and first.previous_subscription.pk not in seen:
         first = first.previous_subscription
         seen.add(first.pk)
-    if first.started_at is None:
+    started_at: datetime | None = first.started_at
+    if started_at is None:
         return None
-    return first.started_at.astimezone(UTC) + timedelta(seconds=int(trial_days * 86400))
+    return started_at.astimezone(UTC) + timedelta(seconds=int(trial_days * 86400))
 
 
 def annualized_amount(amount: Decimal, interval: str) -> Decimal:

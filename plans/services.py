@@ -87,16 +87,17 @@ def _taxes_by_codes(codes: Iterable[str] | None) -> list[Tax]:
     return [found[code] for code in codes]
 
 
-def _check_rate(rate: Decimal | None) -> None:
+def _check_rate(rate: Decimal | None) -> Decimal:
     if rate is None:
         raise PlansError.field("rate", "value_is_mandatory")
     if not rate.is_finite() or rate < 0 or rate >= 100_000 or rate != rate.quantize(Decimal("0.0001")):
         raise PlansError.field("rate", "value_is_invalid")
+    return rate
 
 
 @transaction.atomic
 def tax_create(
-    *, code: str, name: str, rate: Decimal, description: str = "", applied_to_organization: bool = False
+    *, code: str, name: str, rate: Decimal | None, description: str = "", applied_to_organization: bool = False
 ) -> Tax:
     errors: dict[str, list[str]] = {}
     if not code:
@@ -105,7 +106,7 @@ def tax_create(
         errors["name"] = ["value_is_mandatory"]
     if errors:
         raise PlansError(errors)
-    _check_rate(rate)
+    rate = _check_rate(rate)
     if Tax.objects.filter(code=code).exists():
         raise PlansError.field("code", "value_already_exist")
     with _code_taken_is_refused():
@@ -431,7 +432,7 @@ def plan_create(
     name: str,
     code: str,
     interval: str,
-    amount_cents: int,
+    amount_cents: int | None,
     amount_currency: str,
     description: str = "",
     invoice_display_name: str = "",
@@ -454,6 +455,7 @@ def plan_create(
         },
         creating=True,
     )
+    assert amount_cents is not None  # _plan_fields refused a missing amount
     bill_charges_monthly = _bill_charges_monthly(interval, bill_charges_monthly)
     if Plan.live.filter(code=code).exists():
         raise PlansError.field("code", "value_already_exist")
@@ -488,7 +490,7 @@ def plan_update(*, plan: Plan, now: datetime | None = None, **changes: Any) -> P
     changes = {key: value for key, value in changes.items() if not (value is None and key != "bill_charges_monthly")}
     _plan_fields(changes, creating=False)
     attached = _has_live_subscriptions(plan)
-    current = {
+    current: dict[str, Any] = {
         "interval": plan.interval,
         "amount_currency": str(plan.amount.currency),
         "pay_in_advance": plan.pay_in_advance,
@@ -580,7 +582,7 @@ def add_on_create(
     *,
     name: str,
     code: str,
-    amount_cents: int,
+    amount_cents: int | None,
     amount_currency: str,
     description: str = "",
     invoice_display_name: str = "",
@@ -595,6 +597,7 @@ def add_on_create(
     if errors:
         raise PlansError(errors)
     _check_cents("amount_cents", amount_cents)
+    assert amount_cents is not None  # refused just above when missing
     if AddOn.live.filter(code=code).exists():
         raise PlansError.field("code", "value_already_exist")
     taxes = _taxes_by_codes(tax_codes)
@@ -713,13 +716,16 @@ def _coupon_attributes(values: Mapping[str, Any]) -> dict[str, Any]:
     fixed = values["coupon_type"] == CouponType.FIXED_AMOUNT
     frequency = values.get("frequency") or CouponFrequency.ONCE
     expiration = values.get("expiration") or "no_expiration"
-    currency = values.get("amount_currency") if fixed else None
+    amount = None
+    if fixed:
+        currency = values["amount_currency"]
+        amount = Money(from_cents(values["amount_cents"], currency), currency)
     return {
         "name": values["name"],
         "code": values["code"],
         "description": values.get("description") or "",
         "coupon_type": values["coupon_type"],
-        "amount": Money(from_cents(values["amount_cents"], currency), currency) if fixed else None,
+        "amount": amount,
         "percentage_rate": None if fixed else Decimal(values["percentage_rate"]),
         "frequency": frequency,
         "frequency_duration": values.get("frequency_duration") if frequency == CouponFrequency.RECURRING else None,

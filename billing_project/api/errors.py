@@ -4,20 +4,29 @@
 401 {"status": 401, "error": "Unauthorized"}
 403 {"status": 403, "error": "Forbidden", "code": "<code>"}
 404 {"status": 404, "error": "Not Found", "code": "<resource>_not_found"}
-405 {"status": 405, "error": "Method Not Allowed"}
+405 {"status": 405, "error": "Method Not Allowed", "code": "<reason>"}
+413 {"status": 413, "error": "Payload Too Large", "code": "payload_too_large"}
 422 {"status": 422, "error": "Unprocessable Entity", "code": "validation_errors",
      "error_details": {"<field>": ["<code>", ...]}}
     (or, for a business rule, "code": "<rule_code>" with optional error_details)
+503 {"status": 503, "error": "Service Unavailable", "code": "service_unavailable"} + Retry-After
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions
 from rest_framework.response import Response
+
+from billing_project.errors import DomainError, ErrorCode, ForbiddenError, NotFoundError, UnavailableError
+
+logger = logging.getLogger(__name__)
 
 # DRF's built-in validation codes, spoken in Lago's vocabulary.
 _LAGO_CODES = {
@@ -49,33 +58,23 @@ class BadRequest(exceptions.ParseError):
     """400 for a request that is not of the expected form (missing root key, bad JSON)."""
 
 
-class NotFound(exceptions.NotFound):
+class NotFound(NotFoundError):
     """404 naming the missing resource: code `<resource>_not_found`."""
 
-    def __init__(self, resource: str) -> None:
-        super().__init__(detail=f"{resource}_not_found", code=f"{resource}_not_found")
-        self.resource = resource
 
-
-class Unprocessable(exceptions.APIException):
+class Unprocessable(DomainError):
     """422 with Lago's codes. `details` maps a field (or an index) to a list of codes.
 
     `code` defaults to "validation_errors"; business rules use their own code
     (e.g. "currencies_does_not_match") with or without details.
     """
 
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-
-    def __init__(self, details: dict[str, Any] | None = None, code: str = "validation_errors"):
-        super().__init__(detail=code, code=code)
-        self.details = details
-        self.lago_code = code
+    def __init__(self, details: dict[str, Any] | None = None, code: str = ErrorCode.VALIDATION_ERRORS):
+        super().__init__(details, code)
 
 
-class Forbidden(exceptions.PermissionDenied):
-    def __init__(self, code: str) -> None:
-        super().__init__(detail=code, code=code)
-        self.lago_code = code
+class Forbidden(ForbiddenError):
+    pass
 
 
 def lago_error_details(codes: Any) -> Any:
@@ -101,30 +100,46 @@ def error_body(status_code: int, **extra: Any) -> dict[str, Any]:
         404: "Not Found",
         405: "Method Not Allowed",
         406: "Not Acceptable",
+        413: "Payload Too Large",
         415: "Unsupported Media Type",
         422: "Unprocessable Entity",
         429: "Too Many Requests",
         500: "Internal Server Error",
+        503: "Service Unavailable",
     }
     return {"status": status_code, "error": names.get(status_code, "Error"), **extra}
 
 
+def domain_error_response(error: DomainError) -> Response:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+    return Response(error_body(error.status, **error.lago_body()), status=error.status, headers=headers)
+
+
+def database_unavailable(error: Exception) -> UnavailableError | None:
+    """A database that cannot be reached (or refused to go on) is a 503, not a 500. Errors in
+    the query itself (a bug) are not: they stay 500s, loudly."""
+    if isinstance(error, (OperationalError, InterfaceError)):
+        logger.warning("database unavailable: %s", error)
+        return UnavailableError()
+    return None
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF exception handler: every API error leaves in the documented shape."""
+    """DRF exception handler: every API error leaves in the documented shape. The one place
+    domain errors (billing_project.errors.DomainError, every app's errors) become answers."""
     if isinstance(exc, Http404):
         view = context.get("view")
         resource = getattr(view, "resource_name", None) or "resource"
         exc = NotFound(resource)
     elif isinstance(exc, DjangoPermissionDenied):
-        exc = Forbidden("forbidden")
+        exc = Forbidden()
+    elif isinstance(exc, DatabaseError):
+        exc = database_unavailable(exc) or exc
 
+    if isinstance(exc, DomainError):
+        return domain_error_response(exc)
     if isinstance(exc, exceptions.ValidationError):
         body = error_body(422, code="validation_errors", error_details=lago_error_details(exc.get_codes()))
-        return Response(body, status=422)
-    if isinstance(exc, Unprocessable):
-        body = error_body(422, code=exc.lago_code)
-        if exc.details is not None:
-            body["error_details"] = exc.details
         return Response(body, status=422)
     if isinstance(exc, exceptions.ParseError):
         reason = str(exc.detail)
@@ -139,16 +154,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             code = "not_found"
         return Response(error_body(404, code=code), status=404)
     if isinstance(exc, exceptions.PermissionDenied):
-        code = getattr(exc, "lago_code", None) or "forbidden"
-        return Response(error_body(403, code=code), status=403)
+        return Response(error_body(403, code="forbidden"), status=403)
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return Response(error_body(405, code=ErrorCode.METHOD_NOT_ALLOWED.value), status=405)
     if isinstance(exc, exceptions.APIException):
         headers = {}
-        if isinstance(exc, exceptions.Throttled) and exc.wait:
-            headers["Retry-After"] = str(int(exc.wait))
+        wait: float | None = getattr(exc, "wait", None)  # Throttled's (set by DRF, absent from its stubs)
+        if isinstance(exc, exceptions.Throttled) and wait:
+            headers["Retry-After"] = str(int(wait))
         return Response(error_body(exc.status_code), status=exc.status_code, headers=headers)
     return None
 
 
+@csrf_exempt
 def api_not_found(request: Any, exception: Exception | None = None) -> JsonResponse:
-    """Unknown path under /api/: JSON, not Django's HTML page."""
+    """Unknown path under /api/, whatever the method: JSON, not Django's HTML page (nor its CSRF
+    page: an API client has no CSRF token, and there is nothing here to protect)."""
     return JsonResponse(error_body(404, code="not_found"), status=404)

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
+MAX_OFFSET = 2**62  # far beyond any table, far below PostgreSQL's bigint OFFSET limit
 
 
 def _positive_int(raw: str | None, default: int) -> int:
@@ -38,6 +39,10 @@ class LagoPagination(BasePagination):
         self.total_pages = math.ceil(self.total_count / self.per_page) if self.total_count else 0
         self.collection_name = getattr(view, "collection_name", "data")
         offset = (self.page - 1) * self.per_page
+        # Past the end: no query. A huge page would overflow PostgreSQL's bigint OFFSET (a
+        # `count` may be an estimate, so its pages past the count are still read, up to the cap).
+        if offset > MAX_OFFSET or (self.count is None and offset >= self.total_count):
+            return []
         return list(queryset[offset : offset + self.per_page])
 
     def meta(self) -> dict[str, Any]:

@@ -22,3 +22,13 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "An API key created with `manage.py create_api_key` or in the admin.",
         }
+
+
+def patch_like_put(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: every PUT is also offered as PATCH, as the API answers
+    it (billing_project.api.middleware routes a PATCH to the view's PUT, as Lago's update routes)."""
+    for operations in result.get("paths", {}).values():
+        put = operations.get("put")
+        if put is not None and "patch" not in operations:
+            operations["patch"] = {**put, "operationId": f"{put.get('operationId', 'update')}Patch"}
+    return result

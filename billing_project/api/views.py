@@ -34,5 +34,6 @@ def paginated(
     paginator = LagoPagination(count=count)
     view = type("V", (), {"collection_name": collection_name})
     page = paginator.paginate_queryset(queryset, request, view)
-    data = serialize(page) if many else [serialize(obj) for obj in page]  # type: ignore[arg-type]
+    # Ignored below: with `many`, serialize is the page's (it answers a list); mypy cannot tie the two.
+    data: list[Any] = serialize(page) if many else [serialize(obj) for obj in page]  # type: ignore[assignment]
     return paginator.get_paginated_response(data)

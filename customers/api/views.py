@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing_project.api.errors import NotFound, Unprocessable
+from billing_project.api.identifiers import is_path_segment
 from billing_project.api.views import paginated, unwrap
 from customers import selectors, services
 from customers.models import CUSTOMER_BILLING_FIELDS, Customer, Organization
@@ -114,10 +115,7 @@ class OrganizationView(APIView):
     )
     def put(self, request: Request) -> Response:
         changes = _organization_changes(unwrap(request, "organization"))
-        try:
-            organization = services.organization_update(changes=changes)
-        except services.CustomersValidationError as error:
-            raise Unprocessable(error.details) from None
+        organization = services.organization_update(changes=changes)
         return Response({"organization": serialize_organization(organization)})
 
 
@@ -132,7 +130,7 @@ def _customer_request(data: dict[str, Any]) -> tuple[str, dict[str, Any], bool |
         external_id = str(external_id)
     if external_id is None or (isinstance(external_id, str) and not external_id.strip()):
         params.errors["external_id"] = ["value_is_mandatory"]
-    elif not isinstance(external_id, str):
+    elif not isinstance(external_id, str) or not is_path_segment(external_id):
         params.errors["external_id"] = ["value_is_invalid"]
     for field in CUSTOMER_BILLING_FIELDS:
         params.text(field, numbers=field in ("zipcode", "phone", "legal_number", "tax_identification_number"))
@@ -182,12 +180,9 @@ class CustomersView(APIView):
     )
     def post(self, request: Request) -> Response:
         external_id, changes, sync_with_provider, tax_codes = _customer_request(unwrap(request, "customer"))
-        try:
-            result = services.customer_upsert(
-                external_id=external_id, changes=changes, sync_with_provider=sync_with_provider, tax_codes=tax_codes
-            )
-        except services.CustomersValidationError as error:
-            raise Unprocessable(error.details) from None
+        result = services.customer_upsert(
+            external_id=external_id, changes=changes, sync_with_provider=sync_with_provider, tax_codes=tax_codes
+        )
         customer = Customer.objects.get(pk=result.customer.pk)
         return Response({"customer": serialize_customer(customer, Organization.current())})
 

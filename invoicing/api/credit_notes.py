@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 from django.db.models import Prefetch, QuerySet
 from django.urls import path
@@ -32,9 +33,7 @@ from .serializers import (
     serialize_customer,
     serialize_fee,
 )
-from .views import _ERROR, _OBJECT, InvoicingView, _base_url, _choice, _invoice, _uuid, actor_of, lago_errors
-
-_CENTS = {"required": False, "allow_null": True, "max_value": 10**15}
+from .views import _ERROR, _OBJECT, InvoicingView, _base_url, _choice, _invoice, _uuid, actor_of
 
 # --------------------------------------------------------------------------------------------
 # Requests
@@ -50,8 +49,8 @@ class CreditNoteInput(serializers.Serializer):
     invoice_id = serializers.CharField(required=False, allow_null=True, max_length=64)
     reason = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=64)
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)
-    credit_amount_cents = StrictIntegerField(min_value=0, **_CENTS)
-    refund_amount_cents = StrictIntegerField(min_value=0, **_CENTS)
+    credit_amount_cents = StrictIntegerField(min_value=0, max_value=10**15, required=False, allow_null=True)
+    refund_amount_cents = StrictIntegerField(min_value=0, max_value=10**15, required=False, allow_null=True)
     # Offsetting an unpaid invoice (Lago 1.3x) is not offered: only 0 or nothing is accepted.
     offset_amount_cents = StrictIntegerField(min_value=0, required=False, allow_null=True, max_value=0)
     items = serializers.ListField(child=CreditNoteItemInput(), max_length=500)
@@ -74,8 +73,8 @@ def _parse(serializer_class: type[serializers.Serializer], data: dict[str, Any])
 def _items(invoice: Invoice, rows: list[dict[str, Any]]) -> list[tuple[Fee | None, Decimal]]:
     """(fee, amount) pairs; a fee that is not on the invoice stays None, which the service answers
     with fee_not_found after its own checks of the invoice (Lago's order)."""
-    wanted = {_uuid(row["fee_id"]) for row in rows} - {None}
-    fees = {fee.pk: fee for fee in Fee.objects.filter(invoice_id=invoice.pk, pk__in=wanted)}
+    wanted = {fee_id for row in rows if (fee_id := _uuid(row["fee_id"])) is not None}
+    fees: dict[UUID | None, Fee] = {fee.pk: fee for fee in Fee.objects.filter(invoice_id=invoice.pk, pk__in=wanted)}
     return [(fees.get(_uuid(row["fee_id"])), from_cents(row["amount_cents"], invoice.currency)) for row in rows]
 
 
@@ -282,7 +281,6 @@ class CreditNotesView(_CreditNotesView):
         request=inline_serializer("CreateCreditNoteRequest", fields={"credit_note": CreditNoteInput()}),
         responses={200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
     )
-    @lago_errors
     def post(self, request: Request) -> Response:
         invoice, parsed, items = _parse_items_request(request, CreditNoteInput)
         currency = invoice.currency
@@ -290,7 +288,7 @@ class CreditNotesView(_CreditNotesView):
             invoice=invoice,
             reason=parsed.get("reason") or "other",
             description=parsed.get("description") or "",
-            items=items,  # type: ignore[arg-type]
+            items=items,
             credit_amount=_cents_or_none(parsed.get("credit_amount_cents"), currency),
             refund_amount=_cents_or_none(parsed.get("refund_amount_cents"), currency),
             actor=actor_of(request),
@@ -304,10 +302,9 @@ class CreditNoteEstimateView(_CreditNotesView):
         request=inline_serializer("EstimateCreditNoteRequest", fields={"credit_note": CreditNoteEstimateInput()}),
         responses={200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
     )
-    @lago_errors
     def post(self, request: Request) -> Response:
         invoice, _, items = _parse_items_request(request, CreditNoteEstimateInput)
-        estimate = credit_notes.credit_note_estimate(invoice=invoice, items=items)  # type: ignore[arg-type]
+        estimate = credit_notes.credit_note_estimate(invoice=invoice, items=items)
         return Response({"estimated_credit_note": serialize_estimate(invoice, estimate)})
 
 
@@ -325,7 +322,6 @@ class CreditNoteView(_CreditNotesView):
         request=inline_serializer("CreditNoteUpdate", {"credit_note": CreditNoteUpdateInput()}),
         responses={200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
     )
-    @lago_errors
     def put(self, request: Request, credit_note_id: str) -> Response:
         """Lago's PUT /credit_notes/{id}: record a refund's outcome. `succeeded` is how finance
         says it refunded by hand (refused while Stripe holds the refund); `failed` records a
@@ -345,7 +341,6 @@ class CreditNoteView(_CreditNotesView):
 
 class CreditNoteVoidView(_CreditNotesView):
     @extend_schema(operation_id="voidCreditNote", request=None, responses={200: _OBJECT, 404: _ERROR, 405: _ERROR})
-    @lago_errors
     def put(self, request: Request, credit_note_id: str) -> Response:
         note = credit_notes.credit_note_void(credit_note=_credit_note(credit_note_id), actor=actor_of(request))
         return _answer(request, note)

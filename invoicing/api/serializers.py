@@ -130,7 +130,7 @@ def serialize_customer(
 
 
 def _pay_in_advance(fee: Fee) -> bool:
-    if fee.fee_type == FeeType.SUBSCRIPTION and fee.subscription_id is not None:
+    if fee.fee_type == FeeType.SUBSCRIPTION and fee.subscription is not None:
         return fee.subscription.plan.pay_in_advance
     return fee.pay_in_advance
 
@@ -139,7 +139,11 @@ def serialize_fee(fee: Fee, invoice: Invoice | None) -> dict[str, Any]:
     """Lago's fee object. `invoice` is passed so a fee inside an invoice needs no extra query;
     None for a fee of a pay-in-advance charge that is not invoiceable (it has no invoice)."""
     currency = fee.currency
-    customer = invoice.customer if invoice is not None else fee.subscription.customer
+    if invoice is not None:
+        customer = invoice.customer
+    else:
+        assert fee.subscription is not None  # a fee outside an invoice is a subscription's charge fee
+        customer = fee.subscription.customer
     sub_total_precise = fee.precise_amount - fee.precise_coupons_amount
     sub_total = fee.amount - fee.precise_coupons_amount
     answer = {
@@ -152,12 +156,12 @@ def serialize_fee(fee: Fee, invoice: Invoice | None) -> dict[str, Any]:
         "lago_true_up_parent_fee_id": None,
         "lago_original_fee_id": None,
         "lago_subscription_id": str(fee.subscription_id) if fee.subscription_id else None,
-        "external_subscription_id": fee.subscription.external_id if fee.subscription_id else None,
+        "external_subscription_id": fee.subscription.external_id if fee.subscription is not None else None,
         "lago_customer_id": str(customer.pk),
         "external_customer_id": customer.external_id,
         "item": fee_item(fee),
         "pay_in_advance": _pay_in_advance(fee),
-        "invoiceable": fee.charge.invoiceable if fee.charge_id else True,
+        "invoiceable": fee.charge.invoiceable if fee.charge is not None else True,
         "amount_cents": _cents(fee.amount, currency),
         "amount_currency": currency,
         "precise_amount": _plain(fee.precise_amount),
@@ -218,7 +222,7 @@ def _billing_period(row: InvoiceSubscription) -> dict[str, Any]:
 
 
 def _credit(credit: Credit, invoice: Invoice) -> dict[str, Any]:
-    if credit.applied_coupon_id is not None:
+    if credit.applied_coupon is not None:
         coupon = credit.applied_coupon.coupon
         item = {
             "lago_item_id": str(coupon.pk),
@@ -229,6 +233,7 @@ def _credit(credit: Credit, invoice: Invoice) -> dict[str, Any]:
         }
     else:
         note = credit.credit_note
+        assert note is not None  # a credit is a coupon's or a credit note's
         item = {
             "lago_item_id": str(note.pk),
             "type": "credit_note",
@@ -395,6 +400,7 @@ def serialize_customer_usage(usage: Any) -> dict[str, Any]:
     charges_usage = []
     for fees in by_charge.values():
         charge = fees[0].charge
+        assert charge is not None  # usage fees are charge fees
         metric = charge.billable_metric
         grouped: dict[str, list[Fee]] = {}
         for fee in fees:

@@ -1,9 +1,9 @@
 """Invoices, fees and current usage in Lago's paths and shapes, and the signed PDF links. Thin:
-parse, call the billing services, render. invoicing.errors become Lago's error shape here."""
+parse, call the billing services, render. invoicing.errors become Lago's error shape in
+billing_project.api.errors."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -26,7 +26,6 @@ from customers.models import Customer
 from plans.models import AddOn, Subscription, SubscriptionStatus
 
 from .. import pdf, services
-from ..errors import InvoicingError
 from ..models import FeeType, Invoice, InvoiceStatus, InvoiceType, PaymentStatus
 from . import queries
 from . import serializers as s
@@ -38,34 +37,8 @@ _ERROR = OpenApiResponse(response=OpenApiTypes.OBJECT, description="Lago's error
 _PAGE = [OpenApiParameter("page", int), OpenApiParameter("per_page", int)]
 
 
-class _Refused(Exception):
-    def __init__(self, response: Response) -> None:
-        self.response = response
-
-
-def lago_errors(method: Callable[..., Response]) -> Callable[..., Response]:
-    """The services' InvoicingError, in the API's one error shape (its status, its code)."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        try:
-            return method(*args, **kwargs)
-        except InvoicingError as error:
-            body = error_body(error.status, code=error.code)
-            if error.details:
-                body["error_details"] = error.details
-            raise _Refused(Response(body, status=error.status)) from None
-
-    return wrapper
-
-
 class InvoicingView(APIView):
     resource_name = "invoice"
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, _Refused):
-            return exc.response
-        return super().handle_exception(exc)
 
 
 def actor_of(request: Request) -> str:
@@ -77,14 +50,14 @@ def _base_url(request: Request) -> str:
     return request.build_absolute_uri("/").rstrip("/")
 
 
-def _uuid(value: str) -> uuid.UUID | None:
+def _uuid(value: object) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value))
     except (ValueError, TypeError, AttributeError):
         return None
 
 
-def _invoice(invoice_id: str) -> Invoice:
+def _invoice(invoice_id: str | None) -> Invoice:
     parsed = _uuid(invoice_id)
     invoice = Invoice.objects.select_related("customer").filter(pk=parsed).first() if parsed else None
     if invoice is None:
@@ -177,7 +150,6 @@ class InvoicesView(InvoicingView):
         request=inline_serializer("CreateOneOffInvoiceRequest", fields={"invoice": s.OneOffInvoiceInput()}),
         responses={200: _OBJECT, 404: _ERROR, 422: _ERROR},
     )
-    @lago_errors
     def post(self, request: Request) -> Response:
         serializer = s.OneOffInvoiceInput(data=unwrap(request, "invoice"))
         serializer.is_valid(raise_exception=True)
@@ -219,7 +191,6 @@ class InvoiceView(InvoicingView):
         request=inline_serializer("UpdateInvoiceRequest", fields={"invoice": s.InvoiceUpdateInput()}),
         responses={200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
     )
-    @lago_errors
     def put(self, request: Request, invoice_id: str) -> Response:
         invoice = _invoice(invoice_id)
         serializer = s.InvoiceUpdateInput(data=unwrap(request, "invoice"))
@@ -241,7 +212,6 @@ def _action(operation_id: str, service: str, description: str) -> Callable[..., 
         request=None,
         responses={200: _OBJECT, 404: _ERROR, 405: _ERROR},
     )
-    @lago_errors
     def handler(self: APIView, request: Request, invoice_id: str) -> Response:
         invoice = _invoice(invoice_id)
         updated = getattr(services, service)(invoice=invoice, actor=actor_of(request))
@@ -348,7 +318,6 @@ class CustomerCurrentUsageView(InvoicingView):
         parameters=[OpenApiParameter("external_subscription_id", str, required=True)],
         responses={200: _OBJECT, 404: _ERROR},
     )
-    @lago_errors
     def get(self, request: Request, external_id: str) -> Response:
         customer = Customer.live.filter(external_id=external_id).first()
         if customer is None:
@@ -374,7 +343,7 @@ class CustomerCurrentUsageView(InvoicingView):
 # Signed PDF links
 
 
-def document_download(request: HttpRequest, token: str) -> HttpResponse:
+def document_download(request: HttpRequest, token: str) -> HttpResponse | FileResponse:
     """Serve a document's PDF to whoever holds a valid link (no API key: the signature is the
     credential). Tampered or expired links answer 403 in the API's error shape, never 500."""
     if request.method not in ("GET", "HEAD"):

@@ -40,23 +40,26 @@ def _explain(error: InvoicingError) -> str:
     return "; ".join(f"{field}: {_MESSAGES.get(code, code)}" for field, codes in details.items() for code in codes)
 
 
+_TRANSACTION_COLUMNS: tuple[str, ...] = (
+    "created_at",
+    "transaction_type",
+    "transaction_status",
+    "status",
+    "source",
+    "credit_amount",
+    "amount",
+    "invoice",
+    "voided_invoice",
+    "settled_at",
+)
+
+
 class WalletTransactionInline(admin.TabularInline):
     model = WalletTransaction
     extra = 0
     can_delete = False
-    fields = [
-        "created_at",
-        "transaction_type",
-        "transaction_status",
-        "status",
-        "source",
-        "credit_amount",
-        "amount",
-        "invoice",
-        "voided_invoice",
-        "settled_at",
-    ]
-    readonly_fields = fields
+    fields = _TRANSACTION_COLUMNS
+    readonly_fields = _TRANSACTION_COLUMNS
     ordering = ["-created_at"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -221,9 +224,9 @@ def attach_to_customer_page() -> None:
     if customer_admin is None or "prepaid_wallets" in customer_admin.readonly_fields:
         return
     customer_admin.prepaid_wallets = prepaid_wallets  # type: ignore[attr-defined]
-    customer_admin.readonly_fields = [*customer_admin.readonly_fields, "prepaid_wallets"]
+    customer_admin.readonly_fields = [*customer_admin.readonly_fields, "prepaid_wallets"]  # type: ignore[misc]
     if customer_admin.fieldsets:
-        customer_admin.fieldsets = [
+        customer_admin.fieldsets = [  # type: ignore[misc]
             *customer_admin.fieldsets,
             ("Wallets (prepaid credits)", {"fields": ["prepaid_wallets"]}),
         ]

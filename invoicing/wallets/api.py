@@ -21,7 +21,7 @@ from customers.models import Customer
 from metrics.models import BillableMetric
 from plans.api.serializers import iso
 
-from ..api.views import InvoicingView, actor_of, lago_errors
+from ..api.views import InvoicingView, actor_of
 from . import selectors, services
 from .models import RecurringTransactionRule, Wallet, WalletStatus, WalletTransaction
 
@@ -220,7 +220,6 @@ class WalletsView(InvoicingView):
         return _list(request, rows)
 
     @extend_schema(operation_id="createWallet", request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
-    @lago_errors
     def post(self, request: Request) -> Response:
         data = unwrap(request, "wallet")
         return _create(request, _customer(data.get("external_customer_id")), data)
@@ -234,12 +233,10 @@ class WalletView(InvoicingView):
         return _answer(_by_id(wallet_id))
 
     @extend_schema(operation_id="updateWallet", request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
-    @lago_errors
     def put(self, request: Request, wallet_id: str) -> Response:
         return _update(request, _by_id(wallet_id), unwrap(request, "wallet"))
 
     @extend_schema(operation_id="destroyWallet", responses={200: _OBJECT})
-    @lago_errors
     def delete(self, request: Request, wallet_id: str) -> Response:
         return _answer(services.wallet_terminate(wallet=_by_id(wallet_id), actor=actor_of(request)))
 
@@ -272,7 +269,6 @@ class CustomerWalletsView(InvoicingView):
         return _list(request, _wallets().filter(customer=customer))
 
     @extend_schema(operation_id="createCustomerWallet", request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
-    @lago_errors
     def post(self, request: Request, external_id: str) -> Response:
         customer = _customer(external_id)
         if customer is None:
@@ -288,12 +284,10 @@ class CustomerWalletView(InvoicingView):
         return _answer(_by_code(external_id, code))
 
     @extend_schema(operation_id="updateCustomerWallet", request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
-    @lago_errors
     def put(self, request: Request, external_id: str, code: str) -> Response:
         return _update(request, _by_code(external_id, code), unwrap(request, "wallet"))
 
     @extend_schema(operation_id="destroyCustomerWallet", responses={200: _OBJECT})
-    @lago_errors
     def delete(self, request: Request, external_id: str, code: str) -> Response:
         wallet = _by_code(external_id, code)
         return _answer(services.wallet_terminate(wallet=wallet, actor=actor_of(request)))
@@ -319,17 +313,14 @@ def _metadata_views(find: Callable[..., Wallet], prefix: str) -> tuple[type[Invo
         resource_name = "wallet"
 
         @extend_schema(operation_id=f"replace{prefix}Metadata", request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
-        @lago_errors
         def post(self, request: Request, **kwargs: Any) -> Response:
             return set_metadata(request, False, kwargs)
 
         @extend_schema(operation_id=f"merge{prefix}Metadata", request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
-        @lago_errors
         def patch(self, request: Request, **kwargs: Any) -> Response:
             return set_metadata(request, True, kwargs)
 
         @extend_schema(operation_id=f"deleteAll{prefix}Metadata", responses={200: _OBJECT})
-        @lago_errors
         def delete(self, request: Request, **kwargs: Any) -> Response:
             return delete_metadata(request, None, kwargs)
 
@@ -337,7 +328,6 @@ def _metadata_views(find: Callable[..., Wallet], prefix: str) -> tuple[type[Invo
         resource_name = "wallet"
 
         @extend_schema(operation_id=f"delete{prefix}MetadataKey", responses={200: _OBJECT})
-        @lago_errors
         def delete(self, request: Request, key: str, **kwargs: Any) -> Response:
             return delete_metadata(request, key, kwargs)
 
@@ -358,7 +348,6 @@ class WalletTransactionsView(InvoicingView):
     resource_name = "wallet"
 
     @extend_schema(operation_id="createWalletTransaction", request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
-    @lago_errors
     def post(self, request: Request) -> Response:
         data = unwrap(request, "wallet_transaction")
         wallet = _by_id(str(data.get("wallet_id") or ""))

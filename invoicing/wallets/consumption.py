@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.db import connections, router, transaction
-from django.db.models import Case, F, Value, When
+from django.db.models import Case, F, Model, Value, When
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
@@ -172,7 +172,7 @@ def _consume(rows: list[WalletTransaction], *, now: Any) -> None:
     if connection.vendor == "postgresql":
         query = InsertQuery(WalletTransaction)
         fields = [f for f in WalletTransaction._meta.concrete_fields]
-        query.insert_values(fields, rows)
+        query.insert_values(fields, cast("list[Model]", rows))
         ((insert_sql, insert_params),) = query.get_compiler(connection=connection).as_sql()
         sql = _CONSUME_SQL.format(insert=insert_sql, wallet=connection.ops.quote_name(Wallet._meta.db_table))
         with connection.cursor() as cursor:

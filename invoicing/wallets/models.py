@@ -14,10 +14,14 @@ from decimal import Decimal
 from django.db import models
 from django.db.models import Q
 
+from billing_project.fields import DecimalColumn, amount_field
 from customers.models import Customer
 
-AMOUNT = {"max_digits": 20, "decimal_places": 6, "default": 0}
-CREDITS = {"max_digits": 30, "decimal_places": 5, "default": 0}
+
+def credits_field() -> DecimalColumn:
+    """Credits, as Lago keeps them (30 digits, 5 decimals)."""
+    return models.DecimalField(max_digits=30, decimal_places=5, default=0)
+
 
 # Lago's Wallets::ValidateService::MAXIMUM_WALLETS_PER_CUSTOMER.
 MAXIMUM_WALLETS_PER_CUSTOMER = 6
@@ -49,15 +53,15 @@ class Wallet(models.Model):
     billable_metric_ids = models.JSONField(default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
 
-    balance = models.DecimalField(**AMOUNT)
-    credits_balance = models.DecimalField(**CREDITS)
-    consumed_amount = models.DecimalField(**AMOUNT)
-    consumed_credits = models.DecimalField(**CREDITS)
+    balance = amount_field()
+    credits_balance = credits_field()
+    consumed_amount = amount_field()
+    consumed_credits = credits_field()
     # Balance minus the current usage not invoiced yet (refreshed by a periodic task).
-    ongoing_balance = models.DecimalField(**AMOUNT)
-    ongoing_usage_balance = models.DecimalField(**AMOUNT)
-    credits_ongoing_balance = models.DecimalField(**CREDITS)
-    credits_ongoing_usage_balance = models.DecimalField(**CREDITS)
+    ongoing_balance = amount_field()
+    ongoing_usage_balance = amount_field()
+    credits_ongoing_balance = credits_field()
+    credits_ongoing_usage_balance = credits_field()
     depleted_ongoing_balance = models.BooleanField(default=False)
     last_balance_sync_at = models.DateTimeField(null=True, blank=True)
     last_consumed_credit_at = models.DateTimeField(null=True, blank=True)
@@ -135,9 +139,9 @@ class RecurringTransactionRule(models.Model):
     trigger = models.CharField(max_length=16, choices=RuleTrigger.choices, default=RuleTrigger.INTERVAL)
     method = models.CharField(max_length=16, choices=RuleMethod.choices, default=RuleMethod.FIXED)
     interval = models.CharField(max_length=16, choices=RuleInterval.choices, blank=True)
-    threshold_credits = models.DecimalField(**CREDITS)
-    paid_credits = models.DecimalField(**CREDITS)
-    granted_credits = models.DecimalField(**CREDITS)
+    threshold_credits = credits_field()
+    paid_credits = credits_field()
+    granted_credits = credits_field()
     target_ongoing_balance = models.DecimalField(max_digits=30, decimal_places=5, null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     expiration_at = models.DateTimeField(null=True, blank=True)
@@ -173,8 +177,8 @@ class WalletTransaction(models.Model):
     status = models.CharField(max_length=16, choices=TransactionStatus.choices)
     transaction_status = models.CharField(max_length=16, choices=TransactionKind.choices)
     source = models.CharField(max_length=16, choices=TransactionSource.choices, default=TransactionSource.MANUAL)
-    amount = models.DecimalField(**AMOUNT)
-    credit_amount = models.DecimalField(**CREDITS)
+    amount = amount_field()
+    credit_amount = credits_field()
     # Purchased: its credit invoice; invoiced: the invoice that consumed the credits.
     invoice = models.ForeignKey(
         "invoicing.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="wallet_transactions"

@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dateutil.relativedelta import relativedelta
+from dateutil.relativedelta import relativedelta  # type: ignore[import-untyped]
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -206,8 +206,9 @@ def _rules_set(wallet: Wallet, raw_rules: Any, *, now: datetime) -> None:
     kept: set[Any] = set()
     for rule_input in inputs:
         rule = None
-        if rule_input.lago_id:
-            rule = wallet.recurring_transaction_rules.filter(pk=_uuid(rule_input.lago_id)).first()
+        rule_id = _uuid(rule_input.lago_id) if rule_input.lago_id else None
+        if rule_id is not None:
+            rule = wallet.recurring_transaction_rules.filter(pk=rule_id).first()
         if rule is None:
             rule = RecurringTransactionRule(wallet=wallet, started_at=rule_input.fields.get("started_at") or now)
         for name, value in rule_input.fields.items():

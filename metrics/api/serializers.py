@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from json.encoder import encode_basestring_ascii as _quote  # type: ignore[attr-defined]
-from typing import Any
+from json.encoder import encode_basestring_ascii as _quote
+from typing import Any, overload
 
 from rest_framework import serializers
 
@@ -26,6 +26,12 @@ def iso_seconds(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
 
 
+@overload
+def decimal_text(value: Decimal) -> str: ...
+@overload
+def decimal_text(value: None) -> None: ...
+@overload
+def decimal_text(value: Decimal | None) -> str | None: ...
 def decimal_text(value: Decimal | None) -> str | None:
     """1234.560000000000000 -> "1234.56" (as Lago prints a BigDecimal), 100 -> "100"."""
     if value is None:
@@ -148,7 +154,9 @@ class BillableMetricInputDoc(serializers.Serializer):
     aggregation_type = serializers.ChoiceField(
         choices=["count_agg", "unique_count_agg", "latest_agg", "max_agg", "sum_agg", "weighted_sum_agg"]
     )
-    field_name = serializers.CharField(required=False, allow_null=True)
+    # DRF's serializer metaclass moves declared fields off the class, so this does not shadow
+    # Field.field_name at run time; the stubs see a class attribute of another type.
+    field_name = serializers.CharField(required=False, allow_null=True)  # type: ignore[assignment]
     recurring = serializers.BooleanField(required=False)
     weighted_interval = serializers.ChoiceField(choices=["seconds"], required=False, allow_null=True)
     rounding_function = serializers.ChoiceField(choices=["round", "ceil", "floor"], required=False, allow_null=True)

@@ -6,12 +6,10 @@ into an HttpResponse: DRF's renderer walking 100 event dicts costs more than the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from django.http import HttpResponse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -20,6 +18,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing_project.api.errors import BadRequest, NotFound, Unprocessable
+from billing_project.api.identifiers import is_path_segment
+from billing_project.api.params import datetime_param
 from billing_project.api.views import paginated, unwrap
 from metrics import ingestion, selectors, services
 from metrics.models import BillableMetric
@@ -48,19 +48,6 @@ def _events_response(root: str, events: list[ingestion.StoredEvent], many: bool,
     return response
 
 
-def _datetime_param(request: Request, name: str) -> datetime | None:
-    raw = request.query_params.get(name)
-    if not raw:
-        return None
-    try:
-        value = parse_datetime(raw)
-    except ValueError:
-        value = None
-    if value is None:
-        raise Unprocessable({name: ["invalid_date"]})
-    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
-
-
 _EVENT_RESPONSE = inline_serializer("EventResponse", fields={"event": EventDoc()})
 _EVENTS_RESPONSE = inline_serializer("EventsResponse", fields={"events": EventDoc(many=True)})
 _ERROR = OpenApiResponse(response=OpenApiTypes.OBJECT, description="Lago's error shape")
@@ -78,10 +65,7 @@ class EventsView(APIView):
     )
     def post(self, request: Request) -> HttpResponse:
         data = unwrap(request, "event")
-        try:
-            result = ingestion.event_ingest(data=data, received_at=timezone.now())
-        except ingestion.IngestionError as error:
-            raise Unprocessable(error.details) from None
+        result = ingestion.event_ingest(data=data, received_at=timezone.now())
         return _events_response("event", result.events[:1], many=False, replayed=result.all_replayed)
 
     @extend_schema(
@@ -103,8 +87,8 @@ class EventsView(APIView):
         queryset = selectors.events_list(
             code=params.get("code") or None,
             external_subscription_id=params.get("external_subscription_id") or None,
-            timestamp_from=_datetime_param(request, "timestamp_from"),
-            timestamp_to=_datetime_param(request, "timestamp_to"),
+            timestamp_from=datetime_param(request, "timestamp_from"),
+            timestamp_to=datetime_param(request, "timestamp_to"),
         )
         # meta.total_count: COUNT(*) over millions of events would cost more than the page.
         return paginated(
@@ -132,10 +116,7 @@ class EventsBatchView(APIView):
         data = request.data
         if not isinstance(data, dict):
             raise BadRequest("param is missing or the value is empty: events")
-        try:
-            result = ingestion.events_ingest_batch(events=data.get("events"), received_at=timezone.now())
-        except ingestion.IngestionError as error:
-            raise Unprocessable(error.details) from None
+        result = ingestion.events_ingest_batch(events=data.get("events"), received_at=timezone.now())
         return _events_response("events", result.events, many=True, replayed=result.all_replayed)
 
 
@@ -178,7 +159,9 @@ def _metric_params(data: dict[str, Any]) -> dict[str, Any]:
     for field in _STRING_FIELDS:
         if field in data:
             value = data[field]
-            if value is None or isinstance(value, str):
+            if field == "code" and not is_path_segment(value):
+                errors[field] = ["value_is_invalid"]
+            elif value is None or isinstance(value, str):
                 params[field] = value
             else:
                 errors[field] = ["value_is_invalid"]
@@ -224,22 +207,19 @@ class BillableMetricsView(APIView):
     )
     def post(self, request: Request) -> Response:
         params = _metric_params(unwrap(request, "billable_metric"))
-        try:
-            metric = services.billable_metric_create(
-                name=params.get("name") or "",
-                code=params.get("code") or "",
-                aggregation_type=params.get("aggregation_type") or "",
-                description=params.get("description") or "",
-                field_name=params.get("field_name") or "",
-                recurring=params.get("recurring", False),
-                weighted_interval=params.get("weighted_interval") or "",
-                rounding_function=params.get("rounding_function") or "",
-                rounding_precision=params.get("rounding_precision"),
-                expression=params.get("expression") or "",
-                filters=params.get("filters"),
-            )
-        except services.MetricValidationError as error:
-            raise Unprocessable(error.details) from None
+        metric = services.billable_metric_create(
+            name=params.get("name") or "",
+            code=params.get("code") or "",
+            aggregation_type=params.get("aggregation_type") or "",
+            description=params.get("description") or "",
+            field_name=params.get("field_name") or "",
+            recurring=params.get("recurring", False),
+            weighted_interval=params.get("weighted_interval") or "",
+            rounding_function=params.get("rounding_function") or "",
+            rounding_precision=params.get("rounding_precision"),
+            expression=params.get("expression") or "",
+            filters=params.get("filters"),
+        )
         return Response({"billable_metric": serialize_billable_metric(metric, counters=True)})
 
     @extend_schema(
@@ -272,10 +252,7 @@ class BillableMetricDetailView(APIView):
     def put(self, request: Request, code: str) -> Response:
         metric = _live_metric(code)
         params = _metric_params(unwrap(request, "billable_metric"))
-        try:
-            metric = services.billable_metric_update(metric=metric, changes=params)
-        except services.MetricValidationError as error:
-            raise Unprocessable(error.details) from None
+        metric = services.billable_metric_update(metric=metric, changes=params)
         metric = _live_metric(metric.code)
         return Response({"billable_metric": serialize_billable_metric(metric, counters=True)})
 

@@ -17,7 +17,7 @@ from payments.providers import manual as manual_provider
 
 # Lago's `payment_status` knows pending/processing/succeeded/failed; waiting for the customer's
 # 3-D Secure is still pending there (the raw state is in `status`).
-_LAGO_PAYMENT_STATUS = {
+_LAGO_PAYMENT_STATUS: dict[str, str] = {
     PaymentStatus.PENDING: "pending",
     PaymentStatus.PROCESSING: "processing",
     PaymentStatus.REQUIRES_ACTION: "pending",
@@ -52,9 +52,9 @@ class PaidAtField(serializers.Field):
             day = None if moment else parse_date(data)
         except ValueError:
             self.fail("invalid_date")
-        if moment is None and day is None:
-            self.fail("invalid_date")
         if moment is None:
+            if day is None:
+                self.fail("invalid_date")
             moment = datetime.combine(day, time.min)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)

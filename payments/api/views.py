@@ -4,8 +4,6 @@ invoice's payment, and a customer's Stripe payment methods. Thin: validate, call
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -14,13 +12,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api.errors import NotFound, Unprocessable, error_body
+from billing_project.api.errors import NotFound, Unprocessable
 from billing_project.api.views import paginated, unwrap
 from customers.models import Customer
 from invoicing.models import Invoice
 from payments import selectors, services
 from payments.models import PaymentTrigger
-from payments.providers import ProviderUnavailable
 
 from .serializers import (
     ManualPaymentInput,
@@ -32,35 +29,6 @@ from .serializers import (
 
 _OBJECT = OpenApiResponse(response=OpenApiTypes.OBJECT)
 _EMPTY = OpenApiResponse(description="Retry started; its outcome shows on the invoice and its payments.")
-
-
-class _PaymentRefused(Exception):
-    """Carries a ready-made error response out of the service-error context manager."""
-
-    def __init__(self, response: Response) -> None:
-        self.response = response
-
-
-@contextmanager
-def _service_errors() -> Iterator[None]:
-    """PaymentError and provider outages, in the API's one error shape."""
-    try:
-        yield
-    except services.PaymentError as error:
-        if error.http_status == 405:
-            raise _PaymentRefused(Response(error_body(405, code=error.code), status=405)) from error
-        if error.field:
-            raise Unprocessable({error.field: [error.code]}) from error
-        raise Unprocessable(code=error.code) from error
-    except ProviderUnavailable as error:
-        raise Unprocessable({"third_party": ["stripe"], "thirdparty_error": [str(error)]}, code="third_party_error")
-
-
-class _PaymentsAPIView(APIView):
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, _PaymentRefused):
-            return exc.response
-        return super().handle_exception(exc)
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:
@@ -83,7 +51,7 @@ _PAYMENT_METHOD_REQUEST = inline_serializer(
 )
 
 
-class PaymentsView(_PaymentsAPIView):
+class PaymentsView(APIView):
     @extend_schema(
         operation_id="listPayments",
         parameters=[
@@ -115,18 +83,17 @@ class PaymentsView(_PaymentsAPIView):
         invoice_id = _uuid_or_none(data["invoice_id"])
         if invoice_id is None or not Invoice.objects.filter(pk=invoice_id).exists():
             raise NotFound("invoice")
-        with _service_errors():
-            payment = services.payment_create_manual(
-                invoice_id=invoice_id,
-                amount_cents=data["amount_cents"],
-                reference=data["reference"],
-                paid_at=data.get("paid_at"),
-            )
+        payment = services.payment_create_manual(
+            invoice_id=invoice_id,
+            amount_cents=data["amount_cents"],
+            reference=data["reference"],
+            paid_at=data.get("paid_at"),
+        )
         payment = selectors.payments_list().get(pk=payment.pk)
         return Response({"payment": serialize_payment(payment)})
 
 
-class PaymentDetailView(_PaymentsAPIView):
+class PaymentDetailView(APIView):
     @extend_schema(operation_id="findPayment", responses={200: _OBJECT})
     def get(self, request: Request, lago_id: str) -> Response:
         payment_id = _uuid_or_none(lago_id)
@@ -136,19 +103,18 @@ class PaymentDetailView(_PaymentsAPIView):
         return Response({"payment": serialize_payment(payment)})
 
 
-class InvoiceRetryPaymentView(_PaymentsAPIView):
+class InvoiceRetryPaymentView(APIView):
     @extend_schema(operation_id="retryInvoicePayment", request=None, responses={200: _EMPTY})
     def post(self, request: Request, invoice_id: str) -> Response:
         parsed = _uuid_or_none(invoice_id)
         if parsed is None or not Invoice.objects.filter(pk=parsed).exists():
             raise NotFound("invoice")
-        with _service_errors():
-            services.invoice_payment_retry(invoice_id=parsed, trigger=PaymentTrigger.API)
+        services.invoice_payment_retry(invoice_id=parsed, trigger=PaymentTrigger.API)
         # Lago answers an empty 200: the outcome arrives through the invoice and payment resources.
         return Response(status=200)
 
 
-class CustomerPaymentsView(_PaymentsAPIView):
+class CustomerPaymentsView(APIView):
     @extend_schema(
         operation_id="listCustomerPayments",
         parameters=[OpenApiParameter("page", int), OpenApiParameter("per_page", int)],
@@ -160,7 +126,7 @@ class CustomerPaymentsView(_PaymentsAPIView):
         return paginated(request, queryset, "payments", serialize_payment)
 
 
-class CustomerPaymentMethodsView(_PaymentsAPIView):
+class CustomerPaymentMethodsView(APIView):
     @extend_schema(
         operation_id="listCustomerPaymentMethods",
         parameters=[OpenApiParameter("page", int), OpenApiParameter("per_page", int)],
@@ -190,16 +156,15 @@ class CustomerPaymentMethodsView(_PaymentsAPIView):
         customer = _live_customer(external_id)
         serializer = PaymentMethodInput(data=unwrap(request, "payment_method"))
         serializer.is_valid(raise_exception=True)
-        with _service_errors():
-            attached = services.customer_payment_method_attach(
-                customer=customer,
-                provider_method_id=serializer.validated_data["provider_method_id"],
-                set_as_default=serializer.validated_data["set_as_default"],
-            )
+        attached = services.customer_payment_method_attach(
+            customer=customer,
+            provider_method_id=serializer.validated_data["provider_method_id"],
+            set_as_default=serializer.validated_data["set_as_default"],
+        )
         return Response({"payment_method": _payment_method_response(customer, attached["id"])})
 
 
-class CustomerPaymentMethodDefaultView(_PaymentsAPIView):
+class CustomerPaymentMethodDefaultView(APIView):
     @extend_schema(operation_id="setCustomerPaymentMethodAsDefault", request=None, responses={200: _OBJECT})
     def put(self, request: Request, external_id: str, payment_method_id: str) -> Response:
         customer = _live_customer(external_id)
@@ -210,8 +175,7 @@ class CustomerPaymentMethodDefaultView(_PaymentsAPIView):
         )
         if match is None:
             raise NotFound("payment_method")
-        with _service_errors():
-            services.customer_payment_method_set_default(customer=customer, provider_method_id=match.id)
+        services.customer_payment_method_set_default(customer=customer, provider_method_id=match.id)
         return Response({"payment_method": _payment_method_response(customer, match.id)})
 
 
@@ -222,7 +186,7 @@ def _payment_method_response(customer: Customer, provider_method_id: str) -> dic
     return serialize_payment_method(payment_method, default_id=default_id)
 
 
-class WalletTransactionPaymentUrlView(_PaymentsAPIView):
+class WalletTransactionPaymentUrlView(APIView):
     resource_name = "wallet_transaction"
 
     @extend_schema(operation_id="generateWalletTransactionPaymentUrl", request=None, responses={200: _OBJECT})
@@ -237,6 +201,5 @@ class WalletTransactionPaymentUrlView(_PaymentsAPIView):
         )
         if row is None:
             raise NotFound("wallet_transaction")
-        with _service_errors():
-            url = wallet_transaction_payment_url(wallet_transaction=row)
+        url = wallet_transaction_payment_url(wallet_transaction=row)
         return Response({"wallet_transaction_payment_details": {"payment_url": url}})

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..error_codes import PaymentsErrorCode
+from ..errors import PaymentsError
+
 
 @dataclass(frozen=True)
 class ChargeOutcome:
@@ -24,9 +27,16 @@ class ChargeOutcome:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
-class ProviderUnavailable(Exception):
+class ProviderUnavailable(PaymentsError):
     """The provider could not be reached or answered with a server error: the attempt stays pending
-    and is sent again later with the same idempotency key."""
+    and is sent again later with the same idempotency key. The API answers Lago's 422
+    `third_party_error`."""
+
+    def __init__(self, message: str = "", provider: str = "stripe") -> None:
+        super().__init__(
+            {"third_party": [provider], "thirdparty_error": [message]}, PaymentsErrorCode.THIRD_PARTY_ERROR
+        )
+        self.args = (message,)
 
 
 class ProviderRejected(Exception):

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import ROUND_CEILING, Decimal
-from typing import Any
+from typing import Any, cast
 
 import stripe
 from django.conf import settings
@@ -135,7 +135,8 @@ def customer_ensure(*, customer: Customer) -> str:
             else:
                 data = stripe.Customer.create(
                     name=customer.name or customer.legal_name or customer.external_id,
-                    email=_first_email(customer.email),
+                    # None is left out of the request by stripe-python (its types want a str).
+                    email=_first_email(customer.email),  # type: ignore[arg-type]
                     metadata={"tollgate_customer_id": str(customer.id), "external_customer_id": customer.external_id},
                     # A second sync of the same customer (a retried task) gets the same Stripe customer.
                     idempotency_key=f"tollgate:customer:{customer.id}:create",
@@ -245,7 +246,8 @@ def _outcome_from_card_error(error: stripe.CardError, options: dict[str, Any]) -
     """A confirmation that failed at once (decline, authentication_required off-session)."""
     from payments.models import PaymentStatus
 
-    body = (error.json_body or {}).get("error") or {}
+    # json_body is the decoded JSON object of Stripe's answer (typed as a bare object).
+    body = cast(dict[str, Any], error.json_body or {}).get("error") or {}
     payment_intent = body.get("payment_intent") or {}
     pi_id = payment_intent.get("id") or ""
     if not pi_id and body.get("charge"):

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from django.utils import timezone
 from rest_framework import serializers
 
+from billing_project.api.identifiers import path_segment
 from billing_project.money import to_cents
 from customers.models import Organization
 
@@ -56,6 +57,11 @@ def _text(**kwargs: Any) -> serializers.CharField:
     return serializers.CharField(allow_blank=True, trim_whitespace=True, max_length=255, **kwargs)
 
 
+def _identifier() -> serializers.CharField:
+    """A code or external id: it names the resource in a path, so it holds no "/"."""
+    return _text(validators=[path_segment])
+
+
 class LagoDateTimeField(serializers.DateTimeField):
     """ISO 8601; a value that is not one is Lago's `invalid_date`. Naive values mean UTC."""
 
@@ -69,7 +75,7 @@ class LagoDateTimeField(serializers.DateTimeField):
 
 class TaxInput(_Input):
     name = _text()
-    code = _text()
+    code = _identifier()
     rate = serializers.DecimalField(max_digits=9, decimal_places=4, coerce_to_string=False)
     description = serializers.CharField(allow_blank=True, max_length=10_000)
     applied_to_organization = serializers.BooleanField()
@@ -99,7 +105,7 @@ class ChargeInput(_Input):
 class PlanInput(_Input):
     name = _text()
     invoice_display_name = _text()
-    code = _text()
+    code = _identifier()
     interval = serializers.CharField(max_length=16)
     description = serializers.CharField(allow_blank=True, max_length=10_000)
     amount_cents = serializers.IntegerField()
@@ -114,7 +120,7 @@ class PlanInput(_Input):
 class AddOnInput(_Input):
     name = _text()
     invoice_display_name = _text()
-    code = _text()
+    code = _identifier()
     amount_cents = serializers.IntegerField()
     amount_currency = serializers.CharField(max_length=3)
     description = serializers.CharField(allow_blank=True, max_length=10_000)
@@ -128,7 +134,7 @@ class AppliesToInput(_Input):
 
 class CouponInput(_Input):
     name = _text()
-    code = _text()
+    code = _identifier()
     description = serializers.CharField(allow_blank=True, max_length=10_000)
     coupon_type = serializers.CharField(max_length=16)
     amount_cents = serializers.IntegerField()
@@ -155,7 +161,7 @@ class AppliedCouponInput(_Input):
 class SubscriptionInput(_Input):
     external_customer_id = serializers.CharField(max_length=255)
     plan_code = serializers.CharField(max_length=255)
-    external_id = serializers.CharField(max_length=255)
+    external_id = serializers.CharField(max_length=255, validators=[path_segment])
     name = _text()
     subscription_at = LagoDateTimeField()
     ending_at = LagoDateTimeField()

@@ -1,9 +1,8 @@
 """Catalog and subscriptions API in Lago's paths and shapes. Thin: parse, call the services,
-render. plans.errors become Lago's error shape here."""
+render. plans.errors become Lago's error shape in billing_project.api.errors."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -16,34 +15,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing_project.api.errors import Forbidden, NotFound, Unprocessable
+from billing_project.api.errors import NotFound, Unprocessable
 from billing_project.api.views import paginated, unwrap
 from customers.models import Customer
 
 from .. import selectors, services
-from ..errors import ForbiddenError, NotFoundError, PlansError
 from ..models import AddOn, AppliedCoupon, Coupon, Plan, Subscription, SubscriptionStatus, Tax
 from ..subscriptions import live_subscription
 from . import serializers as s
 
 _ERROR = OpenApiResponse(response=OpenApiTypes.OBJECT, description="Lago's error shape")
-
-
-def lago_errors(method: Callable[..., Response]) -> Callable[..., Response]:
-    """Turn the services' domain errors into the API's error shape."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        try:
-            return method(*args, **kwargs)
-        except NotFoundError as error:
-            raise NotFound(error.resource) from None
-        except ForbiddenError as error:
-            raise Forbidden(error.code) from None
-        except PlansError as error:
-            raise Unprocessable(error.details, code=error.code) from None
-
-    return wrapper
 
 
 def _envelope(name: str, root: str, fields: type[drf.Serializer] | None = None) -> Any:
@@ -86,7 +67,6 @@ class TaxesView(APIView):
     resource_name = "tax"
 
     @_doc("createTax", "tax", s.TaxInput)
-    @lago_errors
     def post(self, request: Request) -> Response:
         data = s.parse(s.TaxInput, unwrap(request, "tax"))
         tax = services.tax_create(
@@ -111,14 +91,12 @@ class TaxView(APIView):
         return Response({"tax": s.serialize_tax(_tax(code))})
 
     @_doc("updateTax", "tax", s.TaxInput)
-    @lago_errors
     def put(self, request: Request, code: str) -> Response:
         tax = _tax(code)
         data = s.parse(s.TaxInput, unwrap(request, "tax"))
         return Response({"tax": s.serialize_tax(services.tax_update(tax=tax, **data))})
 
     @_doc("destroyTax", "tax")
-    @lago_errors
     def delete(self, request: Request, code: str) -> Response:
         return Response({"tax": s.serialize_tax(services.tax_delete(tax=_tax(code)))})
 
@@ -142,7 +120,6 @@ class PlansView(APIView):
     resource_name = "plan"
 
     @_doc("createPlan", "plan", s.PlanInput)
-    @lago_errors
     def post(self, request: Request) -> Response:
         data = s.parse(s.PlanInput, unwrap(request, "plan"))
         plan = services.plan_create(
@@ -174,7 +151,6 @@ class PlanView(APIView):
         return Response({"plan": s.serialize_plan(_plan(code))})
 
     @_doc("updatePlan", "plan", s.PlanInput)
-    @lago_errors
     def put(self, request: Request, code: str) -> Response:
         plan = _plan(code)
         data = s.parse(s.PlanInput, unwrap(request, "plan"))
@@ -183,7 +159,6 @@ class PlanView(APIView):
         return _plan_answer(services.plan_update(plan=plan, **data))
 
     @_doc("destroyPlan", "plan")
-    @lago_errors
     def delete(self, request: Request, code: str) -> Response:
         plan = _plan(code)
         answer = s.serialize_plan(plan)
@@ -206,7 +181,6 @@ class AddOnsView(APIView):
     resource_name = "add_on"
 
     @_doc("createAddOn", "add_on", s.AddOnInput)
-    @lago_errors
     def post(self, request: Request) -> Response:
         data = s.parse(s.AddOnInput, unwrap(request, "add_on"))
         add_on = services.add_on_create(
@@ -233,14 +207,12 @@ class AddOnView(APIView):
         return Response({"add_on": s.serialize_add_on(_add_on(code))})
 
     @_doc("updateAddOn", "add_on", s.AddOnInput)
-    @lago_errors
     def put(self, request: Request, code: str) -> Response:
         add_on = _add_on(code)
         data = s.parse(s.AddOnInput, unwrap(request, "add_on"))
         return Response({"add_on": s.serialize_add_on(services.add_on_update(add_on=add_on, **data))})
 
     @_doc("destroyAddOn", "add_on")
-    @lago_errors
     def delete(self, request: Request, code: str) -> Response:
         return Response({"add_on": s.serialize_add_on(services.add_on_delete(add_on=_add_on(code)))})
 
@@ -269,7 +241,6 @@ class CouponsView(APIView):
     resource_name = "coupon"
 
     @_doc("createCoupon", "coupon", s.CouponInput)
-    @lago_errors
     def post(self, request: Request) -> Response:
         data = s.parse(s.CouponInput, unwrap(request, "coupon"))
         coupon = services.coupon_create(**_coupon_arguments(data))
@@ -288,7 +259,6 @@ class CouponView(APIView):
         return Response({"coupon": s.serialize_coupon(_coupon(code))})
 
     @_doc("updateCoupon", "coupon", s.CouponInput)
-    @lago_errors
     def put(self, request: Request, code: str) -> Response:
         coupon = _coupon(code)
         data = s.parse(s.CouponInput, unwrap(request, "coupon"))
@@ -296,7 +266,6 @@ class CouponView(APIView):
         return Response({"coupon": s.serialize_coupon(updated)})
 
     @_doc("destroyCoupon", "coupon")
-    @lago_errors
     def delete(self, request: Request, code: str) -> Response:
         return Response({"coupon": s.serialize_coupon(services.coupon_delete(coupon=_coupon(code)))})
 
@@ -309,7 +278,6 @@ class AppliedCouponsView(APIView):
     resource_name = "applied_coupon"
 
     @_doc("applyCoupon", "applied_coupon", s.AppliedCouponInput)
-    @lago_errors
     def post(self, request: Request) -> Response:
         data = s.parse(s.AppliedCouponInput, unwrap(request, "applied_coupon"))
         customer = _customer(data.pop("external_customer_id", None))
@@ -346,7 +314,6 @@ class CustomerAppliedCouponView(APIView):
     resource_name = "applied_coupon"
 
     @_doc("deleteAppliedCoupon", "applied_coupon")
-    @lago_errors
     def delete(self, request: Request, external_customer_id: str, applied_coupon_id: str) -> Response:
         customer = _customer(external_customer_id)
         try:
@@ -391,7 +358,6 @@ class SubscriptionsView(APIView):
     resource_name = "subscription"
 
     @_doc("createSubscription", "subscription", s.SubscriptionInput)
-    @lago_errors
     def post(self, request: Request) -> Response:
         data = s.parse(s.SubscriptionInput, unwrap(request, "subscription"))
         errors = {key: ["value_is_mandatory"] for key in ("external_customer_id", "plan_code") if not data.get(key)}
@@ -444,7 +410,6 @@ class SubscriptionView(APIView):
         return _subscription_answer(_subscription(external_id, request.query_params.get("status")))
 
     @_doc("updateSubscription", "subscription", s.SubscriptionInput, parameters=[_STATUS])
-    @lago_errors
     def put(self, request: Request, external_id: str) -> Response:
         subscription = _subscription(external_id, request.query_params.get("status"))
         data = s.parse(s.SubscriptionInput, unwrap(request, "subscription"))
@@ -455,7 +420,6 @@ class SubscriptionView(APIView):
         return _subscription_answer(updated)
 
     @_doc("destroySubscription", "subscription", parameters=[_STATUS])
-    @lago_errors
     def delete(self, request: Request, external_id: str) -> Response:
         status = request.query_params.get("status") or SubscriptionStatus.ACTIVE
         if status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING):

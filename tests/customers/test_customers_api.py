@@ -399,4 +399,4 @@ def test_other_apps_customer_paths_are_not_swallowed(api, organization):
 def test_wrong_method_is_405_in_lagos_shape(api, organization):
     response = api.patch("/api/v1/customers/acme", {}, format="json")
     assert response.status_code == 405
-    assert response.json() == {"status": 405, "error": "Method Not Allowed"}
+    assert response.json() == {"status": 405, "error": "Method Not Allowed", "code": "method_not_allowed"}

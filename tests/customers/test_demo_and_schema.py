@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import io
-import re
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
+from billing_project.demo import DemoSummary
 from customers import demo
 from customers.models import ApiKey, Customer, Organization, hash_api_key
 
 pytestmark = pytest.mark.django_db
 
 
-def test_demo_loads_once_and_prints_secrets_once():
+def test_demo_loads_once_and_gives_secrets_once():
     first, again = io.StringIO(), io.StringIO()
+    first_summary, again_summary = DemoSummary(), DemoSummary()
 
-    demo.load(stdout=first)
-    demo.load(stdout=again)
+    demo.load(stdout=first, summary=first_summary)
+    demo.load(stdout=again, summary=again_summary)
 
     organization = Organization.current()
     assert organization.legal_name == "Tollgate Demo Inc."
@@ -34,13 +35,16 @@ def test_demo_loads_once_and_prints_secrets_once():
     assert customers["tanaka"].applicable_timezone() == "Asia/Tokyo"
     assert all(c.sequential_id for c in customers.values())
 
-    password = re.search(r"password '([^']+)'", first.getvalue()).group(1)
+    password, raw = first_summary.admin_password, first_summary.api_key
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.check_password(password)
-    raw = re.search(r"API key created, printed this once: (\S+)", first.getvalue()).group(1)
     assert ApiKey.objects.get(name="demo").key_hash == hash_api_key(raw)
-
-    assert password not in again.getvalue() and raw not in again.getvalue()
+    # The step's own lines never carry the secrets: only the closing block does, once.
+    assert password not in first.getvalue() and raw not in first.getvalue()
+    assert password in first_summary.closing_block() and raw in first_summary.closing_block()
+    assert (again_summary.admin_password, again_summary.api_key) == ("", "")
+    assert password not in again_summary.closing_block() and raw not in again_summary.closing_block()
+    assert "manage.py changepassword admin" in again_summary.closing_block()
     assert "0 demo customer(s) created" in again.getvalue()
     assert Customer.objects.count() == 3 and ApiKey.objects.count() == 1
 

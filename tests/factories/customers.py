@@ -10,7 +10,7 @@ from customers.models import ApiKey, Customer, Organization, generate_api_key, h
 def make_api_key(*, name: str = "test") -> ApiKey:
     raw = generate_api_key()
     key = ApiKey.objects.create(name=name, display_prefix=raw[:10], key_hash=hash_api_key(raw))
-    key.raw = raw  # type: ignore[attr-defined]
+    key.raw = raw  # type: ignore[attr-defined]  # the raw key, for tests only (never stored)
     return key
 
 

@@ -141,3 +141,17 @@ def test_fees_and_credit_notes_are_read_only(admin_client):
     assert admin_client.get(f"/admin/invoicing/fee/{fee.pk}/delete/").status_code == 403
     assert admin_client.get("/admin/invoicing/creditnote/").status_code == 200
     assert admin_client.get("/admin/invoicing/creditnote/add/").status_code == 403
+
+
+def test_fee_without_an_invoice_is_listed(admin_client):
+    # A pay-in-advance fee of a charge that is not invoiceable has no invoice (mypy found the
+    # fee list's invoice column dereferencing it).
+    fee = make_invoice().fees.first()
+    fee.pk = None
+    fee.invoice = None
+    fee.save()
+
+    answer = admin_client.get("/admin/invoicing/fee/")
+
+    assert answer.status_code == 200
+    assert answer.context["cl"].result_count == 4

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from metrics.models import Event, event_lago_id
@@ -432,3 +433,12 @@ def test_the_hand_built_answer_equals_the_serializer(api):
     events = [stored_event(e) for e in Event.objects.order_by("id")]
 
     assert json.loads("[" + events_json(events) + "]") == [serialize_event(e) for e in events]
+
+
+def test_the_largest_precise_amounts_are_stored_not_a_500(api):
+    # 24 digits before the point and 15 after need 39 significant digits (the default context has 28).
+    response = post_event(api, precise_total_amount_cents="999999999999999999999999.123456789012345")
+
+    assert response.status_code == 200, response.json()
+    if connection.vendor == "postgresql":  # SQLite keeps decimals as floats
+        assert Event.objects.get().precise_total_amount_cents == Decimal("999999999999999999999999.123456789012345")

@@ -35,6 +35,7 @@ def main() -> None:
         with store_path.open("wb") as file:
             pickle.dump(dict(store), file, protocol=pickle.HIGHEST_PROTOCOL)
 
+    # Ignored: patching localstripe's persistence methods with our own file's is the point here.
     resources.Store.try_load_from_disk = load  # type: ignore[method-assign]
     resources.Store.dump_to_disk = dump  # type: ignore[method-assign]
     web.run_app(server.app, host="127.0.0.1", port=args.port, print=None)

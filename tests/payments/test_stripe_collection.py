@@ -343,4 +343,9 @@ def test_pending_attempt_left_behind_is_sent_again_or_closed(stripe_customer):
 
 
 def test_hourly_task_runs_both(stripe_api):
-    assert tasks.retry_failed_payments.delay().get() == {"retries_started": 0, "pending_resent": 0, "pending_closed": 0}
+    assert tasks.retry_failed_payments.delay().get() == {
+        "retries_started": 0,
+        "pending_resent": 0,
+        "pending_closed": 0,
+        "missed_collected": 0,
+    }

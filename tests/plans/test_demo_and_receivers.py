@@ -12,7 +12,7 @@ from django.utils import timezone
 from metrics import selectors as metrics_selectors
 from metrics import services as metrics_services
 from plans import demo, selectors
-from plans.models import Charge, ChargeFilter, Plan, Subscription, Tax
+from plans.models import AddOn, Charge, ChargeFilter, Plan, Subscription, Tax
 from tests.factories.customers import make_customer
 from tests.factories.metrics import make_event, make_metric
 from tests.factories.plans import make_plan, make_subscription, make_tax, standard_charge
@@ -42,7 +42,14 @@ def test_demo_is_idempotent_and_works_alone():
     now = timezone.now()
     assert local.day == 1 and (now.year * 12 + now.month) - (local.year * 12 + local.month) == 2
     assert tanaka.started_at.astimezone(ZoneInfo(tanaka.customer.timezone or "UTC")).hour == 0
-    assert Subscription.objects.count() == 2
+    # globex: weekly, anniversary, from local midnight eight days ago, with the welcome coupon.
+    globex = Subscription.objects.get(external_id="sub_globex")
+    paris = globex.started_at.astimezone(ZoneInfo("Europe/Paris"))
+    assert (globex.plan.interval, globex.billing_time, globex.plan.amount.amount) == ("weekly", "anniversary", 12)
+    assert paris.hour == 0 and (now.astimezone(ZoneInfo("Europe/Paris")).date() - paris.date()).days == 8
+    assert globex.customer.applied_coupons.get().coupon.code == "welcome_eur"
+    assert AddOn.live.get(code="onboarding").amount.amount == 500
+    assert Subscription.objects.count() == 3
 
 
 def test_first_of_month_two_months_ago():

@@ -135,7 +135,7 @@ class Bench:
         # Payments is another app's benchmark; PDFs are measured apart.
         invoice_finalized.disconnect(dispatch_uid="payments.on_invoice_finalized")
         rendered_later: list[str] = []
-        invoicing_tasks.render_invoice_pdf.delay = rendered_later.append  # type: ignore[method-assign]
+        invoicing_tasks.render_invoice_pdf.delay = rendered_later.append
 
         counter = _QueryCounter()
         profiler = None

@@ -126,8 +126,8 @@ class Command(BaseCommand):
         Event.objects.bulk_create(events, batch_size=5000)
 
         invoice_finalized.disconnect(dispatch_uid="payments.on_invoice_finalized")
-        invoicing_tasks.render_invoice_pdf.delay = lambda *a, **k: None  # type: ignore[method-assign]
-        wallet_tasks.refresh_ongoing_balances.delay = lambda *a, **k: None  # type: ignore[method-assign]
+        invoicing_tasks.render_invoice_pdf.delay = lambda *a, **k: None
+        wallet_tasks.refresh_ongoing_balances.delay = lambda *a, **k: None
 
         def run(at: datetime) -> tuple[float, float, int]:
             count = [0]

@@ -72,7 +72,9 @@ class Command(BaseCommand):
             ("graduated (3 tiers) compute", lambda: charge_models.compute("graduated", GRADUATED, units=units), calls),
             (
                 "percentage (100 events, free events, min/max) compute",
-                lambda: charge_models.compute("percentage", PERCENTAGE, units=sum(events), event_values=events),
+                lambda: charge_models.compute(
+                    "percentage", PERCENTAGE, units=sum(events, Decimal(0)), event_values=events
+                ),
                 calls // 10,
             ),
             (

@@ -83,7 +83,7 @@ def test_wallets_through_the_lago_client(lago):
     with pytest.raises(LagoApiError) as no_stripe:
         lago.wallet_transactions.payment_url(by_kind["purchased"].lago_id)
     assert no_stripe.value.status_code == 422
-    assert no_stripe.value.response["code"] == "missing_payment_provider"
+    assert no_stripe.value.response["code"] == "payment_provider_not_configured"
 
     with pytest.raises(LagoApiError) as too_many:
         for i in range(6):

@@ -1,0 +1,7 @@
+"""Stable error codes of the customers app (Lago's), beside the shared billing_project.errors.ErrorCode."""
+
+from enum import StrEnum
+
+
+class CustomersErrorCode(StrEnum):
+    CURRENCIES_DOES_NOT_MATCH = "currencies_does_not_match"
