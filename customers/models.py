@@ -107,6 +107,12 @@ class Organization(models.Model):
         return organization
 
 
+def applicable_timezone(customer_timezone: str | None, organization: Organization) -> str:
+    """The one home of the rule: a customer's timezone, else its organization's, else UTC (for a
+    frozen snapshot's timezone as for a live customer's)."""
+    return customer_timezone or organization.timezone or "UTC"
+
+
 class PaymentProvider(models.TextChoices):
     STRIPE = "stripe", "Stripe"
     MANUAL = "manual", "Manual"
@@ -171,7 +177,9 @@ class Customer(models.Model):
         return self.name or self.external_id
 
     def applicable_timezone(self, organization: Organization | None = None) -> str:
-        return self.timezone or (organization or Organization.current()).timezone
+        """The timezone billing uses for this customer: its own, else the organization's, else
+        UTC (`applicable_timezone`). Never written back onto the row."""
+        return applicable_timezone(self.timezone, organization or Organization.current())
 
     def applicable_net_payment_term(self, organization: Organization | None = None) -> int:
         if self.net_payment_term is not None:

@@ -22,6 +22,7 @@ from billing_project.money import is_currency
 
 from .countries import is_country_code
 from .errors import CustomersValidationError
+from .locks import lock_customer, lock_organization
 from .models import (
     CUSTOMER_BILLING_FIELDS,
     CUSTOMER_SEQUENCE,
@@ -226,8 +227,7 @@ def organization_update(*, changes: Mapping[str, Any]) -> Organization:
     """Apply the fields present in `changes` (a partial update, as Lago's PUT: an explicit null
     clears a text field). Unknown keys are ignored."""
     with transaction.atomic():
-        Organization.current()
-        organization = Organization.objects.select_for_update().get(pk=1)
+        organization = lock_organization()
         _assign(organization, changes, ORGANIZATION_FIELDS, ORGANIZATION_TEXT_FIELDS)
         normalize_codes(organization, ("country", "default_currency", "document_number_prefix"))
         errors = organization_validate(organization)
@@ -279,6 +279,17 @@ def _metadata_merge(current: list[dict[str, Any]], items: Any) -> tuple[list[dic
             }
         )
     return merged, {}
+
+
+def customer_currency_claim(*, customer: Customer, currency: str) -> bool:
+    """The first subscription or invoice of a customer without a currency gives it its own (as
+    Lago); later ones must match. False when `currency` is not the customer's (the caller refuses
+    it with its own error). The caller holds the customer's row lock."""
+    if customer.currency:
+        return customer.currency == currency
+    Customer.objects.filter(pk=customer.pk).update(currency=currency, updated_at=timezone.now())
+    customer.currency = currency
+    return True
 
 
 def customer_has_billing_history(customer: Customer) -> bool:
@@ -404,7 +415,7 @@ def customer_delete(*, customer: Customer) -> Customer:
     """Soft delete: the row stays for the invoices that name it; its external_id is free again.
     Sends `customer_deleted` after commit (apps to the right end what the customer had running)."""
     with transaction.atomic():
-        locked = Customer.objects.select_for_update().get(pk=customer.pk)
+        locked = lock_customer(customer)
         if locked.deleted_at is None:
             locked.deleted_at = timezone.now()
             locked.save(update_fields=["deleted_at", "updated_at"])

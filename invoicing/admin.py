@@ -22,7 +22,7 @@ from django.utils.html import format_html
 
 from billing_project.admin import ReadOnlyAdmin
 
-from . import credit_notes, pdf, services
+from . import credit_note_refunds, credit_notes, documents, pdf, services
 from .errors import InvoicingError
 from .models import (
     CreditNote,
@@ -123,7 +123,7 @@ class FeeInline(_ReadOnlyInline):
 
     @admin.display(description="line")
     def line(self, fee: Fee) -> str:
-        return pdf.fee_line_name(fee)
+        return documents.fee_line_name(fee)
 
 
 class InvoiceAppliedTaxInline(_ReadOnlyInline):
@@ -256,11 +256,11 @@ class InvoiceAdmin(ReadOnlyAdmin):
 
     @admin.display(description="total", ordering="total_amount")
     def total(self, invoice: Invoice) -> str:
-        return pdf.format_money(invoice.total_amount, invoice.currency)
+        return documents.format_money(invoice.total_amount, invoice.currency)
 
     @admin.display(description="amount due")
     def due(self, invoice: Invoice) -> str:
-        return pdf.format_money(invoice.total_due_amount, invoice.currency)
+        return documents.format_money(invoice.total_due_amount, invoice.currency)
 
     @admin.display(description="PDF")
     def pdf(self, invoice: Invoice) -> str:
@@ -308,7 +308,7 @@ class FeeAdmin(ReadOnlyAdmin):
 
     @admin.display(description="line")
     def line(self, fee: Fee) -> str:
-        return pdf.fee_line_name(fee)
+        return documents.fee_line_name(fee)
 
     @admin.display(description="invoice", ordering="invoice__number")
     def invoice_link(self, fee: Fee) -> str | None:
@@ -380,7 +380,7 @@ class CreditNoteAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Mark refund as paid (refunded by hand)", permissions=["billing"])
     def mark_refund_paid(self, request: HttpRequest, queryset: QuerySet) -> None:
-        service = credit_notes.credit_note_refund_mark_paid
+        service = credit_note_refunds.credit_note_refund_mark_paid
         self._apply(
             request, queryset, "refund marked paid", lambda note: service(credit_note=note, actor=_actor(request))
         )

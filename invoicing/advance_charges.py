@@ -2,7 +2,7 @@
 
 Ingestion announces new events whose code a pay-in-advance charge prices
 (`metrics.signals.events_stored`); invoicing enqueues one task per event, which calls
-`fees_create_for_event`. Per charge of the event's subscription (billing.pay_in_advance_fee
+`fees_create_for_event`. Per charge of the event's subscription (`pay_in_advance_fee`
 computes the amount): an invoiceable charge gets an invoice of type `subscription` holding that
 one fee, finalized at once (number, taxes, coupons, credit notes, PDF and payment after commit,
 no grace period: the event already happened); a charge that is not invoiceable, or a fee of zero,
@@ -23,22 +23,29 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing_project.money import from_cents
 from customers.models import Organization
-from metrics.models import BillableMetric, Event
+from metrics.aggregation import aggregate, aggregate_grouped
+from metrics.aggregation import group_value as group_value_of
+from metrics.models import AggregationType, BillableMetric, Event
+from metrics.selectors import event_numeric_value, event_scalar_text
+from plans import charge_models, periods
 from plans.models import Charge, Subscription, SubscriptionStatus
 
-from . import billing, selectors, services, totals
-from .models import Fee, FeeAppliedTax, Invoice
+from . import billing, buckets, selectors, services, totals, windows
+from .models import Fee, FeeAppliedTax, FeeType, Invoice
 
 logger = logging.getLogger(__name__)
 
+ZERO = Decimal(0)
 ACTOR = "system:pay_in_advance"
 _UNIQUE = "fee_pay_in_advance_event_unique"
 # SQLite names the columns instead of the constraint.
@@ -58,7 +65,7 @@ def subscription_for_event(event: Event) -> Subscription | None:
         .filter(Q(terminated_at__isnull=True) | Q(terminated_at__gt=event.timestamp))
         .order_by("-started_at")
     )[:1]
-    found = selectors.with_local_timezones(list(rows))
+    found = list(rows)
     return found[0] if found else None
 
 
@@ -97,7 +104,7 @@ def fee_create_for_event_charge(
 ) -> Fee | None:
     """One event on one charge, in one transaction. None when the charge cannot price the event
     or the event was billed on it already."""
-    fee = billing.pay_in_advance_fee(subscription, charge, event)
+    fee = pay_in_advance_fee(subscription, charge, event)
     if fee is None:
         return None
     try:
@@ -129,12 +136,162 @@ def _invoice_create(*, subscription: Subscription, fee: Fee, event: Event, actor
     never burns a number)."""
     return services.invoice_create_with_fees(
         subscription=subscription,
-        window=billing.billing_window_in_advance_charge(subscription, event.timestamp),
-        fees=lambda: [fee],
+        window=windows.in_advance_charge_window(subscription, event.timestamp),
+        fees=[fee],
         actor=actor,
         context=services.RunContext(organization=Organization.current()),
         now=now,
         payload={"event": event.transaction_id},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Pricing one event of a pay-in-advance charge
+
+
+def _advance_value(metric: BillableMetric, properties: Any) -> Decimal | str | None:
+    """What one event adds: 1 (count), its number (sum), its value (unique count); None when the
+    event carries no usable value (Lago creates no fee for it either)."""
+    kind = metric.aggregation_type
+    if kind == AggregationType.COUNT:
+        return Decimal(1)
+    if kind == AggregationType.SUM:
+        return event_numeric_value(properties, metric.field_name)
+    if kind == AggregationType.UNIQUE_COUNT:
+        return event_scalar_text(properties, metric.field_name)
+    return None
+
+
+def _removes(properties: Any) -> bool:
+    return isinstance(properties, dict) and properties.get("operation_type") == "remove"
+
+
+def pay_in_advance_fee(subscription: Subscription, charge: Charge, event: Event) -> Fee | None:
+    """The fee `event` costs on the pay-in-advance `charge` (unsaved; invoice unset), or None
+    when the charge cannot price it (no usable value, an aggregation Lago never bills in advance).
+
+    As Lago (Charges::ApplyPayInAdvanceChargeModelService): the increment of the charge model's
+    amount that this event causes within its charges period, price(units before + the event's)
+    - price(units before), so tiers, packages and free units run across the whole period.
+    "Before" is every event of the period that sorts before this one by (timestamp, id): events
+    of the same millisecond (a batch sent without timestamps) count in the order they were stored.
+    A unique count value that is already active, or a removal, adds nothing (a zero fee). Never
+    negative: a negative sum costs 0 (a refund is a credit note)."""
+    metric = charge.billable_metric
+    if metric.aggregation_type not in charge_models.PAY_IN_ADVANCE_AGGREGATIONS:
+        return None
+    own = _advance_value(metric, event.properties)
+    if own is None:
+        return None
+    currency = billing.plan_currency(subscription)
+    period = periods.subscription_charges_period(subscription, event.timestamp)
+    bucket = buckets.event_bucket(charge, event.properties)
+    properties = charge_models.properties_for(charge, bucket.charge_filter)
+    filters: buckets.Filters = dict(bucket.filters or {})
+    group_key = billing.grouping_keys(properties)
+    group_value = group_value_of(event.properties, group_key) if group_key else None
+    for key, value in billing.grouped_by_values(group_key, group_value).items():
+        filters[key] = [v for v in filters.get(key, [value]) if v == value]
+    with_values = billing.needs_event_values(charge.charge_model, properties)
+    # A recurring metric's units carry over from period to period (`carried_over_fees` billed
+    # them at the renewal): everything since the start counts as "before".
+    scope = {
+        "external_subscription_ids": [subscription.external_id],
+        "from_datetime": windows.billing_start(subscription)
+        if metric.recurring
+        else billing.usage_from(subscription, period),
+        "to_datetime": event.timestamp,
+        "exclude_filters": bucket.exclude_filters,
+    }
+    before = aggregate(metric, filters=filters or None, with_event_values=with_values, **scope)
+    same_instant = [
+        other
+        for other in Event.objects.filter(
+            external_subscription_id=event.external_subscription_id,
+            code=event.code,
+            timestamp=event.timestamp,
+            id__lt=event.id,
+        ).order_by("id")
+        if buckets.bucket_matches(bucket, other.properties)
+        and (group_key is None or group_value_of(other.properties, group_key) == group_value)
+    ]
+    units = before.units
+    count = before.events_count
+    values = list(before.event_values or ())
+    precise_cents = before.precise_total_amount_cents
+    if metric.aggregation_type == AggregationType.UNIQUE_COUNT:
+        field_name = metric.field_name
+        tie_values = [(_advance_value(metric, other.properties), _removes(other.properties)) for other in same_instant]
+        wanted = sorted({str(own)} | {str(value) for value, _ in tie_values if value is not None})
+        active = {
+            value
+            for value, result in aggregate_grouped(
+                metric, grouped_by=field_name, filters={**filters, field_name: wanted}, **scope
+            ).items()
+            if result.units > 0
+        }
+        for value, removes in tie_values:
+            if value is None:
+                continue
+            if removes and value in active:
+                active.discard(value)  # type: ignore[arg-type]
+                units -= 1
+            elif not removes and value not in active:
+                active.add(value)  # type: ignore[arg-type]
+                units += 1
+            count += 1
+            values.append(Decimal(1))
+        increment = ZERO if _removes(event.properties) or own in active else Decimal(1)
+        own_value = Decimal(1)
+    else:
+        for other in same_instant:
+            value = _advance_value(metric, other.properties)
+            if value is None:
+                continue
+            units += value  # type: ignore[operator]
+            count += 1
+            values.append(value)  # type: ignore[arg-type]
+            precise_cents += other.precise_total_amount_cents or ZERO
+        increment = own_value = own  # type: ignore[assignment]
+    own_cents = event.precise_total_amount_cents or ZERO
+
+    def price(units: Decimal, count: int, values: list[Decimal], cents: Decimal) -> charge_models.ChargeResult:
+        return charge_models.compute(
+            charge.charge_model,
+            properties,
+            units=units,
+            events_count=count,
+            event_values=values if with_values else None,
+            precise_total_amount=from_cents(cents, currency),
+        )
+
+    priced_before = price(units, count, values, precise_cents)
+    priced_after = price(units + increment, count + 1, [*values, own_value], precise_cents + own_cents)
+    precise = max(priced_after.amount - priced_before.amount, ZERO)
+    return billing.new_fee(
+        subscription,
+        currency,
+        precise,
+        fee_type=FeeType.CHARGE,
+        charge=charge,
+        charge_filter=bucket.charge_filter,
+        units=increment,
+        events_count=1,
+        unit_amount=precise / increment if increment else ZERO,
+        pay_in_advance=True,
+        pay_in_advance_event_id=event.id,
+        pay_in_advance_event_transaction_id=event.transaction_id,
+        from_datetime=period.from_datetime,
+        to_datetime=period.to_datetime,
+        invoice_display_name=billing.display_name(charge, bucket),
+        grouped_by=billing.grouped_by_values(group_key, group_value),
+        amount_details={
+            "units_before": billing.decimal_text(units),
+            "units_after": billing.decimal_text(units + increment),
+            "amount_before": billing.decimal_text(priced_before.amount),
+            "amount_after": billing.decimal_text(priced_after.amount),
+            "after": priced_after.details,
+        },
     )
 
 
@@ -144,78 +301,11 @@ DEFAULT_SWEEP_HOURS = 24
 # Events younger than this are left to their announced task (in flight, not lost): the sweep
 # racing it would only roll back at the fee's unique key, but costs both a pricing.
 SWEEP_SETTLE = timedelta(minutes=2)
-SWEEP_PAGE = 500
 
 
 def sweep_hours() -> int:
     """How far back the sweep looks (settings.TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS, default 24)."""
     return int(getattr(settings, "TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS", DEFAULT_SWEEP_HOURS))
-
-
-# Driven by the subscriptions and their live pay-in-advance charges, so each (subscription,
-# metric code) pair is one range scan of the events' (external_subscription_id, code, timestamp)
-# index over the window; the anti-join probes the fee's partial unique index (charge,
-# subscription, pay_in_advance_event_transaction_id). Events a charge cannot price (a sum event
-# without its field) are skipped here rather than priced again at every sweep. Paged by event id.
-_MISSED_SQL = """
-SELECT DISTINCT e.id, e.external_subscription_id, e.transaction_id
-FROM {subscriptions} s
-JOIN {charges} c ON c.plan_id = s.plan_id AND c.pay_in_advance AND c.deleted_at IS NULL
-JOIN {metrics} m ON m.id = c.billable_metric_id AND m.deleted_at IS NULL
-JOIN {events} e
-    ON e.external_subscription_id = s.external_id AND e.code = m.code
-    AND e.timestamp >= %(since)s AND e.timestamp < %(until)s
-    AND e.timestamp >= s.started_at AND (s.terminated_at IS NULL OR e.timestamp < s.terminated_at)
-WHERE s.status IN (%(active)s, %(terminated)s)
-    AND (s.terminated_at IS NULL OR s.terminated_at > %(since)s)
-    AND s.started_at < %(until)s
-    AND e.created_at < %(settled)s
-    AND e.id > %(after_id)s
-    AND (m.aggregation_type = %(count_agg)s OR {has_field})
-    AND NOT EXISTS (
-        SELECT 1 FROM {fees} f
-        WHERE f.charge_id = c.id AND f.subscription_id = s.id
-            AND f.pay_in_advance_event_transaction_id = e.transaction_id
-    )
-ORDER BY e.id
-LIMIT %(limit)s
-"""
-
-
-def missed_events(
-    *, since: datetime, until: datetime, settled: datetime, after_id: int = 0, limit: int = SWEEP_PAGE
-) -> list[tuple[int, str, str]]:
-    """(event id, external_subscription_id, transaction_id) of events with a timestamp in
-    [since, until), received before `settled`, that a live pay-in-advance charge of their
-    subscription prices and that have no fee on it yet; ordered by id, after `after_id`."""
-    params: dict[str, Any] = {
-        "since": since,
-        "until": until,
-        "settled": settled,
-        "after_id": after_id,
-        "limit": limit,
-        "active": SubscriptionStatus.ACTIVE,
-        "terminated": SubscriptionStatus.TERMINATED,
-        "count_agg": "count_agg",
-    }
-    # "The event carries the metric's field": jsonb's `?` on PostgreSQL; json_extract on SQLite
-    # (the demo database), where the sweep is only ever run by hand.
-    has_field = (
-        "e.properties ? m.field_name"
-        if connection.vendor == "postgresql"
-        else "json_extract(e.properties, '$.\"' || m.field_name || '\"') IS NOT NULL"
-    )
-    sql = _MISSED_SQL.format(
-        subscriptions=Subscription._meta.db_table,
-        charges=Charge._meta.db_table,
-        metrics=BillableMetric._meta.db_table,
-        events=Event._meta.db_table,
-        fees=Fee._meta.db_table,
-        has_field=has_field,
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [(row[0], row[1], row[2]) for row in cursor.fetchall()]
 
 
 @dataclass
@@ -238,7 +328,7 @@ def fees_sweep_missed(
     result = SweepResult()
     after_id = 0
     while True:
-        page = missed_events(since=since, until=now, settled=now - SWEEP_SETTLE, after_id=after_id)
+        page = selectors.missed_events(since=since, until=now, settled=now - SWEEP_SETTLE, after_id=after_id)
         for event_id, external_subscription_id, transaction_id in page:
             after_id = event_id
             result.events += 1
@@ -260,7 +350,7 @@ def fees_sweep_missed(
             if fees:
                 result.billed += 1
                 result.fees += len(fees)
-        if len(page) < SWEEP_PAGE:
+        if len(page) < selectors.SWEEP_PAGE:
             break
     if result.events:
         logger.warning(

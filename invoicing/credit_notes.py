@@ -30,8 +30,10 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from billing_project.money import quantum, round_amount, to_cents
+from plans import periods
+from plans.models import Subscription
 
-from . import pdf, totals
+from . import locks, totals
 from .errors import InvoicingError, NotAllowedError, NotFoundError
 from .models import (
     Credit,
@@ -42,6 +44,7 @@ from .models import (
     CreditStatus,
     Fee,
     FeeAppliedTax,
+    FeeType,
     Invoice,
     InvoiceAppliedTax,
     InvoiceEvent,
@@ -328,7 +331,7 @@ def _validate(figures: CreditNoteFigures, credit: Decimal, refund: Decimal, invo
 
 
 def _lock_invoice(invoice: Invoice) -> Invoice:
-    return Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=invoice.pk)
+    return locks.lock_invoice(invoice)
 
 
 def _issuing_date(invoice: Invoice) -> Any:
@@ -349,7 +352,7 @@ def _money_payload(note: CreditNote) -> dict[str, Any]:
     }
 
 
-def _event(*, note: CreditNote, invoice_id: Any, kind: str, actor: str, payload: dict[str, Any]) -> None:
+def note_event(*, note: CreditNote, invoice_id: Any, kind: str, actor: str, payload: dict[str, Any]) -> None:
     InvoiceEvent.objects.create(invoice_id=invoice_id, credit_note=note, kind=kind, actor=actor, payload=payload)
 
 
@@ -417,7 +420,7 @@ def credit_note_create(
             )
             for line in figures.taxes
         )
-        _event(
+        note_event(
             note=note,
             invoice_id=invoice.pk,
             kind="credit_note_created",
@@ -431,8 +434,15 @@ def credit_note_create(
                 functools.partial(credit_note_refund_requested.send, sender=CreditNote, credit_note_id=note.pk),
                 robust=True,
             )
-        transaction.on_commit(functools.partial(pdf.credit_note_pdf_render, credit_note=note), robust=True)
+        # Rendered by a task like an invoice's PDF, never inside the request.
+        transaction.on_commit(functools.partial(_render_pdf_later, str(note.pk)), robust=True)
     return note
+
+
+def _render_pdf_later(credit_note_id: str) -> None:
+    from .tasks import render_credit_note_pdf
+
+    render_credit_note_pdf.delay(credit_note_id)
 
 
 def credit_note_create_for_unused_subscription_fee(*, fee: Fee, amount: Decimal, actor: str) -> CreditNote | None:
@@ -465,11 +475,43 @@ def credit_note_create_for_unused_subscription_fee(*, fee: Fee, amount: Decimal,
         )
 
 
+def credit_note_create_for_unused_advance_fee(
+    *, subscription: Subscription, upgraded: bool, actor: str
+) -> CreditNote | None:
+    """At the end of a subscription on a plan paid in advance: a credit note for the unused days
+    of the fee paid for the period it ended in, as Lago: amount x unused days / days paid for.
+    An upgrade's switch day is unused (the new plan bills it)."""
+    end = subscription.terminated_at
+    if not subscription.plan.pay_in_advance or end is None:
+        return None
+    fee = (
+        Fee.objects.filter(
+            subscription=subscription,
+            fee_type=FeeType.SUBSCRIPTION,
+            from_datetime__lt=end,
+            to_datetime__gt=end,
+            invoice__status=InvoiceStatus.FINALIZED,
+        )
+        .select_related("invoice")
+        .order_by("-from_datetime")
+        .first()
+    )
+    if fee is None or fee.amount <= 0:
+        return None
+    tz = periods.subscription_timezone(subscription)
+    paid = periods.clip_to(periods.subscription_period(subscription, fee.from_datetime), fee.to_datetime, tz)
+    used = periods.clip_to(paid, end, tz, end_day_used=not upgraded)
+    if paid.days <= 0 or used.days >= paid.days:
+        return None
+    amount = round_amount(fee.amount * Decimal(paid.days - used.days) / Decimal(paid.days), fee.currency)
+    return credit_note_create_for_unused_subscription_fee(fee=fee, amount=amount, actor=actor)
+
+
 def credit_note_void(*, credit_note: CreditNote, actor: str) -> CreditNote:
     """Cancel what is left of a note's credit (Lago: only while some credit is available;
     otherwise not_allowed "no_voidable_amount"). Refunds and consumed credit stay as they are."""
     with transaction.atomic():
-        note = CreditNote.objects.select_for_update().get(pk=credit_note.pk)
+        note = locks.lock_credit_note(credit_note)
         if note.credit_status != CreditStatus.AVAILABLE or note.balance_amount <= 0:
             raise NotAllowedError("no_voidable_amount")
         voided_amount = note.balance_amount
@@ -477,7 +519,7 @@ def credit_note_void(*, credit_note: CreditNote, actor: str) -> CreditNote:
         note.balance_amount = ZERO
         note.voided_at = timezone.now()
         note.save(update_fields=["credit_status", "balance_amount", "voided_at", "updated_at"])
-        _event(
+        note_event(
             note=note,
             invoice_id=note.invoice_id,
             kind="credit_note_voided",
@@ -580,7 +622,7 @@ def credit_notes_recredit(*, invoice: Invoice, actor: str) -> Decimal:
                 updated_at=timezone.now(),
             )
             restored += given_back
-            _event(
+            note_event(
                 note=note,
                 invoice_id=invoice.pk,
                 kind="credit_note_recredited",
@@ -588,105 +630,3 @@ def credit_notes_recredit(*, invoice: Invoice, actor: str) -> Decimal:
                 payload={"credit_note_id": str(note.pk), "amount_cents": to_cents(given_back, note.currency)},
             )
     return restored
-
-
-# --- Refunds ------------------------------------------------------------------------------------
-# invoicing records what a note owes back (refund_amount, refund_status pending) and announces it
-# (credit_note_refund_requested); payments moves the money (Stripe) and reports the outcome here.
-# Money refunded by hand (bank transfer) is marked paid by finance. Invoicing never imports
-# payments: what payments did is known here only through the calls below and their audit rows.
-
-# Where a refund may go next: `succeeded` is final; `failed` gives way only to a later success (a
-# refund finance made by hand after the provider's failure). The same status twice is a no-op.
-REFUND_TRANSITIONS: dict[str, frozenset[str]] = {
-    RefundStatus.PENDING: frozenset({RefundStatus.SUCCEEDED, RefundStatus.FAILED}),
-    RefundStatus.FAILED: frozenset({RefundStatus.SUCCEEDED}),
-    RefundStatus.SUCCEEDED: frozenset(),
-}
-# The audit row that says a provider took the refund over (payments writes it through
-# credit_note_refund_submission_record): from then on, only the provider's outcome settles it.
-REFUND_SUBMITTED_EVENT = "credit_note_refund_submitted"
-
-
-def _refund_payload(note: CreditNote) -> dict[str, Any]:
-    return {
-        "credit_note_id": str(note.pk),
-        "number": note.number,
-        "currency": note.currency,
-        "refund_amount_cents": to_cents(note.refund_amount, note.currency),
-    }
-
-
-def _lock_note_with_refund(credit_note: CreditNote) -> CreditNote:
-    note = CreditNote.objects.select_for_update().get(pk=credit_note.pk)
-    if not note.refund_status or note.refund_amount <= 0:
-        raise NotAllowedError("no_refund")
-    return note
-
-
-def credit_note_refund_status_update(
-    *, credit_note: CreditNote, status: str, actor: str, reason: str = ""
-) -> CreditNote:
-    """Record a refund's outcome: pending -> succeeded or failed (and failed -> succeeded).
-    `succeeded` is final and dates the refund (refunded_at). Repeating the current status changes
-    nothing (a retried task, a re-delivered webhook); any other move is not_allowed
-    "invalid_refund_status". Writes an InvoiceEvent with the reason (decline, reference)."""
-    if status not in (RefundStatus.SUCCEEDED, RefundStatus.FAILED):
-        raise InvoicingError.field("refund_status", "value_is_invalid")
-    with transaction.atomic():
-        note = _lock_note_with_refund(credit_note)
-        previous = note.refund_status
-        assert previous is not None  # the note has a refund
-        if previous == status:
-            return note
-        if status not in REFUND_TRANSITIONS[previous]:
-            raise NotAllowedError("invalid_refund_status")
-        note.refund_status = status
-        fields = ["refund_status", "updated_at"]
-        if status == RefundStatus.SUCCEEDED:
-            note.refunded_at = timezone.now()
-            fields.append("refunded_at")
-        note.save(update_fields=fields)
-        _event(
-            note=note,
-            invoice_id=note.invoice_id,
-            kind=f"credit_note_refund_{status}",
-            actor=actor,
-            payload={**_refund_payload(note), "previous_status": previous, "reason": reason},
-        )
-    return note
-
-
-def credit_note_refund_submission_record(
-    *, credit_note: CreditNote, provider: str, actor: str, details: dict[str, Any] | None = None
-) -> None:
-    """Inside the caller's transaction: note that `provider` took the pending refund over (its
-    outcome will come through credit_note_refund_status_update), so nobody marks it paid by hand
-    meanwhile and the money goes back once."""
-    with transaction.atomic():
-        note = _lock_note_with_refund(credit_note)
-        if note.refund_status != RefundStatus.PENDING:
-            raise NotAllowedError("invalid_refund_status")
-        _event(
-            note=note,
-            invoice_id=note.invoice_id,
-            kind=REFUND_SUBMITTED_EVENT,
-            actor=actor,
-            payload={**_refund_payload(note), "provider": provider, **(details or {})},
-        )
-
-
-def credit_note_refund_mark_paid(*, credit_note: CreditNote, actor: str, reason: str = "") -> CreditNote:
-    """Finance refunded the money outside Tollgate (bank transfer): the refund succeeded. Refused
-    (not_allowed "refund_handled_by_provider") while a provider holds a pending refund; after the
-    provider failed, a refund made by hand may still be recorded."""
-    with transaction.atomic():
-        note = _lock_note_with_refund(credit_note)
-        if note.refund_status == RefundStatus.SUCCEEDED:
-            raise NotAllowedError("invalid_refund_status")
-        handed_over = InvoiceEvent.objects.filter(credit_note_id=note.pk, kind=REFUND_SUBMITTED_EVENT).exists()
-        if handed_over and note.refund_status == RefundStatus.PENDING:
-            raise NotAllowedError("refund_handled_by_provider")
-        return credit_note_refund_status_update(
-            credit_note=note, status=RefundStatus.SUCCEEDED, actor=actor, reason=reason or "refunded by hand"
-        )

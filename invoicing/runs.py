@@ -13,16 +13,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from billing_project.money import round_amount
 from customers.models import Organization
-from plans import periods
 from plans.models import Subscription
+from plans.subscriptions import subscriptions_activate_due
 
-from . import billing, credit_notes, numbering, selectors, services
-from .models import Fee, FeeType, Invoice, InvoiceStatus, InvoicingReason
+from . import billing, numbering, selectors, services, windows
+from .models import Invoice, InvoicingReason
 
 logger = logging.getLogger(__name__)
 
@@ -43,53 +41,16 @@ class RunSummary:
 
 def _bill(
     subscription: Subscription,
-    window: billing.BillingWindow,
+    window: windows.BillingWindow,
     *,
     actor: str,
     usage: billing.DirectUsage | None = None,
     context: services.RunContext | None = None,
 ) -> Invoice:
-    """One subscription-period, one transaction; a final period of a pay-in-advance plan also
-    credits the unused part of the fee paid at the start of the period, in that transaction."""
-    final = window.reason in (InvoicingReason.UPGRADING, InvoicingReason.SUBSCRIPTION_TERMINATING)
+    """One subscription-period, one transaction (services.invoice_create_for_period)."""
     return services.invoice_create_for_period(
-        subscription=subscription,
-        window=window,
-        actor=actor,
-        usage=usage,
-        context=context,
-        after_create=(lambda invoice: _credit_unused_advance_fee(subscription, actor=actor)) if final else None,
+        subscription=subscription, window=window, actor=actor, usage=usage, context=context
     )
-
-
-def _credit_unused_advance_fee(subscription: Subscription, *, actor: str) -> None:
-    end = subscription.terminated_at
-    if not subscription.plan.pay_in_advance or end is None:
-        return
-    fee = (
-        Fee.objects.filter(
-            subscription=subscription,
-            fee_type=FeeType.SUBSCRIPTION,
-            from_datetime__lt=end,
-            to_datetime__gt=end,
-            invoice__status=InvoiceStatus.FINALIZED,
-        )
-        .select_related("invoice")
-        .order_by("-from_datetime")
-        .first()
-    )
-    if fee is None or fee.amount <= 0:
-        return
-    assert fee.from_datetime is not None and fee.to_datetime is not None  # the filter compared both
-    tz = periods.subscription_timezone(subscription)
-    paid = periods.clip_to(periods.subscription_period(subscription, fee.from_datetime), fee.to_datetime, tz)
-    used = periods.clip_to(paid, end, tz)
-    if paid.days <= 0 or used.days >= paid.days:
-        return
-    # Unused days of the period paid for, as Lago: amount x unused days / days paid for.
-    amount = round_amount(fee.amount * Decimal(paid.days - used.days) / Decimal(paid.days), fee.currency)
-    if amount > 0:
-        credit_notes.credit_note_create_for_unused_subscription_fee(fee=fee, amount=amount, actor=actor)
 
 
 def bill_due(
@@ -101,7 +62,11 @@ def bill_due(
     progress: Callable[[int, int], None] | None = None,
     chunk_size: int = CHUNK,
 ) -> RunSummary:
-    """Bill, inline, everything due at `at`. Running it twice bills nothing the second time."""
+    """Bill, inline, everything due at `at`: first every activation, termination and plan change
+    due at `at` (as the live schedule would have made them), then every due period, oldest
+    first. A subscription whose period fails bills none of its later ones in this run (its last
+    billed period is where the next run resumes). Running it twice bills nothing the second time."""
+    subscriptions_activate_due(now=at)
     due = selectors.due_subscriptions(
         at=at,
         customer_external_id=customer_external_id,
@@ -111,6 +76,7 @@ def bill_due(
     due, billed = selectors.split_billed(due)
     summary = RunSummary(skipped=len(billed))
     organization = Organization.current()
+    failed_subscriptions: set[Any] = set()
     done = 0
     for chunk in selectors.chunks(due, chunk_size):
         usage = billing.BatchUsage(
@@ -119,28 +85,33 @@ def bill_due(
         numbering.customers_sequential_ids_assign(d.subscription.customer for d in chunk)
         context = services.RunContext.for_customers([d.subscription.customer_id for d in chunk], organization)
         for item in chunk:
+            done += 1
+            if item.subscription.pk in failed_subscriptions:
+                summary.failed += 1
+                continue
             try:
                 invoice = _bill(item.subscription, item.window, actor=actor, usage=usage, context=context)
             except services.AlreadyBilled:
                 summary.skipped += 1
             except Exception as error:
                 logger.exception("invoicing: billing %s failed", item.subscription.external_id)
+                failed_subscriptions.add(item.subscription.pk)
                 summary.failed += 1
                 summary.errors.append(f"{item.subscription.external_id}: {error!r}")
             else:
                 summary.created += 1
                 summary.invoice_ids.append(invoice.pk)
-            done += 1
             if progress is not None:
                 progress(done, len(due))
     return summary
 
 
 def _subscription(subscription_id: Any) -> Subscription | None:
-    rows = selectors.with_local_timezones(
-        list(billing.with_billing_relations(Subscription.objects.filter(pk=subscription_id)))
+    return (
+        billing.with_billing_relations(Subscription.objects.filter(pk=subscription_id))
+        .prefetch_related("next_subscriptions")
+        .first()
     )
-    return rows[0] if rows else None
 
 
 def bill_one(*, subscription_id: Any, reason: str, timestamp: datetime | None, actor: str) -> Invoice | None:
@@ -149,22 +120,24 @@ def bill_one(*, subscription_id: Any, reason: str, timestamp: datetime | None, a
     subscription = _subscription(subscription_id)
     if subscription is None:
         return None
-    if reason == InvoicingReason.SUBSCRIPTION_PERIODIC:
-        if timestamp is None:
-            return None
-        window: billing.BillingWindow | None = billing.billing_window_periodic(subscription, timestamp)
-    elif reason == InvoicingReason.SUBSCRIPTION_STARTING:
-        window = billing.billing_window_starting(subscription)
-    else:
+    if reason == FINAL:
         if subscription.terminated_at is None:
             return None
-        window = billing.billing_window_final(subscription, reason=reason)
+        reason = selectors.final_reason(subscription)
+    if reason == InvoicingReason.SUBSCRIPTION_PERIODIC and timestamp is None:
+        return None
+    at = timestamp or subscription.terminated_at or windows.billing_start(subscription)
+    window = windows.window_for(subscription, reason, at)
     if window is None:
         return None
     try:
         return _bill(subscription, window, actor=actor)
     except services.AlreadyBilled:
         return None
+
+
+# bill_one's reason for "the final invoice, upgrading or terminating as the subscription says".
+FINAL = "final"
 
 
 def bill_starting(*, subscription_id: Any, actor: str) -> Invoice | None:
@@ -174,9 +147,4 @@ def bill_starting(*, subscription_id: Any, actor: str) -> Invoice | None:
 
 
 def bill_final(*, subscription_id: Any, actor: str) -> Invoice | None:
-    subscription = Subscription.objects.filter(pk=subscription_id).prefetch_related("next_subscriptions").first()
-    if subscription is None or subscription.terminated_at is None:
-        return None
-    return bill_one(
-        subscription_id=subscription_id, reason=selectors.final_reason(subscription), timestamp=None, actor=actor
-    )
+    return bill_one(subscription_id=subscription_id, reason=FINAL, timestamp=None, actor=actor)

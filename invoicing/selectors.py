@@ -1,10 +1,7 @@
-"""Reads of the invoicing app: what is due for billing at an instant, and which drafts are due
-for a refresh (late events) or for finalization (grace period over).
-
-A subscription is due when a period boundary of it (a local midnight in the customer's timezone,
-else the organization's) passed at or before `at` and that period has no invoice yet; a
-terminated one when its final period has none. The "no invoice yet" filter here only saves
-work: the unique InvoiceSubscription constraint is what guarantees one invoice per period.
+"""Reads of the invoicing app: what is due for billing at an instant (the windows of
+invoicing.windows.due_windows), and which drafts are due for a refresh (late events) or for
+finalization (grace period over). The "not billed yet" reads here only save work: the unique
+InvoiceSubscription constraint is what guarantees one invoice per period.
 """
 
 from __future__ import annotations
@@ -12,26 +9,26 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db import connection
+from django.db.models import Exists, F, Max, OuterRef, Prefetch, Q
+from django.db.models.functions import Coalesce, Greatest
 
 from customers.models import Organization
-from metrics.models import Event
-from plans.models import Subscription, SubscriptionStatus
+from metrics.models import BillableMetric, Event
+from plans.models import Charge, Subscription, SubscriptionStatus
 
-from . import billing
-from .models import Invoice, InvoiceStatus, InvoiceSubscription, InvoicingReason
-
-# Terminated subscriptions whose final invoice is missing (a lost signal) are looked for this far back.
-FINAL_LOOKBACK = timedelta(days=7)
+from . import billing, windows
+from .models import Fee, Invoice, InvoiceStatus, InvoiceSubscription, InvoicingReason
 
 
 @dataclass(frozen=True)
 class Due:
     subscription: Subscription
-    window: billing.BillingWindow
+    window: windows.BillingWindow
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -51,14 +48,47 @@ def final_reason(subscription: Subscription) -> str:
     return InvoicingReason.SUBSCRIPTION_TERMINATING
 
 
-def with_local_timezones(rows: list[Subscription]) -> list[Subscription]:
-    """The organization's timezone filled in, in memory, for customers without one, so the
-    period functions do not look the organization up once per subscription. Never saved."""
-    organization = Organization.current()
+def _billed_so_far(subscription_ids: list[Any]) -> dict[Any, windows.BilledSoFar]:
+    """Per subscription, what its invoices cover already, in one query."""
+    rows = (
+        InvoiceSubscription.objects.filter(subscription_id__in=subscription_ids)
+        .exclude(invoicing_reason=InvoicingReason.IN_ADVANCE_CHARGE)
+        .values("subscription_id", "invoicing_reason")
+        .annotate(last=Max("timestamp"))
+        .order_by()
+    )
+    found: dict[Any, dict[str, Any]] = {}
     for row in rows:
-        if not row.customer.timezone:
-            row.customer.timezone = organization.timezone or "UTC"
-    return rows
+        entry = found.setdefault(row["subscription_id"], {})
+        reason = row["invoicing_reason"]
+        if reason == InvoicingReason.SUBSCRIPTION_STARTING:
+            entry["starting"] = True
+        elif reason == InvoicingReason.SUBSCRIPTION_PERIODIC:
+            entry["periodic_through"] = row["last"]
+        else:
+            entry["final"] = True
+    return {pk: windows.BilledSoFar(**entry) for pk, entry in found.items()}
+
+
+def _complete_terminated() -> Q:
+    """A terminated subscription is done with when its final invoice exists and the boundary
+    its final period starts at is billed, or was never billable (at or before its start or its
+    recording): it is not even loaded by later runs."""
+    billed_before = InvoiceSubscription.objects.filter(
+        subscription_id=OuterRef(OuterRef("pk")),
+        invoicing_reason=InvoicingReason.SUBSCRIPTION_PERIODIC,
+        timestamp__gte=OuterRef("last_boundary"),
+    )
+    done = (
+        InvoiceSubscription.objects.filter(subscription_id=OuterRef("pk"), invoicing_reason__in=windows.FINAL_REASONS)
+        .annotate(last_boundary=Greatest(F("from_datetime"), Coalesce(F("charges_from_datetime"), F("from_datetime"))))
+        .filter(
+            Q(last_boundary__lte=OuterRef("recorded_at"))
+            | Q(last_boundary__lte=OuterRef("started_at"))
+            | Exists(billed_before)
+        )
+    )
+    return Q(status=SubscriptionStatus.TERMINATED) & Q(Exists(done))
 
 
 def due_subscriptions(
@@ -68,11 +98,12 @@ def due_subscriptions(
     subscription_external_id: str | None = None,
     include_billed: bool = False,
 ) -> list[Due]:
-    """Every subscription-period due at `at`, oldest subscriptions first."""
+    """Every subscription-period due at `at` (windows.due_windows, the catch-up policy), oldest
+    period first. A subscription counts as it stood at `at` (a rerun at a past instant sees one
+    terminated later as live); one whose invoices are complete is not loaded."""
     rows = Subscription.objects.filter(
-        Q(status=SubscriptionStatus.ACTIVE, started_at__lt=at)
-        | Q(status=SubscriptionStatus.TERMINATED, terminated_at__lte=at, terminated_at__gt=at - FINAL_LOOKBACK)
-    )
+        status__in=(SubscriptionStatus.ACTIVE, SubscriptionStatus.TERMINATED), started_at__lte=at
+    ).exclude(_complete_terminated())
     if customer_external_id:
         rows = rows.filter(customer__external_id=customer_external_id, customer__deleted_at__isnull=True)
     if subscription_external_id:
@@ -85,29 +116,28 @@ def due_subscriptions(
             ),
         )
     )
-    subscriptions = with_local_timezones(list(rows.order_by("created_at", "id")))
+    subscriptions = list(rows.order_by("created_at", "id"))
+    ids = [s.pk for s in subscriptions]
     pending_swaps = dict(
         Subscription.objects.filter(
-            status=SubscriptionStatus.PENDING,
-            previous_subscription_id__in=[s.pk for s in subscriptions],
-            downgrade_at__isnull=False,
+            status=SubscriptionStatus.PENDING, previous_subscription_id__in=ids, downgrade_at__isnull=False
         ).values_list("previous_subscription_id", "downgrade_at")
     )
-    due: list[Due] = []
-    for subscription in subscriptions:
-        if subscription.status == SubscriptionStatus.TERMINATED:
-            due.append(Due(subscription, billing.billing_window_final(subscription, reason=final_reason(subscription))))
-            continue
-        boundary = billing.periodic_boundary(subscription, at)
-        if boundary is None:
-            continue
-        # Ending at that boundary: plans terminates it there and its final invoice bills the period.
-        if subscription.ending_at is not None and subscription.ending_at <= boundary:
-            continue
-        swap_at = pending_swaps.get(subscription.pk)
-        if swap_at is not None and swap_at <= boundary:
-            continue
-        due.append(Due(subscription, billing.billing_window_periodic(subscription, boundary)))
+    billed = _billed_so_far(ids)
+    due = [
+        Due(subscription, window)
+        for subscription in subscriptions
+        for window in windows.due_windows(
+            subscription,
+            at=at,
+            final_reason=final_reason(subscription) if subscription.terminated_at else "",
+            billed=billed.get(subscription.pk, windows.BilledSoFar()),
+            swap_at=pending_swaps.get(subscription.pk),
+        )
+    ]
+    # Oldest period first across subscriptions (numbers follow the calendar); the sort is
+    # stable, so at one instant the subscriptions keep their order.
+    due.sort(key=attrgetter("window.timestamp"))
     if include_billed:
         return due
     return split_billed(due)[0]
@@ -156,7 +186,76 @@ def drafts_due(*, now: datetime) -> list[Any]:
     organization = Organization.current()
     due = []
     for invoice in candidates:
-        tz = invoice.customer.timezone or organization.timezone or "UTC"
+        tz = invoice.customer.applicable_timezone(organization)
         if now.astimezone(ZoneInfo(tz)).date() >= invoice.issuing_date:
             due.append(invoice.pk)
     return due
+
+
+# Pay-in-advance events without a fee (the sweep of advance_charges.fees_sweep_missed), paged.
+SWEEP_PAGE = 500
+
+# Driven by the subscriptions and their live pay-in-advance charges, so each (subscription,
+# metric code) pair is one range scan of the events' (external_subscription_id, code, timestamp)
+# index over the window; the anti-join probes the fee's partial unique index (charge,
+# subscription, pay_in_advance_event_transaction_id). Events a charge cannot price (a sum event
+# without its field) are skipped here rather than priced again at every sweep. Paged by event id.
+_MISSED_SQL = """
+SELECT DISTINCT e.id, e.external_subscription_id, e.transaction_id
+FROM {subscriptions} s
+JOIN {charges} c ON c.plan_id = s.plan_id AND c.pay_in_advance AND c.deleted_at IS NULL
+JOIN {metrics} m ON m.id = c.billable_metric_id AND m.deleted_at IS NULL
+JOIN {events} e
+    ON e.external_subscription_id = s.external_id AND e.code = m.code
+    AND e.timestamp >= %(since)s AND e.timestamp < %(until)s
+    AND e.timestamp >= s.started_at AND (s.terminated_at IS NULL OR e.timestamp < s.terminated_at)
+WHERE s.status IN (%(active)s, %(terminated)s)
+    AND (s.terminated_at IS NULL OR s.terminated_at > %(since)s)
+    AND s.started_at < %(until)s
+    AND e.created_at < %(settled)s
+    AND e.id > %(after_id)s
+    AND (m.aggregation_type = %(count_agg)s OR {has_field})
+    AND NOT EXISTS (
+        SELECT 1 FROM {fees} f
+        WHERE f.charge_id = c.id AND f.subscription_id = s.id
+            AND f.pay_in_advance_event_transaction_id = e.transaction_id
+    )
+ORDER BY e.id
+LIMIT %(limit)s
+"""
+
+
+def missed_events(
+    *, since: datetime, until: datetime, settled: datetime, after_id: int = 0, limit: int = SWEEP_PAGE
+) -> list[tuple[int, str, str]]:
+    """(event id, external_subscription_id, transaction_id) of events with a timestamp in
+    [since, until), received before `settled`, that a live pay-in-advance charge of their
+    subscription prices and that have no fee on it yet; ordered by id, after `after_id`."""
+    params = {
+        "since": since,
+        "until": until,
+        "settled": settled,
+        "after_id": after_id,
+        "limit": limit,
+        "active": SubscriptionStatus.ACTIVE,
+        "terminated": SubscriptionStatus.TERMINATED,
+        "count_agg": "count_agg",
+    }
+    # "The event carries the metric's field": jsonb's `?` on PostgreSQL; json_extract on SQLite
+    # (the demo database), where the sweep is only ever run by hand.
+    has_field = (
+        "e.properties ? m.field_name"
+        if connection.vendor == "postgresql"
+        else "json_extract(e.properties, '$.\"' || m.field_name || '\"') IS NOT NULL"
+    )
+    sql = _MISSED_SQL.format(
+        subscriptions=Subscription._meta.db_table,
+        charges=Charge._meta.db_table,
+        metrics=BillableMetric._meta.db_table,
+        events=Event._meta.db_table,
+        fees=Fee._meta.db_table,
+        has_field=has_field,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(row[0], row[1], row[2]) for row in cursor.fetchall()]

@@ -10,7 +10,7 @@ amounts and fees are never written again (credit notes correct it, voiding cance
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -21,10 +21,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing_project.money import from_cents, round_amount, to_cents
+from customers.locks import lock_customer
 from customers.models import CUSTOMER_BILLING_FIELDS, ORGANIZATION_ISSUER_FIELDS, Customer, Organization
+from customers.services import customer_currency_claim
 from plans.models import AddOn, Subscription, Tax
+from plans.selectors import default_taxes
 
-from . import billing, credit_notes, numbering, selectors, totals
+from . import billing, credit_notes, locks, numbering, selectors, totals, windows
 from .errors import InvoicingError, NotAllowedError, NotFoundError
 from .models import (
     Credit,
@@ -110,33 +113,69 @@ class RunContext:
     def tax_resolver(self, customer: Customer) -> totals.TaxResolver:
         fallback = None
         if self.customer_taxes is not None and self.organization_taxes is not None:
-            fallback = self.customer_taxes.get(customer.pk) or self.organization_taxes
+            fallback = default_taxes(
+                customer_taxes=self.customer_taxes.get(customer.pk, []), organization_taxes=self.organization_taxes
+            )
         return totals.TaxResolver(customer, fallback=fallback)
 
 
-def invoice_create_with_fees(
+def invoice_create_for_period(
     *,
     subscription: Subscription,
-    window: billing.BillingWindow,
-    fees: Callable[[], Sequence[Fee]],
+    window: windows.BillingWindow,
     actor: str,
-    context: RunContext,
-    grace_days: int = 0,
-    finalize: bool = True,
+    usage: billing.DirectUsage | None = None,
+    organization: Organization | None = None,
+    context: RunContext | None = None,
+    finalize: bool | None = None,
     now: datetime | None = None,
-    payload: Mapping[str, Any] | None = None,
 ) -> Invoice:
-    """The invoice of `subscription` for `window`, inside the caller's transaction: the period
-    is claimed first (its InvoiceSubscription row, whose unique constraint refuses a second
-    invoice before `fees` is even called), then the fees with their coupons, taxes and amounts,
-    then, when `finalize`, the number, credit notes and frozen details (payment and PDF after
-    commit). Built complete in memory and inserted once. Issued on the local date of the
-    window's timestamp plus `grace_days`; `payload` goes into the "created" event."""
+    """The period run, one transaction, read top to bottom. A second run for the period raises
+    AlreadyBilled at step 1, before any work. Without a grace period the invoice is finalized
+    at once; with one it stays draft (steps 6-9 run when the draft is finalized)."""
+    context = context or RunContext(organization=organization or Organization.current())
+    grace = subscription.customer.applicable_invoice_grace_period(context.organization)
+    finalize = finalize if finalize is not None else grace == 0
+    try:
+        with transaction.atomic():
+            # 1. The window: the period is claimed (its unique InvoiceSubscription row).
+            invoice = _invoice_claim(subscription=subscription, window=window, context=context, grace_days=grace)
+            # 2-3. Usage aggregated in SQL, priced into fees: subscription fee, charges, minimums.
+            fees = billing.subscription_fees(subscription, window, usage=usage)
+            # 4-9. Coupons, taxes, credit notes, prepaid credits, totals, number (invoice_complete).
+            invoice_complete(
+                invoice=invoice,
+                fees=fees,
+                context=context,
+                finalize=finalize,
+                actor=actor,
+                now=now,
+                payload={"reason": window.reason},
+            )
+            # A final period of a plan paid in advance credits the part of the fee not used.
+            if window.reason in windows.FINAL_REASONS:
+                credit_notes.credit_note_create_for_unused_advance_fee(
+                    subscription=subscription, upgraded=window.reason == InvoicingReason.UPGRADING, actor=actor
+                )
+    except IntegrityError as error:
+        text = str(error)
+        if "invoice_subscription_period_unique" in text or "invoicing_invoicesubscription.subscription_id" in text:
+            raise AlreadyBilled(str(subscription.pk)) from None
+        raise
+    return invoice
+
+
+def _invoice_claim(
+    *, subscription: Subscription, window: windows.BillingWindow, context: RunContext, grace_days: int
+) -> Invoice:
+    """A draft invoice (unsaved) for `window`, its period claimed by the InvoiceSubscription row
+    whose unique constraint refuses a second invoice. Issued on the local date of the window's
+    timestamp plus `grace_days`."""
     assert transaction.get_connection().in_atomic_block, "an invoice is created inside its caller's transaction"
     organization = context.organization
     customer = subscription.customer
     net_term = customer.applicable_net_payment_term(organization)
-    tz = customer.timezone or organization.timezone or "UTC"
+    tz = customer.applicable_timezone(organization)
     issuing_date = _local_date(window.timestamp, tz) + timedelta(days=grace_days)
     invoice = Invoice(
         customer=customer,
@@ -159,59 +198,69 @@ def invoice_create_with_fees(
         charges_to_datetime=window.charges_to_datetime,
         timestamp=window.timestamp,
     )
-    with_coupons = context.customers_with_coupons is None or customer.pk in context.customers_with_coupons
-    totals.invoice_fees_save(
-        invoice=invoice, fees=fees(), with_coupons=with_coupons, resolver=context.tax_resolver(customer)
-    )
-    events = [_event(invoice, "created", actor, reason=window.reason, **(payload or {}), **_totals_payload(invoice))]
-    if finalize:
-        with_credit = context.customers_with_credit is None or customer.pk in context.customers_with_credit
-        _finalize_fields(invoice, organization=organization, now=now, with_credit=with_credit)
-        events.append(_event(invoice, "finalized", actor, number=invoice.number, **_totals_payload(invoice)))
-        _after_commit(invoice)
-    invoice.save(force_insert=True)
-    InvoiceEvent.objects.bulk_create(events)
     return invoice
 
 
-def invoice_create_for_period(
+def invoice_create_with_fees(
     *,
     subscription: Subscription,
-    window: billing.BillingWindow,
+    window: windows.BillingWindow,
+    fees: Sequence[Fee],
     actor: str,
-    usage: billing.DirectUsage | None = None,
-    organization: Organization | None = None,
-    context: RunContext | None = None,
-    finalize: bool | None = None,
-    after_create: Callable[[Invoice], None] | None = None,
+    context: RunContext,
     now: datetime | None = None,
+    payload: Mapping[str, Any] | None = None,
 ) -> Invoice:
-    """Bill one subscription-period in one transaction (invoice_create_with_fees): a second run
-    for the period raises AlreadyBilled before any work is done. Without a grace period the
-    invoice is finalized at once; with one it stays draft until the grace has passed.
-    `after_create` runs inside the transaction."""
-    context = context or RunContext(organization=organization or Organization.current())
-    grace = subscription.customer.applicable_invoice_grace_period(context.organization)
-    try:
-        with transaction.atomic():
-            invoice = invoice_create_with_fees(
-                subscription=subscription,
-                window=window,
-                fees=lambda: billing.subscription_fees(subscription, window, usage=usage),
-                actor=actor,
-                context=context,
-                grace_days=grace,
-                finalize=finalize if finalize is not None else grace == 0,
-                now=now,
-            )
-            if after_create is not None:
-                after_create(invoice)
-    except IntegrityError as error:
-        text = str(error)
-        if "invoice_subscription_period_unique" in text or "invoicing_invoicesubscription.subscription_id" in text:
-            raise AlreadyBilled(str(subscription.pk)) from None
-        raise
+    """A finalized invoice of fees priced already (a pay-in-advance charge's event), inside the
+    caller's transaction: the period claimed, then steps 4-9 of the period run."""
+    invoice = _invoice_claim(subscription=subscription, window=window, context=context, grace_days=0)
+    invoice_complete(
+        invoice=invoice,
+        fees=fees,
+        context=context,
+        finalize=True,
+        actor=actor,
+        now=now,
+        payload={"reason": window.reason, **(payload or {})},
+    )
     return invoice
+
+
+def invoice_complete(
+    *,
+    invoice: Invoice,
+    fees: Sequence[Fee],
+    context: RunContext,
+    finalize: bool,
+    actor: str,
+    now: datetime | None,
+    payload: Mapping[str, Any],
+) -> None:
+    """Steps 4-9 of the period run on a claimed invoice, built in memory and inserted once:
+    coupons, taxes and subtotals; when `finalize`, the credit notes, the prepaid credits, the
+    total, the number and the frozen details (payment and PDF after commit)."""
+    customer = invoice.customer
+    with_coupons = context.customers_with_coupons is None or customer.pk in context.customers_with_coupons
+    with_credit = context.customers_with_credit is None or customer.pk in context.customers_with_credit
+    for fee in fees:
+        fee.invoice = invoice
+    # The fees as the invoice's `fees` (prefetched): finalization steps read them before they are saved.
+    invoice._prefetched_objects_cache = {"fees": list(fees)}  # type: ignore[attr-defined]
+    # 4. Coupons.
+    credits = totals.coupons_apply(invoice=invoice, fees=fees) if with_coupons else []
+    # 5. Taxes (totals.TaxResolver: which taxes apply to each fee), then the subtotals.
+    taxes = totals.taxes_compute(
+        invoice=invoice, fees=fees, resolver=context.tax_resolver(customer), currency=invoice.currency
+    )
+    totals.invoice_amounts_set(invoice=invoice, fees=fees, credits=credits, taxes=taxes)
+    events = [_event(invoice, "created", actor, **payload, **_totals_payload(invoice))]
+    if finalize:
+        _finalize_steps(invoice, organization=context.organization, now=now, with_credit=with_credit)
+        events.append(_event(invoice, "finalized", actor, number=invoice.number, **_totals_payload(invoice)))
+        _after_commit(invoice)
+    totals.invoice_rows_save(fees=fees, taxes=taxes, credits=credits)
+    invoice.save(force_insert=True)
+    InvoiceEvent.objects.bulk_create(events)
 
 
 _AMOUNT_FIELDS = [
@@ -227,25 +276,19 @@ _AMOUNT_FIELDS = [
 ]
 
 
-def window_of(subscription: Subscription, invoice_subscription: InvoiceSubscription) -> billing.BillingWindow:
+def window_of(subscription: Subscription, invoice_subscription: InvoiceSubscription) -> windows.BillingWindow:
     """The window an invoice was created for, computed again from its reason and timestamp (the
     period functions are pure, so the same inputs give the same periods)."""
     reason = invoice_subscription.invoicing_reason
-    if reason == InvoicingReason.SUBSCRIPTION_PERIODIC:
-        return billing.billing_window_periodic(subscription, invoice_subscription.timestamp)
     if reason == InvoicingReason.SUBSCRIPTION_STARTING:
-        window = billing.billing_window_starting(subscription)
-        if window is not None:
-            return window
-    return billing.billing_window_final(subscription, reason=reason)
+        return windows.starting_window(subscription)
+    window = windows.window_for(subscription, reason, invoice_subscription.timestamp)
+    assert window is not None, f"no window for {reason}"
+    return window
 
 
 def _lock(invoice: Invoice | Any) -> Invoice:
-    pk = invoice.pk if isinstance(invoice, Invoice) else invoice
-    try:
-        return Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=pk)
-    except (Invoice.DoesNotExist, ValueError, TypeError):
-        raise NotFoundError("invoice") from None
+    return locks.lock_invoice(invoice)
 
 
 def _recompute(invoice: Invoice) -> None:
@@ -315,30 +358,51 @@ _FINALIZED_FIELDS = [
 def _finalize_fields(
     invoice: Invoice, *, organization: Organization, now: datetime | None, with_credit: bool = True
 ) -> None:
-    """A draft's finalization, in memory except what it consumes: credit notes (their rows
-    locked) and the gapless number (its sequence row locked until commit)."""
+    """A draft's finalization: steps 6-9 of the period run (`_finalize_steps`)."""
+    _finalize_steps(invoice, organization=organization, now=now, with_credit=with_credit)
+
+
+def _finalize_steps(invoice: Invoice, *, organization: Organization, now: datetime | None, with_credit: bool) -> None:
+    """Steps 6-9, in memory except what they consume: credit notes (their rows locked) and the
+    gapless number (its sequence row locked until commit)."""
     now = now or timezone.now()
-    customer = invoice.customer
-    tz = customer.timezone or organization.timezone or "UTC"
-    today = now.astimezone(ZoneInfo(tz)).date()
-    # Finalized early by hand: issued today; at or after the end of its grace: as planned.
-    issuing_date = min(invoice.issuing_date, today)
-    invoice.issuing_date = issuing_date
-    invoice.payment_due_date = issuing_date + timedelta(days=invoice.net_payment_term)
-    due = invoice.sub_total_including_taxes_amount
-    credited = ZERO
-    if with_credit and due > 0:
-        credited = credit_notes.credit_notes_apply(invoice=invoice, amount=due) or ZERO
-    invoice.credit_notes_amount = credited
-    # Hook point "prepaid credits": after coupons, taxes and credit-note credits, before totals.
-    invoice.prepaid_credit_amount = wallet_consumption.invoice_apply_prepaid_credits(invoice=invoice)
-    invoice.total_amount = due - invoice.credit_notes_amount - invoice.prepaid_credit_amount
-    numbering.invoice_number_assign(invoice=invoice, organization=organization, issuing_date=issuing_date)
-    invoice.customer_snapshot = customer_snapshot(customer, organization)
+    _issuing_date_set(invoice, organization=organization, now=now)
+    # 6. Credit notes' available credit.
+    invoice.credit_notes_amount = _credit_notes_credit(invoice, with_credit=with_credit)
+    # 7. Prepaid credits (wallets).
+    invoice.prepaid_credit_amount = _prepaid_credits_credit(invoice)
+    # 8. The total.
+    invoice.total_amount = (
+        invoice.sub_total_including_taxes_amount - invoice.credit_notes_amount - invoice.prepaid_credit_amount
+    )
+    # 9. The number, the frozen customer and issuer details, the status.
+    numbering.invoice_number_assign(invoice=invoice, organization=organization, issuing_date=invoice.issuing_date)
+    invoice.customer_snapshot = customer_snapshot(invoice.customer, organization)
     invoice.status = InvoiceStatus.FINALIZED
     invoice.finalized_at = now
     if invoice.total_amount <= 0:
         invoice.payment_status = PaymentStatus.SUCCEEDED
+
+
+def _issuing_date_set(invoice: Invoice, *, organization: Organization, now: datetime) -> None:
+    """Finalized early by hand: issued today; at or after the end of its grace: as planned."""
+    today = now.astimezone(ZoneInfo(invoice.customer.applicable_timezone(organization))).date()
+    invoice.issuing_date = min(invoice.issuing_date, today)
+    invoice.payment_due_date = invoice.issuing_date + timedelta(days=invoice.net_payment_term)
+
+
+def _credit_notes_credit(invoice: Invoice, *, with_credit: bool) -> Decimal:
+    """What the customer's credit notes pay of the invoice (their balances consumed)."""
+    due = invoice.sub_total_including_taxes_amount
+    if not with_credit or due <= 0:
+        return ZERO
+    return credit_notes.credit_notes_apply(invoice=invoice, amount=due) or ZERO
+
+
+def _prepaid_credits_credit(invoice: Invoice) -> Decimal:
+    """What prepaid credits (wallets) pay of the invoice after credit notes (invoicing.wallets,
+    its wallet rows locked)."""
+    return wallet_consumption.invoice_apply_prepaid_credits(invoice=invoice)
 
 
 def _after_commit(invoice: Invoice) -> None:
@@ -499,12 +563,12 @@ def invoice_create_one_off(
 
     now = now or timezone.now()
     organization = Organization.current()
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    customer = lock_customer(customer)
     currency = currency or customer.currency or organization.default_currency
     if not is_currency(currency):
         raise InvoicingError.field("currency", "value_is_invalid")
     if customer.currency and customer.currency != currency:
-        raise InvoicingError(None, "currencies_does_not_match")
+        raise InvoicingError(None, "currencies_does_not_match")  # before any other check, as Lago
     if not isinstance(fees, Sequence) or isinstance(fees, str | bytes) or not fees:
         raise InvoicingError.field("fees", "no_fees")
     rows = []
@@ -520,11 +584,9 @@ def invoice_create_one_off(
     taxes_by_code = {tax.code: tax for tax in Tax.objects.filter(code__in=tax_codes)} if tax_codes else {}
     if tax_codes - set(taxes_by_code):
         raise NotFoundError("tax")
-    if not customer.currency:
-        Customer.objects.filter(pk=customer.pk).update(currency=currency, updated_at=now)
-        customer.currency = currency
-    tz = customer.timezone or organization.timezone or "UTC"
-    issuing_date = now.astimezone(ZoneInfo(tz)).date()
+    if not customer_currency_claim(customer=customer, currency=currency):
+        raise InvoicingError(None, "currencies_does_not_match")
+    issuing_date = now.astimezone(ZoneInfo(customer.applicable_timezone(organization))).date()
     net_term = customer.applicable_net_payment_term(organization)
     invoice = Invoice.objects.create(
         customer=customer,

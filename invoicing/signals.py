@@ -7,5 +7,5 @@ invoice_finalized = Signal()
 
 # Sent after commit when a credit note asks for money back (refund_amount > 0): kwargs
 # credit_note_id. Payments refunds it (Stripe) or leaves it for finance to mark paid (manual), and
-# reports the outcome with invoicing.credit_notes.credit_note_refund_status_update.
+# reports the outcome with invoicing.credit_note_refunds.credit_note_refund_status_update.
 credit_note_refund_requested = Signal()

@@ -8,18 +8,44 @@ from datetime import datetime
 from celery import shared_task
 from django.utils import timezone
 
+from plans.subscriptions import subscriptions_activate_due
+
 from . import advance_charges, pdf, runs, selectors, services
-from .models import Invoice
+from .models import CreditNote, Invoice
 
 
 @shared_task(name="invoicing.tasks.bill_due_subscriptions")
 def bill_due_subscriptions(at: str | None = None) -> dict[str, int]:
-    """Hourly at :10: one task per subscription-period due (the fan-out)."""
+    """Hourly at :10: the plan changes due at the instant first (as runs.bill_due), then one task
+    per subscription with its due periods, oldest first (the fan-out)."""
     instant = datetime.fromisoformat(at) if at else timezone.now()
+    subscriptions_activate_due(now=instant)
     due = selectors.due_subscriptions(at=instant)
+    by_subscription: dict[str, list[tuple[str, str]]] = {}
     for item in due:
-        bill_subscription_period.delay(str(item.subscription.pk), item.window.reason, item.window.timestamp.isoformat())
-    return {"due": len(due)}
+        by_subscription.setdefault(str(item.subscription.pk), []).append(
+            (item.window.reason, item.window.timestamp.isoformat())
+        )
+    for subscription_id, periods in by_subscription.items():
+        bill_subscription_periods.delay(subscription_id, periods)
+    return {"due": len(due), "subscriptions": len(by_subscription)}
+
+
+@shared_task(name="invoicing.tasks.bill_subscription_periods")
+def bill_subscription_periods(subscription_id: str, periods: list[tuple[str, str]]) -> list[str]:
+    """One subscription's due periods, oldest first: a failure stops the later ones (the next run
+    resumes after the last billed period, so none is skipped)."""
+    invoice_ids = []
+    for reason, timestamp in periods:
+        invoice = runs.bill_one(
+            subscription_id=subscription_id,
+            reason=reason,
+            timestamp=datetime.fromisoformat(timestamp),
+            actor="system:billing_run",
+        )
+        if invoice is not None:
+            invoice_ids.append(str(invoice.pk))
+    return invoice_ids
 
 
 @shared_task(name="invoicing.tasks.bill_subscription_period")
@@ -67,6 +93,13 @@ def bill_missed_pay_in_advance_events(hours: int | None = None) -> dict[str, int
 def finalize_due_drafts() -> dict[str, int]:
     """Hourly at :20: refresh drafts that received late events, finalize those past their grace."""
     return services.invoices_finalize_due(now=timezone.now())
+
+
+@shared_task(name="invoicing.tasks.render_credit_note_pdf")
+def render_credit_note_pdf(credit_note_id: str) -> None:
+    credit_note = CreditNote.objects.select_related("customer", "invoice").filter(pk=credit_note_id).first()
+    if credit_note is not None:
+        pdf.credit_note_pdf_render(credit_note=credit_note)
 
 
 @shared_task(name="invoicing.tasks.render_invoice_pdf")

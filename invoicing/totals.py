@@ -18,8 +18,8 @@ from django.db import transaction
 
 from billing_project.money import round_amount
 from customers.models import Customer
-from plans.models import AddOn, AppliedCoupon, Charge, CouponFrequency, CouponType, Plan, Tax
-from plans.selectors import fee_taxes
+from plans.models import AppliedCoupon, CouponFrequency, CouponType, Tax
+from plans.selectors import customer_taxes, default_taxes, organization_taxes, owner_taxes
 
 from .models import Credit, Fee, FeeAppliedTax, FeeType, Invoice, InvoiceAppliedTax
 
@@ -165,19 +165,17 @@ class TaxResolver:
         override = getattr(fee, "tax_override", None)
         if override is not None:
             return list(override)
-        owners: list[AddOn | Charge | Plan | None]
         if fee.add_on_id is not None:
-            owners = [fee.add_on]
+            taxes = owner_taxes(add_on=fee.add_on)
         else:
             plan = fee.subscription.plan if fee.subscription is not None else None
-            owners = [fee.charge if fee.charge_id else None, plan]
-        for owner in owners:
-            if owner is not None:
-                taxes = list(owner.taxes.all())
-                if taxes:
-                    return taxes
+            taxes = owner_taxes(plan=plan, charge=fee.charge if fee.charge_id else None)
+        if taxes:
+            return taxes
         if self._fallback is None:
-            self._fallback = fee_taxes(customer=self.customer)
+            self._fallback = default_taxes(
+                customer_taxes=customer_taxes(self.customer), organization_taxes=organization_taxes()
+            )
         return self._fallback
 
 
@@ -264,6 +262,11 @@ def invoice_fees_save(
     resolver = resolver or TaxResolver(invoice.customer)
     taxes = taxes_compute(invoice=invoice, fees=fees, resolver=resolver, currency=invoice.currency)
     invoice_amounts_set(invoice=invoice, fees=fees, credits=credits, taxes=taxes)
+    invoice_rows_save(fees=fees, taxes=taxes, credits=credits)
+
+
+def invoice_rows_save(*, fees: Sequence[Fee], taxes: TaxLines, credits: Sequence[Credit]) -> None:
+    """The fees, their taxes and the coupon credits of an invoice, written in bulk."""
     Fee.objects.bulk_create(fees)
     if taxes.fee_taxes:
         FeeAppliedTax.objects.bulk_create(taxes.fee_taxes)

@@ -28,6 +28,7 @@ On SQLite (the demo database) the same semantics are computed in Python from the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,6 +69,28 @@ def apply_rounding(metric: BillableMetric, units: Decimal) -> Decimal:
     return rounded.quantize(Decimal(1), context=_WIDE) if precision < 0 else rounded
 
 
+# One grouping key, or several (grouped by every one of them).
+GroupKeys = str | Sequence[str]
+
+
+def group_value(properties: Any, keys: GroupKeys | None) -> str | None:
+    """An event's group under `keys`, as the SQL computes it: the key's text value (None
+    without it), for several keys the JSON array of their values; "" when not grouped."""
+    if not keys:
+        return ""
+    if isinstance(keys, str):
+        return event_text_value(properties, keys)
+    return json.dumps([event_text_value(properties, key) for key in keys], ensure_ascii=False)
+
+
+def group_values(key: str | None, keys: GroupKeys) -> dict[str, str | None]:
+    """A result's group key read back as {grouping key: value} (`group_value`'s inverse)."""
+    if isinstance(keys, str):
+        return {keys: key}
+    values = json.loads(key) if key else [None] * len(keys)
+    return dict(zip(keys, values, strict=True))
+
+
 def _empty(with_event_values: bool) -> AggregationResult:
     return AggregationResult(units=_ZERO, events_count=0, event_values=() if with_event_values else None)
 
@@ -105,12 +128,13 @@ def aggregate_grouped(
     external_subscription_ids: Sequence[str],
     from_datetime: datetime,
     to_datetime: datetime,
-    grouped_by: str,
+    grouped_by: GroupKeys,
     filters: Filters | None = None,
     exclude_filters: Sequence[Filters] = (),
 ) -> dict[str | None, AggregationResult]:
     """Like `aggregate`, one result per value of properties[grouped_by] (None: events without it).
-    Groups without any event are absent."""
+    Several keys group by every one of them: each result's key is then the JSON array of the
+    values (`group_values` reads it back). Groups without any event are absent."""
     return _run(
         metric,
         mode="shared",
@@ -158,7 +182,7 @@ def _run(
     metric: BillableMetric,
     *,
     mode: str,
-    group_key: str | None,
+    group_key: GroupKeys | None,
     filters: Filters | None,
     exclude_filters: Sequence[Filters],
     with_event_values: bool,
@@ -218,7 +242,7 @@ class _SqlBuilder:
         self,
         metric: BillableMetric,
         mode: str,
-        group_key: str | None,
+        group_key: GroupKeys | None,
         filters: Filters | None,
         exclude_filters: Sequence[Filters],
         with_event_values: bool,
@@ -233,9 +257,15 @@ class _SqlBuilder:
         }
         if mode == "per_subscription":
             self.key_sql = "p.sub"
-        elif group_key is not None:
+        elif isinstance(group_key, str):
             self.params["group"] = group_key
             self.key_sql = "(e.properties ->> %(group)s)"
+        elif group_key is not None:
+            columns = []
+            for n, key in enumerate(group_key):
+                self.params[f"group{n}"] = key
+                columns.append(f"(e.properties ->> %(group{n})s)")
+            self.key_sql = f"(jsonb_build_array({', '.join(columns)})::text)"
         else:
             self.key_sql = _NO_KEY
         self.filter_sql = self._filters(filters, exclude_filters)
@@ -420,7 +450,7 @@ def _aggregate_in_python(
     metric: BillableMetric,
     mode: str,
     periods: Sequence[tuple[str, datetime, datetime]],
-    group_key: str | None,
+    group_key: GroupKeys | None,
     filters: Filters | None,
     exclude_filters: Sequence[Filters],
     with_event_values: bool,
@@ -436,7 +466,7 @@ def _aggregate_in_python(
             value = _python_value(metric, properties)
             if value is None:
                 continue
-            key = sub if mode == "per_subscription" else (event_text_value(properties, group_key) if group_key else "")
+            key = sub if mode == "per_subscription" else group_value(properties, group_key)
             removes = isinstance(properties, dict) and properties.get("operation_type") == "remove"
             point = _Point(timestamp, event_id, value, None if precise is None else Decimal(precise), removes)
             buckets.setdefault(key, (start, end, []))[2].append(point)
@@ -593,13 +623,14 @@ def aggregate_prorated_grouped(
     from_datetime: datetime,
     to_datetime: datetime,
     full_days: int,
-    grouped_by: str,
+    grouped_by: GroupKeys,
     timezone: str = "UTC",
     filters: Filters | None = None,
     exclude_filters: Sequence[Filters] = (),
 ) -> dict[str | None, ProratedAggregationResult]:
     """Like `aggregate_prorated`, one result per value of properties[grouped_by] (None: events
-    without it); groups without any event, carried-in or in the period, are absent."""
+    without it; several keys as `aggregate_grouped`); groups without any event, carried-in or in
+    the period, are absent."""
     periods = [
         ProratedPeriod(sub, from_datetime, to_datetime, full_days, timezone)
         for sub in dict.fromkeys(external_subscription_ids)
@@ -632,7 +663,7 @@ def _run_prorated(
     metric: BillableMetric,
     mode: str,
     periods: Sequence[ProratedPeriod],
-    group_key: str | None,
+    group_key: GroupKeys | None,
     filters: Filters | None,
     exclude_filters: Sequence[Filters],
     with_events: bool,
@@ -786,7 +817,7 @@ def _prorated_in_python(
     metric: BillableMetric,
     mode: str,
     periods: Sequence[ProratedPeriod],
-    group_key: str | None,
+    group_key: GroupKeys | None,
     filters: Filters | None,
     exclude_filters: Sequence[Filters],
     with_events: bool,
@@ -809,7 +840,7 @@ def _prorated_in_python(
             if mode == "per_subscription":
                 key: str | None = period.external_subscription_id
             else:
-                key = event_text_value(properties, group_key) if group_key else ""
+                key = group_value(properties, group_key)
             removes = isinstance(properties, dict) and properties.get("operation_type") == "remove"
             point = _Point(timestamp, event_id, value, None if precise is None else Decimal(precise), removes)
             buckets.setdefault(key, (period, []))[1].append(point)

@@ -19,14 +19,14 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Sum
 from django.utils import timezone
 
-from invoicing import credit_notes
+from invoicing import credit_note_refunds
+from invoicing.locks import lock_credit_note, lock_invoice
 from invoicing.models import CreditNote
 from invoicing.models import RefundStatus as NoteRefundStatus
 
 from .models import Payment, PaymentProviderName, PaymentStatus, Refund, RefundStatus
 from .providers import ProviderUnavailable, RefundOutcome
 from .providers import stripe as stripe_provider
-from .services import _lock_invoice
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +107,8 @@ def credit_note_refund_start(*, credit_note_id: Any, actor: str = ACTOR) -> list
     if invoice_id is None:
         return []
     with transaction.atomic():
-        _lock_invoice(invoice_id)
-        note = CreditNote.objects.select_for_update().get(pk=credit_note_id)
+        lock_invoice(invoice_id)
+        note = lock_credit_note(credit_note_id)
         refunds = list(Refund.objects.select_for_update().filter(credit_note=note).order_by("idempotency_key"))
         if not refunds:
             if note.refund_status != NoteRefundStatus.PENDING or note.refund_amount <= 0:
@@ -120,7 +120,7 @@ def credit_note_refund_start(*, credit_note_id: Any, actor: str = ACTOR) -> list
             refunds = _plan(note=note, invoice_id=invoice_id)
             if not refunds:
                 return []
-            credit_notes.credit_note_refund_submission_record(
+            credit_note_refunds.credit_note_refund_submission_record(
                 credit_note=note,
                 provider=PaymentProviderName.STRIPE,
                 actor=actor,
@@ -165,8 +165,8 @@ def refund_apply_outcome(*, refund_id: Any, outcome: RefundOutcome, actor: str =
     succeeded refund never moves back."""
     with transaction.atomic():
         refund_row = Refund.objects.select_related("credit_note").get(pk=refund_id)
-        _lock_invoice(refund_row.credit_note.invoice_id)
-        note = CreditNote.objects.select_for_update().get(pk=refund_row.credit_note_id)
+        lock_invoice(refund_row.credit_note.invoice_id)
+        note = lock_credit_note(refund_row.credit_note_id)
         refund = Refund.objects.select_for_update().get(pk=refund_id)
         fields: set[str] = set()
         if outcome.provider_refund_id and not refund.provider_refund_id:
@@ -197,7 +197,7 @@ def _note_settle(*, note: CreditNote, actor: str) -> None:
         return
     if all(status == RefundStatus.SUCCEEDED for status, _, _ in statuses):
         ids = ", ".join(Refund.objects.filter(credit_note=note).values_list("provider_refund_id", flat=True))
-        credit_notes.credit_note_refund_status_update(
+        credit_note_refunds.credit_note_refund_status_update(
             credit_note=note, status=NoteRefundStatus.SUCCEEDED, actor=actor, reason=f"stripe {ids}"
         )
         return
@@ -205,7 +205,7 @@ def _note_settle(*, note: CreditNote, actor: str) -> None:
         return
     refunded = sum((amount for status, _, amount in statuses if status == RefundStatus.SUCCEEDED), Decimal(0))
     reasons = "; ".join(reason for status, reason, _ in statuses if status == RefundStatus.FAILED)
-    credit_notes.credit_note_refund_status_update(
+    credit_note_refunds.credit_note_refund_status_update(
         credit_note=note,
         status=NoteRefundStatus.FAILED,
         actor=actor,

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from billing_project.money import from_cents, round_amount
 from customers.models import Customer, PaymentProvider
+from invoicing.locks import lock_invoice
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.models import PaymentStatus as InvoicePaymentStatus
 from invoicing.wallets.consumption import invoice_paid_settle_credits
@@ -47,12 +48,7 @@ COLLECT_MISSED_WITHIN = timedelta(days=7)
 ABANDON_PENDING_AFTER = timedelta(hours=23)
 
 
-# --- Locks and the invoice's payment state ------------------------------------------------------
-
-
-def _lock_invoice(invoice_id: Any) -> Invoice:
-    # of=self: lock the invoice row only, not the customer row joined for reading.
-    return Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=invoice_id)
+# --- The invoice's payment state (invoices are locked with invoicing.locks) ----------------------
 
 
 def _invoice_payment_state_refresh(invoice: Invoice) -> None:
@@ -160,7 +156,7 @@ def invoice_payment_collect(*, invoice_id: Any, trigger: str, after_attempt: int
     attempt is in flight; the database's unique constraints back these checks.
     """
     with transaction.atomic():
-        invoice = _lock_invoice(invoice_id)
+        invoice = lock_invoice(invoice_id)
         customer = invoice.customer
         if customer.payment_provider != PaymentProvider.STRIPE:
             return None
@@ -260,7 +256,7 @@ def payment_apply_outcome(*, payment_id: Any, outcome: ChargeOutcome) -> Payment
     a second identical outcome changes nothing, a late `failed` after `succeeded` is ignored."""
     with transaction.atomic():
         invoice_id = Payment.objects.values_list("invoice_id", flat=True).get(pk=payment_id)
-        invoice = _lock_invoice(invoice_id)
+        invoice = lock_invoice(invoice_id)
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         fields: set[str] = set()
         if outcome.provider_payment_id and not payment.provider_payment_id:
@@ -359,7 +355,7 @@ def invoice_payment_retry(*, invoice_id: Any, trigger: str) -> None:
     from .tasks import collect_invoice_payment
 
     with transaction.atomic():
-        invoice = _lock_invoice(invoice_id)
+        invoice = lock_invoice(invoice_id)
         waiting = invoice_payment_retry_check(invoice=invoice)
         after_attempt = _latest_attempt_number(invoice)
     if waiting is not None:
@@ -484,7 +480,7 @@ def payment_create_manual(
     if isinstance(amount_cents, bool) or not isinstance(amount_cents, int) or amount_cents <= 0:
         raise PaymentError("value_is_invalid", field="amount_cents")
     with transaction.atomic():
-        invoice = _lock_invoice(invoice_id)
+        invoice = lock_invoice(invoice_id)
         if invoice.status != InvoiceStatus.FINALIZED:
             raise PaymentError("invalid_status", field="invoice_id")
         amount = from_cents(amount_cents, invoice.currency)

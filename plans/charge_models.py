@@ -257,30 +257,6 @@ def properties_for(charge: Charge, charge_filter: ChargeFilter | None = None) ->
 ALL_FILTER_VALUES = "__ALL_FILTER_VALUES__"  # Lago's wildcard: any value of the key
 
 
-def matching_filter(
-    filters_values: Sequence[Mapping[str, Sequence[str]]], event_properties: Mapping[str, Any]
-) -> int | None:
-    """Which charge filter prices an event: the index in `filters_values` (each a filter's
-    `values`, {"key": ["v1", ...]}) of the most specific filter the event matches, else None
-    (the charge's own properties price it). An event matches a filter when, for every key, its
-    property is one of the values (or present at all, for Lago's wildcard); the filter with the
-    most keys wins, the first listed on a tie."""
-    best: int | None = None
-    best_keys = -1
-    for index, values in enumerate(filters_values):
-        matched = True
-        for key, allowed in values.items():
-            if key not in event_properties or event_properties[key] is None:
-                matched = False
-                break
-            if ALL_FILTER_VALUES not in allowed and str(event_properties[key]) not in {str(v) for v in allowed}:
-                matched = False
-                break
-        if matched and len(values) > best_keys:
-            best, best_keys = index, len(values)
-    return best
-
-
 # --------------------------------------------------------------------------------------------
 # Pricing
 
@@ -618,7 +594,12 @@ def compute(
 # --------------------------------------------------------------------------------------------
 # Prorated charges (a `prorated` charge on a recurring sum or unique count metric)
 
+# The one home of who may be billed how (Lago's charge validations): plans validates charges
+# with these, invoicing bills by them. Prorating also needs a recurring metric whose aggregation
+# prorates (metrics.aggregation.PRORATED_AGGREGATIONS).
 PRORATED_MODELS = ("standard", "graduated", "volume")
+PAY_IN_ADVANCE_AGGREGATIONS = ("count_agg", "sum_agg", "unique_count_agg")
+PAY_IN_ADVANCE_EXCLUDED_MODELS = ("volume",)
 
 
 def compute_prorated(

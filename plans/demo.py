@@ -156,13 +156,13 @@ def load(*, stdout: Any, summary: DemoSummary | None = None) -> None:
             services.applied_coupon_create(customer=_customer(COUPON_CUSTOMER), coupon=coupon)
             done.append(f"coupon {COUPON['code']} granted to {COUPON_CUSTOMER}")
     now = timezone.now()
-    organization_tz = Organization.current().timezone or "UTC"
+    organization = Organization.current()
     for external_id, customer_id, plan_code, billing_time in SUBSCRIPTIONS:
         live = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING)
         if Subscription.objects.filter(external_id=external_id, status__in=live).exists():
             continue
         customer = _customer(customer_id)
-        local_tz = customer.timezone or organization_tz
+        local_tz = customer.applicable_timezone(organization)
         weekly = Plan.live.get(code=plan_code).interval == "weekly"
         start = eight_days_ago(now, local_tz) if weekly else first_of_month_two_months_ago(now, local_tz)
         try:
@@ -173,7 +173,9 @@ def load(*, stdout: Any, summary: DemoSummary | None = None) -> None:
                 name=f"{customer.name} - {plan_code}",
                 billing_time=billing_time,
                 subscription_at=start,
-                now=now,
+                # Recorded at its start, as if Tollgate had known it since: the demo bills its
+                # two ended months (a backdated subscription's past periods are never billed).
+                now=start,
             )
         except PlansError as error:
             stdout.write(f"plans: subscription {external_id} not created ({error.code}: {error.details})")

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from billing_project.fields import money_field
 from customers.models import Customer
@@ -289,6 +290,10 @@ class Subscription(models.Model):
     # On a pending downgrade: when it replaces `previous_subscription` (the end of the billing
     # period during which it was asked), fixed when asked so a late task run swaps at the boundary.
     downgrade_at = models.DateTimeField(null=True, blank=True)
+    # When Tollgate was told of this subscription (the creating request's instant). Periods that
+    # ended before it are never billed, and a start before its local day counts as paid already
+    # (the catch-up policy, invoicing.windows).
+    recorded_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

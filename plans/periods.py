@@ -8,7 +8,7 @@ A subscription's first period is clipped to its start; `fraction` is the part of
 it covers, counted in local calendar days (Lago's proration).
 
 Only `subscription_*` helpers and `trial_end` read model attributes; nothing here queries the
-database except `subscription_timezone`'s fallback to the organization.
+database except `subscription_timezone` when the row was not loaded with its billing timezone.
 """
 
 from __future__ import annotations
@@ -71,6 +71,11 @@ def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
 
 def _local_date(instant: datetime, zone: ZoneInfo) -> date:
     return instant.astimezone(zone).date()
+
+
+def local_date(instant: datetime, tz: str) -> date:
+    """The calendar date of `instant` in `tz`."""
+    return _local_date(instant, _zone(tz))
 
 
 def _days_touched(start: datetime, end: datetime, zone: ZoneInfo) -> int:
@@ -151,7 +156,9 @@ def billing_period(
     zone = _zone(tz)
     at = max(at, clip_from).astimezone(UTC)
     full_from, full_to = _full_period(interval, billing_time, anchor, at, zone)
-    from_datetime = max(full_from, clip_from.astimezone(UTC))
+    # Day-aligned, as Lago: a start at 01:00 opens the period at that day's local midnight. The
+    # usage of the period still starts at the start instant (invoicing clips it there).
+    from_datetime = max(full_from, _local_midnight(_local_date(clip_from, zone), zone))
     return Period(
         from_datetime=from_datetime,
         to_datetime=full_to,
@@ -186,17 +193,23 @@ def next_period(period: Period, *, interval: str, billing_time: str, anchor: dat
     return billing_period(interval=interval, billing_time=billing_time, anchor=anchor, at=period.to_datetime, tz=tz)
 
 
-def clip_to(period: Period, end: datetime, tz: str) -> Period:
-    """`period` ending at `end` instead (a termination or plan change inside it); the day of
-    `end` counts as used when `end` is not a local midnight."""
+def clip_to(period: Period, end: datetime, tz: str, *, end_day_used: bool = True) -> Period:
+    """`period` ending at `end` instead (a termination or plan change inside it). The day of
+    `end` counts as used when `end` is not a local midnight, except with `end_day_used=False`:
+    an upgrade gives its switch day to the new plan only (Lago's
+    app/models/subscription.rb `date_diff_with_timezone`: one day less when upgraded)."""
     _require_aware(end, "end")
+    zone = _zone(tz)
     end = min(max(end.astimezone(UTC), period.from_datetime), period.to_datetime)
+    days = _days_touched(period.from_datetime, end, zone)
+    if not end_day_used:
+        days = max((_local_date(end, zone) - _local_date(period.from_datetime, zone)).days, 0)
     return Period(
         from_datetime=period.from_datetime,
         to_datetime=end,
         full_from_datetime=period.full_from_datetime,
         full_to_datetime=period.full_to_datetime,
-        days=_days_touched(period.from_datetime, end, _zone(tz)),
+        days=days,
         full_days=period.full_days,
     )
 
@@ -206,13 +219,13 @@ def clip_to(period: Period, end: datetime, tz: str) -> Period:
 
 
 def subscription_timezone(subscription: Any) -> str:
-    """The customer's timezone, else the organization's."""
-    customer_timezone: str = subscription.customer.timezone
-    if customer_timezone:
-        return customer_timezone
-    from customers.models import Organization
-
-    return Organization.current().timezone or "UTC"
+    """The billing timezone: `Customer.applicable_timezone` (the customer's, else the
+    organization's). Billing querysets load it with the row as `billing_timezone`
+    (invoicing.billing.with_billing_relations), so a run does not ask once per subscription."""
+    loaded = getattr(subscription, "billing_timezone", None)
+    if loaded:
+        return str(loaded)
+    return str(subscription.customer.applicable_timezone())
 
 
 def _anchors(subscription: Any) -> tuple[datetime, datetime]:

@@ -27,6 +27,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from billing_project.money import from_cents, is_currency
+from customers.locks import lock_customer
 from customers.models import Customer
 from metrics import services as metrics_services
 from metrics.models import AggregationType, BillableMetric
@@ -50,8 +51,6 @@ from .models import (
 
 ALL_FILTER_VALUES = charge_models.ALL_FILTER_VALUES
 LIVE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING)
-PAY_IN_ADVANCE_AGGREGATIONS = {AggregationType.COUNT, AggregationType.SUM, AggregationType.UNIQUE_COUNT}
-PRORATABLE_MODELS = {"standard", "graduated", "volume"}
 MONTHLY_CHARGES_INTERVALS = {PlanInterval.YEARLY, PlanInterval.SEMIANNUAL}
 
 # Upper bound of amounts in minor units (MoneyField: 20 digits, 6 decimals).
@@ -241,11 +240,14 @@ def _charge_rules(
     if errors.get("charge_model"):
         return errors
     if pay_in_advance:
-        if metric.aggregation_type not in PAY_IN_ADVANCE_AGGREGATIONS or charge_model == "volume":
+        if (
+            metric.aggregation_type not in charge_models.PAY_IN_ADVANCE_AGGREGATIONS
+            or charge_model in charge_models.PAY_IN_ADVANCE_EXCLUDED_MODELS
+        ):
             merge_details(errors, {"pay_in_advance": ["invalid_aggregation_type_or_charge_model"]})
         if min_amount_cents:
             merge_details(errors, {"min_amount_cents": ["not_compatible_with_pay_in_advance"]})
-    if prorated and (not metric.recurring or charge_model not in PRORATABLE_MODELS):
+    if prorated and (not metric.recurring or charge_model not in charge_models.PRORATED_MODELS):
         merge_details(errors, {"prorated": ["invalid_billable_metric_or_charge_model"]})
     if charge_model == "dynamic" and metric.aggregation_type != AggregationType.SUM:
         merge_details(errors, {"charge_model": ["invalid_aggregation_type_or_charge_model"]})
@@ -856,7 +858,7 @@ def applied_coupon_create(
     """Grant `coupon` to `customer`, with the amount, rate or frequency optionally overridden
     (Lago's POST /applied_coupons). Invoicing consumes it."""
     now = _now(now)
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    customer = lock_customer(customer)
     if not coupon_is_usable(coupon, now):
         raise NotFoundError("coupon")
     if not coupon.reusable and AppliedCoupon.objects.filter(customer=customer, coupon=coupon).exists():

@@ -17,10 +17,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from customers.locks import lock_customer
 from customers.models import Customer
+from customers.services import customer_currency_claim
 
 from . import periods
 from .errors import ForbiddenError, NotFoundError, PlansError
+from .locks import lock_subscription
 from .models import BillingTime, Plan, Subscription, SubscriptionStatus
 from .signals import subscription_started, subscription_terminated
 
@@ -58,7 +61,7 @@ def _send_terminated(
 
 
 def _lock_customer(customer: Customer) -> Customer:
-    return Customer.objects.select_for_update().get(pk=customer.pk)
+    return lock_customer(customer)
 
 
 def _activate(subscription: Subscription, started_at: datetime) -> None:
@@ -100,14 +103,8 @@ def _is_upgrade(old: Plan, new: Plan) -> bool:
 
 def _check_currency(customer: Customer, plan: Plan) -> None:
     """The customer's currency is set by its first subscription; later plans must match."""
-    currency = str(plan.amount.currency)
-    if customer.currency and customer.currency != currency:
+    if not customer_currency_claim(customer=customer, currency=str(plan.amount.currency)):
         raise PlansError(None, "currencies_does_not_match")
-    if not customer.currency:
-        # Written with update(): the customers app owns the row; this is the one field whose
-        # first value Lago sets from the subscription.
-        Customer.objects.filter(pk=customer.pk).update(currency=currency, updated_at=timezone.now())
-        customer.currency = currency
 
 
 def _check_dates(*, subscription_at: datetime | None, ending_at: datetime | None, now: datetime) -> None:
@@ -217,6 +214,7 @@ def _subscription_start(
                 ending_at=ending_at,
                 status=ACTIVE if starts_now else PENDING,
                 started_at=subscription_at if starts_now else None,
+                recorded_at=now,
             )
             if starts_now:
                 _send_started(subscription)
@@ -244,6 +242,7 @@ def _successor(
         subscription_at=current.subscription_at,
         ending_at=ending_at if ending_at is not None else current.ending_at,
         previous_subscription=current,
+        recorded_at=now,
         **state,
     )
 
@@ -290,7 +289,7 @@ def subscription_update(
     if plan_overrides:
         raise ForbiddenError()
     _lock_customer(subscription.customer)
-    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    subscription = lock_subscription(subscription)
     if subscription.status in (TERMINATED, CANCELED):
         raise PlansError(None, "subscription_not_editable")
     fields = ["updated_at"]
@@ -320,7 +319,7 @@ def subscription_terminate(*, subscription: Subscription, now: datetime | None =
     waiting behind it is canceled; a pending one is canceled. Repeating it changes nothing."""
     now = now or timezone.now()
     _lock_customer(subscription.customer)
-    subscription = Subscription.objects.select_for_update().get(pk=subscription.pk)
+    subscription = lock_subscription(subscription)
     if subscription.status == PENDING:
         _cancel(subscription, now)
     elif subscription.status == ACTIVE:
@@ -357,7 +356,7 @@ def _run_one(step: Any, pk: Any, customer_id: Any, now: datetime) -> int:
     try:
         with transaction.atomic():
             # The customer's lock first, as every other subscription change takes it.
-            list(Customer.objects.select_for_update().filter(pk=customer_id).values_list("pk"))
+            lock_customer(customer_id)
             subscription = (
                 Subscription.objects.select_for_update(of=("self",))
                 .select_related("customer", "plan")

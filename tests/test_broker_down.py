@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from kombu import pools
 
 from billing_project.celery import app
 from customers.models import Customer
@@ -54,8 +55,10 @@ def broker_down(monkeypatch):
 
 def _forget_connections() -> None:
     # Celery acquires a producer even for eager tasks: later tests need a pool that is open.
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # kombu keeps its pools in a process-wide registry keyed by connection, so closing the app's
+    # pool alone leaves a closed pool there for the next app.pool ("Acquire on closed pool" in
+    # every later test of the worker): reset the registry too.
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
 

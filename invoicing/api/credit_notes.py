@@ -21,7 +21,7 @@ from billing_project.money import from_cents, quantum, to_cents
 from customers.models import Customer
 from plans.api.serializers import iso
 
-from .. import credit_notes, pdf
+from .. import credit_note_refunds, credit_notes, pdf
 from ..errors import InvoicingError
 from ..models import CreditNote, CreditNoteItem, CreditNoteReason, CreditStatus, Fee, Invoice, RefundStatus
 from .queries import FEE_RELATIONS
@@ -331,9 +331,9 @@ class CreditNoteView(_CreditNotesView):
         if note.refund_status is None:
             raise InvoicingError.field("refund_status", "no_refund")
         if parsed["refund_status"] == RefundStatus.SUCCEEDED:
-            note = credit_notes.credit_note_refund_mark_paid(credit_note=note, actor=actor_of(request))
+            note = credit_note_refunds.credit_note_refund_mark_paid(credit_note=note, actor=actor_of(request))
         else:
-            note = credit_notes.credit_note_refund_status_update(
+            note = credit_note_refunds.credit_note_refund_status_update(
                 credit_note=note, status=RefundStatus.FAILED, actor=actor_of(request), reason="set through the API"
             )
         return _answer(request, note)

@@ -16,11 +16,12 @@ from rest_framework import serializers
 
 from billing_project.money import decimal_places, to_cents
 from customers.api import serializers as customers_api
-from customers.models import Customer, Organization
+from customers.models import Customer, Organization, applicable_timezone
 from plans.api.serializers import SubscriptionContext, iso, serialize_subscription
 
+from ..documents import INVOICE_AMOUNTS, customer_details, fee_item, frozen
 from ..models import Credit, Fee, FeeType, Invoice, InvoiceSubscription, PaymentStatus
-from ..pdf import INVOICE_AMOUNTS, customer_details, fee_item, frozen, signed_file_url
+from ..pdf import signed_file_url
 
 # --------------------------------------------------------------------------------------------
 # Requests
@@ -125,7 +126,7 @@ def serialize_customer(
     if snapshot:
         for key, value in customer_details(customer, snapshot).items():
             answer[key] = value or None
-        answer["applicable_timezone"] = answer["timezone"] or context.organization.timezone or "UTC"
+        answer["applicable_timezone"] = applicable_timezone(answer["timezone"], context.organization)
     return answer
 
 

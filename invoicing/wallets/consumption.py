@@ -53,6 +53,28 @@ def application_order(wallets: Iterable[Wallet]) -> list[Wallet]:
 _WHOLE_INVOICE = ("*", None)
 
 
+def _fee_figures(invoice: Invoice) -> list[tuple[str, Any, Decimal, Decimal, Decimal]]:
+    """(fee type, billable metric id, amount, coupons share, taxes) of the invoice's fees: those
+    the billing run hands over in memory (prefetched as `fees`, not saved yet), else the saved ones."""
+    cached = getattr(invoice, "_prefetched_objects_cache", {}).get("fees")
+    if cached is not None:
+        return [
+            (
+                fee.fee_type,
+                fee.charge.billable_metric_id if fee.charge is not None else None,
+                fee.amount,
+                fee.precise_coupons_amount,
+                fee.taxes_precise_amount,
+            )
+            for fee in cached
+        ]
+    return list(
+        Fee.objects.filter(invoice_id=invoice.pk).values_list(
+            "fee_type", "charge__billable_metric_id", "amount", "precise_coupons_amount", "taxes_precise_amount"
+        )
+    )
+
+
 def _eligible(wallet: Wallet, fee_key: tuple[str, str | None]) -> bool:
     """Lago's applies_to: fee types and billable metrics. A wallet limited to metrics takes the
     charge fees of those metrics, plus the other fee types it names (never other charges)."""
@@ -90,9 +112,7 @@ def invoice_apply_prepaid_credits(*, invoice: Invoice) -> Decimal:
     # wallet is limited (the common case costs no query).
     remaining: dict[tuple[str, str | None], Decimal] = {}
     if any(wallet.allowed_fee_types or wallet.billable_metric_ids for wallet in wallets):
-        for fee_type, metric_id, amount, coupons, taxes in Fee.objects.filter(invoice_id=invoice.pk).values_list(
-            "fee_type", "charge__billable_metric_id", "amount", "precise_coupons_amount", "taxes_precise_amount"
-        ):
+        for fee_type, metric_id, amount, coupons, taxes in _fee_figures(invoice):
             key = (fee_type, str(metric_id) if metric_id else None)
             remaining[key] = remaining.get(key, ZERO) + amount - coupons + taxes
     else:

@@ -332,10 +332,10 @@ class SubscriptionContext:
 
     def __init__(self, now: datetime | None = None) -> None:
         self.now = now or timezone.now()
-        self.organization_timezone = Organization.current().timezone or "UTC"
+        self.organization = Organization.current()
 
     def timezone_of(self, subscription: Subscription) -> str:
-        return subscription.customer.timezone or self.organization_timezone
+        return subscription.customer.applicable_timezone(self.organization)
 
 
 def serialize_subscription(

@@ -9,8 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from invoicing import runs
+from invoicing import billing, buckets, runs
 from invoicing.models import Fee, FeeType, InvoiceStatus, InvoicingReason
+from plans.models import Subscription
 from tests.factories.invoicing import amounts, bill, events, only_invoice, subscribe, utc
 from tests.factories.metrics import make_event
 from tests.factories.plans import make_plan, metric, standard_charge
@@ -240,6 +241,35 @@ def test_charge_filters_price_each_slice_and_the_remainder():
         ("EU", 2, D("4")),
     ]
     assert invoice.total_amount == D("23")
+
+
+def test_event_bucket_takes_the_most_specific_filter_as_the_sql_does():
+    """One event's bucket (pay-in-advance pricing) follows the aggregation's rule: the matching
+    filter with the most keys, the first listed on a tie, else the remainder. (This replaces
+    plans.charge_models.matching_filter, a second copy of the rule that nothing called.)"""
+    metric("api_calls", filters={"region": ["eu", "us", "asia"], "tier": ["gold", "silver"]})
+    filters = [
+        {"values": {"region": ["eu", "us"]}, "properties": {"amount": "2"}},
+        {"values": {"region": ["eu"], "tier": ["gold"]}, "properties": {"amount": "5"}},
+        {"values": {"tier": ["__ALL_FILTER_VALUES__"]}, "properties": {"amount": "3"}},
+    ]
+    plan = make_plan(amount_cents=0, charges=[standard_charge(amount="1", filters=filters)])
+    subscription = billing.with_billing_relations(Subscription.objects.filter(pk=subscribe(plan=plan).pk)).get()
+    charge = billing.billable_charges(subscription)[0]
+    priced = [
+        bucket.charge_filter.properties["amount"] for bucket in buckets.charge_buckets(charge) if bucket.charge_filter
+    ]
+
+    def bucket_of(properties: dict[str, object]) -> str | None:
+        bucket = buckets.event_bucket(charge, properties)
+        return bucket.charge_filter.properties["amount"] if bucket.charge_filter else None
+
+    assert sorted(priced) == ["2", "3", "5"]
+    assert bucket_of({"region": "eu", "tier": "gold"}) == "5"
+    assert bucket_of({"region": "eu", "tier": "silver"}) == "2"  # a tie of one key each: first listed
+    assert bucket_of({"region": "asia", "tier": "silver"}) == "3"
+    assert bucket_of({"region": "asia"}) is None
+    assert bucket_of({"tier": None}) is None
 
 
 def test_grouped_standard_charge_gives_a_fee_per_group():

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from invoicing import billing, runs, services
+from invoicing import runs, services, windows
 from invoicing.models import Invoice, InvoiceStatus, InvoiceSubscription
 from tests.factories.customers import make_customer
 from tests.factories.invoicing import bill, events, subscribe, utc
@@ -57,7 +57,7 @@ def test_two_concurrent_runs_for_one_period_make_one_invoice():
 def test_the_constraint_not_a_check_decides_between_two_racing_inserts():
     plan = make_plan(amount_cents=1000)
     subscription = subscribe(plan=plan)
-    window = billing.billing_window_periodic(subscription, utc(2024, 2, 1))
+    window = windows.periodic_window(subscription, utc(2024, 2, 1))
 
     def create(_: int) -> str:
         try:

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 
-from invoicing import credit_notes
+from invoicing import credit_note_refunds, credit_notes
 from invoicing.models import CreditNote, InvoiceEvent
 from tests.factories.credit_notes import fee_of, make_credit_note, make_invoice
 
@@ -82,7 +82,9 @@ def test_mark_refund_as_paid(admin_client):
 
 def test_refund_handed_to_a_provider_cannot_be_marked_paid(admin_client):
     note = _refund_note()
-    credit_notes.credit_note_refund_submission_record(credit_note=note, provider="stripe", actor="system:payments")
+    credit_note_refunds.credit_note_refund_submission_record(
+        credit_note=note, provider="stripe", actor="system:payments"
+    )
 
     response = _act(admin_client, "mark_refund_paid", note)
 
@@ -90,7 +92,7 @@ def test_refund_handed_to_a_provider_cannot_be_marked_paid(admin_client):
     note.refresh_from_db()
     assert note.refund_status == "pending"
     # Once the provider failed, finance may refund by hand and record it.
-    credit_notes.credit_note_refund_status_update(
+    credit_note_refunds.credit_note_refund_status_update(
         credit_note=note, status="failed", actor="system:payments", reason="card expired"
     )
     _act(admin_client, "mark_refund_paid", note)
@@ -136,14 +138,16 @@ def test_status_update_rules():
     note = _refund_note()
 
     with pytest.raises(credit_notes.InvoicingError) as invalid:
-        credit_notes.credit_note_refund_status_update(credit_note=note, status="pending", actor="test")
+        credit_note_refunds.credit_note_refund_status_update(credit_note=note, status="pending", actor="test")
     assert invalid.value.details == {"refund_status": ["value_is_invalid"]}
 
-    failed = credit_notes.credit_note_refund_status_update(credit_note=note, status="failed", actor="test", reason="x")
-    same = credit_notes.credit_note_refund_status_update(credit_note=note, status="failed", actor="test")
-    done = credit_notes.credit_note_refund_status_update(credit_note=note, status="succeeded", actor="test")
+    failed = credit_note_refunds.credit_note_refund_status_update(
+        credit_note=note, status="failed", actor="test", reason="x"
+    )
+    same = credit_note_refunds.credit_note_refund_status_update(credit_note=note, status="failed", actor="test")
+    done = credit_note_refunds.credit_note_refund_status_update(credit_note=note, status="succeeded", actor="test")
     with pytest.raises(credit_notes.NotAllowedError) as final:
-        credit_notes.credit_note_refund_status_update(credit_note=note, status="failed", actor="test")
+        credit_note_refunds.credit_note_refund_status_update(credit_note=note, status="failed", actor="test")
 
     assert (failed.refund_status, failed.refunded_at) == ("failed", None)
     assert same.refund_status == "failed"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from invoicing import advance_charges
+from invoicing import advance_charges, selectors
 from invoicing.models import Fee, Invoice, InvoiceStatus, InvoiceSubscription, InvoicingReason
 from metrics.models import Event
 from metrics.signals import events_stored
@@ -330,9 +330,10 @@ def test_the_sweep_bills_a_missed_event_once_and_a_second_sweep_bills_nothing():
     _lost_event(1, "storage_1", code="storage", properties={"n": 5})
     assert Fee.objects.count() == 1
 
-    assert [
-        row[2] for row in advance_charges.missed_events(since=utc(2024, 1, 9, 12), until=SWEEP_AT, settled=SWEEP_AT)
-    ] == ["recent", "yesterday"]  # in storage order
+    assert [row[2] for row in selectors.missed_events(since=utc(2024, 1, 9, 12), until=SWEEP_AT, settled=SWEEP_AT)] == [
+        "recent",
+        "yesterday",
+    ]  # in storage order
     result = advance_charges.fees_sweep_missed(now=SWEEP_AT)
     assert (result.events, result.billed, result.fees, result.failed) == (2, 2, 2, 0)
     billed = Fee.objects.filter(pay_in_advance_event_transaction_id__in=["recent", "yesterday"])

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from pypdf import PdfReader
 
 from customers.models import Organization
-from invoicing import pdf
+from invoicing import documents, pdf
 from invoicing.models import CreditNote, CreditNoteItem, Invoice, InvoiceEvent, InvoiceStatus
 from tests.factories.customers import make_customer
 
@@ -91,11 +91,11 @@ def test_rerendering_replaces_the_file_and_changes_nothing_else(media, django_ca
 
 
 def test_jpy_and_bhd_amounts_keep_their_minor_units():
-    assert pdf.format_money(Decimal("5000"), "JPY") == "JPY 5,000"
-    assert pdf.format_money(Decimal("1.2345"), "BHD") == "BHD 1.235"
-    assert pdf.format_money(Decimal("-10"), "USD") == "-USD 10.00"
-    assert pdf.format_precise(Decimal("0.002"), "USD") == "USD 0.002"
-    assert pdf.format_precise(Decimal("49"), "USD") == "USD 49.00"
+    assert documents.format_money(Decimal("5000"), "JPY") == "JPY 5,000"
+    assert documents.format_money(Decimal("1.2345"), "BHD") == "BHD 1.235"
+    assert documents.format_money(Decimal("-10"), "USD") == "-USD 10.00"
+    assert documents.format_precise(Decimal("0.002"), "USD") == "USD 0.002"
+    assert documents.format_precise(Decimal("49"), "USD") == "USD 49.00"
 
 
 def test_draft_and_voided_are_marked():

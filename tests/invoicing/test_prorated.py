@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from invoicing import billing, runs
+from invoicing import billing, buckets, runs, windows
 from invoicing.models import FeeType
 from invoicing.usage import customer_usage
 from plans.models import Subscription
@@ -174,7 +174,7 @@ def test_batch_run_current_usage_and_one_subscription_agree():
         assert invoice.fees_amount == D("111.43")
 
     one = billing.with_billing_relations(Subscription.objects.filter(pk=subs[1].pk)).get()
-    window = billing.billing_window_periodic(one, utc(2024, 7, 1))
+    window = windows.periodic_window(one, utc(2024, 7, 1))
     direct = billing.subscription_fees(one, window)
     batch = billing.subscription_fees(one, window, usage=billing.BatchUsage([(one, window.charges_period)]))
     assert [(f.units, f.precise_amount) for f in direct] == [(f.units, f.precise_amount) for f in batch]
@@ -191,13 +191,13 @@ def test_batch_usage_asks_one_query_per_prorated_bucket(django_assert_num_querie
         sub = subscribe(plan=plan, customer=customer, external_id=f"sub_{n}", start=utc(2024, 5, 1))
         _usage(sub)
         subs.append(billing.with_billing_relations(Subscription.objects.filter(pk=sub.pk)).get())
-    period = billing.billing_window_periodic(subs[0], utc(2024, 7, 1)).charges_period
+    period = windows.periodic_window(subs[0], utc(2024, 7, 1)).charges_period
     with django_assert_num_queries(4):  # one per prorated charge bucket, whatever the subscriptions
         usage = billing.BatchUsage([(s, period) for s in subs])
     with django_assert_num_queries(0):  # every bucket, graduated steps included, is then cached
         for s in subs:
             for charge in billing.arrears_charges(s):
-                bucket = billing.charge_buckets(charge)[0]
+                bucket = buckets.charge_buckets(charge)[0]
                 graduated = charge.charge_model == "graduated"
                 usage.prorated(s, charge.billable_metric, bucket, period, with_events=graduated)
 

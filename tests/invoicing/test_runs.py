@@ -165,8 +165,10 @@ def test_upgrade_bills_the_old_plan_up_to_the_switch():
     invoice = runs.bill_final(subscription_id=sub.pk, actor="test")
     assert invoice.invoice_subscriptions.get().invoicing_reason == InvoicingReason.UPGRADING
     fees = {fee.fee_type: fee for fee in invoice.fees.all()}
-    # Jan 1..11 (the 11th counts) = 11 days: 31 x 11 / 31 = 11; 2 events before the switch.
-    assert fees["subscription"].amount == D("11")
+    # The switch day belongs to the new plan only (Lago's app/models/subscription.rb
+    # date_diff_with_timezone, one day less when upgraded): Jan 1..10 = 10 days, 31 x 10 / 31 = 10;
+    # 2 events before the switch.
+    assert fees["subscription"].amount == D("10")
     assert fees["charge"].units == 2
     # February: the new plan bills Jan 11..31 (21 days: 62 x 21 / 31 = 42) and its usage.
     new_invoice = only_invoice(bill(utc(2024, 2, 1, 0, 10)))
@@ -189,5 +191,5 @@ def test_upgrade_from_a_pay_in_advance_plan_credits_the_unused_days(monkeypatch)
     runs.bill_starting(subscription_id=sub.pk, actor="test")  # 31 paid for January
     make_subscription(customer=sub.customer, plan=new, external_id=sub.external_id, now=utc(2024, 1, 11, 12))
     runs.bill_final(subscription_id=sub.pk, actor="test")
-    # 11 days used of 31 paid: 31 x 20 / 31 = 20 credited.
-    assert calls == [(D("31"), D("20"))]
+    # 10 days used of 31 paid (the switch day is the new plan's): 31 x 21 / 31 = 21 credited.
+    assert calls == [(D("31"), D("21"))]

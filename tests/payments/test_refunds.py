@@ -12,7 +12,7 @@ import stripe
 from django.db import transaction
 from django.utils import timezone
 
-from invoicing import credit_notes
+from invoicing import credit_note_refunds
 from invoicing.errors import InvoicingError
 from invoicing.models import CreditNote, InvoiceEvent
 from invoicing.signals import credit_note_refund_requested, invoice_finalized
@@ -176,7 +176,7 @@ def test_money_collected_by_hand_is_left_to_finance(stripe_api, django_capture_o
     assert not note.refunds.exists()
     assert kinds(note) == ["credit_note_created"]
     # Finance wires the money back and marks it paid (the admin action's service).
-    credit_notes.credit_note_refund_mark_paid(credit_note=note, actor="admin:finance", reason="WIRE-BACK-1")
+    credit_note_refunds.credit_note_refund_mark_paid(credit_note=note, actor="admin:finance", reason="WIRE-BACK-1")
     note.refresh_from_db()
     assert note.refund_status == "succeeded"
     assert note.refunded_at is not None
@@ -187,7 +187,7 @@ def test_stripe_refund_cannot_be_marked_paid_by_hand(stripe_customer, django_cap
     note = credit(invoice, django_capture_on_commit_callbacks, items=[(0, "10.00")], refund_amount="10.00")
 
     with pytest.raises(InvoicingError) as refused:
-        credit_notes.credit_note_refund_mark_paid(credit_note=note, actor="admin:finance")
+        credit_note_refunds.credit_note_refund_mark_paid(credit_note=note, actor="admin:finance")
 
     assert refused.value.code == "invalid_refund_status"  # Stripe already refunded it
 
@@ -239,7 +239,7 @@ def test_refund_stripe_refuses_fails_with_the_reason(stripe_customer, django_cap
     tasks.refund_credit_note.delay(str(note.pk))
     assert Refund.objects.filter(credit_note=note).count() == 1
 
-    credit_notes.credit_note_refund_mark_paid(credit_note=note, actor="admin:finance", reason="WIRE-BACK-2")
+    credit_note_refunds.credit_note_refund_mark_paid(credit_note=note, actor="admin:finance", reason="WIRE-BACK-2")
     note.refresh_from_db()
     assert note.refund_status == "succeeded"
 

@@ -103,6 +103,11 @@ def test_usage_to_money_through_the_api(api, stripe_api, settings, tmp_path):
             },
         )
     )
+    # As if the call had been made on 2025-01-01 (a period that ended before Tollgate was told of
+    # a subscription is never billed, and this story begins in January).
+    from plans.models import Subscription
+
+    Subscription.objects.filter(external_id="workflow_sub").update(recorded_at=datetime(2025, 1, 1, tzinfo=UTC))
     usage = [("e1", 4, 3), ("e2", "6.5", 15), ("e3", 2, 31)]  # (transaction, GB, day of January)
     events = [
         {

@@ -276,7 +276,8 @@ def test_subscription_create_show_list_terminate(api):
     )
     assert sub["billing_time"] == "calendar"
     assert (sub["plan_amount_cents"], sub["plan_amount_currency"]) == (4900, "USD")
-    assert sub["started_at"] and sub["current_billing_period_started_at"] == sub["started_at"]
+    # The current period is day-aligned: it opens at the start day's midnight (UTC here).
+    assert sub["current_billing_period_started_at"] == sub["started_at"][:10] + "T00:00:00Z"
     assert sub["current_billing_period_ending_at"].endswith("T23:59:59Z")
     assert sub["plan"]["code"] == "startup"
 

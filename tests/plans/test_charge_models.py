@@ -14,7 +14,6 @@ from plans.charge_models import (
     InvalidProperties,
     clean_properties,
     compute,
-    matching_filter,
     properties_for,
     validate_properties,
 )
@@ -313,20 +312,6 @@ def test_properties_for_a_filter_override_key_by_key():
     charge = Row({"rate": "1", "fixed_amount": "0.2"})
     assert properties_for(charge, None) == {"rate": "1", "fixed_amount": "0.2"}
     assert properties_for(charge, Row({"rate": "3"})) == {"rate": "3", "fixed_amount": "0.2"}
-
-
-def test_matching_filter_most_specific_wins():
-    filters = [
-        {"region": ["eu", "us"]},
-        {"region": ["eu"], "tier": ["gold"]},
-        {"tier": ["__ALL_FILTER_VALUES__"]},
-    ]
-    assert matching_filter(filters, {"region": "eu", "tier": "gold"}) == 1
-    assert matching_filter(filters, {"region": "eu", "tier": "silver"}) == 0  # tie 0 vs 2: first listed
-    assert matching_filter(filters, {"region": "asia", "tier": "silver"}) == 2
-    assert matching_filter(filters, {"region": "asia"}) is None
-    assert matching_filter(filters, {"tier": None}) is None
-    assert matching_filter([{"n": ["1"]}], {"n": 1}) == 0  # event values compare as text
 
 
 # ---------------------------------------------------------------------------------------------

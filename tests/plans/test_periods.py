@@ -37,7 +37,8 @@ def local(tz: str, *args: int) -> datetime:
 def test_monthly_calendar_started_aug_10_first_period_and_fee():
     start = utc(2023, 8, 10, 14, 30)
     period = billing_period(interval="monthly", billing_time="calendar", anchor=start, at=start, tz="UTC")
-    assert period.from_datetime == start
+    # Day-aligned: the period opens at the start day's local midnight, as Lago's from_datetime.
+    assert period.from_datetime == utc(2023, 8, 10)
     assert period.to_datetime == utc(2023, 9, 1)
     assert period.full_from_datetime == utc(2023, 8, 1)
     assert (period.days, period.full_days) == (22, 31)
@@ -164,7 +165,8 @@ def test_clip_from_keeps_the_anniversary_but_starts_at_the_plan_change():
         at=utc(2024, 3, 25),
         tz="UTC",
     )
-    assert (period.from_datetime, period.to_datetime) == (utc(2024, 3, 20, 12), utc(2024, 4, 10))
+    # Day-aligned at the change's local midnight (its usage still starts at 12:00).
+    assert (period.from_datetime, period.to_datetime) == (utc(2024, 3, 20), utc(2024, 4, 10))
     assert (period.days, period.full_days) == (21, 31)
 
 
@@ -262,7 +264,9 @@ def test_consecutive_periods_tile_time(interval, billing_time, tz, anchor, offse
     kwargs = {"interval": interval, "billing_time": billing_time, "anchor": anchor, "tz": tz}
     period = billing_period(**kwargs, at=anchor + offset)
     assert period.from_datetime <= anchor + offset < period.to_datetime
-    assert period.from_datetime >= anchor
+    # Day-aligned: never before the local midnight of the anchor's day.
+    assert period.from_datetime.astimezone(ZoneInfo(tz)).date() >= anchor.astimezone(ZoneInfo(tz)).date()
+    assert period.from_datetime > anchor - timedelta(days=1, hours=1)
     assert period.full_from_datetime <= period.from_datetime
     assert 0 < period.days <= period.full_days
     assert 0 < period.fraction <= 1

@@ -167,9 +167,11 @@ def test_upgrade_ends_the_old_subscription_now_and_keeps_the_anniversary(django_
         ("terminated", {"subscription_id": old.pk, "upgraded_to_id": new.pk, "downgraded_to_id": None}),
         ("started", {"subscription_id": new.pk}),
     ]
-    # The new plan bills from now to the next anniversary (Mar 20), not from Mar 10 to Apr 10.
+    # The new plan bills from the switch day (its local midnight: periods are day-aligned) to the
+    # next anniversary (Mar 20), not from Mar 10 to Apr 10.
     period = periods.subscription_period(new, NOW)
-    assert (period.from_datetime, period.to_datetime) == (NOW, datetime(2024, 3, 20, tzinfo=UTC))
+    switch_day = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert (period.from_datetime, period.to_datetime) == (switch_day, datetime(2024, 3, 20, tzinfo=UTC))
 
 
 def test_downgrade_waits_for_the_period_end(django_capture_on_commit_callbacks, signals):

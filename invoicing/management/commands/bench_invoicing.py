@@ -231,6 +231,7 @@ class Bench:
                 status=SubscriptionStatus.ACTIVE,
                 subscription_at=PERIOD_START,
                 started_at=PERIOD_START,
+                recorded_at=PERIOD_START,  # known since its start: its January is billable
             )
             for i, customer in enumerate(customers)
         )

@@ -3,8 +3,10 @@
     python manage.py run_invoices [--at ISO-8601] [--customer EXT_ID] [--subscription EXT_ID] [--dry-run] [--async]
 
 Inline by default (one transaction per subscription-period); --async fans one Celery task out per
-subscription-period. A period billed already is skipped (the database's unique constraint), so a
-second run for the same instant creates nothing. --dry-run lists what is due and writes nothing.
+subscription-period. Either way the activations, terminations and plan changes due at the instant
+are applied first. A period billed already is skipped (the database's unique constraint), so a
+second run for the same instant creates nothing. --dry-run lists what is due, every missed period
+oldest first, and writes nothing (a plan change not yet applied shows up once it is).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from invoicing import runs, selectors
+from plans.subscriptions import subscriptions_activate_due
 
 
 def parse_instant(value: str | None) -> datetime:
@@ -44,6 +47,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         at = parse_instant(options["at"])
         filters = {"customer_external_id": options["customer"], "subscription_external_id": options["subscription"]}
+        if options["run_async"]:
+            # What the inline run does first: the plan changes due at the instant.
+            subscriptions_activate_due(now=at)
         if options["dry_run"] or options["run_async"]:
             due, billed = selectors.split_billed(selectors.due_subscriptions(at=at, include_billed=True, **filters))
             if options["dry_run"]:

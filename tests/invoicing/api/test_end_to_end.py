@@ -86,6 +86,15 @@ def _subscribe(api, customer: str, currency: str, plan: str, subscription: str) 
             },
         )
     )
+    _recorded_at_start(subscription)
+
+
+def _recorded_at_start(external_id: str) -> None:
+    """As if the API call had been made on 2025-01-01: the catch-up policy never bills a period
+    that ended before Tollgate was told of the subscription, and this story begins in January."""
+    from plans.models import Subscription
+
+    Subscription.objects.filter(external_id=external_id).update(recorded_at=datetime(2025, 1, 1, tzinfo=UTC))
 
 
 def _invoices(api, customer: str) -> list[dict[str, Any]]:
