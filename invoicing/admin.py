@@ -641,3 +641,7 @@ class CreditNoteAdmin(CsvExportMixin, ReadOnlyAdmin):
         self._apply(
             request, queryset, "refund marked paid", lambda note: service(credit_note=note, actor=_actor(request))
         )
+
+
+# Wallets have their own admin module (and an inline on the customer page).
+from .wallets import admin as wallets_admin  # noqa: E402, F401

@@ -2,6 +2,8 @@ from django.apps import AppConfig
 
 from billing_project.periodic import PeriodicTaskSpec
 
+from .wallets.periodic import WALLET_PERIODIC_TASKS
+
 
 class InvoicingConfig(AppConfig):
     name = "invoicing"
@@ -36,6 +38,7 @@ class InvoicingConfig(AppConfig):
             description="every 10 minutes (at :05, :15, ...): finalized invoices still without a PDF 10 minutes "
             "after finalization (their task was lost) are rendered",
         ),
+        *WALLET_PERIODIC_TASKS,
     ]
 
     def ready(self) -> None:
@@ -43,6 +46,7 @@ class InvoicingConfig(AppConfig):
         from plans.signals import subscription_started, subscription_terminated
 
         from . import receivers
+        from .wallets import tasks as wallet_tasks  # noqa: F401  (registers the wallets' Celery tasks)
 
         subscription_started.connect(receivers.bill_started_subscription, dispatch_uid="invoicing.bill_started")
         subscription_terminated.connect(receivers.bill_terminated_subscription, dispatch_uid="invoicing.bill_ended")

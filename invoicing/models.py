@@ -408,3 +408,7 @@ class InvoiceEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} by {self.actor}"
+
+
+# Wallets live in their own package; imported here so Django registers their models.
+from .wallets.models import RecurringTransactionRule, Wallet, WalletTransaction  # noqa: E402, F401

@@ -50,6 +50,7 @@ from .signals import (
     invoice_payment_status_changed_in_tx,
     invoice_voided_in_tx,
 )
+from .wallets import consumption as wallet_consumption
 
 logger = logging.getLogger(__name__)
 
@@ -250,6 +251,8 @@ def invoice_complete(
     with_credit = context.customers_with_credit is None or customer.pk in context.customers_with_credit
     for fee in fees:
         fee.invoice = invoice
+    # The fees as the invoice's `fees` (prefetched): finalization steps read them before they are saved.
+    invoice._prefetched_objects_cache = {"fees": list(fees)}  # type: ignore[attr-defined]
     # 4. Coupons.
     credits = totals.coupons_apply(invoice=invoice, fees=fees) if with_coupons else []
     # 5. Taxes (totals.TaxResolver: which taxes apply to each fee), then the subtotals.
@@ -406,9 +409,9 @@ def _credit_notes_credit(invoice: Invoice, *, with_credit: bool) -> Decimal:
 
 
 def _prepaid_credits_credit(invoice: Invoice) -> Decimal:
-    """What prepaid credits (wallets) pay of the invoice after credit notes. The hook point for
-    wallets (invoicing/wallets*.py): nothing is paid by prepaid credits yet."""
-    return ZERO
+    """What prepaid credits (wallets) pay of the invoice after credit notes (invoicing.wallets,
+    its wallet rows locked)."""
+    return wallet_consumption.invoice_apply_prepaid_credits(invoice=invoice)
 
 
 def _after_commit(invoice: Invoice) -> None:
@@ -469,6 +472,7 @@ def invoice_void(*, invoice: Invoice, actor: str, now: datetime | None = None) -
     invoice.save(update_fields=["status", "voided_at", "updated_at"])
     # The customer never paid with the credit this invoice consumed: it goes back to its notes.
     recredited = credit_notes.credit_notes_recredit(invoice=invoice, actor=actor)
+    wallet_consumption.invoice_recredit_prepaid_credits(invoice=invoice)
     InvoiceEvent.objects.create(
         invoice=invoice,
         kind="voided",
@@ -516,6 +520,8 @@ def invoice_update(
             payload["payment_status"] = [invoice.payment_status, payment_status]
             invoice.payment_status = payment_status
             fields.append("payment_status")
+            if payment_status == PaymentStatus.SUCCEEDED:
+                wallet_consumption.invoice_paid_settle_credits(invoice=invoice)
     if metadata is not _UNSET and metadata is not None:
         cleaned = _clean_metadata(metadata)
         payload["metadata"] = cleaned

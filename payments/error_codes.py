@@ -11,3 +11,4 @@ class PaymentsErrorCode(StrEnum):
     INVALID_STATUS = "invalid_status"
     GREATER_THAN = "greater_than"
     THIRD_PARTY_ERROR = "third_party_error"
+    MISSING_PAYMENT_PROVIDER_CUSTOMER = "missing_payment_provider_customer"

@@ -26,6 +26,7 @@ from invoicing.locks import lock_invoice
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.models import PaymentStatus as InvoicePaymentStatus
 from invoicing.signals import invoice_payment_status_changed_in_tx, invoices_payment_overdue_in_tx
+from invoicing.wallets.consumption import invoice_paid_settle_credits
 
 from .errors import PaymentError
 from .models import IN_FLIGHT_STATUSES, Payment, PaymentProviderName, PaymentStatus, PaymentTrigger
@@ -83,6 +84,9 @@ def _invoice_payment_state_refresh(invoice: Invoice) -> None:
     if invoice.payment_status != status_before:
         # Inside the transaction: the webhook outbox row commits with the new status (a change only).
         invoice_payment_status_changed_in_tx.send(sender=Invoice, invoice_id=invoice.pk)
+    if invoice.payment_status == InvoicePaymentStatus.SUCCEEDED:
+        # A paid credit invoice settles its purchased wallet credits (a no-op for other invoices).
+        invoice_paid_settle_credits(invoice=invoice)
 
 
 # --- Stripe customers and payment methods -------------------------------------------------------

@@ -28,4 +28,5 @@ urlpatterns = [
     path("", include("invoicing.api.credit_notes")),
     # Lago's /analytics/* (gross revenue, invoiced usage, collection, MRR, overdue balance).
     path("", include("invoicing.api.analytics")),
+    path("", include("invoicing.wallets.api_urls")),
 ]

@@ -12,6 +12,11 @@ urlpatterns = [
         views.InvoiceRetryPaymentView.as_view(),
         name="invoice-retry-payment",
     ),
+    path(
+        "wallet_transactions/<str:transaction_id>/payment_url",
+        views.WalletTransactionPaymentUrlView.as_view(),
+        name="wallet-transaction-payment-url",
+    ),
     path("customers/<str:external_id>/payments", views.CustomerPaymentsView.as_view(), name="customer-payments"),
     path(
         "customers/<str:external_id>/payment_methods",

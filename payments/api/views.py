@@ -184,3 +184,22 @@ def _payment_method_response(customer: Customer, provider_method_id: str) -> dic
     queryset, default_id = selectors.customer_payment_methods(customer=customer)
     payment_method = queryset.get(id=provider_method_id)
     return serialize_payment_method(payment_method, default_id=default_id)
+
+
+class WalletTransactionPaymentUrlView(APIView):
+    resource_name = "wallet_transaction"
+
+    @extend_schema(operation_id="generateWalletTransactionPaymentUrl", request=None, responses={200: _OBJECT})
+    def post(self, request: Request, transaction_id: str) -> Response:
+        from invoicing.wallets.models import WalletTransaction
+
+        from ..wallet_checkout import wallet_transaction_payment_url
+
+        parsed = _uuid_or_none(transaction_id)
+        row = (
+            WalletTransaction.objects.select_related("invoice__customer").filter(pk=parsed).first() if parsed else None
+        )
+        if row is None:
+            raise NotFound("wallet_transaction")
+        url = wallet_transaction_payment_url(wallet_transaction=row)
+        return Response({"wallet_transaction_payment_details": {"payment_url": url}})

@@ -1,0 +1,305 @@
+"""What the billing pipeline asks of the wallets, behind three functions:
+
+- invoice_apply_prepaid_credits: at finalization, after coupons, taxes and credit-note credits
+  (Lago's order), the customer's wallets pay what they may of the invoice;
+- invoice_recredit_prepaid_credits: a voided invoice gives its consumed credits back;
+- invoice_paid_settle_credits: a paid credit invoice settles its purchased credits.
+
+Each runs inside the caller's transaction, with the wallet rows locked (select_for_update, in id
+order), so two invoices finalizing at once for one customer never spend one credit twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any, cast
+
+from django.db import connections, router, transaction
+from django.db.models import Case, F, Model, Value, When
+from django.db.models.sql import InsertQuery
+from django.utils import timezone
+
+from billing_project.money import round_amount
+
+from ..models import Fee, Invoice, InvoiceType
+from . import ledger, signals
+from .models import (
+    TransactionKind,
+    TransactionStatus,
+    TransactionType,
+    Wallet,
+    WalletStatus,
+    WalletTransaction,
+)
+
+ZERO = Decimal(0)
+# Lago applies wallets to subscription (and progressive billing) invoices, never to one-off or
+# credit invoices (lago-doc guide/wallet-and-prepaid-credits/overview.mdx, "Application scope").
+CONSUMING_INVOICE_TYPES = (InvoiceType.SUBSCRIPTION,)
+
+
+def application_order(wallets: Iterable[Wallet]) -> list[Wallet]:
+    """Priority 1 first; among equals the one that expires soonest, those without expiry after;
+    then the oldest (lago-doc guide/wallet-and-prepaid-credits/overview.mdx)."""
+
+    def key(wallet: Wallet) -> tuple[Any, ...]:
+        expires = wallet.expiration_at
+        return (wallet.priority, expires is None, expires.timestamp() if expires else 0, wallet.created_at, wallet.pk)
+
+    return sorted(wallets, key=key)
+
+
+_WHOLE_INVOICE = ("*", None)
+
+
+def _fee_figures(invoice: Invoice) -> list[tuple[str, Any, Decimal, Decimal, Decimal]]:
+    """(fee type, billable metric id, amount, coupons share, taxes) of the invoice's fees: those
+    the billing run hands over in memory (prefetched as `fees`, not saved yet), else the saved ones."""
+    cached = getattr(invoice, "_prefetched_objects_cache", {}).get("fees")
+    if cached is not None:
+        return [
+            (
+                fee.fee_type,
+                fee.charge.billable_metric_id if fee.charge is not None else None,
+                fee.amount,
+                fee.precise_coupons_amount,
+                fee.taxes_precise_amount,
+            )
+            for fee in cached
+        ]
+    return list(
+        Fee.objects.filter(invoice_id=invoice.pk).values_list(
+            "fee_type", "charge__billable_metric_id", "amount", "precise_coupons_amount", "taxes_precise_amount"
+        )
+    )
+
+
+def _eligible(wallet: Wallet, fee_key: tuple[str, str | None]) -> bool:
+    """Lago's applies_to: fee types and billable metrics. A wallet limited to metrics takes the
+    charge fees of those metrics, plus the other fee types it names (never other charges)."""
+    if fee_key == _WHOLE_INVOICE:
+        return True
+    fee_type, metric_id = fee_key
+    if wallet.billable_metric_ids:
+        if metric_id is not None and metric_id in wallet.billable_metric_ids:
+            return True
+        return bool(wallet.allowed_fee_types) and fee_type != "charge" and fee_type in wallet.allowed_fee_types
+    if wallet.allowed_fee_types:
+        return fee_type in wallet.allowed_fee_types
+    return True
+
+
+def invoice_apply_prepaid_credits(*, invoice: Invoice) -> Decimal:
+    """Consume the customer's wallets on `invoice` (unsaved or saved; its fees saved, its
+    sub_total_including_taxes_amount and credit_notes_amount set). Returns the amount applied,
+    rounded to the currency; writes one outbound `invoiced` transaction per wallet used."""
+    if invoice.invoice_type not in CONSUMING_INVOICE_TYPES:
+        return ZERO
+    currency = invoice.currency
+    left = round_amount(invoice.sub_total_including_taxes_amount - invoice.credit_notes_amount, currency)
+    if left <= 0:
+        return ZERO
+    wallets = ledger.lock_wallets(
+        Wallet.objects.filter(
+            customer_id=invoice.customer_id, status=WalletStatus.ACTIVE, currency=currency, balance__gt=0
+        )
+    )
+    if not wallets:
+        return ZERO
+    # What each (fee type, billable metric) may still take: fee net of coupons, plus its taxes.
+    # Wallets without applies_to take from the whole invoice: its fees are read only when a
+    # wallet is limited (the common case costs no query).
+    remaining: dict[tuple[str, str | None], Decimal] = {}
+    if any(wallet.allowed_fee_types or wallet.billable_metric_ids for wallet in wallets):
+        for fee_type, metric_id, amount, coupons, taxes in _fee_figures(invoice):
+            key = (fee_type, str(metric_id) if metric_id else None)
+            remaining[key] = remaining.get(key, ZERO) + amount - coupons + taxes
+    else:
+        remaining[_WHOLE_INVOICE] = left
+    now = timezone.now()
+    rows: list[WalletTransaction] = []
+    applied = ZERO
+    for wallet in application_order(wallets):
+        if left <= 0:
+            break
+        budget = min(wallet.balance, left)
+        take = ZERO
+        for key in remaining:
+            if budget - take <= 0:
+                break
+            if remaining[key] <= 0 or not _eligible(wallet, key):
+                continue
+            part = min(remaining[key], budget - take)
+            remaining[key] -= part
+            take += part
+        take = round_amount(take, currency)
+        take = min(take, wallet.balance, left)
+        if take <= 0:
+            continue
+        # The last of a wallet takes all its credits (no dust of rounding left behind).
+        credits = wallet.credits_balance
+        if take != wallet.balance:
+            credits = min(wallet.to_credits(take), wallet.credits_balance)
+        rows.append(
+            WalletTransaction(
+                wallet=wallet,
+                invoice_id=invoice.pk,
+                transaction_type=TransactionType.OUTBOUND,
+                status=TransactionStatus.SETTLED,
+                transaction_status=TransactionKind.INVOICED,
+                amount=take,
+                credit_amount=credits,
+                priority=wallet.priority,
+                settled_at=now,
+            )
+        )
+        wallet.balance -= take
+        wallet.credits_balance -= credits
+        applied += take
+        left -= take
+    if not rows:
+        return ZERO
+    _consume(rows, now=now)
+    for row in rows:
+        signals.wallet_transaction_created.send(sender=WalletTransaction, wallet_transaction_id=row.pk)
+    customer_id = str(invoice.customer_id)
+    # The ongoing balance (and the threshold rules) follow, after commit, off the billing path.
+    transaction.on_commit(lambda: _refresh_later(customer_id), robust=True)
+    return applied
+
+
+_CONSUME_SQL = """
+WITH spent AS ({insert} RETURNING wallet_id, amount, credit_amount)
+UPDATE {wallet} AS w SET
+    balance = w.balance - spent.amount,
+    credits_balance = w.credits_balance - spent.credit_amount,
+    ongoing_balance = w.ongoing_balance - spent.amount,
+    credits_ongoing_balance = w.credits_ongoing_balance - spent.credit_amount,
+    consumed_amount = w.consumed_amount + spent.amount,
+    consumed_credits = w.consumed_credits + spent.credit_amount,
+    last_consumed_credit_at = %s, last_balance_sync_at = %s, updated_at = %s
+FROM spent WHERE w.id = spent.wallet_id
+"""
+
+
+def _consume(rows: list[WalletTransaction], *, now: Any) -> None:
+    """Write the outbound transactions and take their amounts from the (locked) wallets. On
+    PostgreSQL one statement does both (an INSERT ... RETURNING feeding the UPDATE), so a
+    wallet costs the billing run one query per invoice; elsewhere, two. Either way the
+    balance CHECK refuses an overdraft."""
+    connection = connections[router.db_for_write(WalletTransaction)]
+    if connection.vendor == "postgresql":
+        query = InsertQuery(WalletTransaction)
+        fields = [f for f in WalletTransaction._meta.concrete_fields]
+        query.insert_values(fields, cast("list[Model]", rows))
+        ((insert_sql, insert_params),) = query.get_compiler(connection=connection).as_sql()
+        sql = _CONSUME_SQL.format(insert=insert_sql, wallet=connection.ops.quote_name(Wallet._meta.db_table))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*insert_params, now, now, now])
+        for row in rows:
+            row._state.adding = False
+        return
+    WalletTransaction.objects.bulk_create(rows)
+    used = {row.wallet_id: row for row in rows}
+    Wallet.objects.filter(pk__in=list(used)).update(
+        balance=F("balance") - _by_wallet(used, "amount"),
+        credits_balance=F("credits_balance") - _by_wallet(used, "credit_amount"),
+        ongoing_balance=F("ongoing_balance") - _by_wallet(used, "amount"),
+        credits_ongoing_balance=F("credits_ongoing_balance") - _by_wallet(used, "credit_amount"),
+        consumed_amount=F("consumed_amount") + _by_wallet(used, "amount"),
+        consumed_credits=F("consumed_credits") + _by_wallet(used, "credit_amount"),
+        last_consumed_credit_at=now,
+        last_balance_sync_at=now,
+        updated_at=now,
+    )
+
+
+def _refresh_later(customer_id: str) -> None:
+    from .tasks import refresh_ongoing_balances
+
+    refresh_ongoing_balances.delay([customer_id])
+
+
+def _by_wallet(used: dict[Any, WalletTransaction], field: str) -> Case:
+    return Case(
+        *(When(pk=wallet_id, then=Value(getattr(row, field))) for wallet_id, row in used.items()),
+        default=Value(ZERO),
+    )
+
+
+@transaction.atomic
+def invoice_recredit_prepaid_credits(*, invoice: Invoice) -> Decimal:
+    """A voided invoice gives back what it consumed: one inbound settled transaction per wallet
+    (pointing at the voided invoice), unless the wallet was terminated since (its credits are
+    gone, as Lago's WalletTransactions::RecreditService). A voided credit invoice fails its
+    pending purchase. Returns the amount given back."""
+    consumed = list(
+        WalletTransaction.objects.filter(
+            invoice_id=invoice.pk,
+            transaction_type=TransactionType.OUTBOUND,
+            transaction_status=TransactionKind.INVOICED,
+            status=TransactionStatus.SETTLED,
+        )
+    )
+    given_back = ZERO
+    if consumed:
+        wallets = {w.pk: w for w in ledger.lock_wallets(Wallet.objects.filter(pk__in={r.wallet_id for r in consumed}))}
+        already = set(
+            WalletTransaction.objects.filter(voided_invoice_id=invoice.pk).values_list("wallet_id", flat=True)
+        )
+        for row in consumed:
+            wallet = wallets[row.wallet_id]
+            if wallet.status != WalletStatus.ACTIVE or wallet.pk in already:
+                continue
+            ledger.transaction_record(
+                wallet,
+                transaction_type=TransactionType.INBOUND,
+                status=TransactionStatus.SETTLED,
+                kind=TransactionKind.GRANTED,
+                credits=row.credit_amount,
+                amount=row.amount,
+                voided_invoice_id=invoice.pk,
+                name="recredit",
+            )
+            given_back += row.amount
+    now = timezone.now()
+    for row in WalletTransaction.objects.filter(invoice_id=invoice.pk, status=TransactionStatus.PENDING):
+        row.status = TransactionStatus.FAILED
+        row.failed_at = now
+        row.save(update_fields=["status", "failed_at", "updated_at"])
+        signals.wallet_transaction_updated.send(sender=WalletTransaction, wallet_transaction_id=row.pk)
+    return given_back
+
+
+@transaction.atomic
+def invoice_paid_settle_credits(*, invoice: Invoice) -> int:
+    """A credit invoice is paid: its pending purchased credits settle and count in the balance
+    (Lago's jobs/invoices/prepaid_credit_job.rb). Idempotent: settled rows are not pending."""
+    if invoice.invoice_type != InvoiceType.CREDIT:
+        return 0
+    pending = list(
+        WalletTransaction.objects.filter(
+            invoice_id=invoice.pk, status=TransactionStatus.PENDING, transaction_type=TransactionType.INBOUND
+        ).values_list("pk", "wallet_id")
+    )
+    if not pending:
+        return 0
+    from .services import threshold_check_locked
+
+    wallets = {w.pk: w for w in ledger.lock_wallets(Wallet.objects.filter(pk__in={w for _, w in pending}))}
+    settled = 0
+    now = timezone.now()
+    for row in WalletTransaction.objects.select_for_update().filter(pk__in=[pk for pk, _ in pending]):
+        if row.status != TransactionStatus.PENDING:
+            continue
+        wallet = wallets[row.wallet_id]
+        row.status = TransactionStatus.SETTLED
+        row.settled_at = now
+        row.save(update_fields=["status", "settled_at", "updated_at"])
+        ledger.apply_to_balance(wallet, amount=row.amount, credits=row.credit_amount, inbound=True)
+        wallet.save(update_fields=ledger.BALANCE_FIELDS)
+        signals.wallet_transaction_updated.send(sender=WalletTransaction, wallet_transaction_id=row.pk)
+        threshold_check_locked(wallet, now=now)
+        settled += 1
+    return settled

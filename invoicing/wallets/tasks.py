@@ -1,0 +1,52 @@
+"""Celery tasks of the wallets: thin, idempotent (a rule's firing is unique in the database,
+settling only moves pending rows, expiry only terminates active wallets)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from celery import shared_task
+from django.db import transaction
+from django.utils import timezone
+
+from . import services
+
+
+def _at(at: str | None) -> datetime:
+    return datetime.fromisoformat(at) if at else timezone.now()
+
+
+@shared_task(name="invoicing.wallets.tasks.recurring_interval_top_ups")
+def recurring_interval_top_ups(at: str | None = None) -> int:
+    return services.recurring_interval_top_ups(now=_at(at))
+
+
+@shared_task(name="invoicing.wallets.tasks.expire_wallets")
+def expire_wallets(at: str | None = None) -> int:
+    return services.wallets_expire(now=_at(at))
+
+
+@shared_task(name="invoicing.wallets.tasks.refresh_ongoing_balances")
+def refresh_ongoing_balances(customer_ids: list[str] | None = None) -> int:
+    """Periodic (every wallet), and after an invoice consumed credits (its customer)."""
+    return services.wallets_ongoing_balance_refresh(customer_ids=customer_ids)
+
+
+@shared_task(name="invoicing.wallets.tasks.settle_paid_credit_invoices")
+def settle_paid_credit_invoices() -> int:
+    """The sweep behind the payment hook: purchased credits still pending on a paid credit
+    invoice settle (a lost hook delays the credits, never loses them)."""
+    from ..models import Invoice, InvoiceType, PaymentStatus
+    from .consumption import invoice_paid_settle_credits
+    from .models import TransactionStatus
+
+    ids = Invoice.objects.filter(
+        invoice_type=InvoiceType.CREDIT,
+        payment_status=PaymentStatus.SUCCEEDED,
+        wallet_transactions__status=TransactionStatus.PENDING,
+    ).values_list("pk", flat=True)
+    settled = 0
+    for invoice_id in list(set(ids)):
+        with transaction.atomic():
+            settled += invoice_paid_settle_credits(invoice=Invoice.objects.get(pk=invoice_id))
+    return settled

@@ -1,0 +1,72 @@
+"""Wallets in the console: on the customer page, added with a first top-up, topped up and voided
+on the wallet page, terminated by an action; all through the wallet services."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from invoicing.models import Invoice, InvoiceType
+from invoicing.wallets.models import Wallet, WalletStatus
+from tests.factories.customers import make_customer
+from tests.factories.wallets import make_wallet
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+
+
+def test_the_customer_page_lists_the_wallets_with_their_balances(admin_client):
+    customer = make_customer(external_id="adm", currency="USD")
+    make_wallet(customer=customer, name="Trial credits", granted_credits="12.5")
+    page = admin_client.get(f"/admin/customers/customer/{customer.pk}/change/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "Wallets (prepaid credits)" in body and "Trial credits" in body and "12.5" in body
+
+
+def test_add_top_up_void_and_terminate_through_the_admin(admin_client):
+    customer = make_customer(external_id="adm2", currency="USD")
+    answer = admin_client.post(
+        "/admin/invoicing/wallet/add/",
+        {
+            "customer": customer.pk,
+            "name": "Console",
+            "code": "",
+            "currency": "",
+            "rate_amount": "1",
+            "priority": "50",
+            "initial_granted_credits": "5",
+            "initial_paid_credits": "",
+            "transactions-TOTAL_FORMS": "0",
+            "transactions-INITIAL_FORMS": "0",
+        },
+    )
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    wallet = Wallet.objects.get(customer=customer)
+    assert (wallet.credits_balance, wallet.currency) == (D("5"), "USD")
+
+    answer = admin_client.post(
+        f"/admin/invoicing/wallet/{wallet.pk}/change/",
+        {
+            "name": "Console",
+            "priority": "10",
+            "top_up_paid_credits": "3",
+            "top_up_granted_credits": "2",
+            "void_credits": "1",
+            "transactions-TOTAL_FORMS": "0",
+            "transactions-INITIAL_FORMS": "3",
+        },
+    )
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    wallet.refresh_from_db()
+    assert (wallet.priority, wallet.credits_balance) == (10, D("6"))  # 5 + 2 - 1; the 3 paid are pending
+    assert Invoice.objects.filter(customer=customer, invoice_type=InvoiceType.CREDIT).count() == 1
+
+    answer = admin_client.post(
+        "/admin/invoicing/wallet/", {"action": "terminate_wallets", "_selected_action": [str(wallet.pk)]}
+    )
+    assert answer.status_code == 302
+    wallet.refresh_from_db()
+    assert (wallet.status, wallet.balance) == (WalletStatus.TERMINATED, 0)
