@@ -35,6 +35,7 @@ from invoicing.signals import (
     invoice_voided_in_tx,
     invoices_payment_overdue_in_tx,
 )
+from invoicing.wallets import signals as wallet_signals
 from payments.signals import payment_failed_in_tx, payment_succeeded_in_tx
 from plans.signals import subscription_started_in_tx, subscription_terminated_in_tx
 
@@ -95,6 +96,30 @@ ANNOUNCEMENTS: list[Announcement] = [
         "subscription",
         "subscription_id",
         payloads.subscription,
+    ),
+    Announcement(wallet_signals.wallet_created, "wallet.created", "wallet", "wallet_id", payloads.wallet),
+    Announcement(wallet_signals.wallet_updated, "wallet.updated", "wallet", "wallet_id", payloads.wallet),
+    Announcement(wallet_signals.wallet_terminated, "wallet.terminated", "wallet", "wallet_id", payloads.wallet),
+    Announcement(
+        wallet_signals.wallet_depleted_ongoing_balance,
+        "wallet.depleted_ongoing_balance",
+        "wallet",
+        "wallet_id",
+        payloads.wallet,
+    ),
+    Announcement(
+        wallet_signals.wallet_transaction_created,
+        "wallet_transaction.created",
+        "wallet_transaction",
+        "wallet_transaction_id",
+        payloads.wallet_transaction,
+    ),
+    Announcement(
+        wallet_signals.wallet_transaction_updated,
+        "wallet_transaction.updated",
+        "wallet_transaction",
+        "wallet_transaction_id",
+        payloads.wallet_transaction,
     ),
     Announcement(payment_succeeded_in_tx, "payment.succeeded", "payment", "payment_id", payloads.payment),
     Announcement(payment_failed_in_tx, "payment.failed", "payment", "payment_id", payloads.payment),

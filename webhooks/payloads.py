@@ -11,6 +11,8 @@ from customers.models import Customer, Organization
 from invoicing.api import queries as invoice_queries
 from invoicing.api.credit_notes import credit_notes_in_full, serialize_credit_note
 from invoicing.api.serializers import InvoiceContext, serialize_fee, serialize_invoice
+from invoicing.wallets.api import serialize_transaction, serialize_wallet
+from invoicing.wallets.models import Wallet, WalletTransaction
 from payments.api.serializers import serialize_payment
 from payments.models import Payment
 from plans.api.serializers import SubscriptionContext, serialize_subscription
@@ -57,3 +59,12 @@ def invoice_payment_failure(payment_id: Any) -> dict[str, Any]:
         "payment_provider_code": row.provider,
         "provider_error": {"message": row.failure_reason or "", "error_code": row.failure_code or ""},
     }
+
+
+def wallet(wallet_id: Any) -> dict[str, Any]:
+    row = Wallet.objects.select_related("customer").prefetch_related("recurring_transaction_rules").get(pk=wallet_id)
+    return serialize_wallet(row)
+
+
+def wallet_transaction(wallet_transaction_id: Any) -> dict[str, Any]:
+    return serialize_transaction(WalletTransaction.objects.select_related("wallet").get(pk=wallet_transaction_id))
