@@ -18,6 +18,7 @@ from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from billing_project.after_commit import send_after_commit
 from billing_project.money import is_currency
 
 from .countries import is_country_code
@@ -306,14 +307,13 @@ def _send_saved(customer: Customer, created: bool, sync_with_provider: bool | No
     customer_id = customer.pk
     # Inside the transaction: the webhook outbox row commits (or rolls back) with the customer.
     customer_saved_in_tx.send(sender=Customer, customer_id=customer_id, created=created)
-    transaction.on_commit(
-        lambda: customer_saved.send(
-            sender=Customer,
-            customer_id=customer_id,
-            created=created,
-            sync_with_provider=sync_with_provider,
-            tax_codes=tax_codes,
-        )
+    send_after_commit(
+        customer_saved,
+        sender=Customer,
+        customer_id=customer_id,
+        created=created,
+        sync_with_provider=sync_with_provider,
+        tax_codes=tax_codes,
     )
 
 
@@ -422,7 +422,7 @@ def customer_delete(*, customer: Customer) -> Customer:
             locked.deleted_at = timezone.now()
             locked.save(update_fields=["deleted_at", "updated_at"])
             customer_id = locked.pk
-            transaction.on_commit(lambda: customer_deleted.send(sender=Customer, customer_id=customer_id))
+            send_after_commit(customer_deleted, sender=Customer, customer_id=customer_id)
     return locked
 
 

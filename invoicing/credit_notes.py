@@ -18,7 +18,6 @@ A voided note that gave something keeps all it credited (Lago never reopens a vo
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,6 +28,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
+from billing_project.after_commit import delay_after_commit, send_after_commit
 from billing_project.money import quantum, round_amount, to_cents
 from plans import periods
 from plans.models import Subscription
@@ -431,19 +431,12 @@ def credit_note_create(
         if refund > 0:
             # After commit, so a rolled-back note never reaches payments (no refund of a note that
             # does not exist); robust, so a failing receiver never turns a committed note into an error.
-            transaction.on_commit(
-                functools.partial(credit_note_refund_requested.send, sender=CreditNote, credit_note_id=note.pk),
-                robust=True,
-            )
+            send_after_commit(credit_note_refund_requested, sender=CreditNote, credit_note_id=note.pk)
         # Rendered by a task like an invoice's PDF, never inside the request.
-        transaction.on_commit(functools.partial(_render_pdf_later, str(note.pk)), robust=True)
+        from .tasks import render_credit_note_pdf
+
+        delay_after_commit(render_credit_note_pdf, str(note.pk))
     return note
-
-
-def _render_pdf_later(credit_note_id: str) -> None:
-    from .tasks import render_credit_note_pdf
-
-    render_credit_note_pdf.delay(credit_note_id)
 
 
 def credit_note_create_for_unused_subscription_fee(*, fee: Fee, amount: Decimal, actor: str) -> CreditNote | None:

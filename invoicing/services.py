@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing_project.after_commit import delay_after_commit, send_after_commit
 from billing_project.money import from_cents, round_amount, to_cents
 from customers.locks import lock_customer
 from customers.models import CUSTOMER_BILLING_FIELDS, ORGANIZATION_ISSUER_FIELDS, Customer, Organization
@@ -266,6 +267,8 @@ def invoice_complete(
         events.append(_event(invoice, "finalized", actor, number=invoice.number, **_totals_payload(invoice)))
         _after_commit(invoice)
     totals.invoice_rows_save(fees=fees, taxes=taxes, credits=credits)
+    # Saved now: `invoice.fees` is a queryset again (the list above answers no .get() or .filter()).
+    invoice._prefetched_objects_cache.pop("fees", None)  # type: ignore[attr-defined]
     invoice.save(force_insert=True)
     InvoiceEvent.objects.bulk_create(events)
     # Inside the transaction, the rows saved: the webhook outbox row commits with the invoice.
@@ -417,18 +420,10 @@ def _prepaid_credits_credit(invoice: Invoice) -> Decimal:
 def _after_commit(invoice: Invoice) -> None:
     """Once the finalization committed: payments and webhooks (invoice_finalized), then the PDF;
     two callbacks, so a failing renderer never keeps the invoice from being collected."""
-    invoice_id = invoice.pk
+    from .tasks import render_invoice_pdf
 
-    def announce() -> None:
-        invoice_finalized.send(sender=Invoice, invoice_id=invoice_id)
-
-    def render() -> None:
-        from .tasks import render_invoice_pdf
-
-        render_invoice_pdf.delay(str(invoice_id))
-
-    transaction.on_commit(announce, robust=True)
-    transaction.on_commit(render, robust=True)
+    send_after_commit(invoice_finalized, sender=Invoice, invoice_id=invoice.pk)
+    delay_after_commit(render_invoice_pdf, str(invoice.pk))
 
 
 def _finalize_locked(

@@ -34,6 +34,8 @@ from typing import Any
 
 from django.db import IntegrityError, OperationalError, connection, transaction
 
+from billing_project.after_commit import send_after_commit
+
 from .errors import IngestionBusyError, IngestionError
 from .models import BillableMetric, Event
 from .signals import events_rejected, events_stored
@@ -433,7 +435,7 @@ def _store_once(
         else:
             stored, replayed, announced = _insert_generic(unique, unique_indexes, received_at)
         if announced:
-            transaction.on_commit(lambda: events_stored.send(sender=Event, events=announced), robust=True)
+            send_after_commit(events_stored, sender=Event, events=announced)
     return stored, replayed
 
 

@@ -9,6 +9,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing_project.after_commit import send_after_commit
+
 from .errors import MetricValidationError
 from .models import AggregationType, BillableMetric, BillableMetricFilter, RoundingFunction
 from .signals import billable_metric_deleted
@@ -195,7 +197,7 @@ def billable_metric_delete(*, metric: BillableMetric) -> BillableMetric:
         metric.deleted_at = timezone.now()
         metric.save(update_fields=["deleted_at", "updated_at"])
         metric_id = metric.id
-        transaction.on_commit(lambda: billable_metric_deleted.send(sender=BillableMetric, billable_metric_id=metric_id))
+        send_after_commit(billable_metric_deleted, sender=BillableMetric, billable_metric_id=metric_id)
     return metric
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-
+from billing_project.after_commit import delay_after_commit
 from customers.models import Customer, PaymentProvider
 
 from .models import PaymentTrigger
@@ -34,7 +33,7 @@ def on_customer_saved(sender: Any, customer_id: Any, sync_with_provider: bool | 
         return
     customer_id_str = str(customer_id)
     create = sync_with_provider is not False
-    transaction.on_commit(lambda: sync_stripe_customer.delay(customer_id_str, create))
+    delay_after_commit(sync_stripe_customer, customer_id_str, create)
 
 
 def on_invoice_finalized(sender: Any, invoice_id: Any, **kwargs: Any) -> None:
@@ -42,7 +41,7 @@ def on_invoice_finalized(sender: Any, invoice_id: Any, **kwargs: Any) -> None:
     from .tasks import collect_invoice_payment
 
     invoice_id_str = str(invoice_id)
-    transaction.on_commit(lambda: collect_invoice_payment.delay(invoice_id_str, PaymentTrigger.FINALIZATION, 0))
+    delay_after_commit(collect_invoice_payment, invoice_id_str, PaymentTrigger.FINALIZATION, 0)
 
 
 def on_stripe_payment_intent_event(sender: Any, event: Any, **kwargs: Any) -> None:
@@ -63,7 +62,7 @@ def on_credit_note_refund_requested(sender: Any, credit_note_id: Any, **kwargs: 
     from .tasks import refund_credit_note
 
     credit_note_id_str = str(credit_note_id)
-    transaction.on_commit(lambda: refund_credit_note.delay(credit_note_id_str))
+    delay_after_commit(refund_credit_note, credit_note_id_str)
 
 
 def on_stripe_refund_event(sender: Any, event: Any, **kwargs: Any) -> None:

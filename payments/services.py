@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Prefetch, Q, Sum
 from django.utils import timezone
 
+from billing_project.after_commit import delay_after_commit
 from billing_project.money import from_cents, round_amount
 from customers.models import Customer, PaymentProvider
 from invoicing.locks import lock_invoice
@@ -380,7 +381,7 @@ def invoice_payment_retry(*, invoice_id: Any, trigger: str) -> None:
             )
         payment_apply_outcome(payment_id=waiting.pk, outcome=outcome)
     invoice_id_str = str(invoice_id)
-    transaction.on_commit(lambda: collect_invoice_payment.delay(invoice_id_str, trigger, after_attempt))
+    delay_after_commit(collect_invoice_payment, invoice_id_str, trigger, after_attempt)
 
 
 def invoices_collect_missed(*, now: datetime) -> int:

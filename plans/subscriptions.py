@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from billing_project.after_commit import send_after_commit
 from customers.locks import lock_customer
 from customers.models import Customer
 from customers.services import customer_currency_claim
@@ -45,10 +46,7 @@ def _send_started(subscription: Subscription) -> None:
     subscription_id = subscription.pk
     # Inside the transaction, the row saved: the webhook outbox row commits with the change.
     subscription_started_in_tx.send(sender=Subscription, subscription_id=subscription_id)
-    # robust: a failing receiver is logged, it does not turn a committed change into an error.
-    transaction.on_commit(
-        lambda: subscription_started.send(sender=Subscription, subscription_id=subscription_id), robust=True
-    )
+    send_after_commit(subscription_started, sender=Subscription, subscription_id=subscription_id)
 
 
 def _send_terminated(
@@ -56,16 +54,12 @@ def _send_terminated(
 ) -> None:
     subscription_id = subscription.pk
     subscription_terminated_in_tx.send(sender=Subscription, subscription_id=subscription_id)
-    upgraded_to_id = upgraded_to.pk if upgraded_to else None
-    downgraded_to_id = downgraded_to.pk if downgraded_to else None
-    transaction.on_commit(
-        lambda: subscription_terminated.send(
-            sender=Subscription,
-            subscription_id=subscription_id,
-            upgraded_to_id=upgraded_to_id,
-            downgraded_to_id=downgraded_to_id,
-        ),
-        robust=True,
+    send_after_commit(
+        subscription_terminated,
+        sender=Subscription,
+        subscription_id=subscription_id,
+        upgraded_to_id=upgraded_to.pk if upgraded_to else None,
+        downgraded_to_id=downgraded_to.pk if downgraded_to else None,
     )
 
 

@@ -20,6 +20,7 @@ from django.db.models import Case, F, Model, Value, When
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
+from billing_project.after_commit import delay_after_commit
 from billing_project.money import round_amount
 
 from ..models import Fee, Invoice, InvoiceType
@@ -165,7 +166,9 @@ def invoice_apply_prepaid_credits(*, invoice: Invoice) -> Decimal:
         signals.wallet_transaction_created.send(sender=WalletTransaction, wallet_transaction_id=row.pk)
     customer_id = str(invoice.customer_id)
     # The ongoing balance (and the threshold rules) follow, after commit, off the billing path.
-    transaction.on_commit(lambda: _refresh_later(customer_id), robust=True)
+    from .tasks import refresh_ongoing_balances
+
+    delay_after_commit(refresh_ongoing_balances, [customer_id])
     return applied
 
 
@@ -213,12 +216,6 @@ def _consume(rows: list[WalletTransaction], *, now: Any) -> None:
         last_balance_sync_at=now,
         updated_at=now,
     )
-
-
-def _refresh_later(customer_id: str) -> None:
-    from .tasks import refresh_ongoing_balances
-
-    refresh_ongoing_balances.delay([customer_id])
 
 
 def _by_wallet(used: dict[Any, WalletTransaction], field: str) -> Case:

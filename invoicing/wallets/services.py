@@ -22,6 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from billing_project.after_commit import send_after_commit
 from billing_project.money import is_currency, round_amount
 from customers.models import Customer, Organization
 from metrics.models import BillableMetric
@@ -647,7 +648,7 @@ def _credit_invoice(wallet: Wallet, row: WalletTransaction, *, actor: str, now: 
         ]
     )
     invoice_id = invoice.pk
-    transaction.on_commit(lambda: invoice_finalized.send(sender=Invoice, invoice_id=invoice_id), robust=True)
+    send_after_commit(invoice_finalized, sender=Invoice, invoice_id=invoice_id)
     return invoice
 
 

@@ -55,7 +55,15 @@ def _input(request: Request, *, partial: bool) -> dict[str, Any]:
 class WebhookEndpointsView(APIView):
     resource_name = "webhook_endpoint"
 
-    @extend_schema(operation_id="findAllWebhookEndpoints", responses={200: WebhookEndpointDoc(many=True)})
+    @extend_schema(
+        operation_id="findAllWebhookEndpoints",
+        responses={
+            200: inline_serializer(
+                "WebhookEndpointsResponse",
+                fields={"webhook_endpoints": WebhookEndpointDoc(many=True), "meta": serializers.DictField()},
+            )
+        },
+    )
     def get(self, request: Request) -> Response:
         organization = Organization.current()
         return paginated(
