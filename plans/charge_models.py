@@ -1,21 +1,11 @@
 """Charge models: what a quantity of usage costs, as pure functions (no database, no rounding).
+`compute` prices one charge's (or filter's) units for a period, unrounded, with a breakdown;
+`validate_properties` checks a model's properties with Lago's error codes (charge_models/*.rb)."""
 
-`compute(charge_model, properties, units=..)` prices the aggregated units of one charge (or one
-charge filter) for one period and returns the unrounded amount in major units of the plan's
-currency with a JSON-serialisable breakdown. Rounding to the currency happens once, at the fee
-(invoicing). `validate_properties` checks a model's JSON properties with Lago's error codes; the
-API, the admin and `compute` itself use it, so a price that was accepted can always be computed.
-
-Semantics follow Lago's charge model services (getlago/lago-api app/services/charges/
-charge_models/*.rb), with these deliberate differences, each explained where it is coded:
-- negative units (a sum metric gone below zero) price as 0: a refund is a credit note, not a fee;
-- volume with fractional units between two integer tiers (100.5 between 0-100 and 101-200) is
-  priced at the upper tier (Lago finds no tier and fails);
-- percentage: per-transaction min/max apply whenever set (Lago: premium licence only), and the
-  free window closes at whichever of free events / free amount runs out first, in both the
-  aggregate and the per-event path (Lago's per-event path keeps counting free amount after the
-  free events are used up).
-"""
+# Deliberate differences from Lago, each explained where it is coded: negative units price as 0
+# (a refund is a credit note); volume prices fractional units between two tiers at the upper tier
+# (Lago fails); percentage applies per-transaction min/max whenever set and closes the free window
+# at whichever of free events / free amount runs out first, on both the aggregate and per-event path.
 
 from __future__ import annotations
 
@@ -160,7 +150,7 @@ def validate_properties(charge_model: str, properties: Mapping[str, Any]) -> dic
     """{} when `properties` are valid for `charge_model`, else {field: [Lago error code, ...]}.
 
     Metric-dependent rules (dynamic needs sum_agg, percentage refuses latest_agg, ...) need the
-    billable metric and live in plans.services.
+    billable metric and live in plans.charge_services.
     """
     errors = _Errors()
     if charge_model not in CHARGE_MODELS:

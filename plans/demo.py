@@ -1,12 +1,6 @@
-"""Demo data for plans: a VAT tax, the "startup" plan in USD and JPY (monthly) and EUR (weekly)
-with graduated API calls and per-GB storage, an "onboarding" add-on, a EUR 5 welcome coupon
-granted to globex, and the subscriptions "sub_acme" and "sub_tanaka" (started on the 1st of the
-month two months ago) and "sub_globex" (anniversary, weekly, started eight days ago).
-
-Safe to repeat: everything is looked up by its code or external id and created only when
-missing, through the services. The metrics and customers it needs come from the earlier demo
-steps; when this step runs alone it creates them (metrics with the metrics demo's definitions).
-"""
+"""Demo data for plans: a VAT tax, the "startup" plan, an add-on, a welcome coupon and the
+subscriptions sub_acme, sub_tanaka and sub_globex. Safe to repeat (looked up by code, created
+only when missing, through the services); creates the metrics and customers it needs when alone."""
 
 from __future__ import annotations
 

@@ -1,15 +1,6 @@
-"""Billing periods: which [from, to) a subscription bills for an instant, as pure functions.
-
-Boundaries are local midnights in the customer's timezone (else the organization's), returned
-as aware UTC datetimes. Calendar billing starts periods on the 1st of the month, on Mondays, on
-Jan/Apr/Jul/Oct 1, on Jan/Jul 1 or on Jan 1; anniversary billing on the subscription's start
-date (weekday for weekly plans), clamped to the month's end (Jan 31 -> Feb 28/29 -> Mar 31).
-A subscription's first period is clipped to its start; `fraction` is the part of the full period
-it covers, counted in local calendar days (Lago's proration).
-
-Only `subscription_*` helpers and `trial_end` read model attributes; nothing here queries the
-database except `subscription_timezone` when the row was not loaded with its billing timezone.
-"""
+"""Billing periods: which [from, to) a subscription bills for an instant, as pure functions:
+local midnights in the billing timezone as aware UTC datetimes, calendar or anniversary
+(clamped to month end); the first period is clipped to the start and `fraction` prorates it."""
 
 from __future__ import annotations
 

@@ -1,12 +1,10 @@
 """Subscription lifecycle: create, plan change (upgrade now, downgrade at the period end),
-update, terminate or cancel, and the hourly activation of what became due.
+update, terminate or cancel, and the hourly activation of what became due. A plan change ends
+one row and starts another with the same external_id, linked by `previous_subscription`."""
 
-Rows are never rewritten into another plan: a plan change ends one row and starts another with
-the same external_id, linked by `previous_subscription`. Signals (plans.signals) are sent after
-commit so invoicing bills only what was committed; their `*_in_tx` twins inside the transaction,
-so the webhook outbox rows commit with the change. Every function locks the customer row first,
-so two requests about one customer's subscriptions run one after the other.
-"""
+# Signals (plans.signals) are sent after commit so invoicing bills only what was committed; their
+# `*_in_tx` twins inside the transaction, so the webhook outbox rows commit with the change. Every
+# function locks the customer row first, so one customer's subscription requests run in turn.
 
 from __future__ import annotations
 
