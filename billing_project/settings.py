@@ -164,7 +164,7 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 
 # --- REST API (Lago-compatible plumbing lives in billing_project/api) ---
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["billing_project.api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["customers.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON, checked at the edge: depth, NUL bytes and lone surrogates (billing_project.api.parsers).
     "DEFAULT_PARSER_CLASSES": ["billing_project.api.parsers.LagoJSONParser"],
