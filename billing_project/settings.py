@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "sequences",
     "simple_history",
     "axes",
+    "billing_project.apps.BillingProjectConfig",
     "customers",
     "metrics",
     "plans",
