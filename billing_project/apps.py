@@ -1,7 +1,6 @@
-"""The ground floor as an installed app, with no models: it hosts project-wide commands.
+"""The ground floor as an installed app, with no models: it hosts project-wide commands."""
 
-`setup_periodic_tasks` reads each AppConfig's `periodic_tasks` through the app registry.
-"""
+# `setup_periodic_tasks` reads each AppConfig's `periodic_tasks` through the app registry.
 
 from django.apps import AppConfig
 

@@ -1,8 +1,7 @@
-"""Tollgate settings: the one place that reads the environment (django-environ).
+"""Tollgate settings: the one place that reads the environment (django-environ)."""
 
-Every variable has a safe local default so `make demo` runs anywhere; production sets
-DATABASE_URL (PostgreSQL), CELERY_BROKER_URL (Redis) and SECRET_KEY. README lists them all.
-"""
+# Every variable has a safe local default so `make demo` runs anywhere; production sets
+# DATABASE_URL (PostgreSQL), CELERY_BROKER_URL (Redis) and SECRET_KEY. README lists them all.
 
 from pathlib import Path
 

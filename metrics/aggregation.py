@@ -1,30 +1,29 @@
-"""Billable metric aggregation: events -> units for a subscription and period, computed by SQL.
+"""Billable metric aggregation: events -> units for a subscription and period, computed by SQL."""
 
-Each call is ONE query on PostgreSQL (the events never travel to Python, except the per-event
-values a percentage charge asks for, which come back as one array column of that same query).
-Every query is a range scan of the (external_subscription_id, code, timestamp) index.
-
-Semantics (periods are [from, to), aware UTC):
-- count_agg: matching events. sum_agg / max_agg: of properties[field_name]. latest_agg: the value of
-  the event with the greatest timestamp (ties: the one stored last). Empty period: 0.
-- unique_count_agg: distinct values of properties[field_name] whose last operation is an add
-  (properties.operation_type "remove" removes a value; anything else adds). Recurring: values
-  persist across periods (every event before `to` counts); otherwise only events of the period.
-- weighted_sum_agg: events carry deltas; the running total is integrated over time and divided by
-  the period's length (a time-weighted average). Recurring: the running total of all events before
-  `from` is carried in; otherwise the period starts at 0.
-- A value that is missing, null or not a number (for sum, max, latest and weighted sum), or not a
-  scalar (unique count), skips its event entirely (units, events_count, precise_total_amount_cents);
-  selectors.invalid_events lists such events. It never fails the query: the numeric cast is guarded
-  by jsonb_typeof and a regular expression.
-- Rounding (the metric's rounding_function and rounding_precision) applies to the units at the end.
-
-The generic-plan trap (shared/PERFORMANCE.md): these queries' selectivity varies by subscription,
-so they must be planned with their parameters. Settings turn psycopg's server-side preparation off
-(prepare_threshold=None) and Django binds parameters client-side; tests/metrics check both.
-
-On SQLite (the demo database) the same semantics are computed in Python (aggregation_reference).
-"""
+# Each call is ONE query on PostgreSQL (the events never travel to Python, except the per-event
+# values a percentage charge asks for, which come back as one array column of that same query).
+# Every query is a range scan of the (external_subscription_id, code, timestamp) index.
+#
+# Semantics (periods are [from, to), aware UTC):
+# - count_agg: matching events. sum_agg / max_agg: of properties[field_name]. latest_agg: the value of
+#   the event with the greatest timestamp (ties: the one stored last). Empty period: 0.
+# - unique_count_agg: distinct values of properties[field_name] whose last operation is an add
+#   (properties.operation_type "remove" removes a value; anything else adds). Recurring: values
+#   persist across periods (every event before `to` counts); otherwise only events of the period.
+# - weighted_sum_agg: events carry deltas; the running total is integrated over time and divided by
+#   the period's length (a time-weighted average). Recurring: the running total of all events before
+#   `from` is carried in; otherwise the period starts at 0.
+# - A value that is missing, null or not a number (for sum, max, latest and weighted sum), or not a
+#   scalar (unique count), skips its event entirely (units, events_count, precise_total_amount_cents);
+#   selectors.invalid_events lists such events. It never fails the query: the numeric cast is guarded
+#   by jsonb_typeof and a regular expression.
+# - Rounding (the metric's rounding_function and rounding_precision) applies to the units at the end.
+#
+# The generic-plan trap (shared/PERFORMANCE.md): these queries' selectivity varies by subscription,
+# so they must be planned with their parameters. Settings turn psycopg's server-side preparation off
+# (prepare_threshold=None) and Django binds parameters client-side; tests/metrics check both.
+#
+# On SQLite (the demo database) the same semantics are computed in Python (aggregation_reference).
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""OpenAPI (drf-spectacular) postprocessing hooks: PUT offered as PATCH, Lago's error answers.
+"""OpenAPI (drf-spectacular) postprocessing hooks: PUT offered as PATCH, Lago's error answers."""
 
-The API-key scheme's extension lives with the authentication class (customers.authentication).
-"""
+# The API-key scheme's extension lives with the authentication class (customers.authentication).
 
 from __future__ import annotations
 
