@@ -1,10 +1,9 @@
 """The finance console's admin site: the dashboard as its index, and the third-party sections
-(dj-stripe, celery-beat, sequences) under one "System" heading below the billing apps.
+(dj-stripe, celery-beat, sequences) under one "System" heading below the billing apps."""
 
-billing_project imports no app (ARCHITECTURE): the dashboard's figures come from the callable
-named by settings.TOLLGATE_DASHBOARD (payments.admin_views.dashboard_context, the rightmost app,
-which may read every app), and the extra console pages from TOLLGATE_CONSOLE_URLS.
-"""
+# billing_project imports no app (ARCHITECTURE): the dashboard's figures come from the callable
+# named by settings.TOLLGATE_DASHBOARD (payments.admin_views.dashboard_context, the rightmost app,
+# which may read every app), and the extra console pages from TOLLGATE_CONSOLE_URLS.
 
 from __future__ import annotations
 

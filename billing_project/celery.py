@@ -1,10 +1,9 @@
-"""The Celery app, configured from Django settings (namespace CELERY).
+"""The Celery app, configured from Django settings (namespace CELERY)."""
 
-Publishing is the fast path, never the only one (shared/ARCHITECTURE.md, "Side effects"): a task
-that cannot be published because the broker is unreachable is logged and dropped, and the
-request goes on; the periodic sweep that owns that effect finds it again from database state.
-Settings make that failure fast (a short connect timeout, no publish retries).
-"""
+# Publishing is the fast path, never the only one (shared/ARCHITECTURE.md, "Side effects"): a task
+# that cannot be published because the broker is unreachable is logged and dropped, and the
+# request goes on; the periodic sweep that owns that effect finds it again from database state.
+# Settings make that failure fast (a short connect timeout, no publish retries).
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
-"""The currencies Tollgate bills in: ISO 4217's active codes and the digits of their minor unit.
+"""The currencies Tollgate bills in: ISO 4217's active codes and the digits of their minor unit."""
 
-Pinned here, not read from a library, so currency choices (and so migrations) and rounding never
-change when babel or py-moneyed is upgraded. Precious metals and testing codes are left out.
-"""
+# Pinned here, not read from a library, so currency choices (and so migrations) and rounding never
+# change when babel or py-moneyed is upgraded. Precious metals and testing codes are left out.
 
 from __future__ import annotations
 

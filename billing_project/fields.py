@@ -1,8 +1,7 @@
-"""Typed factories for the decimal columns the apps share: one place for their digits.
+"""Typed factories for the decimal columns the apps share: one place for their digits."""
 
-They replace `models.DecimalField(**AMOUNT)` splats, which type checkers cannot match to arguments,
-and say what a MoneyField reads as (a Money; django-stubs would take it for a DecimalField's Decimal).
-"""
+# They replace `models.DecimalField(**AMOUNT)` splats, which type checkers cannot match to arguments,
+# and say what a MoneyField reads as (a Money; django-stubs would take it for a DecimalField's Decimal).
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
-"""Who made a change, for django-simple-history: a signed-in admin user, or nobody.
+"""Who made a change, for django-simple-history: a signed-in admin user, or nobody."""
 
-API requests authenticate with a key (billing_project.api.authentication.ApiClient), not a user:
-their changes are recorded without a user (the API's own audit names the key), instead of the
-history refusing the non-user and failing the request.
-"""
+# API requests authenticate with a key (customers.authentication.ApiClient), not a user:
+# their changes are recorded without a user (the API's own audit names the key), instead of the
+# history refusing the non-user and failing the request.
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
-"""Instants shown to people: in the organization's timezone, with the zone named.
+"""Instants shown to people: in the organization's timezone, with the zone named."""
 
-Stored datetimes are UTC (ARCHITECTURE: invariants); finance staff read them in the zone the
-organization bills in, and the zone is always printed so a figure is never ambiguous. A list
-page reads the organization's zone once and draws its rows inside `display_timezone(...)`, so
-no row costs a query.
-"""
+# Stored datetimes are UTC (ARCHITECTURE: invariants); finance staff read them in the zone the
+# organization bills in, and the zone is always printed so a figure is never ambiguous. A list
+# page reads the organization's zone once and draws its rows inside `display_timezone(...)`, so
+# no row costs a query.
 
 from __future__ import annotations
 

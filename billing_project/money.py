@@ -1,8 +1,7 @@
-"""Currency arithmetic shared by every app: minor units and explicit rounding.
+"""Currency arithmetic shared by every app: minor units and explicit rounding."""
 
-The currencies and the digits of their minor unit are pinned in billing_project/currencies.py:
-JPY 0, USD 2, BHD 3. Amounts are Decimal throughout; rounding is always explicit and half-up.
-"""
+# The currencies and the digits of their minor unit are pinned in billing_project/currencies.py:
+# JPY 0, USD 2, BHD 3. Amounts are Decimal throughout; rounding is always explicit and half-up.
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
-"""Periodic (celery-beat) tasks are declared in code, next to the app that owns them.
+"""Periodic (celery-beat) tasks are declared in code, next to the app that owns them."""
 
-An app lists them on its AppConfig as `periodic_tasks = [PeriodicTaskSpec(...), ...]`;
-`python manage.py setup_periodic_tasks` (re)creates the django-celery-beat rows from them.
-"""
+# An app lists them on its AppConfig as `periodic_tasks = [PeriodicTaskSpec(...), ...]`;
+# `python manage.py setup_periodic_tasks` (re)creates the django-celery-beat rows from them.
 
 from __future__ import annotations
 

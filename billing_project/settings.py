@@ -1,8 +1,7 @@
-"""Tollgate settings: the one place that reads the environment (django-environ).
+"""Tollgate settings: the one place that reads the environment (django-environ)."""
 
-Every variable has a safe local default so `make demo` runs anywhere; production sets
-DATABASE_URL (PostgreSQL), CELERY_BROKER_URL (Redis) and SECRET_KEY. README lists them all.
-"""
+# Every variable has a safe local default so `make demo` runs anywhere; production sets
+# DATABASE_URL (PostgreSQL), CELERY_BROKER_URL (Redis) and SECRET_KEY. README lists them all.
 
 from pathlib import Path
 
@@ -46,6 +45,7 @@ INSTALLED_APPS = [
     "sequences",
     "simple_history",
     "axes",
+    "billing_project.apps.BillingProjectConfig",
     "customers",
     "metrics",
     "plans",
@@ -167,7 +167,7 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 
 # --- REST API (Lago-compatible plumbing lives in billing_project/api) ---
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["billing_project.api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["customers.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON, checked at the edge: depth, NUL bytes and lone surrogates (billing_project.api.parsers).
     "DEFAULT_PARSER_CLASSES": ["billing_project.api.parsers.LagoJSONParser"],

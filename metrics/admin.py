@@ -1,10 +1,9 @@
 """Metrics in the admin: billable metrics (filters inline, soft delete through the service) and
-events, read-only, with the unmatched-events listing.
+events, read-only, with the unmatched-events listing."""
 
-The events table holds millions of rows: its lists never COUNT(*) the table (capped counts),
-search only by exact transaction or subscription id (index lookups), and filter codes from the
-metrics table rather than a DISTINCT over the events.
-"""
+# The events table holds millions of rows: its lists never COUNT(*) the table (capped counts),
+# search only by exact transaction or subscription id (index lookups), and filter codes from the
+# metrics table rather than a DISTINCT over the events.
 
 from __future__ import annotations
 

@@ -1,12 +1,11 @@
 """Demo data for metrics: three billable metrics and events for the demo subscriptions
 ("sub_acme", "sub_tanaka", "sub_globex") over the previous and the current calendar month, plus
-a day's burst of API calls so that today's current usage is past the free tier.
+a day's burst of API calls so that today's current usage is past the free tier."""
 
-Safe to repeat: metrics are created only when their code is free, and events go through the
-real ingestion service with deterministic transaction ids, timestamps and properties, so a
-second load is a batch of exact replays that stores nothing. Events of the current month stop at
-the present moment (a later load adds the ones that have come due since).
-"""
+# Safe to repeat: metrics are created only when their code is free, and events go through the
+# real ingestion service with deterministic transaction ids, timestamps and properties, so a
+# second load is a batch of exact replays that stores nothing. Events of the current month stop at
+# the present moment (a later load adds the ones that have come due since).
 
 from __future__ import annotations
 

@@ -1,22 +1,21 @@
-"""Usage event ingestion: hand-written validation, idempotent inserts, exact-replay detection.
+"""Usage event ingestion: hand-written validation, idempotent inserts, exact-replay detection."""
 
-The request path is the hottest code in Tollgate (shared/PERFORMANCE.md: Python competes with
-PostgreSQL for two cores), so events are validated by plain Python rather than DRF serializers,
-and a batch is stored by ONE statement on PostgreSQL (the rows travel as one json parameter):
-
-    INSERT ... SELECT ... FROM json_to_recordset(<rows>) ON CONFLICT (transaction_id,
-    external_subscription_id) DO NOTHING RETURNING id, ...
-
-Rows the insert did not return collided with an event already stored (by an earlier request, or by
-a concurrent one: ON CONFLICT waits for the other transaction, so exactly one row ever exists).
-Only then are the stored copies read back and compared with what was sent: the same payload is an
-exact replay (answered with the stored event, nothing written); a different payload is the 422
-`value_already_exist`, and the whole batch is rolled back. The first copy always wins.
-
-"The same payload" compares code, properties and precise_total_amount_cents; the timestamp only
-when the replay carries one (an event sent without a timestamp is stamped with its reception time,
-which a retry cannot repeat).
-"""
+# The request path is the hottest code in Tollgate (shared/PERFORMANCE.md: Python competes with
+# PostgreSQL for two cores), so events are validated by plain Python rather than DRF serializers,
+# and a batch is stored by ONE statement on PostgreSQL (the rows travel as one json parameter):
+#
+#     INSERT ... SELECT ... FROM json_to_recordset(<rows>) ON CONFLICT (transaction_id,
+#     external_subscription_id) DO NOTHING RETURNING id, ...
+#
+# Rows the insert did not return collided with an event already stored (by an earlier request, or by
+# a concurrent one: ON CONFLICT waits for the other transaction, so exactly one row ever exists).
+# Only then are the stored copies read back and compared with what was sent: the same payload is an
+# exact replay (answered with the stored event, nothing written); a different payload is the 422
+# `value_already_exist`, and the whole batch is rolled back. The first copy always wins.
+#
+# "The same payload" compares code, properties and precise_total_amount_cents; the timestamp only
+# when the replay carries one (an event sent without a timestamp is stamped with its reception time,
+# which a retry cannot repeat).
 
 from __future__ import annotations
 

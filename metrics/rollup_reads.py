@@ -1,23 +1,22 @@
 """The aggregation read path over usage rollups (PostgreSQL): buckets below the watermark, raw
-events elsewhere, combined into exactly the raw query's answer (metrics.aggregation semantics).
+events elsewhere, combined into exactly the raw query's answer (metrics.aggregation semantics)."""
 
-For each subscription of a read, the whole hours of the period that are folded and clean are
-"covered" (read from the buckets); the rest of the period (a partial first and last hour, dirty
-hours, everything after the watermark) is read from the events, one index range per piece. The
-combining SQL restates each aggregation with the same SQL arithmetic as the raw query, so sums
-keep their digits and scale:
-- count/sum/max: sums of counts and sums, the max of maxes; latest: the greatest (ts, id) of the
-  buckets' latest events and the raw ones.
-- weighted sum: the raw query integrates the running total; that integral is sum(v x (t - ts))
-  over the events (+ the carried-in total x (t - f)), which a bucket gives as t x sum(v) -
-  sum(v x ts) in epoch seconds: the same exact numeric, so the same division.
-- unique count: the value table's last operation per value (among folded events, all before
-  the watermark) merged with the raw events' by (ts, id); only for periods ending at or after
-  the watermark (else that subscription reads raw).
-
-`None` (the caller reads raw) when the rollups cannot answer: per-event values asked
-(percentage charges), no subscription with usable rollups, or nothing they cover.
-"""
+# For each subscription of a read, the whole hours of the period that are folded and clean are
+# "covered" (read from the buckets); the rest of the period (a partial first and last hour, dirty
+# hours, everything after the watermark) is read from the events, one index range per piece. The
+# combining SQL restates each aggregation with the same SQL arithmetic as the raw query, so sums
+# keep their digits and scale:
+# - count/sum/max: sums of counts and sums, the max of maxes; latest: the greatest (ts, id) of the
+#   buckets' latest events and the raw ones.
+# - weighted sum: the raw query integrates the running total; that integral is sum(v x (t - ts))
+#   over the events (+ the carried-in total x (t - f)), which a bucket gives as t x sum(v) -
+#   sum(v x ts) in epoch seconds: the same exact numeric, so the same division.
+# - unique count: the value table's last operation per value (among folded events, all before
+#   the watermark) merged with the raw events' by (ts, id); only for periods ending at or after
+#   the watermark (else that subscription reads raw).
+#
+# `None` (the caller reads raw) when the rollups cannot answer: per-event values asked
+# (percentage charges), no subscription with usable rollups, or nothing they cover.
 
 from __future__ import annotations
 

@@ -1,29 +1,28 @@
-"""Usage rollups: closed hours of events folded into buckets, off the ingestion path.
+"""Usage rollups: closed hours of events folded into buckets, off the ingestion path."""
 
-Per (external subscription, metric code) a watermark says up to which hour the buckets hold the
-events; metrics.rollup_reads combines the buckets below it with the raw events above it (and with
-the raw events of any dirty hour) and gives exactly the raw query's answer.
-
-The fold (`usage_rollups_fold`: the periodic task, and the billing run before it reads) works in
-bounded batches of pairs and hours, each one set-based statement per metric code
-(INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE): the events never travel to Python.
-
-Why an event can never be lost between the raw side and the buckets:
-1. A fold first publishes `pending_until` (the hour it will fold up to) and commits.
-2. It then waits for every transaction that holds a write lock on the events table at that
-   moment (pg_locks). Such a writer may have decided "not late" against the old pending mark.
-   Any writer that takes its lock later takes its trigger's snapshot later too, so it sees the
-   new mark: its event below it marks its hour dirty (migration 0005's statement trigger).
-3. Only then does it read the events and move `folded_until`. An event it missed is either in a
-   dirty hour (read raw, refolded next time) or above `folded_until` (read raw).
-Inside an outer transaction (tests) the phases share it; that is only correct without concurrent
-writers, which tests do not have.
-
-Exactly one fold runs at a time (a session advisory lock): the periodic task skips when one is
-running, the billing run waits for it. A changed metric definition (aggregation type, field,
-the keys its filters and groups read) or a deleted/changed event voids a pair's rollups: the
-reads answer from the raw events until the fold has rebuilt them.
-"""
+# Per (external subscription, metric code) a watermark says up to which hour the buckets hold the
+# events; metrics.rollup_reads combines the buckets below it with the raw events above it (and with
+# the raw events of any dirty hour) and gives exactly the raw query's answer.
+#
+# The fold (`usage_rollups_fold`: the periodic task, and the billing run before it reads) works in
+# bounded batches of pairs and hours, each one set-based statement per metric code
+# (INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE): the events never travel to Python.
+#
+# Why an event can never be lost between the raw side and the buckets:
+# 1. A fold first publishes `pending_until` (the hour it will fold up to) and commits.
+# 2. It then waits for every transaction that holds a write lock on the events table at that
+#    moment (pg_locks). Such a writer may have decided "not late" against the old pending mark.
+#    Any writer that takes its lock later takes its trigger's snapshot later too, so it sees the
+#    new mark: its event below it marks its hour dirty (migration 0005's statement trigger).
+# 3. Only then does it read the events and move `folded_until`. An event it missed is either in a
+#    dirty hour (read raw, refolded next time) or above `folded_until` (read raw).
+# Inside an outer transaction (tests) the phases share it; that is only correct without concurrent
+# writers, which tests do not have.
+#
+# Exactly one fold runs at a time (a session advisory lock): the periodic task skips when one is
+# running, the billing run waits for it. A changed metric definition (aggregation type, field,
+# the keys its filters and groups read) or a deleted/changed event voids a pair's rollups: the
+# reads answer from the raw events until the fold has rebuilt them.
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
-"""Reads over events: the API's list and lookups, unmatched events, events an aggregation skipped.
+"""Reads over events: the API's list and lookups, unmatched events, events an aggregation skipped."""
 
-Counting millions of rows is the expensive part of a paginated list, not the page itself, so
-`capped_count` counts exactly up to CAPPED_COUNT_LIMIT rows and answers PostgreSQL's planner
-estimate beyond that (documented in the API: meta.total_count is exact up to 10,000).
-"""
+# Counting millions of rows is the expensive part of a paginated list, not the page itself, so
+# `capped_count` counts exactly up to CAPPED_COUNT_LIMIT rows and answers PostgreSQL's planner
+# estimate beyond that (documented in the API: meta.total_count is exact up to 10,000).
 
 from __future__ import annotations
 

@@ -1,16 +1,15 @@
-"""One error shape for the whole API, as Lago answers them.
+"""One error shape for the whole API, as Lago answers them."""
 
-400 {"status": 400, "error": "BadRequest: <reason>"}
-401 {"status": 401, "error": "Unauthorized"}
-403 {"status": 403, "error": "Forbidden", "code": "<code>"}
-404 {"status": 404, "error": "Not Found", "code": "<resource>_not_found"}
-405 {"status": 405, "error": "Method Not Allowed", "code": "<reason>"}
-413 {"status": 413, "error": "Payload Too Large", "code": "payload_too_large"}
-422 {"status": 422, "error": "Unprocessable Entity", "code": "validation_errors",
-     "error_details": {"<field>": ["<code>", ...]}}
-    (or, for a business rule, "code": "<rule_code>" with optional error_details)
-503 {"status": 503, "error": "Service Unavailable", "code": "service_unavailable"} + Retry-After
-"""
+# 400 {"status": 400, "error": "BadRequest: <reason>"}
+# 401 {"status": 401, "error": "Unauthorized"}
+# 403 {"status": 403, "error": "Forbidden", "code": "<code>"}
+# 404 {"status": 404, "error": "Not Found", "code": "<resource>_not_found"}
+# 405 {"status": 405, "error": "Method Not Allowed", "code": "<reason>"}
+# 413 {"status": 413, "error": "Payload Too Large", "code": "payload_too_large"}
+# 422 {"status": 422, "error": "Unprocessable Entity", "code": "validation_errors",
+#      "error_details": {"<field>": ["<code>", ...]}}
+#     (or, for a business rule, "code": "<rule_code>" with optional error_details)
+# 503 {"status": 503, "error": "Service Unavailable", "code": "service_unavailable"} + Retry-After
 
 from __future__ import annotations
 

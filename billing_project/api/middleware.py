@@ -1,14 +1,13 @@
-"""The edge of the API (/api/): what every request is checked for before routing, in one place.
+"""The edge of the API (/api/): what every request is checked for before routing, in one place."""
 
-- a NUL character in the path is a 404 (no resource is named with one: ids and codes refuse it),
-  in a query parameter a 422 naming the parameter (PostgreSQL text cannot hold it);
-- a body larger than DATA_UPLOAD_MAX_MEMORY_SIZE is a JSON 413, before it is read;
-- PATCH reaches the PUT handler of a view that has no PATCH of its own: Lago routes its updates
-  with both (Rails' `resources`);
-- a database that cannot be reached is a JSON 503 with Retry-After, also outside DRF's views.
-The JSON body itself is checked by billing_project.api.parsers.LagoJSONParser; errors raised
-in DRF views are answered by billing_project.api.errors.exception_handler.
-"""
+# - a NUL character in the path is a 404 (no resource is named with one: ids and codes refuse it),
+#   in a query parameter a 422 naming the parameter (PostgreSQL text cannot hold it);
+# - a body larger than DATA_UPLOAD_MAX_MEMORY_SIZE is a JSON 413, before it is read;
+# - PATCH reaches the PUT handler of a view that has no PATCH of its own: Lago routes its updates
+#   with both (Rails' `resources`);
+# - a database that cannot be reached is a JSON 503 with Retry-After, also outside DRF's views.
+# The JSON body itself is checked by billing_project.api.parsers.LagoJSONParser; errors raised
+# in DRF views are answered by billing_project.api.errors.exception_handler.
 
 from __future__ import annotations
 

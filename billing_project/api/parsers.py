@@ -1,11 +1,10 @@
-"""The API's JSON parser: the edge check of every request body, before any view sees it.
+"""The API's JSON parser: the edge check of every request body, before any view sees it."""
 
-PostgreSQL text and jsonb hold neither NUL characters nor lone UTF-16 surrogates (both reach us
-only as JSON escapes), and a document nested thousands of levels deep exhausts Python's stack.
-Each is refused here, once for every endpoint: 400 for a document that is not usable JSON, 422
-`value_is_invalid` naming the field that holds the bad text. The raw bytes are scanned first (one
-C-speed regex search): only a body holding such an escape is walked in Python.
-"""
+# PostgreSQL text and jsonb hold neither NUL characters nor lone UTF-16 surrogates (both reach us
+# only as JSON escapes), and a document nested thousands of levels deep exhausts Python's stack.
+# Each is refused here, once for every endpoint: 400 for a document that is not usable JSON, 422
+# `value_is_invalid` naming the field that holds the bad text. The raw bytes are scanned first (one
+# C-speed regex search): only a body holding such an escape is walked in Python.
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from billing_project.api.authentication import LAST_USED_RESOLUTION
 from customers import services
+from customers.authentication import LAST_USED_RESOLUTION
 from customers.models import ApiKey, hash_api_key
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from customers.management.commands.setup_periodic_tasks import declared_periodic_tasks
+from billing_project.management.commands.setup_periodic_tasks import declared_periodic_tasks
 from invoicing import services
 from invoicing.errors import InvoicingError, NotAllowedError
 from invoicing.models import Invoice, InvoiceEvent, InvoiceStatus, InvoiceType, InvoicingReason, PaymentStatus

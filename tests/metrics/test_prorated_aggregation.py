@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from metrics.aggregation import (
     ProratedEvent,
     ProratedPeriod,
-    _prorated_in_python,
     aggregate_prorated,
     aggregate_prorated_grouped,
     aggregate_prorated_subscriptions,
 )
+from metrics.aggregation_reference import _prorated_in_python
 from metrics.models import Event
 from tests.factories.metrics import make_event, make_metric
 

@@ -1,21 +1,20 @@
-"""Benchmark event ingestion over HTTP against PostgreSQL's COPY, and a 1M-event sum.
+"""Benchmark event ingestion over HTTP against PostgreSQL's COPY, and a 1M-event sum."""
 
-    python manage.py bench_ingest [--events 200000] [--clients 4] [--sum-events 1000000]
-
-Runs against a database of its own, `tollgate_bench` on the PostgreSQL server of DATABASE_URL
-(or of --server; default postgres://postgres@127.0.0.1:5432), created, migrated (customers,
-metrics only) and dropped on every run (--keep-database keeps it). Steps:
-
-1. gunicorn serves the API (2 workers, DEBUG off) on a free port; concurrent clients (threads,
-   http.client) post pre-built batches of 100 events: events/s and p50/p99 request latency;
-2. the table is emptied and the same rows are loaded again with psycopg COPY (one stream):
-   rows/s, and the ratio HTTP / COPY, both measured in this run on these cores;
-3. one subscription gets --sum-events events in one month (loaded by COPY), and the sum
-   aggregation of that month is timed (median of 5, after one warm-up).
-
-Figures, not assertions: other processes share the machine's cores, so compare within a run.
-The last line is a JSON object with the figures.
-"""
+#     python manage.py bench_ingest [--events 200000] [--clients 4] [--sum-events 1000000]
+#
+# Runs against a database of its own, `tollgate_bench` on the PostgreSQL server of DATABASE_URL
+# (or of --server; default postgres://postgres@127.0.0.1:5432), created, migrated (customers,
+# metrics only) and dropped on every run (--keep-database keeps it). Steps:
+#
+# 1. gunicorn serves the API (2 workers, DEBUG off) on a free port; concurrent clients (threads,
+#    http.client) post pre-built batches of 100 events: events/s and p50/p99 request latency;
+# 2. the table is emptied and the same rows are loaded again with psycopg COPY (one stream):
+#    rows/s, and the ratio HTTP / COPY, both measured in this run on these cores;
+# 3. one subscription gets --sum-events events in one month (loaded by COPY), and the sum
+#    aggregation of that month is timed (median of 5, after one warm-up).
+#
+# Figures, not assertions: other processes share the machine's cores, so compare within a run.
+# The last line is a JSON object with the figures.
 
 from __future__ import annotations
 

@@ -1,15 +1,14 @@
 """Benchmark current usage at scale: one subscription with N events in its current period
 (COPY-loaded, folded into the usage rollups as the periodic task folds them) plus M raw events
-after the watermark, read through GET /customers/{id}/current_usage.
+after the watermark, read through GET /customers/{id}/current_usage."""
 
-    python manage.py bench_usage [--events 1000000] [--raw-events 10000] [--requests 9]
-
-Runs in a database of its own (`tollgate_bench_usage` on DATABASE_URL's server), created,
-migrated and dropped on every run (--keep-database keeps it). Reports the API's median time
-against an unguarded SQL SUM over the same rows measured in the same run, and checks that the
-answer equals the raw path's (the rollups switched off). The last line is JSON. Figures, not
-assertions: compare within a run.
-"""
+#     python manage.py bench_usage [--events 1000000] [--raw-events 10000] [--requests 9]
+#
+# Runs in a database of its own (`tollgate_bench_usage` on DATABASE_URL's server), created,
+# migrated and dropped on every run (--keep-database keeps it). Reports the API's median time
+# against an unguarded SQL SUM over the same rows measured in the same run, and checks that the
+# answer equals the raw path's (the rollups switched off). The last line is JSON. Figures, not
+# assertions: compare within a run.
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""(Re)create the celery-beat schedule rows from the specs each app declares in code."""
+"""(Re)create the celery-beat schedule rows from the `periodic_tasks` each AppConfig declares,
+read through the app registry (the ground floor imports no app)."""
 
 from __future__ import annotations
 
