@@ -71,7 +71,7 @@ test: install-dev .env
 	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # mypy reads its settings (django-stubs and DRF plugins, strict pure modules) from pyproject.toml.
-lint: install-dev
+lint: install-dev .env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
