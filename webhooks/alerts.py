@@ -29,19 +29,18 @@ def termination_alerts_emit(*, now: datetime | None = None) -> int:
             "pk", flat=True
         )
         for subscription_id in due:
-            already = WebhookDelivery.objects.filter(
-                webhook_type=TERMINATION_ALERT,
-                object_id=str(subscription_id),
-                created_at__gte=now - timedelta(hours=23),
-            ).exists()
-            if already:
-                continue
+            # One alert per subscription, ending date and lead time, however often this runs: the
+            # delivery's unique (event_key, endpoint) decides; the counts only report it.
+            key = f"{TERMINATION_ALERT}:{subscription_id}:{day.isoformat()}:{days}"
+            deliveries = WebhookDelivery.objects.filter(event_key=key)
+            before = deliveries.count()
             with transaction.atomic():
                 services.webhook_emit(
                     webhook_type=TERMINATION_ALERT,
                     object_type="subscription",
                     object_id=subscription_id,
                     payload=functools.partial(payloads.subscription, subscription_id),
+                    event_key=key,
                 )
-            announced += 1
+            announced += 1 if deliveries.count() > before else 0
     return announced

@@ -60,6 +60,10 @@ class WebhookDelivery(models.Model):
     id = models.BigAutoField(primary_key=True)
     unique_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    # The event announced: one delivery per (event, endpoint), enforced by the constraint below.
+    # Random per emission; deterministic for a scheduled announcement (a termination alert is its
+    # subscription, ending date and lead time), so a rerun of its task writes nothing.
+    event_key = models.CharField(max_length=200)
     webhook_type = models.CharField(max_length=64, db_index=True)
     object_type = models.CharField(max_length=64)
     object_id = models.CharField(max_length=64, blank=True)
@@ -84,6 +88,9 @@ class WebhookDelivery(models.Model):
                 fields=["next_attempt_at"], name="webhook_delivery_due", condition=Q(status=DeliveryStatus.PENDING)
             ),
             models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_recent"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["event_key", "endpoint"], name="webhook_one_delivery_per_event_endpoint")
         ]
 
     def __str__(self) -> str:

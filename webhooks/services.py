@@ -14,6 +14,7 @@ import json
 import logging
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -175,11 +176,14 @@ def webhook_emit(
     object_id: Any,
     payload: Callable[[], dict[str, Any]] | dict[str, Any],
     endpoints: list[WebhookEndpoint] | None = None,
+    event_key: str | None = None,
 ) -> list[WebhookDelivery]:
     """Write one pending delivery per endpoint that wants `webhook_type`, in the CALLER's
     transaction, and send their endpoints' delivery tasks once it commits. `payload` (the object)
     is rendered only when some endpoint wants it; the body is frozen here. `endpoints`: the ones
-    wanting it, when the caller has read them already."""
+    wanting it, when the caller has read them already. `event_key`: a scheduled announcement's
+    own key; a delivery of that event to that endpoint that exists already is left as it is (the
+    database's unique constraint decides, so two racing runs write it once)."""
     if endpoints is None:
         endpoints = endpoints_wanting(webhook_type)
     if not endpoints:
@@ -197,10 +201,12 @@ def webhook_emit(
         separators=(",", ":"),
     )
     now = timezone.now()
+    key = event_key or uuid.uuid4().hex
     deliveries = WebhookDelivery.objects.bulk_create(
         [
             WebhookDelivery(
                 endpoint=endpoint,
+                event_key=key,
                 webhook_type=webhook_type,
                 object_type=object_type,
                 object_id=str(object_id or "")[:64],
@@ -209,7 +215,8 @@ def webhook_emit(
                 created_at=now,
             )
             for endpoint in endpoints
-        ]
+        ],
+        ignore_conflicts=event_key is not None,
     )
     endpoint_ids = [str(endpoint.pk) for endpoint in endpoints]
     transaction.on_commit(lambda: _enqueue(endpoint_ids), robust=True)
