@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from billing_project.money import decimal_places, round_amount
+from billing_project.money import decimal_places, format_money
 from customers.models import CUSTOMER_BILLING_FIELDS, ORGANIZATION_ISSUER_FIELDS, Customer, Organization
 
 from .models import CreditNote, Fee, FeeType, Invoice, InvoiceStatus
@@ -118,13 +118,6 @@ INVOICE_AMOUNTS = (
     "total",
     "total_paid",
 )
-
-
-def format_money(amount: Decimal | None, currency: str) -> str:
-    """`USD 1,234.50`, `JPY 5,000`, `BHD 1.250`; negative amounts as `-USD 10.00`."""
-    value = round_amount(amount or Decimal(0), currency)
-    text = f"{currency} {abs(value):,.{decimal_places(currency)}f}"
-    return f"-{text}" if value < 0 else text
 
 
 def format_precise(amount: Decimal | None, currency: str) -> str:
