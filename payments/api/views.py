@@ -109,7 +109,7 @@ class InvoiceRetryPaymentView(APIView):
         parsed = _uuid_or_none(invoice_id)
         if parsed is None or not Invoice.objects.filter(pk=parsed).exists():
             raise NotFound("invoice")
-        services.invoice_payment_retry(invoice_id=parsed, trigger=PaymentTrigger.API)
+        services.invoice_payment_retry(invoice_id=parsed, trigger=PaymentTrigger.API, announce_missing_provider=True)
         # Lago answers an empty 200: the outcome arrives through the invoice and payment resources.
         return Response(status=200)
 
