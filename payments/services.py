@@ -332,6 +332,11 @@ def payment_intent_event_apply(
     """A Stripe webhook told us about a PaymentIntent: apply it to our attempt, if it is ours.
     `occurred_at` (the event's time) dates a success."""
     payment = _payment_for_intent(payment_intent)
+    if payment is None and (payment_intent.get("metadata") or {}).get("tollgate_checkout") == "invoice":
+        # Paid on a Stripe Checkout page (payments.checkout): recorded from this event alone.
+        from .checkout import checkout_payment_record
+
+        return checkout_payment_record(payment_intent=payment_intent, occurred_at=occurred_at)  # type: ignore[no-any-return]
     if payment is None:
         logger.info("PaymentIntent %s is not a Tollgate attempt: ignored", payment_intent.get("id"))
         return None
