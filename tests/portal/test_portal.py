@@ -76,7 +76,7 @@ def test_the_page_shows_the_customers_documents_usage_and_wallets(api, client):
     assert note.number in html
     assert "USD 25.00" in html  # the wallet's balance
     assert page["Cache-Control"] == "private, no-store"
-    assert page["Referrer-Policy"] == "no-referrer"
+    assert page["Referrer-Policy"] == "same-origin"
 
 
 def test_current_usage_is_the_current_usage_apis(api, client):
