@@ -64,7 +64,7 @@ def _run(subscription: Subscription, *, new: bool, now: datetime, render: Callab
                 raise InvoicingError.field("subscription", "already_billed") from None
             raise _Discard(render(invoice))
     except _Discard as discarded:
-        return discarded.answer  # type: ignore[no-any-return]
+        return discarded.answer
 
 
 def invoice_preview_for_subscription(
@@ -121,6 +121,7 @@ def invoice_preview_for_plan(
                 recorded_at=min(start, now),
             )
             subscription = billing.with_billing_relations(Subscription.objects.filter(pk=subscription.pk)).get()
-            raise _Discard(_run(subscription, new=True, now=now, render=render))
+            # A start in the future is previewed as of that start.
+            raise _Discard(_run(subscription, new=True, now=max(now, start), render=render))
     except _Discard as discarded:
-        return discarded.answer  # type: ignore[no-any-return]
+        return discarded.answer

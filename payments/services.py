@@ -336,7 +336,7 @@ def payment_intent_event_apply(
         # Paid on a Stripe Checkout page (payments.checkout): recorded from this event alone.
         from .checkout import checkout_payment_record
 
-        return checkout_payment_record(payment_intent=payment_intent, occurred_at=occurred_at)  # type: ignore[no-any-return]
+        return checkout_payment_record(payment_intent=payment_intent, occurred_at=occurred_at)
     if payment is None:
         logger.info("PaymentIntent %s is not a Tollgate attempt: ignored", payment_intent.get("id"))
         return None
