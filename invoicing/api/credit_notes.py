@@ -362,6 +362,12 @@ class CreditNoteDownloadView(_CreditNotesView):
         return _answer(request, note)
 
 
+class CreditNoteDownloadPdfView(CreditNoteDownloadView):
+    @extend_schema(operation_id="downloadCreditNotePdf", request=None, responses={200: _OBJECT, 404: _ERROR})
+    def post(self, request: Request, credit_note_id: str) -> Response:
+        return super().post(request, credit_note_id)
+
+
 class CustomerCreditNotesView(_CreditNotesView):
     resource_name = "customer"
 
@@ -427,7 +433,7 @@ urlpatterns = [
     path("credit_notes/<str:credit_note_id>/download", CreditNoteDownloadView.as_view(), name="credit-note-download"),
     path(
         "credit_notes/<str:credit_note_id>/download_pdf",
-        CreditNoteDownloadView.as_view(),
+        CreditNoteDownloadPdfView.as_view(),
         name="credit-note-download-pdf",
     ),
     path("credit_notes/<str:credit_note_id>/metadata", CreditNoteMetadataView.as_view(), name="credit-note-metadata"),

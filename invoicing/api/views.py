@@ -280,6 +280,19 @@ class InvoiceDownloadView(InvoicingView):
         return _invoice_answer(request, invoice)
 
 
+class InvoiceDownloadPdfView(InvoiceDownloadView):
+    """Lago's download_pdf: the same action as download."""
+
+    @extend_schema(
+        operation_id="downloadInvoicePdf",
+        description="Answers the invoice with `file_url`: a signed link to its PDF that expires.",
+        request=None,
+        responses={200: _OBJECT, 404: _ERROR},
+    )
+    def post(self, request: Request, invoice_id: str) -> Response:
+        return super().post(request, invoice_id)
+
+
 # --------------------------------------------------------------------------------------------
 # Fees
 
