@@ -13,6 +13,16 @@ from .models import AddOn, Charge, ChargeFilter, Coupon, CustomerTax, Plan, Subs
 from .subscriptions import live_subscription  # noqa: F401  (re-exported)
 
 
+def live_charges() -> QuerySet[Charge]:
+    """Live charges with their metric, plan, taxes and live filters (one query each)."""
+    return (
+        Charge.objects.filter(deleted_at__isnull=True)
+        .select_related("billable_metric", "plan")
+        .prefetch_related("taxes", Prefetch("filters", queryset=ChargeFilter.objects.filter(deleted_at__isnull=True)))
+        .order_by("created_at", "id")
+    )
+
+
 def plans_with_charges() -> QuerySet[Plan]:
     """Live plans with their live charges, filters and taxes prefetched (one query each), and
     Lago's counters of active subscriptions and distinct customers."""
