@@ -58,7 +58,7 @@ def cascade_to_overrides(*, plan: Plan, before: Terms, now: datetime) -> int:
             old = before.charges.get(charge.pk)
             if copy is None:
                 if old is None:  # a charge the plan gained
-                    charge_copy(charge, plan=child)
+                    charge_copy(charge, plan=child, parent=charge)
                     touched = True
                 continue
             if old is None:

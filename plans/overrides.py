@@ -17,7 +17,7 @@ from djmoney.money import Money
 
 from billing_project.money import from_cents, to_cents
 
-from ._service_helpers import _check_cents, _now, _taxes_by_codes
+from ._service_helpers import _check_cents, _code_taken_is_refused, _now, _taxes_by_codes
 from .charge_services import _charge_fields, _filters_sync, pay_in_advance_flags_sync
 from .errors import NotFoundError, PlansError
 from .models import Charge, ChargeFilter, Plan, Subscription, SubscriptionStatus
@@ -61,11 +61,12 @@ def filter_specs(charge: Charge) -> list[dict[str, Any]]:
     ]
 
 
-def charge_copy(charge: Charge, *, plan: Plan) -> Charge:
-    """`charge` copied onto `plan` (an override), with its filters and taxes, `parent` set."""
+def charge_copy(charge: Charge, *, plan: Plan, parent: Charge | None = None) -> Charge:
+    """`charge` copied onto `plan` with its filters and taxes; `parent` is the catalogue charge
+    an override's copy follows (None for a duplicated plan)."""
     copy = Charge.objects.create(
         plan=plan,
-        parent=charge,
+        parent=parent,
         code=charge.code,
         billable_metric_id=charge.billable_metric_id,
         charge_model=charge.charge_model,
@@ -84,10 +85,11 @@ def charge_copy(charge: Charge, *, plan: Plan) -> Charge:
     return copy
 
 
-def _plan_copy(plan: Plan, **fields: Any) -> Plan:
+def _plan_copy(plan: Plan, *, parent: Plan | None, code: str | None = None, name: str | None = None) -> Plan:
     copy = Plan.objects.create(
-        name=plan.name,
-        code=plan.code,
+        parent=parent,
+        name=name or plan.name,
+        code=code or plan.code,
         description=plan.description,
         interval=plan.interval,
         amount=plan.amount,
@@ -95,24 +97,21 @@ def _plan_copy(plan: Plan, **fields: Any) -> Plan:
         trial_period=plan.trial_period,
         bill_charges_monthly=plan.bill_charges_monthly,
         invoice_display_name=plan.invoice_display_name,
-        metadata=plan.metadata,
-        **fields,
+        metadata=plan.metadata if parent is not None else None,
     )
     copy.taxes.set(plan.taxes.all())
     for charge in plan.charges.filter(deleted_at__isnull=True).order_by("created_at", "id"):
-        charge_copy(charge, plan=copy)
+        charge_copy(charge, plan=copy, parent=charge if parent is not None else None)
     return copy
 
 
+@transaction.atomic
 def plan_duplicate(*, plan: Plan, code: str, name: str) -> Plan:
     """A new catalogue plan with `plan`'s terms (the console's "duplicate plan")."""
     if Plan.live.filter(code=code).exists():
         raise PlansError.field("code", "value_already_exist")
-    copy = _plan_copy(plan, parent=None)
-    copy.code, copy.name, copy.metadata = code, name, None
-    copy.save(update_fields=["code", "name", "metadata", "updated_at"])
-    Charge.objects.filter(plan=copy).update(parent=None)
-    return copy
+    with _code_taken_is_refused():
+        return _plan_copy(plan, parent=None, code=code, name=name)
 
 
 def plan_override_ensure(*, subscription: Subscription) -> Plan:
