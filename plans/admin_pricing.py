@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from billing_project.money import to_cents
+from billing_project.money import decimal_places, to_cents
 
 from . import charge_edits
 from .errors import PlansError
@@ -125,7 +125,8 @@ def _text(value: Any) -> str | None:
 
 def _initial(charge: Charge) -> dict[str, Any]:
     properties = charge.properties or {}
-    initial: dict[str, Any] = {"charge_model": charge.charge_model, "min_amount": charge.min_amount}
+    minor = Decimal(10) ** -decimal_places(str(charge.plan.amount.currency))
+    initial: dict[str, Any] = {"charge_model": charge.charge_model, "min_amount": charge.min_amount.quantize(minor)}
     for names in PricingForm.FIELDS_OF.values():
         for name in names:
             if properties.get(name) not in (None, ""):
@@ -228,7 +229,7 @@ def charge_pricing_view(
         valid = form.is_valid() and formset.is_valid()
         if valid and ("_add_tier" in request.POST or "_refresh" in request.POST):
             # Posted back to show one more row (or another model's fields): nothing is saved.
-            rows = [] if "_refresh" in request.POST else _tiers_from(formset, form.cleaned_data["charge_model"])
+            rows = _tiers_from(formset, form.cleaned_data["charge_model"])
             form = PricingForm(initial=form.cleaned_data)
             formset = TierFormSet(initial=[*rows, {}], prefix="tiers")
         elif valid:
