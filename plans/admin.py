@@ -381,7 +381,9 @@ class PlanAdmin(ServiceAdmin):
             if plan is not None and live and self.has_change_permission(request, plan):
                 form = self.get_form(request, plan, change=True)(request.POST, request.FILES, instance=plan)
                 form_valid = form.is_valid()
-                formsets, _ = self._create_formsets(request, form.instance if form_valid else plan, change=True)
+                # Django's own (private, stable since 2.x) builder of the change form's inlines.
+                build = self._create_formsets  # type: ignore[attr-defined]
+                formsets, _ = build(request, form.instance if form_valid else plan, change=True)
                 if form_valid and all(formset.is_valid() for formset in formsets):
                     charges = [f for f in formsets if isinstance(f, ChargeFormSet)]
                     terms = _TERMS_FIELDS & set(form.changed_data) or any(_charges_change(plan, f) for f in charges)
