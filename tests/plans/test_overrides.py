@@ -8,10 +8,13 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from hypothesis import given
+from hypothesis import strategies as st
 
 from billing_project.errors import DomainError
 from invoicing.models import Invoice
 from plans import charge_edits, services
+from plans.charge_services import charge_code_next
 from plans.errors import NotFoundError, PlansError
 from plans.models import Charge, Plan
 from plans.overrides import subscription_overrides_set
@@ -262,3 +265,11 @@ def test_a_coupon_limited_to_the_plan_applies_to_its_overrides():
     summary = bill(utc(2024, 2, 1, 0, 10))
     # 19.00 less the plan's 5.00 coupon.
     assert amounts(_invoice_of("special", summary))["total_amount"] == D("14")
+
+
+@given(st.sets(st.sampled_from(["api_calls", *(f"api_calls_{n}" for n in range(1, 8)), "api_calls_x", "other"])))
+def test_the_next_charge_code_is_always_free(taken):
+    code = charge_code_next(taken, "api_calls")
+    assert code not in taken and code.startswith("api_calls")
+    # The metric's code itself whenever it is free (Lago's GenerateCodeService).
+    assert ("api_calls" in taken) or code == "api_calls"
