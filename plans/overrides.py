@@ -16,6 +16,7 @@ from django.db import transaction
 from djmoney.money import Money
 
 from billing_project.money import from_cents, to_cents
+from customers.locks import lock_customer
 
 from ._service_helpers import _check_cents, _code_taken_is_refused, _now, _taxes_by_codes
 from .charge_services import _charge_fields, _filters_sync, pay_in_advance_flags_sync
@@ -129,7 +130,11 @@ def plan_override_ensure(*, subscription: Subscription) -> Plan:
 def plan_pin_live_subscriptions(*, plan: Plan) -> int:
     """Before a change that applies only to new subscriptions: each live subscription still on
     `plan` itself gets an override with today's terms. Returns how many were pinned."""
-    rows = list(Subscription.objects.select_for_update(of=("self",)).filter(plan=plan, status__in=LIVE_STATUSES))
+    live = Subscription.objects.filter(plan=plan, status__in=LIVE_STATUSES)
+    # The lock order of every subscription change: customers first (in one order), then rows.
+    for customer_id in sorted(set(live.values_list("customer_id", flat=True))):
+        lock_customer(customer_id)
+    rows = list(live.select_for_update(of=("self",)).order_by("pk"))
     for subscription in rows:
         subscription.plan = plan
         plan_override_ensure(subscription=subscription)

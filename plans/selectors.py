@@ -33,11 +33,15 @@ def plans_with_charges() -> QuerySet[Plan]:
         .order_by("created_at", "id")
     )
     active = Q(subscriptions__status=SubscriptionStatus.ACTIVE)
+    # Lago's counters (app/models/plan.rb) add the subscriptions on the plan's overrides.
+    on_overrides = Q(children__subscriptions__status=SubscriptionStatus.ACTIVE)
     return (
         Plan.live.prefetch_related("taxes", Prefetch("charges", queryset=live_charges))
         .annotate(
-            active_subscriptions_count=Count("subscriptions", filter=active, distinct=True),
-            customers_count=Count("subscriptions__customer", filter=active, distinct=True),
+            active_subscriptions_count=Count("subscriptions", filter=active, distinct=True)
+            + Count("children__subscriptions", filter=on_overrides, distinct=True),
+            customers_count=Count("subscriptions__customer", filter=active, distinct=True)
+            + Count("children__subscriptions__customer", filter=on_overrides, distinct=True),
         )
         .order_by("-created_at", "id")
     )

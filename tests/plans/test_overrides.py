@@ -273,3 +273,15 @@ def test_the_next_charge_code_is_always_free(taken):
     assert code not in taken and code.startswith("api_calls")
     # The metric's code itself whenever it is free (Lago's GenerateCodeService).
     assert ("api_calls" in taken) or code == "api_calls"
+
+
+def test_the_plan_counts_subscriptions_on_its_overrides():
+    from plans import selectors
+
+    plan = _startup()
+    subscribe(plan=plan, external_id="plain")
+    special = subscribe(plan=plan, external_id="special")
+    subscription_overrides_set(subscription=special, overrides={"amount_cents": 1900})
+    # Lago's Plan#active_subscriptions_count and #customers_count include overrides.
+    counted = selectors.plans_with_charges().get(pk=plan.pk)
+    assert (counted.active_subscriptions_count, counted.customers_count) == (2, 2)
