@@ -7,18 +7,19 @@ from typing import Any
 
 from django.db import transaction
 
+from billing_project.metadata import metadata_set, metadata_without
+
 from . import locks
 from .errors import NotFoundError
 from .models import CreditNote
-from .wallets.services import _check_metadata
 
 
 @transaction.atomic
 def credit_note_metadata_set(*, credit_note: CreditNote, metadata: Any, merge: bool) -> CreditNote:
     """POST replaces the metadata with `metadata`; PATCH (`merge`) adds and overwrites keys."""
     note = locks.lock_credit_note(credit_note)
-    cleaned = _check_metadata(metadata)
-    note.metadata = {**(note.metadata or {}), **cleaned} if merge else cleaned
+    # Lago's checks (app/models/metadata/item_metadata.rb): billing_project.metadata.
+    note.metadata = metadata_set(note.metadata, metadata, merge=merge)
     note.save(update_fields=["metadata", "updated_at"])
     return note
 
@@ -30,6 +31,6 @@ def credit_note_metadata_delete(*, credit_note: CreditNote, key: str | None = No
     note = locks.lock_credit_note(credit_note)
     if key is not None and not note.metadata:
         raise NotFoundError("metadata")
-    note.metadata = {k: v for k, v in (note.metadata or {}).items() if key is not None and k != key}
+    note.metadata = metadata_without(note.metadata, key) if key is not None else {}
     note.save(update_fields=["metadata", "updated_at"])
     return note
