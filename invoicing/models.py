@@ -412,3 +412,4 @@ class InvoiceEvent(models.Model):
 
 # Wallets live in their own package; imported here so Django registers their models.
 from .wallets.models import RecurringTransactionRule, Wallet, WalletTransaction  # noqa: E402, F401
+from .mail.models import DocumentEmail  # noqa: E402, F401
