@@ -36,8 +36,14 @@ class PaymentsConfig(AppConfig):
         from customers.signals import customer_saved
         from invoicing.signals import credit_note_refund_requested, invoice_finalized
 
+        from invoicing.mail.documents import document_type_register
+
         from . import receivers
         from .providers import stripe as stripe_provider
+        from .receipts import payment_receipt_message
+
+        # E-mails of payments' documents, sent by invoicing's outbox.
+        document_type_register("payment_receipt", payment_receipt_message)
 
         stripe_provider.configure()
         customer_saved.connect(receivers.on_customer_saved, dispatch_uid="payments.on_customer_saved")

@@ -210,3 +210,28 @@ class InvoiceToCollect(Invoice):
         proxy = True
         verbose_name = "invoice to collect"
         verbose_name_plural = "invoices to collect"
+
+
+class PaymentReceipt(models.Model):
+    """Lago's payment receipt: issued for every succeeded payment (Stripe, manual, partial ones
+    included), in the payment's transaction. Numbered per customer without gaps,
+    `<customer slug>-RCPT-<6 digits>` (Lago's format: TOL-001-RCPT-000001); payments.receipts."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, related_name="receipt")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payment_receipts")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payment_receipts")
+    sequential_id = models.PositiveIntegerField()
+    number = models.CharField(max_length=64, unique=True)
+    file = models.FileField(upload_to="payment_receipts/", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "sequential_id"], name="payment_receipt_customer_sequence_unique")
+        ]
+        indexes = [models.Index(fields=["invoice", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.number

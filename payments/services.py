@@ -34,6 +34,7 @@ from .models import IN_FLIGHT_STATUSES, Payment, PaymentProviderName, PaymentSta
 from .providers import ChargeOutcome, ProviderRejected, ProviderUnavailable
 from .providers import manual as manual_provider
 from .providers import stripe as stripe_provider
+from .receipts import payment_receipt_issue
 from .signals import payment_failed_in_tx, payment_succeeded_in_tx
 
 logger = logging.getLogger(__name__)
@@ -293,6 +294,7 @@ def payment_apply_outcome(*, payment_id: Any, outcome: ChargeOutcome) -> Payment
             payment.save(update_fields=[*sorted(fields), "updated_at"])
             if "status" in fields and payment.status == PaymentStatus.SUCCEEDED:
                 payment_succeeded_in_tx.send(sender=Payment, payment_id=payment.pk)
+                payment_receipt_issue(payment=payment)
             elif "status" in fields and payment.status == PaymentStatus.FAILED:
                 payment_failed_in_tx.send(sender=Payment, payment_id=payment.pk)
             _invoice_payment_state_refresh(invoice)
@@ -509,6 +511,7 @@ def payment_create_manual(
             paid_at=paid_at or timezone.now(),
         )
         payment_succeeded_in_tx.send(sender=Payment, payment_id=payment.pk)
+        payment_receipt_issue(payment=payment, actor="system:manual_payment")
         _invoice_payment_state_refresh(invoice)
     return payment
 

@@ -10,3 +10,5 @@ from django.dispatch import Signal
 payment_succeeded_in_tx = Signal()
 # A provider payment attempt failed: kwargs payment_id.
 payment_failed_in_tx = Signal()
+# A payment receipt was issued (a payment succeeded): kwargs payment_receipt_id.
+payment_receipt_created_in_tx = Signal()

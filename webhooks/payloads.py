@@ -68,3 +68,9 @@ def wallet(wallet_id: Any) -> dict[str, Any]:
 
 def wallet_transaction(wallet_transaction_id: Any) -> dict[str, Any]:
     return serialize_transaction(WalletTransaction.objects.select_related("wallet").get(pk=wallet_transaction_id))
+
+
+def payment_receipt(payment_receipt_id: Any) -> dict[str, Any]:
+    from payments.api.receipts import receipts_list, serialize_payment_receipt
+
+    return serialize_payment_receipt(receipts_list().get(pk=payment_receipt_id))
