@@ -34,6 +34,7 @@ from .models import IN_FLIGHT_STATUSES, Payment, PaymentProviderName, PaymentSta
 from .providers import ChargeOutcome, ProviderRejected, ProviderUnavailable
 from .providers import manual as manual_provider
 from .providers import stripe as stripe_provider
+from .payment_requests import payment_requests_follow_invoice, payment_requests_payment_failed
 from .receipts import payment_receipt_issue
 from .signals import payment_failed_in_tx, payment_succeeded_in_tx
 
@@ -89,6 +90,9 @@ def _invoice_payment_state_refresh(invoice: Invoice) -> None:
     if invoice.payment_status == InvoicePaymentStatus.SUCCEEDED:
         # A paid credit invoice settles its purchased wallet credits (a no-op for other invoices).
         invoice_paid_settle_credits(invoice=invoice)
+        if status_before != invoice.payment_status:
+            # Payment requests whose invoices are now all paid succeed.
+            payment_requests_follow_invoice(invoice=invoice)
 
 
 # --- Stripe customers and payment methods -------------------------------------------------------
@@ -297,6 +301,8 @@ def payment_apply_outcome(*, payment_id: Any, outcome: ChargeOutcome) -> Payment
                 payment_receipt_issue(payment=payment)
             elif "status" in fields and payment.status == PaymentStatus.FAILED:
                 payment_failed_in_tx.send(sender=Payment, payment_id=payment.pk)
+                if payment.trigger == PaymentTrigger.DUNNING:
+                    payment_requests_payment_failed(payment=payment)
             _invoice_payment_state_refresh(invoice)
     return payment
 

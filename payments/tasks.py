@@ -74,3 +74,13 @@ def render_payment_receipt_pdf(payment_receipt_id: str) -> None:
     receipt = PaymentReceipt.objects.filter(pk=payment_receipt_id).first()
     if receipt is not None and not receipt.file:
         payment_receipt_pdf_render(receipt=receipt)
+
+
+@shared_task(name="payments.tasks.run_dunning_campaigns")
+def run_dunning_campaigns() -> dict[str, int]:
+    """Daily at 07:00 UTC (after the 00:30 overdue flagging): today's dunning steps."""
+    from dataclasses import asdict
+
+    from .dunning import dunning_run
+
+    return asdict(dunning_run(today=timezone.now().date()))

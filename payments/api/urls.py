@@ -6,6 +6,7 @@ from . import views
 
 urlpatterns = [
     path("", include("payments.api.receipts")),
+    path("", include("payments.api.payment_requests")),
     path("payments", views.PaymentsView.as_view(), name="payments"),
     path("payments/<str:lago_id>", views.PaymentDetailView.as_view(), name="payment"),
     path(
