@@ -60,7 +60,9 @@ class InvoicingConfig(AppConfig):
 
         # Issue e-mails: outbox rows written in the issuing transaction (email_settings decide).
         invoice_finalized_in_tx.connect(mail_receivers.on_invoice_finalized, dispatch_uid="invoicing.mail.finalized")
-        invoice_one_off_created_in_tx.connect(mail_receivers.on_invoice_finalized, dispatch_uid="invoicing.mail.one_off")
+        invoice_one_off_created_in_tx.connect(
+            mail_receivers.on_invoice_finalized, dispatch_uid="invoicing.mail.one_off"
+        )
         credit_note_created_in_tx.connect(
             mail_receivers.on_credit_note_created, dispatch_uid="invoicing.mail.credit_note"
         )

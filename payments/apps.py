@@ -42,13 +42,12 @@ class PaymentsConfig(AppConfig):
         from djstripe.signals import WEBHOOK_SIGNALS
 
         from customers.signals import customer_saved
+        from invoicing.mail.documents import document_type_register
         from invoicing.signals import credit_note_refund_requested, invoice_finalized
 
-        from invoicing.mail.documents import document_type_register
-
         from . import receivers
-        from .providers import stripe as stripe_provider
         from .payment_requests import payment_request_message
+        from .providers import stripe as stripe_provider
         from .receipts import payment_receipt_message
 
         # E-mails of payments' documents, sent by invoicing's outbox.

@@ -230,7 +230,9 @@ class PaymentReceipt(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["customer", "sequential_id"], name="payment_receipt_customer_sequence_unique")
+            models.UniqueConstraint(
+                fields=["customer", "sequential_id"], name="payment_receipt_customer_sequence_unique"
+            )
         ]
         indexes = [models.Index(fields=["invoice", "created_at"])]
 

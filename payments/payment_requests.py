@@ -156,7 +156,8 @@ def payment_requests_follow_invoice(*, invoice: Invoice) -> None:
     if invoice.payment_status != InvoicePaymentStatus.SUCCEEDED:
         return
     open_requests = PaymentRequest.objects.select_for_update().filter(
-        applied_invoices__invoice=invoice, payment_status__in=[PaymentRequestStatus.PENDING, PaymentRequestStatus.FAILED]
+        applied_invoices__invoice=invoice,
+        payment_status__in=[PaymentRequestStatus.PENDING, PaymentRequestStatus.FAILED],
     )
     for request in open_requests:
         unpaid = (

@@ -31,10 +31,10 @@ from invoicing.wallets.consumption import invoice_paid_settle_credits
 
 from .errors import PaymentError
 from .models import IN_FLIGHT_STATUSES, Payment, PaymentProviderName, PaymentStatus, PaymentTrigger
+from .payment_requests import payment_requests_follow_invoice, payment_requests_payment_failed
 from .providers import ChargeOutcome, ProviderRejected, ProviderUnavailable
 from .providers import manual as manual_provider
 from .providers import stripe as stripe_provider
-from .payment_requests import payment_requests_follow_invoice, payment_requests_payment_failed
 from .receipts import payment_receipt_issue
 from .signals import payment_failed_in_tx, payment_succeeded_in_tx
 

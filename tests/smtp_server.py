@@ -31,7 +31,8 @@ class Received:
 
     def attachments(self) -> list[tuple[str, bytes]]:
         return [
-            (part.get_filename() or "", part.get_payload(decode=True) or b"") for part in self.message.iter_attachments()
+            (part.get_filename() or "", part.get_payload(decode=True) or b"")
+            for part in self.message.iter_attachments()
         ]
 
     def body(self, subtype: str) -> str:

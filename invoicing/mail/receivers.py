@@ -21,7 +21,9 @@ def on_invoice_finalized(sender: Any, *, invoice_id: Any, **kwargs: Any) -> None
 
 
 def on_credit_note_created(sender: Any, *, credit_note_id: Any, **kwargs: Any) -> None:
-    note = CreditNote.objects.select_related("customer").only("pk", "invoice_id", "customer__email").get(pk=credit_note_id)
+    note = (
+        CreditNote.objects.select_related("customer").only("pk", "invoice_id", "customer__email").get(pk=credit_note_id)
+    )
     document_email_on_issue(
         document_type="credit_note",
         document_id=note.pk,

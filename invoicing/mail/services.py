@@ -269,7 +269,9 @@ def document_email_send(*, email_id: Any) -> DocumentEmail | None:
             _record_failure(row, text, now=now, permanent=not temporary, invoice_ids=message.invoice_ids)
             return row
         except (smtplib.SMTPException, OSError) as error:
-            _record_failure(row, f"{type(error).__name__}: {error}", now=now, permanent=False, invoice_ids=message.invoice_ids)
+            _record_failure(
+                row, f"{type(error).__name__}: {error}", now=now, permanent=False, invoice_ids=message.invoice_ids
+            )
             return row
         refused = getattr(connection, "refused", {}) or {}
         row.refused = {address: f"{code} {_decode(text)}" for address, (code, text) in refused.items()}

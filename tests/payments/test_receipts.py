@@ -30,9 +30,7 @@ def test_receipt_number_format():
     # lago-api db/structure.sql (set_payment_receipt_number): "<customer slug>-RCPT-" and the
     # customer's counter on at least 6 digits; the slug is "<prefix>-<customer seq, 3 digits>".
     assert receipt_number(prefix="TOL", customer_sequence=7, receipt_sequence=1) == "TOL-007-RCPT-000001"
-    assert receipt_number(prefix="ACME", customer_sequence=1234, receipt_sequence=1234567) == (
-        "ACME-1234-RCPT-1234567"
-    )
+    assert receipt_number(prefix="ACME", customer_sequence=1234, receipt_sequence=1234567) == ("ACME-1234-RCPT-1234567")
 
 
 def test_partial_and_manual_payments_each_get_the_next_number(organization, django_capture_on_commit_callbacks):
@@ -47,7 +45,11 @@ def test_partial_and_manual_payments_each_get_the_next_number(organization, djan
 
     customer.refresh_from_db()
     slug = f"TOL-{customer.sequential_id:03d}"
-    assert [p.receipt.number for p in (a, b, c)] == [f"{slug}-RCPT-000001", f"{slug}-RCPT-000002", f"{slug}-RCPT-000003"]
+    assert [p.receipt.number for p in (a, b, c)] == [
+        f"{slug}-RCPT-000001",
+        f"{slug}-RCPT-000002",
+        f"{slug}-RCPT-000003",
+    ]
     receipt = PaymentReceipt.objects.get(payment=a)
     text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(receipt.file.read())).pages)
     assert receipt.number in text
