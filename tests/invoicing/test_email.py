@@ -258,3 +258,20 @@ def test_email_settings_through_the_organization_api(api, organization):
     bad = api.put("/api/v1/organizations", {"organization": {"email_settings": ["invoice.sent"]}}, format="json")
     assert bad.status_code == 422
     assert bad.json()["error_details"] == {"email_settings": ["value_is_invalid"]}
+
+
+def test_the_console_shows_the_messages_on_the_invoice(
+    acme, smtp_server, admin_client, django_capture_on_commit_callbacks
+):
+    smtp_server.handler.refuse = {"cfo@buyer.test"}
+    invoice = finalize(draft(), django_capture_on_commit_callbacks)
+
+    page = admin_client.get(f"/admin/invoicing/invoice/{invoice.pk}/change/")
+    outbox = admin_client.get("/admin/invoicing/documentemail/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "email_queued" in html and "email_sent" in html
+    assert "550 5.1.1 No such user here" in html  # the refusal, on the invoice's history
+    assert outbox.status_code == 200
+    assert "ap@buyer.test" in outbox.content.decode()

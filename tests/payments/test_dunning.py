@@ -166,3 +166,32 @@ def test_two_runs_racing_do_each_step_once(organization):
     assert sum(r.payment_requests for r in results) == 3
     assert PaymentRequest.objects.count() == 3
     assert DunningAttempt.objects.count() == 3
+
+
+def test_campaign_admin_and_the_step_on_the_invoice(campaign, admin_client, django_capture_on_commit_callbacks):
+    invoice = overdue(make_customer(external_id="dun_admin", email="ap@buyer.test"))
+    run(DUE + timedelta(days=3), django_capture_on_commit_callbacks)
+
+    listing = admin_client.get("/admin/payments/dunningcampaign/")
+    page = admin_client.get(f"/admin/invoicing/invoice/{invoice.pk}/change/")
+    requests = admin_client.get("/admin/payments/paymentrequest/")
+
+    assert "3, 7, 14" in listing.content.decode()
+    assert "dunning_step" in page.content.decode()
+    assert requests.status_code == 200 and "dun_admin" in requests.content.decode()
+    added = admin_client.post(
+        "/admin/payments/dunningcampaign/add/",
+        {
+            "name": "Gentle",
+            "code": "gentle",
+            "description": "",
+            "bcc_emails": "[]",
+            "steps-TOTAL_FORMS": "1",
+            "steps-INITIAL_FORMS": "0",
+            "steps-0-days_past_due": "5",
+            "thresholds-TOTAL_FORMS": "0",
+            "thresholds-INITIAL_FORMS": "0",
+        },
+    )
+    assert added.status_code == 302, added.content.decode()[:2000]
+    assert list(DunningCampaign.objects.get(code="gentle").steps.values_list("days_past_due", flat=True)) == [5]
