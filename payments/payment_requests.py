@@ -84,7 +84,9 @@ def payment_request_create(
     if customer is None:
         raise NotFoundError("customer")
     recipient = (email if email is not None else customer.email) or ""
-    if any(not is_valid_address(address) for address in addresses(recipient)):
+    if len(recipient) > PaymentRequest._meta.get_field("email").max_length or any(  # type: ignore[operator]
+        not is_valid_address(address) for address in addresses(recipient)
+    ):
         raise PaymentError("invalid_email_format", field="email")
     with transaction.atomic():
         ids = sorted(
