@@ -275,3 +275,21 @@ def test_the_console_shows_the_messages_on_the_invoice(
     assert "550 5.1.1 No such user here" in html  # the refusal, on the invoice's history
     assert outbox.status_code == 200
     assert "ap@buyer.test" in outbox.content.decode()
+
+
+def test_email_settings_in_the_organization_admin(admin_client, organization):
+    page = admin_client.get("/admin/customers/organization/1/change/").content.decode()
+    assert 'value="payment_receipt.created"' in page
+
+    from customers.admin import OrganizationForm
+
+    data = {field: getattr(organization, field) for field in OrganizationForm.Meta.fields}
+    data.update(email_settings=["invoice.finalized", "credit_note.created"], document_locale="fr", webhook_url="")
+    answer = admin_client.post("/admin/customers/organization/1/change/", data)
+
+    assert answer.status_code == 302, answer.content.decode()[:3000]
+    organization.refresh_from_db()
+    assert (organization.email_settings, organization.document_locale) == (
+        ["invoice.finalized", "credit_note.created"],
+        "fr",
+    )
