@@ -325,3 +325,13 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+
+# Entitlements live in their own module of this app (features, privileges, grants).
+from .entitlements.models import (  # noqa: E402, F401
+    Entitlement,
+    EntitlementRemoval,
+    EntitlementValue,
+    Feature,
+    Privilege,
+)

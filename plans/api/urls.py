@@ -1,6 +1,6 @@
 """plans API routes: taxes, plans, add-ons, coupons, applied coupons, subscriptions."""
 
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -21,4 +21,7 @@ urlpatterns = [
     ),
     path("subscriptions", views.SubscriptionsView.as_view(), name="subscriptions"),
     path("subscriptions/<str:external_id>", views.SubscriptionView.as_view(), name="subscription"),
+    # Features and entitlements (plans.entitlements): /features, /plans/{code}/entitlements,
+    # /subscriptions/{external_id}/entitlements.
+    path("", include("plans.entitlements.api")),
 ]
