@@ -1,11 +1,13 @@
 """payments API routes: /payments, an invoice's retry_payment and payment_url (Stripe Checkout), a
 customer's payment methods and checkout_url (Checkout in setup mode)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
 urlpatterns = [
+    path("", include("payments.api.receipts")),
+    path("", include("payments.api.payment_requests")),
     path("payments", views.PaymentsView.as_view(), name="payments"),
     path("payments/<str:lago_id>", views.PaymentDetailView.as_view(), name="payment"),
     path(

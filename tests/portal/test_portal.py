@@ -224,3 +224,18 @@ def test_pay_now_is_offered_only_where_stripe_can_take_it(api, client, settings)
     assert "Online payment is not available" in refused.content.decode()
     invoice.refresh_from_db()
     assert (invoice.payment_status, invoice.total_paid_amount) == ("pending", Decimal("0"))
+
+
+def test_e_mails_pay_link_is_the_portal_opened_at_the_invoice(stripe_api):
+    from invoicing.mail.links import invoice_pay_link
+
+    stripe_customer = make_customer(external_id="mail-pay", payment_provider="stripe")
+    payable = make_finalized_invoice(customer=stripe_customer)
+    manual = make_finalized_invoice(customer=make_customer(external_id="mail-manual", payment_provider="manual"))
+
+    link = invoice_pay_link(invoice=payable, base_url="https://billing.example.com")
+
+    assert link.startswith("https://billing.example.com/portal/")
+    assert link.endswith(f"/#invoice-{payable.pk}")
+    assert services.portal_customer(urlparse(link).path.split("/")[2]) == stripe_customer
+    assert "/api/v1/documents/" in invoice_pay_link(invoice=manual, base_url="https://billing.example.com")
