@@ -9,6 +9,8 @@ billable_metric_deleted = Signal()
 # Sent by `selectors.unmatched_events` to learn which external subscription ids exist, since
 # subscriptions live to the right (plans). Each receiver returns an iterable or a values_list
 # queryset of external ids. With no receiver connected, only unknown codes count as unmatched.
+# Sent with `external_customer_id`, it asks for that customer's subscriptions only (the events
+# browser's customer filter).
 known_subscription_ids_requested = Signal()
 
 # Sent after commit when ingestion stored new events (exact replays excluded) whose code is a
