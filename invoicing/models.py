@@ -410,5 +410,7 @@ class InvoiceEvent(models.Model):
         return f"{self.kind} by {self.actor}"
 
 
-# Wallets live in their own package; imported here so Django registers their models.
+# Wallets and the dashboard's summaries live in their own packages; imported here so Django
+# registers their models.
+from .summaries.models import MrrDayRow, MrrDirtyDay  # noqa: E402, F401
 from .wallets.models import RecurringTransactionRule, Wallet, WalletTransaction  # noqa: E402, F401
