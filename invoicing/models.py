@@ -30,6 +30,13 @@ class InvoiceStatus(models.TextChoices):
     FINALIZED = "finalized", "Finalized"
     VOIDED = "voided", "Voided"
     FAILED = "failed", "Failed"
+    # A credit invoice of a wallet top-up with invoice_requires_successful_payment (Lago's
+    # `open`): collected like a finalized one, numbered and finalized only once it is paid.
+    OPEN = "open", "Open (awaiting payment)"
+
+
+# What can be collected: finalized invoices, and open credit invoices.
+PAYABLE_STATUSES = (InvoiceStatus.FINALIZED, InvoiceStatus.OPEN)
 
 
 class PaymentStatus(models.TextChoices):
@@ -111,7 +118,7 @@ class Invoice(models.Model):
     @property
     def total_due_amount(self) -> Decimal:
         """Nothing is due on a draft or voided invoice; never negative."""
-        if self.status != InvoiceStatus.FINALIZED:
+        if self.status not in PAYABLE_STATUSES:
             return Decimal(0)
         return max(self.total_amount - self.total_paid_amount, Decimal(0))
 

@@ -509,7 +509,10 @@ def invoice_update(
     if payment_status is not None:
         if payment_status not in PaymentStatus.values:
             raise InvoicingError.field("payment_status", "value_is_invalid")
-        if invoice.status != InvoiceStatus.FINALIZED:
+        payable = invoice.status == InvoiceStatus.FINALIZED or (
+            invoice.status == InvoiceStatus.OPEN and invoice.invoice_type == InvoiceType.CREDIT
+        )
+        if not payable:
             raise NotAllowedError("invoice_not_finalized")
         if payment_status != invoice.payment_status:
             payload["payment_status"] = [invoice.payment_status, payment_status]

@@ -30,7 +30,7 @@ from billing_project.local_time import format_instant
 from billing_project.money import decimal_places, format_money, to_cents
 from customers.models import Customer, Organization
 from invoicing import analytics
-from invoicing.models import Invoice, InvoiceEvent
+from invoicing.models import PAYABLE_STATUSES, Invoice, InvoiceEvent
 from invoicing.usage import customer_usage
 from plans.models import SubscriptionStatus
 
@@ -310,10 +310,10 @@ def record_payment_view(request: HttpRequest, invoice_id: str) -> HttpResponse:
         "form": form,
         "opts": Invoice._meta,
     }
-    if invoice.status != "finalized" or invoice.total_due_amount <= 0:
+    if invoice.status not in PAYABLE_STATUSES or invoice.total_due_amount <= 0:
         context["refusal"] = (
             "Nothing is due on this invoice."
-            if invoice.status == "finalized"
+            if invoice.status in PAYABLE_STATUSES
             else "Only a finalized invoice can be paid."
         )
         return TemplateResponse(request, "admin/tollgate/record_payment.html", context)

@@ -34,7 +34,7 @@ class PaymentsConfig(AppConfig):
         from djstripe.signals import WEBHOOK_SIGNALS
 
         from customers.signals import customer_saved
-        from invoicing.signals import credit_note_refund_requested, invoice_finalized
+        from invoicing.signals import credit_note_refund_requested, invoice_finalized, invoice_opened
 
         from . import receivers
         from .providers import stripe as stripe_provider
@@ -42,6 +42,8 @@ class PaymentsConfig(AppConfig):
         stripe_provider.configure()
         customer_saved.connect(receivers.on_customer_saved, dispatch_uid="payments.on_customer_saved")
         invoice_finalized.connect(receivers.on_invoice_finalized, dispatch_uid="payments.on_invoice_finalized")
+        # An open credit invoice (top-up requiring payment) is collected the same way.
+        invoice_opened.connect(receivers.on_invoice_finalized, dispatch_uid="payments.on_invoice_opened")
         credit_note_refund_requested.connect(
             receivers.on_credit_note_refund_requested, dispatch_uid="payments.on_credit_note_refund_requested"
         )

@@ -24,7 +24,7 @@ from billing_project.after_commit import delay_after_commit
 from billing_project.money import from_cents, round_amount
 from customers.models import Customer, PaymentProvider
 from invoicing.locks import lock_invoice
-from invoicing.models import Invoice, InvoiceStatus
+from invoicing.models import PAYABLE_STATUSES, Invoice, InvoiceStatus
 from invoicing.models import PaymentStatus as InvoicePaymentStatus
 from invoicing.signals import invoice_payment_status_changed_in_tx, invoices_payment_overdue_in_tx
 from invoicing.wallets.consumption import invoice_paid_settle_credits
@@ -74,7 +74,7 @@ def _invoice_payment_state_refresh(invoice: Invoice) -> None:
             invoice.currency,
         )
     status_before = invoice.payment_status
-    if invoice.status == InvoiceStatus.FINALIZED and invoice.total_due_amount <= 0:
+    if invoice.status in PAYABLE_STATUSES and invoice.total_due_amount <= 0:
         invoice.payment_status = InvoicePaymentStatus.SUCCEEDED
         invoice.payment_overdue = False
     elif latest_attempt is not None and latest_attempt.status == PaymentStatus.FAILED:
@@ -171,7 +171,7 @@ def invoice_payment_collect(*, invoice_id: Any, trigger: str, after_attempt: int
             logger.error("Stripe is not configured (no secret key): invoice %s not collected", invoice.pk)
             return None
         amount_due = invoice.total_due_amount
-        if invoice.status != InvoiceStatus.FINALIZED or amount_due <= 0:
+        if invoice.status not in PAYABLE_STATUSES or amount_due <= 0:
             return None
         attempts = list(invoice.payments.select_for_update().filter(provider=PaymentProviderName.STRIPE))
         if any(payment.status in IN_FLIGHT_STATUSES for payment in attempts):
@@ -347,7 +347,7 @@ def payment_intent_event_apply(
 def invoice_payment_retry_check(*, invoice: Invoice) -> Payment | None:
     """Refuse a retry that cannot or must not happen (Lago's codes, HTTP 405); return the attempt
     waiting for the customer (requires_action), which must be canceled before a new one."""
-    if invoice.status != InvoiceStatus.FINALIZED or invoice.total_due_amount <= 0:
+    if invoice.status not in PAYABLE_STATUSES or invoice.total_due_amount <= 0:
         raise PaymentError("invalid_status", http_status=405)
     if invoice.customer.payment_provider != PaymentProvider.STRIPE:
         raise PaymentError("invalid_payment_provider", http_status=405)
@@ -492,7 +492,7 @@ def payment_create_manual(
         raise PaymentError("value_is_invalid", field="amount_cents")
     with transaction.atomic():
         invoice = lock_invoice(invoice_id)
-        if invoice.status != InvoiceStatus.FINALIZED:
+        if invoice.status not in PAYABLE_STATUSES:
             raise PaymentError("invalid_status", field="invoice_id")
         amount = from_cents(amount_cents, invoice.currency)
         if manual_provider.exceeds_amount_due(amount=amount, amount_due=invoice.total_due_amount):

@@ -23,7 +23,7 @@ from django.utils import timezone
 from billing_project.after_commit import delay_after_commit
 from billing_project.money import round_amount
 
-from ..models import Fee, Invoice, InvoiceType
+from ..models import Fee, Invoice, InvoiceStatus, InvoiceType
 from . import ledger, signals
 from .models import (
     TransactionKind,
@@ -275,6 +275,12 @@ def invoice_paid_settle_credits(*, invoice: Invoice) -> int:
     (Lago's jobs/invoices/prepaid_credit_job.rb). Idempotent: settled rows are not pending."""
     if invoice.invoice_type != InvoiceType.CREDIT:
         return 0
+    from .services import credit_invoice_finalize_locked, threshold_check_locked
+
+    if invoice.status == InvoiceStatus.OPEN:
+        # Paid at last: the open credit invoice is numbered and finalized now (Lago's
+        # jobs/invoices/prepaid_credit_job.rb: credits applied, then FinalizeOpenCreditService).
+        credit_invoice_finalize_locked(invoice, actor="system:credit_invoice_paid", now=timezone.now(), paid=True)
     pending = list(
         WalletTransaction.objects.filter(
             invoice_id=invoice.pk, status=TransactionStatus.PENDING, transaction_type=TransactionType.INBOUND
@@ -282,8 +288,6 @@ def invoice_paid_settle_credits(*, invoice: Invoice) -> int:
     )
     if not pending:
         return 0
-    from .services import threshold_check_locked
-
     wallets = {w.pk: w for w in ledger.lock_wallets(Wallet.objects.filter(pk__in={w for _, w in pending}))}
     settled = 0
     now = timezone.now()
