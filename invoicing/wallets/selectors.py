@@ -16,6 +16,19 @@ from ..models import Invoice, InvoiceStatus, InvoiceType
 ZERO = Decimal(0)
 
 
+def customers_with_wallets_for_subscriptions(external_subscription_ids: Any) -> list[Any]:
+    """The customers, among those of these subscriptions, that have an active wallet (one query)."""
+    from .models import Wallet, WalletStatus
+
+    return list(
+        Wallet.objects.filter(
+            status=WalletStatus.ACTIVE, customer__subscriptions__external_id__in=list(external_subscription_ids)
+        )
+        .values_list("customer_id", flat=True)
+        .distinct()
+    )
+
+
 def customer_ongoing_usage(*, customer_id: Any, now: datetime) -> dict[str, Decimal]:
     """Per currency: the current usage of the customer's active subscriptions (with taxes),
     plus the totals of its draft subscription invoices. The usage is aggregated in SQL, a few

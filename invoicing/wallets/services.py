@@ -835,16 +835,27 @@ def wallet_threshold_check(*, wallet_id: Any, now: datetime | None = None) -> bo
 # Ongoing balance
 
 
-def wallets_ongoing_balance_refresh(*, customer_ids: Sequence[Any] | None = None, now: datetime | None = None) -> int:
+def wallets_ongoing_balance_refresh(
+    *,
+    customer_ids: Sequence[Any] | None = None,
+    now: datetime | None = None,
+    fresher_than: timedelta | None = None,
+) -> int:
     """Balance minus the usage not invoiced yet (current usage with taxes, and drafts), spread
     over the customer's wallets in their application order; one usage computation per customer
-    (its queries depend on the charges, never on the number of events); then threshold rules."""
+    (its queries depend on the charges, never on the number of events); then threshold rules.
+    With `fresher_than`, customers whose wallets were all refreshed that recently are skipped."""
+    from django.db.models import Q
+
     from .selectors import customer_ongoing_usage
 
     now = now or timezone.now()
     wallets = Wallet.objects.filter(status=WalletStatus.ACTIVE)
     if customer_ids is not None:
         wallets = wallets.filter(customer_id__in=list(customer_ids))
+    if fresher_than is not None:
+        stale = Q(last_ongoing_balance_sync_at__isnull=True) | Q(last_ongoing_balance_sync_at__lt=now - fresher_than)
+        wallets = wallets.filter(customer_id__in=wallets.filter(stale).values("customer_id"))
     by_customer: dict[Any, list[Any]] = {}
     for wallet_id, customer_id in wallets.values_list("pk", "customer_id"):
         by_customer.setdefault(customer_id, []).append(wallet_id)

@@ -3,7 +3,7 @@ settling only moves pending rows, expiry only terminates active wallets)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.db import transaction
@@ -30,6 +30,17 @@ def expire_wallets(at: str | None = None) -> int:
 def refresh_ongoing_balances(customer_ids: list[str] | None = None) -> int:
     """Periodic (every wallet), and after an invoice consumed credits (its customer)."""
     return services.wallets_ongoing_balance_refresh(customer_ids=customer_ids)
+
+
+@shared_task(name="invoicing.wallets.tasks.refresh_ongoing_balances_after_ingestion")
+def refresh_ongoing_balances_after_ingestion(customer_ids: list[str]) -> int:
+    """After an ingestion batch: these customers' wallets, unless refreshed within
+    TOLLGATE_WALLET_ONGOING_REFRESH_SECONDS (a burst of batches costs one refresh; the periodic
+    task picks up the tail of the burst)."""
+    from django.conf import settings
+
+    interval = timedelta(seconds=getattr(settings, "TOLLGATE_WALLET_ONGOING_REFRESH_SECONDS", 30))
+    return services.wallets_ongoing_balance_refresh(customer_ids=customer_ids, fresher_than=interval)
 
 
 @shared_task(name="invoicing.wallets.tasks.settle_paid_credit_invoices")
