@@ -38,6 +38,7 @@ from . import analytics as collected
 from . import services
 from .models import PaymentTrigger
 from .providers import ProviderUnavailable
+from .statement import statement_view
 
 # The dashboard and aging sum invoices and payments: both are needed (Support sees invoices only).
 VIEW_PERMISSIONS = ("invoicing.view_invoice", "payments.view_payment")
@@ -460,6 +461,7 @@ def customer_360_view(request: HttpRequest, customer_id: str) -> HttpResponse:
         "title": f"{customer.name or customer.external_id} ({customer.external_id})",
         "customer": customer,
         "customer_url": reverse("admin:customers_customer_change", args=[customer.pk]),
+        "statement_url": reverse("admin:console-customer-statement", args=[customer.pk]),
         "outstanding": [format_money(amount, code) for code, amount in sorted(outstanding.items())],
         "subscriptions": subscriptions,
         "invoices": [
@@ -586,3 +588,7 @@ def activity_view(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns += [path("activity/", activity_view, name="console-activity")]
+
+urlpatterns += [
+    path("customers/<uuid:customer_id>/statement/", statement_view, name="console-customer-statement"),
+]
