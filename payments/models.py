@@ -53,6 +53,8 @@ class PaymentTrigger(models.TextChoices):
     API = "api", "Retry through the API"
     ADMIN = "admin", "Retry from the admin"
     MANUAL = "manual", "Recorded by hand"
+    # Paid by the customer on a Stripe Checkout page (a wallet top-up's payment_url).
+    CHECKOUT = "checkout", "Stripe Checkout"
 
 
 class Payment(models.Model):
