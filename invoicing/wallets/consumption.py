@@ -249,6 +249,10 @@ def invoice_recredit_prepaid_credits(*, invoice: Invoice) -> Decimal:
             wallet = wallets[row.wallet_id]
             if wallet.status != WalletStatus.ACTIVE or wallet.pk in already:
                 continue
+            # Lago's RecreditService grants the credits back with reset_consumed_credits: what
+            # the voided invoice consumed no longer counts as consumed (never below zero).
+            wallet.consumed_credits = max(ZERO, wallet.consumed_credits - row.credit_amount)
+            wallet.consumed_amount = max(ZERO, wallet.consumed_amount - row.amount)
             ledger.transaction_record(
                 wallet,
                 transaction_type=TransactionType.INBOUND,

@@ -161,11 +161,16 @@ def test_voiding_an_invoice_gives_its_credits_back(taxed):
     customer = make_customer(external_id="c_void", currency="USD")
     wallet = make_wallet(customer=customer, granted_credits="10")
     invoice = _invoice_for(customer)
+    wallet.refresh_from_db()
+    assert (wallet.consumed_credits, wallet.consumed_amount) == (D("10"), D("10"))
 
     services.invoice_void(invoice=invoice, actor="test")
 
     wallet.refresh_from_db()
     assert (wallet.balance, wallet.credits_balance) == (D("10"), D("10"))
+    # Given back, no longer consumed (Lago: wallet_transactions/recredit_service.rb passes
+    # reset_consumed_credits to wallets/balance/increase_service.rb).
+    assert (wallet.consumed_credits, wallet.consumed_amount) == (D("0"), D("0"))
     back = WalletTransaction.objects.get(wallet=wallet, voided_invoice=invoice)
     assert (back.transaction_type, back.transaction_status, back.amount) == ("inbound", "granted", D("10"))
     # Voided once: nothing more to give back.
