@@ -15,10 +15,11 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from billing_project.money import format_money
 from customers.models import Customer
 
 from ..errors import InvoicingError
-from . import services
+from . import selectors, services
 from .models import Wallet, WalletStatus, WalletTransaction
 
 _MESSAGES = {
@@ -100,9 +101,20 @@ class WalletAdmin(admin.ModelAdmin):
         "ongoing_balance",
         "ongoing_usage_balance",
         "consumed_credits",
+        "paid_and_granted",
         "terminated_at",
         "created_at",
     ]
+
+    @admin.display(description="paid and granted")
+    def paid_and_granted(self, wallet: Wallet) -> str:
+        split = selectors.balance_split(wallet)
+        code = wallet.currency
+        return (
+            f"Balance: {format_money(split.paid_balance, code)} paid, {format_money(split.granted_balance, code)} "
+            f"granted. Consumed by invoices: {format_money(split.paid_consumed, code)} paid, "
+            f"{format_money(split.granted_consumed, code)} granted."
+        )
 
     def get_fieldsets(self, request: HttpRequest, obj: Wallet | None = None) -> Any:
         if obj is None:
@@ -122,6 +134,7 @@ class WalletAdmin(admin.ModelAdmin):
                         "ongoing_balance",
                         "ongoing_usage_balance",
                         "consumed_credits",
+                        "paid_and_granted",
                     ]
                 },
             ),
@@ -199,9 +212,9 @@ def prepaid_wallets(obj: Customer | None) -> str:
                 w.status,
                 w.priority,
                 w.credits_balance.normalize(),
-                f"({w.balance} {w.currency})",
+                f"({format_money(w.balance, w.currency)})",
                 w.credits_ongoing_balance.normalize(),
-                f"({w.ongoing_balance} {w.currency})",
+                f"({format_money(w.ongoing_balance, w.currency)})",
                 w.consumed_credits.normalize(),
             )
             for w in wallets
