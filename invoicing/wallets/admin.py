@@ -89,7 +89,7 @@ class WalletForm(forms.ModelForm):
 @admin.register(Wallet)
 class WalletAdmin(admin.ModelAdmin):
     form = WalletForm
-    list_display = ["__str__", "customer", "status", "priority", "credits_balance", "balance", "ongoing_balance"]
+    list_display = ["__str__", "customer", "status", "priority", "credits_balance", "balance_money", "ongoing_money"]
     list_filter = ["status", "currency"]
     search_fields = ["name", "code", "customer__external_id", "customer__name"]
     inlines = [WalletTransactionInline]
@@ -105,6 +105,14 @@ class WalletAdmin(admin.ModelAdmin):
         "terminated_at",
         "created_at",
     ]
+
+    @admin.display(description="balance", ordering="balance")
+    def balance_money(self, wallet: Wallet) -> str:
+        return format_money(wallet.balance, wallet.currency)
+
+    @admin.display(description="ongoing balance", ordering="ongoing_balance")
+    def ongoing_money(self, wallet: Wallet) -> str:
+        return format_money(wallet.ongoing_balance, wallet.currency)
 
     @admin.display(description="paid and granted")
     def paid_and_granted(self, wallet: Wallet) -> str:
