@@ -7,7 +7,7 @@ each row is currency, issued, interval, in_advance, period_from, period_to, amou
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -35,12 +35,12 @@ def subscription_fees(*, currency: str | None = None, external_customer_id: str 
     return fees
 
 
-def fee_rows(fees: QuerySet[Fee]) -> Iterable[dict[str, Any]]:
+def fee_rows(fees: QuerySet[Fee]) -> Iterable[Mapping[str, Any]]:
     """One grouped pass over the fees: by issuing day (and, for the plans spread over months, by
     the fee's period), so the rows read back are a few per day, not one per fee."""
     recurring = ExpressionWrapper(F("amount") - F("precise_coupons_amount") + F("taxes_amount"), output_field=_MONEY)
     is_long = Q(subscription__plan__interval__in=LONG_INTERVALS)
-    return (
+    rows: Iterable[Mapping[str, Any]] = (
         fees.values(
             "currency",
             issued=F("invoice__issuing_date"),
@@ -52,6 +52,7 @@ def fee_rows(fees: QuerySet[Fee]) -> Iterable[dict[str, Any]]:
         .annotate(amount=Sum(recurring), count=Count("id"))
         .order_by()
     )
+    return rows
 
 
 def summary_refresh() -> int:
@@ -90,7 +91,7 @@ def summary_refresh() -> int:
 
 def mrr_rows(
     *, first: date, end: date, currency: str | None = None, external_customer_id: str | None = None
-) -> Iterable[dict[str, Any]]:
+) -> Iterable[Mapping[str, Any]]:
     """The grouped rows of the fees issued in [first, end)."""
     if connection.vendor != "postgresql" or external_customer_id:
         fees = subscription_fees(currency=currency, external_customer_id=external_customer_id)
