@@ -520,6 +520,8 @@ def invoice_update(
             fields.append("payment_status")
             if payment_status == PaymentStatus.SUCCEEDED:
                 wallet_consumption.invoice_paid_settle_credits(invoice=invoice)
+            elif payment_status == PaymentStatus.FAILED:
+                wallet_consumption.invoice_payment_failed_mark_credits(invoice=invoice)
     if metadata is not _UNSET and metadata is not None:
         cleaned = _clean_metadata(metadata)
         payload["metadata"] = cleaned

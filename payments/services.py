@@ -27,7 +27,7 @@ from invoicing.locks import lock_invoice
 from invoicing.models import PAYABLE_STATUSES, Invoice, InvoiceStatus
 from invoicing.models import PaymentStatus as InvoicePaymentStatus
 from invoicing.signals import invoice_payment_status_changed_in_tx, invoices_payment_overdue_in_tx
-from invoicing.wallets.consumption import invoice_paid_settle_credits
+from invoicing.wallets.consumption import invoice_paid_settle_credits, invoice_payment_failed_mark_credits
 
 from .errors import PaymentError
 from .models import IN_FLIGHT_STATUSES, Payment, PaymentProviderName, PaymentStatus, PaymentTrigger
@@ -88,6 +88,8 @@ def _invoice_payment_state_refresh(invoice: Invoice) -> None:
     if invoice.payment_status == InvoicePaymentStatus.SUCCEEDED:
         # A paid credit invoice settles its purchased wallet credits (a no-op for other invoices).
         invoice_paid_settle_credits(invoice=invoice)
+    elif invoice.payment_status == InvoicePaymentStatus.FAILED and status_before != InvoicePaymentStatus.FAILED:
+        invoice_payment_failed_mark_credits(invoice=invoice)
 
 
 # --- Stripe customers and payment methods -------------------------------------------------------

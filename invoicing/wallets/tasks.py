@@ -45,7 +45,8 @@ def refresh_ongoing_balances_after_ingestion(customer_ids: list[str]) -> int:
 
 @shared_task(name="invoicing.wallets.tasks.settle_paid_credit_invoices")
 def settle_paid_credit_invoices() -> int:
-    """The sweep behind the payment hook: purchased credits still pending on a paid credit
+    """The sweep behind the payment hook: purchased credits not settled (pending, or failed by an
+    earlier failed payment) on a paid credit
     invoice settle (a lost hook delays the credits, never loses them)."""
     from ..models import Invoice, InvoiceType, PaymentStatus
     from .consumption import invoice_paid_settle_credits
@@ -54,7 +55,7 @@ def settle_paid_credit_invoices() -> int:
     ids = Invoice.objects.filter(
         invoice_type=InvoiceType.CREDIT,
         payment_status=PaymentStatus.SUCCEEDED,
-        wallet_transactions__status=TransactionStatus.PENDING,
+        wallet_transactions__status__in=[TransactionStatus.PENDING, TransactionStatus.FAILED],
     ).values_list("pk", flat=True)
     settled = 0
     for invoice_id in list(set(ids)):

@@ -95,3 +95,27 @@ def test_an_open_credit_invoice_can_be_marked_paid_through_the_api(api):
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.FINALIZED and invoice.number != "TOL-DRAFT"
     assert customer.wallets.get().credits_balance == D("10")
+
+
+def test_a_failed_payment_fails_the_purchase_and_a_later_success_still_settles_it(api):
+    # Lago: jobs/invoices/prepaid_credit_job.rb marks the purchase failed on a failed payment
+    # (WalletTransactions::MarkAsFailedService); Wallets::ApplyPaidCreditsService settles any
+    # purchase not settled yet when a payment succeeds.
+    customer = make_customer(external_id="credit_failed", currency="USD")
+    wallet = make_wallet(customer=customer, rate_amount="1", paid_credits="8")
+    invoice = _credit_invoice(customer)
+    purchase = WalletTransaction.objects.get(invoice=invoice)
+
+    answer = api.put(f"/api/v1/invoices/{invoice.pk}", {"invoice": {"payment_status": "failed"}})
+    assert answer.status_code == 200, answer.content
+    purchase.refresh_from_db()
+    assert purchase.status == TransactionStatus.FAILED and purchase.failed_at is not None
+    wallet.refresh_from_db()
+    assert wallet.credits_balance == 0
+
+    answer = api.put(f"/api/v1/invoices/{invoice.pk}", {"invoice": {"payment_status": "succeeded"}})
+    assert answer.status_code == 200, answer.content
+    purchase.refresh_from_db()
+    wallet.refresh_from_db()
+    assert purchase.status == TransactionStatus.SETTLED
+    assert (wallet.credits_balance, wallet.balance) == (D("8"), D("8"))
