@@ -417,7 +417,8 @@ class InvoiceEvent(models.Model):
         return f"{self.kind} by {self.actor}"
 
 
-# Wallets and the dashboard's summaries live in their own packages; imported here so Django
-# registers their models.
+# The e-mail outbox, wallets and the dashboard's summaries live in their own packages; imported
+# here so Django registers their models.
+from .mail.models import DocumentEmail  # noqa: E402, F401
 from .summaries.models import MrrDayRow, MrrDirtyDay  # noqa: E402, F401
 from .wallets.models import RecurringTransactionRule, Wallet, WalletTransaction  # noqa: E402, F401
