@@ -265,6 +265,9 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # --- Tollgate business settings ---
 # How long a signed PDF download link stays valid.
 TOLLGATE_PDF_LINK_MAX_AGE = env.int("TOLLGATE_PDF_LINK_MAX_AGE", default=3600)
+# A wallet's ongoing balance is refreshed after an ingestion batch unless it was refreshed this
+# many seconds ago (a burst of batches costs one refresh; the 5-minute task catches its tail).
+TOLLGATE_WALLET_ONGOING_REFRESH_SECONDS = env.int("TOLLGATE_WALLET_ONGOING_REFRESH_SECONDS", default=30)
 # Days after the first failed attempt at which a payment is retried automatically.
 TOLLGATE_PAYMENT_RETRY_DAYS = env.list("TOLLGATE_PAYMENT_RETRY_DAYS", cast=int, default=[1, 3, 7])
 # How far back (hours) the sweep looks for pay-in-advance events left without a fee.

@@ -355,6 +355,11 @@ class InvoiceAdmin(CsvExportMixin, ReadOnlyAdmin):
                 name="invoicing_invoice_credit_note",
             ),
             path(
+                "<uuid:object_id>/preview-pdf/",
+                view(admin_views.preview_pdf_view),
+                name="invoicing_invoice_preview_pdf",
+            ),
+            path(
                 "<uuid:object_id>/regenerate-pdf/",
                 view(admin_views.regenerate_pdf_view),
                 name="invoicing_invoice_regenerate_pdf",

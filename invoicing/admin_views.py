@@ -29,6 +29,7 @@ from .errors import InvoicingError
 from .models import CreditNoteItem, CreditNoteReason, Fee, Invoice, InvoiceStatus, InvoiceType, PaymentStatus
 
 CHANGE_PERMISSION = "invoicing.change_invoice"
+VIEW_PERMISSION = "invoicing.view_invoice"
 
 # Service codes in the words finance staff read.
 ERROR_WORDS = {
@@ -91,6 +92,10 @@ def available_actions(invoice: Invoice, request: HttpRequest) -> list[dict[str, 
     ):
         buttons.append(
             {"label": "Credit note", "url": reverse("admin:invoicing_invoice_credit_note", args=[invoice.pk])}
+        )
+    if invoice.status == InvoiceStatus.DRAFT and user.has_perm(VIEW_PERMISSION):
+        buttons.append(
+            {"label": "Preview PDF (draft)", "url": reverse("admin:invoicing_invoice_preview_pdf", args=[invoice.pk])}
         )
     if can_change and invoice.status in (InvoiceStatus.FINALIZED, InvoiceStatus.VOIDED):
         buttons.append(
@@ -192,6 +197,21 @@ def regenerate_pdf_view(model_admin: admin.ModelAdmin, request: HttpRequest, inv
         done="PDF rendered",
         call=render,
     )
+
+
+def preview_pdf_view(model_admin: admin.ModelAdmin, request: HttpRequest, invoice_id: str) -> HttpResponse:
+    """A draft's PDF as it would be rendered now, inline, marked DRAFT; nothing is stored (a
+    read: the view permission suffices)."""
+    if not request.user.has_perm(VIEW_PERMISSION):
+        raise PermissionDenied
+    invoice = get_object_or_404(Invoice, pk=invoice_id)
+    if invoice.status != InvoiceStatus.DRAFT:
+        messages.error(request, "Only a draft has a preview: a finalized invoice has its own PDF.")
+        return HttpResponseRedirect(reverse("admin:invoicing_invoice_change", args=[invoice.pk]))
+    response = HttpResponse(pdf.invoice_pdf_preview(invoice=invoice), content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="draft-{invoice.pk}.pdf"'
+    # The admin already answers never-cache: a draft changes with usage, a stale copy misleads.
+    return response
 
 
 # --- Credit note -------------------------------------------------------------------------------

@@ -25,13 +25,14 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from django.db.models import Case, Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum, When
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from plans.models import PlanInterval
 
 from .models import CreditNote, Fee, FeeType, Invoice, InvoiceStatus, PaymentStatus
+from .summaries.mrr import mrr_rows
 
 DEFAULT_MONTHS = 12
 # A `months` filter reaches back at most this far (a client's months=10**9 is 100 years, not an error).
@@ -302,28 +303,13 @@ def mrr(
 ) -> list[MonthFigure]:
     """Monthly recurring revenue per month and currency (Lago's definition, module docstring)."""
     first, end = month_window(months, today)
-    fees = Fee.objects.filter(fee_type=FeeType.SUBSCRIPTION, invoice__status=InvoiceStatus.FINALIZED)
-    if currency:
-        fees = fees.filter(currency=currency.upper())
-    if external_customer_id:
-        fees = fees.filter(invoice__customer__external_id=external_customer_id)
-    recurring = ExpressionWrapper(F("amount") - F("precise_coupons_amount") + F("taxes_amount"), output_field=_MONEY)
-    is_long = Q(subscription__plan__interval__in=list(_SPREAD_MONTHS))
-    # One grouped pass over the fees: by issuing day (and, for the plans spread over months, by
-    # the fee's period), so the rows read back are a few per day, not one per fee. A yearly fee
-    # issued up to 12 months either side of the window can have a share in it.
-    rows = (
-        fees.filter(invoice__issuing_date__gte=add_months(first, -12), invoice__issuing_date__lt=add_months(end, 12))
-        .values(
-            "currency",
-            issued=F("invoice__issuing_date"),
-            interval=F("subscription__plan__interval"),
-            in_advance=F("subscription__plan__pay_in_advance"),
-            period_from=Case(When(is_long, then=F("from_datetime")), default=None),
-            period_to=Case(When(is_long, then=F("to_datetime")), default=None),
-        )
-        .annotate(amount=Sum(recurring), count=Count("id"))
-        .order_by()
+    # A yearly fee issued up to 12 months either side of the window can have a share in it. The
+    # rows come from the per-day summary (invoicing.summaries), the fees' grouped query's answer.
+    rows = mrr_rows(
+        first=add_months(first, -12),
+        end=add_months(end, 12),
+        currency=currency,
+        external_customer_id=external_customer_id,
     )
     totals: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
     weekly: dict[tuple[date, str], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])

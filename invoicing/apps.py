@@ -49,7 +49,7 @@ class InvoicingConfig(AppConfig):
     ]
 
     def ready(self) -> None:
-        from metrics.signals import events_stored
+        from metrics.signals import events_batch_stored, events_stored
         from plans.signals import subscription_started, subscription_terminated
 
         from . import receivers
@@ -70,3 +70,6 @@ class InvoicingConfig(AppConfig):
         subscription_started.connect(receivers.bill_started_subscription, dispatch_uid="invoicing.bill_started")
         subscription_terminated.connect(receivers.bill_terminated_subscription, dispatch_uid="invoicing.bill_ended")
         events_stored.connect(receivers.bill_pay_in_advance_events, dispatch_uid="invoicing.bill_pay_in_advance")
+        events_batch_stored.connect(
+            receivers.refresh_wallets_after_ingestion, dispatch_uid="invoicing.refresh_wallets_after_ingestion"
+        )

@@ -33,6 +33,13 @@ class InvoiceStatus(models.TextChoices):
     # A draft deleted through the API (Lago's invisible `deleted` status): the row and its
     # InvoiceSubscription stay, so the period is never billed again; the API no longer shows it.
     DELETED = "deleted", "Deleted"
+    # A credit invoice of a wallet top-up with invoice_requires_successful_payment (Lago's
+    # `open`): collected like a finalized one, numbered and finalized only once it is paid.
+    OPEN = "open", "Open (awaiting payment)"
+
+
+# What can be collected: finalized invoices, and open credit invoices.
+PAYABLE_STATUSES = (InvoiceStatus.FINALIZED, InvoiceStatus.OPEN)
 
 
 class PaymentStatus(models.TextChoices):
@@ -116,7 +123,7 @@ class Invoice(models.Model):
     @property
     def total_due_amount(self) -> Decimal:
         """Nothing is due on a draft or voided invoice; never negative."""
-        if self.status != InvoiceStatus.FINALIZED:
+        if self.status not in PAYABLE_STATUSES:
             return Decimal(0)
         return max(self.total_amount - self.total_paid_amount, Decimal(0))
 
@@ -435,7 +442,8 @@ class InvoiceEvent(models.Model):
         return f"{self.kind} by {self.actor}"
 
 
-# The e-mail outbox and wallets live in their own packages; imported here so Django registers
-# their models.
+# The e-mail outbox, wallets and the dashboard's summaries live in their own packages; imported
+# here so Django registers their models.
 from .mail.models import DocumentEmail  # noqa: E402, F401
+from .summaries.models import MrrDayRow, MrrDirtyDay  # noqa: E402, F401
 from .wallets.models import RecurringTransactionRule, Wallet, WalletTransaction  # noqa: E402, F401

@@ -4,6 +4,7 @@ invoicing.documents') and signed, expiring download links.
 - invoice_pdf_render(*, invoice, actor=...) -> None: render templates/invoicing/invoice.html, store
   it in invoice.file (only that column is written: the invoice itself never changes), write an
   InvoiceEvent("pdf_generated").
+- invoice_pdf_preview(*, invoice) -> bytes: the same rendering of a draft, returned, never stored.
 - credit_note_pdf_render(*, credit_note, actor=...) -> None: the same for a credit note.
 - signed_file_url(*, obj, base_url=None) -> str: an absolute link signed with
   django.core.signing (TimestampSigner), valid settings.TOLLGATE_PDF_LINK_MAX_AGE seconds. The
@@ -80,6 +81,12 @@ def invoice_pdf_render(*, invoice: Invoice, actor: str = "system:pdf") -> None:
             invoice=fresh, kind="pdf_generated", actor=actor, payload={"file": name, "bytes": len(data)}
         )
     invoice.file.name = name
+
+
+def invoice_pdf_preview(*, invoice: Invoice) -> bytes:
+    """The PDF a draft would have today (marked DRAFT by its watermark), rendered and never
+    stored: the draft's file, its row and its audit trail are left as they are."""
+    return render_pdf("invoicing/invoice.html", invoice_context(_invoice_for_pdf(invoice)))
 
 
 # A finalized invoice's PDF is rendered by the task its finalization sends; one still without a

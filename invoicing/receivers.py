@@ -1,5 +1,5 @@
 """What invoicing does when plans announces a subscription's start or end, and when metrics
-announces events of pay-in-advance charges (connected in ready()). Thin: each hands the billing
+announces events of pay-in-advance charges or an ingestion batch (connected in ready()). Thin: each hands the billing
 to a task (run inline when Celery is eager)."""
 
 from __future__ import annotations
@@ -28,3 +28,15 @@ def bill_pay_in_advance_events(sender: Any, *, events: Any, **kwargs: Any) -> No
 
     for external_subscription_id, code, transaction_id in events:
         bill_pay_in_advance_event.delay(external_subscription_id, code, transaction_id)
+
+
+def refresh_wallets_after_ingestion(sender: Any, *, external_subscription_ids: Any, **kwargs: Any) -> None:
+    """An ingestion batch committed: the customers of its subscriptions that have active wallets
+    get their ongoing balance refreshed in a task (one indexed query here, none per event; no
+    task at all when no wallet is concerned)."""
+    from .wallets.selectors import customers_with_wallets_for_subscriptions
+    from .wallets.tasks import refresh_ongoing_balances_after_ingestion
+
+    customer_ids = customers_with_wallets_for_subscriptions(external_subscription_ids)
+    if customer_ids:
+        refresh_ongoing_balances_after_ingestion.delay([str(pk) for pk in customer_ids])

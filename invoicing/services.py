@@ -514,7 +514,10 @@ def invoice_update(
     if payment_status is not None:
         if payment_status not in PaymentStatus.values:
             raise InvoicingError.field("payment_status", "value_is_invalid")
-        if invoice.status != InvoiceStatus.FINALIZED:
+        payable = invoice.status == InvoiceStatus.FINALIZED or (
+            invoice.status == InvoiceStatus.OPEN and invoice.invoice_type == InvoiceType.CREDIT
+        )
+        if not payable:
             raise NotAllowedError("invoice_not_finalized")
         if payment_status != invoice.payment_status:
             payload["payment_status"] = [invoice.payment_status, payment_status]
@@ -522,6 +525,8 @@ def invoice_update(
             fields.append("payment_status")
             if payment_status == PaymentStatus.SUCCEEDED:
                 wallet_consumption.invoice_paid_settle_credits(invoice=invoice)
+            elif payment_status == PaymentStatus.FAILED:
+                wallet_consumption.invoice_payment_failed_mark_credits(invoice=invoice)
     if metadata is not _UNSET and metadata is not None:
         cleaned = _clean_metadata(metadata)
         payload["metadata"] = cleaned

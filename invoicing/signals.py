@@ -5,6 +5,10 @@ from django.dispatch import Signal
 # Sent after commit when an invoice is finalized: kwargs invoice_id.
 invoice_finalized = Signal()
 
+# Sent after commit when an open credit invoice is created (a wallet top-up that requires a
+# successful payment): kwargs invoice_id. Payments collects it as it does a finalized invoice.
+invoice_opened = Signal()
+
 # Sent after commit when a credit note asks for money back (refund_amount > 0): kwargs
 # credit_note_id. Payments refunds it (Stripe) or leaves it for finance to mark paid (manual), and
 # reports the outcome with invoicing.credit_note_refunds.credit_note_refund_status_update.
@@ -17,6 +21,9 @@ credit_note_refund_requested = Signal()
 invoice_drafted_in_tx = Signal()
 # An invoice was finalized (at creation or from a draft; not a one-off): kwargs invoice_id.
 invoice_finalized_in_tx = Signal()
+# A credit invoice (purchased wallet credits) was finalized: at once, or when an open one was
+# paid (Lago's invoice.paid_credit_added, sent instead of invoice.created): kwargs invoice_id.
+invoice_paid_credit_added_in_tx = Signal()
 # A one-off invoice (add-ons) was created, finalized: kwargs invoice_id.
 invoice_one_off_created_in_tx = Signal()
 # A finalized invoice was voided: kwargs invoice_id.

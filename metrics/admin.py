@@ -8,16 +8,21 @@ events, read-only, with the unmatched-events listing."""
 from __future__ import annotations
 
 import copy
+import zoneinfo
+from datetime import datetime
 from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 
 from billing_project.admin import LiveFilter, ReadOnlyAdmin, add_error_codes
+from billing_project.local_time import current_display_timezone, display_timezone, format_instant
+from customers.models import Organization
 
 from . import selectors, services
 from .models import BillableMetric, BillableMetricFilter, Event, UnmatchedEvent
@@ -132,11 +137,108 @@ class CodeFilter(admin.SimpleListFilter):
         return queryset.filter(code=self.value()) if self.value() else queryset
 
 
-class ReadOnlyEventAdmin(ReadOnlyAdmin):
-    """Events are facts sent by the integrating product: never added, edited or deleted here."""
+class InputFilter(admin.SimpleListFilter):
+    """A free-text filter (a box, not a list of choices): exact values only, so each is an index
+    lookup on the events table."""
 
-    list_display = ["transaction_id", "external_subscription_id", "code", "timestamp", "created_at"]
-    list_filter = [CodeFilter, ("timestamp", admin.DateFieldListFilter)]
+    template = "admin/tollgate/input_filter.html"
+    placeholder = ""
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return []
+
+    def has_output(self) -> bool:
+        return True
+
+    def choices(self, changelist: Any) -> Any:
+        # One "choice": the box's current value and the other parameters to keep as hidden fields.
+        others = {key: value for key, value in changelist.get_filters_params().items() if key != self.parameter_name}
+        yield {
+            "value": self.value() or "",
+            "parameter_name": self.parameter_name,
+            "placeholder": self.placeholder,
+            "others": [(key, value[-1] if isinstance(value, list) else value) for key, value in others.items()],
+            "clear_url": changelist.get_query_string(remove=[self.parameter_name]),
+        }
+
+
+class CustomerFilter(InputFilter):
+    title = "customer (external id)"
+    parameter_name = "customer"
+    placeholder = "external customer id"
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = (self.value() or "").strip()
+        return selectors.events_of_customer(queryset, value) if value else queryset
+
+
+class SubscriptionFilter(InputFilter):
+    title = "subscription (external id)"
+    parameter_name = "subscription"
+    placeholder = "external subscription id"
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = (self.value() or "").strip()
+        return queryset.filter(external_subscription_id=value) if value else queryset
+
+
+class TransactionFilter(InputFilter):
+    title = "transaction id"
+    parameter_name = "transaction"
+    placeholder = "transaction id"
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = (self.value() or "").strip()
+        return queryset.filter(transaction_id=value) if value else queryset
+
+
+def _local_datetime(value: str) -> datetime | None:
+    """`2026-05-01T10:00` (a datetime-local box) in the organization's timezone; None if unreadable."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        tz_name = current_display_timezone() or Organization.current().timezone or "UTC"
+        parsed = parsed.replace(tzinfo=zoneinfo.ZoneInfo(tz_name))
+    return parsed
+
+
+class TimeFromFilter(InputFilter):
+    title = "event time from (organization's timezone)"
+    parameter_name = "time_from"
+    placeholder = "2026-05-01T00:00"
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        instant = _local_datetime(self.value() or "")
+        return queryset.filter(timestamp__gte=instant) if instant else queryset
+
+
+class TimeToFilter(InputFilter):
+    title = "event time before (organization's timezone)"
+    parameter_name = "time_to"
+    placeholder = "2026-06-01T00:00"
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        instant = _local_datetime(self.value() or "")
+        return queryset.filter(timestamp__lt=instant) if instant else queryset
+
+
+class ReadOnlyEventAdmin(ReadOnlyAdmin):
+    """Events are facts sent by the integrating product: never added, edited or deleted here.
+    Browsed by customer, subscription, code, transaction id and time (each an index lookup or
+    range), newest received first."""
+
+    list_display = ["transaction_id", "external_subscription_id", "code", "event_time", "received"]
+    list_filter = [
+        CustomerFilter,
+        SubscriptionFilter,
+        TransactionFilter,
+        CodeFilter,
+        TimeFromFilter,
+        TimeToFilter,
+        ("timestamp", admin.DateFieldListFilter),
+    ]
     search_fields = ["=transaction_id", "=external_subscription_id"]
     ordering = ["-id"]
     paginator = CappedCountPaginator
@@ -154,6 +256,22 @@ class ReadOnlyEventAdmin(ReadOnlyAdmin):
     )
     readonly_fields = fields
 
+    @admin.display(description="event time", ordering="timestamp")
+    def event_time(self, event: Event) -> str:
+        return format_instant(event.timestamp)
+
+    @admin.display(description="received", ordering="id")
+    def received(self, event: Event) -> str:
+        return format_instant(event.created_at)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # The organization's zone read once for the page, never once per row.
+        with display_timezone(Organization.current().timezone):
+            response = super().changelist_view(request, extra_context)
+            if isinstance(response, TemplateResponse):
+                response.render()
+        return response
+
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyEventAdmin):
@@ -162,8 +280,14 @@ class EventAdmin(ReadOnlyEventAdmin):
 
 @admin.register(UnmatchedEvent)
 class UnmatchedEventAdmin(ReadOnlyEventAdmin):
-    """Events whose code names no live metric (or, once plans answers
-    `known_subscription_ids_requested`, whose subscription is unknown)."""
+    """Events whose code names no live metric, or whose subscription is unknown (plans answers
+    `known_subscription_ids_requested`), each with the reason in words."""
+
+    list_display = [*ReadOnlyEventAdmin.list_display, "reason"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        return selectors.unmatched_events(queryset=UnmatchedEvent.objects.all())
+        return selectors.with_unmatched_reasons(selectors.unmatched_events(queryset=UnmatchedEvent.objects.all()))
+
+    @admin.display(description="why unmatched")
+    def reason(self, event: Event) -> str:
+        return selectors.unmatched_reason(event)

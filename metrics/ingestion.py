@@ -39,7 +39,7 @@ from .error_codes import MetricsErrorCode
 from .errors import IngestionBusyError, IngestionError
 from .expressions import ExpressionEvaluationError, ExpressionEvent, expression_stored_value, unix_seconds
 from .models import BillableMetric, Event
-from .signals import events_rejected, events_stored
+from .signals import events_batch_stored, events_rejected, events_stored
 
 logger = logging.getLogger(__name__)
 
@@ -446,6 +446,10 @@ def _store_once(
                 stored, replayed, announced = _insert_generic(unique, unique_indexes, received_at)
             if announced:
                 send_after_commit(events_stored, sender=Event, events=announced)
+            pairs = zip(stored, replayed, strict=True)
+            fresh = sorted({event.external_subscription_id for event, again in pairs if not again})
+            if fresh:
+                send_after_commit(events_batch_stored, sender=Event, external_subscription_ids=fresh)
     except DatabaseError as error:
         if not _is_expression_failure(error):
             raise

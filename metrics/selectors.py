@@ -76,6 +76,53 @@ def _known_subscription_ids() -> list[Iterable[str]]:
     return [ids for _, ids in known_subscription_ids_requested.send(sender=Event) if ids is not None]
 
 
+def customer_subscription_ids(external_customer_id: str) -> list[Iterable[str] | QuerySet]:
+    """The external subscription ids of one customer, from the apps that know subscriptions
+    (plans answers `known_subscription_ids_requested` with `external_customer_id`)."""
+    return [
+        ids
+        for _, ids in known_subscription_ids_requested.send(sender=Event, external_customer_id=external_customer_id)
+        if ids is not None
+    ]
+
+
+def events_of_customer(queryset: QuerySet[Event], external_customer_id: str) -> QuerySet[Event]:
+    """`queryset` narrowed to the events of one customer's subscriptions (none without a source)."""
+    sources = customer_subscription_ids(external_customer_id)
+    if not sources:
+        return queryset.none()
+    condition = Q()
+    for ids in sources:
+        condition |= Q(external_subscription_id__in=ids if isinstance(ids, QuerySet) else list(ids))
+    return queryset.filter(condition)
+
+
+UNKNOWN_METRIC = "No live billable metric has this code."
+UNKNOWN_SUBSCRIPTION = "No subscription has this external id."
+
+
+def with_unmatched_reasons(queryset: QuerySet[Event]) -> QuerySet[Event]:
+    """Annotate `metric_known` and `subscription_known` (EXISTS subqueries, evaluated per listed
+    row only), from which `unmatched_reason` words the reason."""
+    annotated = queryset.annotate(metric_known=Exists(BillableMetric.live.filter(code=OuterRef("code"))))
+    for ids in _known_subscription_ids():
+        if isinstance(ids, QuerySet):
+            field = (list(ids.query.values_select) or ["external_id"])[0]
+            return annotated.annotate(
+                subscription_known=Exists(ids.filter(**{field: OuterRef("external_subscription_id")}))
+            )
+    return annotated
+
+
+def unmatched_reason(event: Event) -> str:
+    reasons = []
+    if getattr(event, "metric_known", True) is False:
+        reasons.append(UNKNOWN_METRIC)
+    if getattr(event, "subscription_known", True) is False:
+        reasons.append(UNKNOWN_SUBSCRIPTION)
+    return " ".join(reasons) or "-"
+
+
 def unmatched_events(
     *, known_subscription_ids: Iterable[str] | QuerySet | None = None, queryset: QuerySet | None = None
 ) -> QuerySet[Event]:

@@ -9,6 +9,8 @@ billable_metric_deleted = Signal()
 # Sent by `selectors.unmatched_events` to learn which external subscription ids exist, since
 # subscriptions live to the right (plans). Each receiver returns an iterable or a values_list
 # queryset of external ids. With no receiver connected, only unknown codes count as unmatched.
+# Sent with `external_customer_id`, it asks for that customer's subscriptions only (the events
+# browser's customer filter).
 known_subscription_ids_requested = Signal()
 
 # Sent after commit when ingestion stored new events (exact replays excluded) whose code is a
@@ -18,6 +20,11 @@ known_subscription_ids_requested = Signal()
 # any sends nothing. Invoicing prices each of them right away (a fee, and an invoice when the
 # charge is invoiceable); its periodic sweep bills any whose announcement was lost.
 events_stored = Signal()
+
+# Sent after commit when an ingestion batch stored new events (exact replays excluded): kwargs
+# `external_subscription_ids`, the batch's distinct subscriptions (one signal per batch, never one
+# per event). Invoicing refreshes the ongoing balance of those customers' wallets.
+events_batch_stored = Signal()
 
 # Sent when ingestion refused events that conflict with stored ones (same transaction_id and
 # subscription, another payload): kwargs `rejected`, a list of (event as sent: a dict of

@@ -30,7 +30,7 @@ from billing_project.local_time import format_instant
 from billing_project.money import decimal_places, format_money, to_cents
 from customers.models import Customer, Organization
 from invoicing import analytics
-from invoicing.models import Invoice, InvoiceEvent
+from invoicing.models import PAYABLE_STATUSES, Invoice, InvoiceEvent
 from invoicing.usage import customer_usage
 from plans.models import SubscriptionStatus
 
@@ -38,6 +38,7 @@ from . import analytics as collected
 from . import services
 from .models import PaymentTrigger
 from .providers import ProviderUnavailable
+from .statement import statement_view
 
 # The dashboard and aging sum invoices and payments: both are needed (Support sees invoices only).
 VIEW_PERMISSIONS = ("invoicing.view_invoice", "payments.view_payment")
@@ -310,10 +311,10 @@ def record_payment_view(request: HttpRequest, invoice_id: str) -> HttpResponse:
         "form": form,
         "opts": Invoice._meta,
     }
-    if invoice.status != "finalized" or invoice.total_due_amount <= 0:
+    if invoice.status not in PAYABLE_STATUSES or invoice.total_due_amount <= 0:
         context["refusal"] = (
             "Nothing is due on this invoice."
-            if invoice.status == "finalized"
+            if invoice.status in PAYABLE_STATUSES
             else "Only a finalized invoice can be paid."
         )
         return TemplateResponse(request, "admin/tollgate/record_payment.html", context)
@@ -460,6 +461,7 @@ def customer_360_view(request: HttpRequest, customer_id: str) -> HttpResponse:
         "title": f"{customer.name or customer.external_id} ({customer.external_id})",
         "customer": customer,
         "customer_url": reverse("admin:customers_customer_change", args=[customer.pk]),
+        "statement_url": reverse("admin:console-customer-statement", args=[customer.pk]),
         "outstanding": [format_money(amount, code) for code, amount in sorted(outstanding.items())],
         "subscriptions": subscriptions,
         "invoices": [
@@ -586,3 +588,7 @@ def activity_view(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns += [path("activity/", activity_view, name="console-activity")]
+
+urlpatterns += [
+    path("customers/<uuid:customer_id>/statement/", statement_view, name="console-customer-statement"),
+]

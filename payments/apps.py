@@ -43,7 +43,7 @@ class PaymentsConfig(AppConfig):
 
         from customers.signals import customer_saved
         from invoicing.mail.documents import document_type_register
-        from invoicing.signals import credit_note_refund_requested, invoice_finalized
+        from invoicing.signals import credit_note_refund_requested, invoice_finalized, invoice_opened
 
         from . import receivers
         from .payment_requests import payment_request_message
@@ -57,6 +57,8 @@ class PaymentsConfig(AppConfig):
         stripe_provider.configure()
         customer_saved.connect(receivers.on_customer_saved, dispatch_uid="payments.on_customer_saved")
         invoice_finalized.connect(receivers.on_invoice_finalized, dispatch_uid="payments.on_invoice_finalized")
+        # An open credit invoice (top-up requiring payment) is collected the same way.
+        invoice_opened.connect(receivers.on_invoice_finalized, dispatch_uid="payments.on_invoice_opened")
         credit_note_refund_requested.connect(
             receivers.on_credit_note_refund_requested, dispatch_uid="payments.on_credit_note_refund_requested"
         )

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from customers.models import Customer, PaymentProvider
 from invoicing.locks import lock_invoice
-from invoicing.models import Invoice, InvoiceStatus
+from invoicing.models import PAYABLE_STATUSES, Invoice
 from invoicing.models import PaymentStatus as InvoicePaymentStatus
 
 from .errors import PaymentError
@@ -92,11 +92,11 @@ def invoice_checkout_link(
     *, invoice: Invoice, success_url: str | None = None, extra_metadata: dict[str, str] | None = None
 ) -> CheckoutLink:
     """A Stripe Checkout page paying what `invoice` still owes (the pay URL the portal, the API
-    and e-mails use). Only a finalized invoice not yet paid in full (Lago's
+    and e-mails use). Only a finalized (or open credit) invoice not yet paid in full (Lago's
     `invalid_invoice_status_or_payment_status`, 422). A repeat within Stripe's 24 hours of
     idempotency for the same amount due answers the same session."""
     if (
-        invoice.status != InvoiceStatus.FINALIZED
+        invoice.status not in PAYABLE_STATUSES
         or invoice.payment_status == InvoicePaymentStatus.SUCCEEDED
         or invoice.total_due_amount <= 0
     ):

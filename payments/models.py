@@ -53,7 +53,8 @@ class PaymentTrigger(models.TextChoices):
     API = "api", "Retry through the API"
     ADMIN = "admin", "Retry from the admin"
     MANUAL = "manual", "Recorded by hand"
-    # Paid by the customer on a Stripe Checkout page (payment_url, the portal's Pay now).
+    # Paid by the customer on a Stripe Checkout page (payment_url, the portal's Pay now, a wallet
+    # top-up's payment_url).
     CHECKOUT = "checkout", "Paid through Stripe Checkout"
     DUNNING = "dunning", "Dunning step"
 

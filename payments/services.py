@@ -17,17 +17,17 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Prefetch, Q, Sum
+from django.db.models import Exists, F, Max, OuterRef, Prefetch, Q, Sum
 from django.utils import timezone
 
 from billing_project.after_commit import delay_after_commit
 from billing_project.money import from_cents, round_amount
 from customers.models import Customer, PaymentProvider
 from invoicing.locks import lock_invoice
-from invoicing.models import Invoice, InvoiceStatus
+from invoicing.models import PAYABLE_STATUSES, Invoice, InvoiceStatus
 from invoicing.models import PaymentStatus as InvoicePaymentStatus
 from invoicing.signals import invoice_payment_status_changed_in_tx, invoices_payment_overdue_in_tx
-from invoicing.wallets.consumption import invoice_paid_settle_credits
+from invoicing.wallets.consumption import invoice_paid_settle_credits, invoice_payment_failed_mark_credits
 
 from .errors import PaymentError
 from .models import IN_FLIGHT_STATUSES, Payment, PaymentProviderName, PaymentStatus, PaymentTrigger
@@ -76,7 +76,7 @@ def _invoice_payment_state_refresh(invoice: Invoice) -> None:
             invoice.currency,
         )
     status_before = invoice.payment_status
-    if invoice.status == InvoiceStatus.FINALIZED and invoice.total_due_amount <= 0:
+    if invoice.status in PAYABLE_STATUSES and invoice.total_due_amount <= 0:
         invoice.payment_status = InvoicePaymentStatus.SUCCEEDED
         invoice.payment_overdue = False
     elif latest_attempt is not None and latest_attempt.status == PaymentStatus.FAILED:
@@ -93,6 +93,8 @@ def _invoice_payment_state_refresh(invoice: Invoice) -> None:
         if status_before != invoice.payment_status:
             # Payment requests whose invoices are now all paid succeed.
             payment_requests_follow_invoice(invoice=invoice)
+    elif invoice.payment_status == InvoicePaymentStatus.FAILED and status_before != InvoicePaymentStatus.FAILED:
+        invoice_payment_failed_mark_credits(invoice=invoice)
 
 
 # --- Stripe customers and payment methods -------------------------------------------------------
@@ -176,7 +178,7 @@ def invoice_payment_collect(*, invoice_id: Any, trigger: str, after_attempt: int
             logger.error("Stripe is not configured (no secret key): invoice %s not collected", invoice.pk)
             return None
         amount_due = invoice.total_due_amount
-        if invoice.status != InvoiceStatus.FINALIZED or amount_due <= 0:
+        if invoice.status not in PAYABLE_STATUSES or amount_due <= 0:
             return None
         attempts = list(invoice.payments.select_for_update().filter(provider=PaymentProviderName.STRIPE))
         if any(payment.status in IN_FLIGHT_STATUSES for payment in attempts):
@@ -345,20 +347,67 @@ def payment_intent_event_apply(
         from .checkout import checkout_payment_record
 
         return checkout_payment_record(payment_intent=payment_intent, occurred_at=occurred_at)
-    if payment is None:
-        logger.info("PaymentIntent %s is not a Tollgate attempt: ignored", payment_intent.get("id"))
-        return None
     outcome = stripe_provider.outcome_from_payment_intent(payment_intent)
     if occurred_at is not None:
         outcome = dataclasses.replace(outcome, paid_at=occurred_at)
+    if payment is None and outcome.status == PaymentStatus.SUCCEEDED:
+        return wallet_checkout_payment_record(payment_intent=payment_intent, paid_at=outcome.paid_at)
+    if payment is None:
+        logger.info("PaymentIntent %s is not a Tollgate attempt: ignored", payment_intent.get("id"))
+        return None
     return payment_apply_outcome(payment_id=payment.pk, outcome=outcome)
+
+
+def wallet_checkout_payment_record(*, payment_intent: dict[str, Any], paid_at: datetime | None) -> Payment | None:
+    """A wallet top-up's Stripe Checkout page was paid (payments.wallet_checkout): the intent
+    Checkout made carries our invoice_id and wallet_transaction_id. Record it as a Stripe payment
+    of that credit invoice, which settles the credits (through the invoice's payment state).
+    Once per intent: a re-delivered event finds the row by its provider_payment_id."""
+    from invoicing.models import InvoiceType
+    from invoicing.wallets.models import WalletTransaction
+
+    metadata = payment_intent.get("metadata") or {}
+    pi_id = payment_intent.get("id") or ""
+    try:
+        invoice_id = uuid.UUID(str(metadata.get("invoice_id")))
+        transaction_id = uuid.UUID(str(metadata.get("wallet_transaction_id")))
+    except (ValueError, TypeError):
+        logger.info("PaymentIntent %s is not a Tollgate attempt: ignored", pi_id)
+        return None
+    if not pi_id or not WalletTransaction.objects.filter(pk=transaction_id, invoice_id=invoice_id).exists():
+        logger.info("PaymentIntent %s names no wallet top-up of ours: ignored", pi_id)
+        return None
+    with transaction.atomic():
+        invoice = lock_invoice(invoice_id)
+        existing = Payment.objects.filter(provider=PaymentProviderName.STRIPE, provider_payment_id=pi_id).first()
+        if existing is not None or invoice.invoice_type != InvoiceType.CREDIT:
+            return existing
+        currency = str(payment_intent.get("currency") or invoice.currency).upper()
+        minor = int(payment_intent.get("amount_received") or payment_intent.get("amount") or 0)
+        latest = invoice.payments.filter(provider=PaymentProviderName.STRIPE).aggregate(n=Max("attempt"))["n"] or 0
+        payment = Payment.objects.create(
+            invoice=invoice,
+            customer=invoice.customer,
+            provider=PaymentProviderName.STRIPE,
+            status=PaymentStatus.SUCCEEDED,
+            amount=stripe_provider.from_stripe_amount(minor, currency),
+            currency=currency,
+            attempt=latest + 1,
+            trigger=PaymentTrigger.CHECKOUT,
+            provider_customer_id=str(payment_intent.get("customer") or ""),
+            provider_payment_id=pi_id,
+            paid_at=paid_at or timezone.now(),
+        )
+        payment_succeeded_in_tx.send(sender=Payment, payment_id=payment.pk)
+        _invoice_payment_state_refresh(invoice)
+    return payment
 
 
 # --- Retries ------------------------------------------------------------------------------------
 
 
 def _retryable_status(invoice: Invoice) -> bool:
-    return invoice.status == InvoiceStatus.FINALIZED and invoice.total_due_amount > 0
+    return invoice.status in PAYABLE_STATUSES and invoice.total_due_amount > 0
 
 
 def invoice_payment_retry_check(*, invoice: Invoice) -> Payment | None:
@@ -520,7 +569,7 @@ def payment_create_manual(
         raise PaymentError("value_is_invalid", field="amount_cents")
     with transaction.atomic():
         invoice = lock_invoice(invoice_id)
-        if invoice.status != InvoiceStatus.FINALIZED:
+        if invoice.status not in PAYABLE_STATUSES:
             raise PaymentError("invalid_status", field="invoice_id")
         amount = from_cents(amount_cents, invoice.currency)
         if manual_provider.exceeds_amount_due(amount=amount, amount_due=invoice.total_due_amount):

@@ -18,9 +18,13 @@ def retire_charges_of_deleted_metric(sender: Any, *, billable_metric_id: Any, **
     services.charges_retire_for_metric(billable_metric_id=billable_metric_id)
 
 
-def known_subscription_ids(sender: Any, **kwargs: Any) -> QuerySet:
-    """Every external subscription id that exists (in any status): events for them are matched."""
-    return Subscription.objects.values_list("external_id", flat=True)
+def known_subscription_ids(sender: Any, external_customer_id: str | None = None, **kwargs: Any) -> QuerySet:
+    """Every external subscription id that exists (in any status): events for them are matched.
+    With `external_customer_id`, only that customer's (the events browser's customer filter)."""
+    subscriptions = Subscription.objects.all()
+    if external_customer_id is not None:
+        subscriptions = subscriptions.filter(customer__external_id=external_customer_id)
+    return subscriptions.values_list("external_id", flat=True)
 
 
 def grouped_by_keys(sender: Any, *, metric: Any, **kwargs: Any) -> set[str]:

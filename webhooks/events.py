@@ -32,6 +32,7 @@ from invoicing.signals import (
     invoice_drafted_in_tx,
     invoice_finalized_in_tx,
     invoice_one_off_created_in_tx,
+    invoice_paid_credit_added_in_tx,
     invoice_payment_dispute_lost_in_tx,
     invoice_payment_status_changed_in_tx,
     invoice_voided_in_tx,
@@ -78,6 +79,11 @@ ANNOUNCEMENTS: list[Announcement] = [
     Announcement(invoice_finalized_in_tx, "invoice.created", "invoice", "invoice_id", payloads.invoice),
     Announcement(invoice_one_off_created_in_tx, "invoice.one_off_created", "invoice", "invoice_id", payloads.invoice),
     Announcement(invoice_voided_in_tx, "invoice.voided", "invoice", "invoice_id", payloads.invoice),
+    # Lago's Invoices::PaidCreditService / FinalizeOpenCreditService: a credit invoice is announced
+    # as paid_credit_added when it is finalized (at once, or once an open one is paid).
+    Announcement(
+        invoice_paid_credit_added_in_tx, "invoice.paid_credit_added", "invoice", "invoice_id", payloads.invoice
+    ),
     Announcement(
         invoice_payment_status_changed_in_tx,
         "invoice.payment_status_updated",

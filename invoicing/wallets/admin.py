@@ -15,10 +15,11 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from billing_project.money import format_money
 from customers.models import Customer
 
 from ..errors import InvoicingError
-from . import services
+from . import selectors, services
 from .models import Wallet, WalletStatus, WalletTransaction
 
 _MESSAGES = {
@@ -88,7 +89,7 @@ class WalletForm(forms.ModelForm):
 @admin.register(Wallet)
 class WalletAdmin(admin.ModelAdmin):
     form = WalletForm
-    list_display = ["__str__", "customer", "status", "priority", "credits_balance", "balance", "ongoing_balance"]
+    list_display = ["__str__", "customer", "status", "priority", "credits_balance", "balance_money", "ongoing_money"]
     list_filter = ["status", "currency"]
     search_fields = ["name", "code", "customer__external_id", "customer__name"]
     inlines = [WalletTransactionInline]
@@ -100,9 +101,28 @@ class WalletAdmin(admin.ModelAdmin):
         "ongoing_balance",
         "ongoing_usage_balance",
         "consumed_credits",
+        "paid_and_granted",
         "terminated_at",
         "created_at",
     ]
+
+    @admin.display(description="balance", ordering="balance")
+    def balance_money(self, wallet: Wallet) -> str:
+        return format_money(wallet.balance, wallet.currency)
+
+    @admin.display(description="ongoing balance", ordering="ongoing_balance")
+    def ongoing_money(self, wallet: Wallet) -> str:
+        return format_money(wallet.ongoing_balance, wallet.currency)
+
+    @admin.display(description="paid and granted")
+    def paid_and_granted(self, wallet: Wallet) -> str:
+        split = selectors.balance_split(wallet)
+        code = wallet.currency
+        return (
+            f"Balance: {format_money(split.paid_balance, code)} paid, {format_money(split.granted_balance, code)} "
+            f"granted. Consumed by invoices: {format_money(split.paid_consumed, code)} paid, "
+            f"{format_money(split.granted_consumed, code)} granted."
+        )
 
     def get_fieldsets(self, request: HttpRequest, obj: Wallet | None = None) -> Any:
         if obj is None:
@@ -122,6 +142,7 @@ class WalletAdmin(admin.ModelAdmin):
                         "ongoing_balance",
                         "ongoing_usage_balance",
                         "consumed_credits",
+                        "paid_and_granted",
                     ]
                 },
             ),
@@ -199,9 +220,9 @@ def prepaid_wallets(obj: Customer | None) -> str:
                 w.status,
                 w.priority,
                 w.credits_balance.normalize(),
-                f"({w.balance} {w.currency})",
+                f"({format_money(w.balance, w.currency)})",
                 w.credits_ongoing_balance.normalize(),
-                f"({w.ongoing_balance} {w.currency})",
+                f"({format_money(w.ongoing_balance, w.currency)})",
                 w.consumed_credits.normalize(),
             )
             for w in wallets

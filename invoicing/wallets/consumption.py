@@ -3,7 +3,8 @@
 - invoice_apply_prepaid_credits: at finalization, after coupons, taxes and credit-note credits
   (Lago's order), the customer's wallets pay what they may of the invoice;
 - invoice_recredit_prepaid_credits: a voided invoice gives its consumed credits back;
-- invoice_paid_settle_credits: a paid credit invoice settles its purchased credits.
+- invoice_paid_settle_credits: a paid credit invoice settles its purchased credits;
+- invoice_payment_failed_mark_credits: a failed payment marks its purchase failed.
 
 Each runs inside the caller's transaction, with the wallet rows locked (select_for_update, in id
 order), so two invoices finalizing at once for one customer never spend one credit twice.
@@ -23,7 +24,7 @@ from django.utils import timezone
 from billing_project.after_commit import delay_after_commit
 from billing_project.money import round_amount
 
-from ..models import Fee, Invoice, InvoiceType
+from ..models import Fee, Invoice, InvoiceStatus, InvoiceType
 from . import ledger, signals
 from .models import (
     TransactionKind,
@@ -249,6 +250,10 @@ def invoice_recredit_prepaid_credits(*, invoice: Invoice) -> Decimal:
             wallet = wallets[row.wallet_id]
             if wallet.status != WalletStatus.ACTIVE or wallet.pk in already:
                 continue
+            # Lago's RecreditService grants the credits back with reset_consumed_credits: what
+            # the voided invoice consumed no longer counts as consumed (never below zero).
+            wallet.consumed_credits = max(ZERO, wallet.consumed_credits - row.credit_amount)
+            wallet.consumed_amount = max(ZERO, wallet.consumed_amount - row.amount)
             ledger.transaction_record(
                 wallet,
                 transaction_type=TransactionType.INBOUND,
@@ -271,24 +276,30 @@ def invoice_recredit_prepaid_credits(*, invoice: Invoice) -> Decimal:
 
 @transaction.atomic
 def invoice_paid_settle_credits(*, invoice: Invoice) -> int:
-    """A credit invoice is paid: its pending purchased credits settle and count in the balance
-    (Lago's jobs/invoices/prepaid_credit_job.rb). Idempotent: settled rows are not pending."""
-    if invoice.invoice_type != InvoiceType.CREDIT:
+    """A credit invoice is paid: its purchased credits settle and count in the balance, pending
+    ones and those a failed payment marked failed (Lago's jobs/invoices/prepaid_credit_job.rb and
+    Wallets::ApplyPaidCreditsService settle anything not settled). Idempotent: settled rows stay."""
+    if invoice.invoice_type != InvoiceType.CREDIT or invoice.status == InvoiceStatus.VOIDED:
         return 0
+    from .services import credit_invoice_finalize_locked, threshold_check_locked
+
+    if invoice.status == InvoiceStatus.OPEN:
+        # Paid at last: the open credit invoice is numbered and finalized now (Lago's
+        # jobs/invoices/prepaid_credit_job.rb: credits applied, then FinalizeOpenCreditService).
+        credit_invoice_finalize_locked(invoice, actor="system:credit_invoice_paid", now=timezone.now(), paid=True)
+    unsettled = (TransactionStatus.PENDING, TransactionStatus.FAILED)
     pending = list(
         WalletTransaction.objects.filter(
-            invoice_id=invoice.pk, status=TransactionStatus.PENDING, transaction_type=TransactionType.INBOUND
+            invoice_id=invoice.pk, status__in=unsettled, transaction_type=TransactionType.INBOUND
         ).values_list("pk", "wallet_id")
     )
     if not pending:
         return 0
-    from .services import threshold_check_locked
-
     wallets = {w.pk: w for w in ledger.lock_wallets(Wallet.objects.filter(pk__in={w for _, w in pending}))}
     settled = 0
     now = timezone.now()
     for row in WalletTransaction.objects.select_for_update().filter(pk__in=[pk for pk, _ in pending]):
-        if row.status != TransactionStatus.PENDING:
+        if row.status not in unsettled:
             continue
         wallet = wallets[row.wallet_id]
         row.status = TransactionStatus.SETTLED
@@ -300,3 +311,22 @@ def invoice_paid_settle_credits(*, invoice: Invoice) -> int:
         threshold_check_locked(wallet, now=now)
         settled += 1
     return settled
+
+
+def invoice_payment_failed_mark_credits(*, invoice: Invoice) -> int:
+    """A credit invoice's payment failed: its pending purchase is marked failed (Lago's
+    WalletTransactions::MarkAsFailedService, through jobs/invoices/prepaid_credit_job.rb); a
+    later successful payment still settles it. Inside the caller's transaction."""
+    if invoice.invoice_type != InvoiceType.CREDIT:
+        return 0
+    now = timezone.now()
+    marked = 0
+    for row in WalletTransaction.objects.select_for_update().filter(
+        invoice_id=invoice.pk, status=TransactionStatus.PENDING, transaction_type=TransactionType.INBOUND
+    ):
+        row.status = TransactionStatus.FAILED
+        row.failed_at = now
+        row.save(update_fields=["status", "failed_at", "updated_at"])
+        signals.wallet_transaction_updated.send(sender=WalletTransaction, wallet_transaction_id=row.pk)
+        marked += 1
+    return marked

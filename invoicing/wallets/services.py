@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from billing_project.after_commit import send_after_commit
+from billing_project.after_commit import delay_after_commit, send_after_commit
 from billing_project.money import is_currency, round_amount
 from customers.models import Customer, Organization
 from metrics.models import BillableMetric
@@ -599,22 +599,22 @@ def wallet_transactions_create(
 
 
 def _credit_invoice(wallet: Wallet, row: WalletTransaction, *, actor: str, now: datetime) -> Invoice:
-    """The invoice of purchased credits (Lago: invoice_type credit, untaxed), finalized at once;
-    payments collects it (invoice_finalized after commit). Its payment settles the credits."""
+    """The invoice of purchased credits (Lago: invoice_type credit, untaxed), collected after
+    commit. Finalized at once, unless the top-up requires a successful payment: then it stays
+    `open` (no number yet) until paid (Lago's Invoices::PaidCreditService). Either way the
+    credits settle when it is paid (consumption.invoice_paid_settle_credits)."""
     from .. import numbering
-    from ..services import customer_snapshot
-    from ..signals import invoice_finalized
+    from ..signals import invoice_opened
 
     organization = Organization.current()
     customer = wallet.customer
-    tz = customer.timezone or organization.timezone or "UTC"
-    issuing_date = now.astimezone(ZoneInfo(tz)).date()
+    issuing_date = _local_today(customer, organization, now)
     net_term = customer.applicable_net_payment_term(organization)
     amount = row.amount
     invoice = Invoice(
         customer=customer,
         invoice_type=InvoiceType.CREDIT,
-        status=InvoiceStatus.FINALIZED,
+        status=InvoiceStatus.OPEN,
         currency=wallet.currency,
         issuing_date=issuing_date,
         payment_due_date=issuing_date + timedelta(days=net_term),
@@ -623,10 +623,8 @@ def _credit_invoice(wallet: Wallet, row: WalletTransaction, *, actor: str, now: 
         sub_total_excluding_taxes_amount=amount,
         sub_total_including_taxes_amount=amount,
         total_amount=amount,
-        finalized_at=now,
+        number=numbering.draft_number(organization),
     )
-    numbering.invoice_number_assign(invoice=invoice, organization=organization, issuing_date=issuing_date)
-    invoice.customer_snapshot = customer_snapshot(customer, organization)
     invoice.save(force_insert=True)
     Fee.objects.create(
         invoice=invoice,
@@ -640,16 +638,62 @@ def _credit_invoice(wallet: Wallet, row: WalletTransaction, *, actor: str, now: 
         from_datetime=now,
         to_datetime=now,
     )
-    payload = {"number": invoice.number, "wallet_transaction_id": str(row.pk), "total_amount": str(amount)}
-    InvoiceEvent.objects.bulk_create(
-        [
-            InvoiceEvent(invoice=invoice, kind="created", actor=actor, payload=payload),
-            InvoiceEvent(invoice=invoice, kind="finalized", actor=actor, payload=payload),
+    payload = {"wallet_transaction_id": str(row.pk), "total_amount": str(amount)}
+    InvoiceEvent.objects.create(invoice=invoice, kind="created", actor=actor, payload=payload)
+    if row.invoice_requires_successful_payment:
+        send_after_commit(invoice_opened, sender=Invoice, invoice_id=invoice.pk)
+    else:
+        credit_invoice_finalize_locked(invoice, actor=actor, now=now, paid=False, organization=organization)
+    return invoice
+
+
+def _local_today(customer: Customer, organization: Organization, now: datetime) -> Any:
+    tz = customer.timezone or organization.timezone or "UTC"
+    return now.astimezone(ZoneInfo(tz)).date()
+
+
+def credit_invoice_finalize_locked(
+    invoice: Invoice, *, actor: str, now: datetime, paid: bool, organization: Organization | None = None
+) -> None:
+    """Inside the caller's transaction: number and finalize a credit invoice, announced as
+    invoice.paid_credit_added, its PDF rendered after commit. At its creation (`paid` false) it
+    is then collected; an open one finalized because it was `paid` is issued and due today (Lago's
+    Invoices::FinalizeOpenCreditService)."""
+    from .. import numbering
+    from ..services import customer_snapshot
+    from ..signals import invoice_finalized, invoice_paid_credit_added_in_tx
+    from ..tasks import render_invoice_pdf
+
+    organization = organization or Organization.current()
+    if paid:
+        invoice.issuing_date = invoice.payment_due_date = _local_today(invoice.customer, organization, now)
+    invoice.status = InvoiceStatus.FINALIZED
+    invoice.finalized_at = now
+    numbering.invoice_number_assign(invoice=invoice, organization=organization, issuing_date=invoice.issuing_date)
+    invoice.customer_snapshot = customer_snapshot(invoice.customer, organization)
+    invoice.save(
+        update_fields=[
+            "status",
+            "finalized_at",
+            "number",
+            "sequential_id",
+            "organization_sequential_id",
+            "customer_snapshot",
+            "issuing_date",
+            "payment_due_date",
+            "updated_at",
         ]
     )
-    invoice_id = invoice.pk
-    send_after_commit(invoice_finalized, sender=Invoice, invoice_id=invoice_id)
-    return invoice
+    InvoiceEvent.objects.create(
+        invoice=invoice,
+        kind="finalized",
+        actor=actor,
+        payload={"number": invoice.number, "total_amount": str(invoice.total_amount), "on_payment": paid},
+    )
+    invoice_paid_credit_added_in_tx.send(sender=Invoice, invoice_id=invoice.pk)
+    if not paid:
+        send_after_commit(invoice_finalized, sender=Invoice, invoice_id=invoice.pk)
+    delay_after_commit(render_invoice_pdf, str(invoice.pk))
 
 
 # --------------------------------------------------------------------------------------------
@@ -791,16 +835,27 @@ def wallet_threshold_check(*, wallet_id: Any, now: datetime | None = None) -> bo
 # Ongoing balance
 
 
-def wallets_ongoing_balance_refresh(*, customer_ids: Sequence[Any] | None = None, now: datetime | None = None) -> int:
+def wallets_ongoing_balance_refresh(
+    *,
+    customer_ids: Sequence[Any] | None = None,
+    now: datetime | None = None,
+    fresher_than: timedelta | None = None,
+) -> int:
     """Balance minus the usage not invoiced yet (current usage with taxes, and drafts), spread
     over the customer's wallets in their application order; one usage computation per customer
-    (its queries depend on the charges, never on the number of events); then threshold rules."""
+    (its queries depend on the charges, never on the number of events); then threshold rules.
+    With `fresher_than`, customers whose wallets were all refreshed that recently are skipped."""
+    from django.db.models import Q
+
     from .selectors import customer_ongoing_usage
 
     now = now or timezone.now()
     wallets = Wallet.objects.filter(status=WalletStatus.ACTIVE)
     if customer_ids is not None:
         wallets = wallets.filter(customer_id__in=list(customer_ids))
+    if fresher_than is not None:
+        stale = Q(last_ongoing_balance_sync_at__isnull=True) | Q(last_ongoing_balance_sync_at__lt=now - fresher_than)
+        wallets = wallets.filter(customer_id__in=wallets.filter(stale).values("customer_id"))
     by_customer: dict[Any, list[Any]] = {}
     for wallet_id, customer_id in wallets.values_list("pk", "customer_id"):
         by_customer.setdefault(customer_id, []).append(wallet_id)

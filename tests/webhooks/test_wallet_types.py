@@ -51,3 +51,36 @@ def test_wallet_lifecycle_is_announced(api, receiver, django_capture_on_commit_c
         _ok(api.delete(f"/api/v1/wallets/{wallet['lago_id']}"))
     terminated = receiver.of_type("wallet.terminated")
     assert len(terminated) == 1 and terminated[0].json["wallet"]["status"] == "terminated"
+
+
+def test_a_credit_invoice_is_announced_as_paid_credit_added(api, receiver, django_capture_on_commit_callbacks):
+    # Lago: invoice.paid_credit_added when a credit invoice is finalized, at once or once an open
+    # one is paid (app/services/invoices/paid_credit_service.rb, finalize_open_credit_service.rb).
+    make_customer(external_id="cust_credit_hook", currency="USD")
+    register(api, receiver.url)
+    body = {"external_customer_id": "cust_credit_hook", "rate_amount": "1", "currency": "USD"}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = _ok(api.post("/api/v1/wallets", {"wallet": {**body, "code": "now", "paid_credits": "12"}}))
+    added = receiver.of_type("invoice.paid_credit_added")
+    assert len(added) == 1 and "invoice.created" not in receiver.types()
+    invoice = added[0].json["invoice"]
+    assert (invoice["invoice_type"], invoice["status"], invoice["total_amount_cents"]) == ("credit", "finalized", 1200)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _ok(
+            api.post(
+                "/api/v1/wallets",
+                {"wallet": {**body, "code": "later", "paid_credits": "5", "invoice_requires_successful_payment": True}},
+            )
+        )
+    assert len(receiver.of_type("invoice.paid_credit_added")) == 1  # open: not announced yet
+    from invoicing.models import Invoice
+
+    open_invoice = Invoice.objects.get(status="open")
+    with django_capture_on_commit_callbacks(execute=True):
+        _ok(api.put(f"/api/v1/invoices/{open_invoice.pk}", {"invoice": {"payment_status": "succeeded"}}))
+    added = receiver.of_type("invoice.paid_credit_added")
+    assert len(added) == 2 and added[1].json["invoice"]["lago_id"] == str(open_invoice.pk)
+    assert added[1].json["invoice"]["status"] == "finalized"
+    assert first["wallet"]["lago_id"]

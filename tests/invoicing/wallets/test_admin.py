@@ -70,3 +70,9 @@ def test_add_top_up_void_and_terminate_through_the_admin(admin_client):
     assert answer.status_code == 302
     wallet.refresh_from_db()
     assert (wallet.status, wallet.balance) == (WalletStatus.TERMINATED, 0)
+
+
+def test_the_wallet_list_shows_money_as_money(admin_client):
+    make_wallet(customer=make_customer(external_id="adm_money", currency="USD"), granted_credits="1234.5")
+    page = admin_client.get("/admin/invoicing/wallet/").content.decode()
+    assert "USD 1,234.50" in page and "1234.500000" not in page

@@ -161,11 +161,16 @@ def test_voiding_an_invoice_gives_its_credits_back(taxed):
     customer = make_customer(external_id="c_void", currency="USD")
     wallet = make_wallet(customer=customer, granted_credits="10")
     invoice = _invoice_for(customer)
+    wallet.refresh_from_db()
+    assert (wallet.consumed_credits, wallet.consumed_amount) == (D("10"), D("10"))
 
     services.invoice_void(invoice=invoice, actor="test")
 
     wallet.refresh_from_db()
     assert (wallet.balance, wallet.credits_balance) == (D("10"), D("10"))
+    # Given back, no longer consumed (Lago: wallet_transactions/recredit_service.rb passes
+    # reset_consumed_credits to wallets/balance/increase_service.rb).
+    assert (wallet.consumed_credits, wallet.consumed_amount) == (D("0"), D("0"))
     back = WalletTransaction.objects.get(wallet=wallet, voided_invoice=invoice)
     assert (back.transaction_type, back.transaction_status, back.amount) == ("inbound", "granted", D("10"))
     # Voided once: nothing more to give back.
@@ -187,3 +192,25 @@ def test_one_off_and_credit_invoices_never_consume_credits():
     wallet.refresh_from_db()
     assert wallet.balance == D("10")
     assert WalletTransaction.objects.filter(transaction_status=TransactionKind.INVOICED).count() == 0
+
+
+def test_paid_and_granted_split_of_balance_and_consumption(taxed, admin_client):
+    # 10 granted and 20 paid credits at 1.00; the 24.00 invoice takes the granted ones first
+    # (Lago's WalletTransaction.in_consumption_order: granted before purchased), then 14.00 paid.
+    from dataclasses import astuple
+
+    from invoicing.wallets.selectors import balance_split
+    from payments.services import payment_create_manual
+
+    customer = make_customer(external_id="c_split", currency="USD")
+    wallet = make_wallet(customer=customer, granted_credits="10", paid_credits="20")
+    credit_invoice = Invoice.objects.get(customer=customer, invoice_type=InvoiceType.CREDIT)
+    payment_create_manual(invoice_id=credit_invoice.pk, amount_cents=2000, reference="wire")
+    assert astuple(balance_split(wallet)) == (D("20"), D("10"), D("0"), D("0"))
+
+    invoice = _invoice_for(customer)
+
+    assert invoice.prepaid_credit_amount == D("24.00") and invoice.total_amount == D("0")
+    assert astuple(balance_split(wallet)) == (D("6"), D("0"), D("14"), D("10"))
+    page = admin_client.get(f"/admin/invoicing/wallet/{wallet.pk}/change/").content.decode()
+    assert "Balance: USD 6.00 paid, USD 0.00 granted. Consumed by invoices: USD 14.00 paid, USD 10.00 granted." in page

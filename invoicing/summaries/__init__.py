@@ -1,0 +1,1 @@
+"""Summary rows the console's dashboard reads instead of scanning every invoice."""
