@@ -51,3 +51,8 @@ class InvoicingConfig(AppConfig):
         subscription_started.connect(receivers.bill_started_subscription, dispatch_uid="invoicing.bill_started")
         subscription_terminated.connect(receivers.bill_terminated_subscription, dispatch_uid="invoicing.bill_ended")
         events_stored.connect(receivers.bill_pay_in_advance_events, dispatch_uid="invoicing.bill_pay_in_advance")
+        # Late usage (issue 15): each finalized invoice's lineage, in the finalizing transaction.
+        from .corrections.recording import on_invoice_finalized
+        from .signals import invoice_finalized_in_tx
+
+        invoice_finalized_in_tx.connect(on_invoice_finalized, dispatch_uid="invoicing.corrections.finalized")

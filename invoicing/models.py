@@ -23,6 +23,8 @@ class InvoiceType(models.TextChoices):
     ADD_ON = "add_on", "Add-on"
     ONE_OFF = "one_off", "One-off"
     CREDIT = "credit", "Credit"
+    # Late usage for a finalized period (invoicing.corrections): never an edit of the original.
+    CORRECTION = "correction", "Correction"
 
 
 class InvoiceStatus(models.TextChoices):
@@ -54,6 +56,10 @@ class Invoice(models.Model):
     payment_due_date = models.DateField()
     net_payment_term = models.PositiveIntegerField(default=0)
     version_number = models.PositiveSmallIntegerField(default=4)
+    # A correction invoice's original (late usage for its period, invoicing.corrections).
+    corrected_invoice = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="correction_invoices"
+    )
 
     fees_amount = amount_field()
     coupons_amount = amount_field()
@@ -208,6 +214,10 @@ class Fee(models.Model):
     to_datetime = models.DateTimeField(null=True, blank=True)
     invoice_display_name = models.CharField(max_length=255, blank=True)
     description = models.TextField(blank=True)
+    # A correction invoice's fee: the original invoice's line it corrects.
+    corrected_fee = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="correction_fees"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -411,4 +421,5 @@ class InvoiceEvent(models.Model):
 
 
 # Wallets live in their own package; imported here so Django registers their models.
+from .corrections.models import BilledThrough, Correction, FeeEvent, LateUsageMark  # noqa: E402, F401
 from .wallets.models import RecurringTransactionRule, Wallet, WalletTransaction  # noqa: E402, F401
