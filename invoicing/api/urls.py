@@ -7,6 +7,7 @@ route, included after these) is never swallowed here.
 
 from django.urls import include, path
 
+from ..corrections import api as corrections_api
 from . import views
 
 urlpatterns = [
@@ -16,8 +17,10 @@ urlpatterns = [
     path("invoices/<str:invoice_id>/finalize", views.InvoiceFinalizeView.as_view(), name="invoice-finalize"),
     path("invoices/<str:invoice_id>/void", views.InvoiceVoidView.as_view(), name="invoice-void"),
     path("invoices/<str:invoice_id>/download", views.InvoiceDownloadView.as_view(), name="invoice-download"),
+    path("invoices/<str:invoice_id>/rerate", corrections_api.InvoiceRerateView.as_view(), name="invoice-rerate"),
     path("fees", views.FeesView.as_view(), name="fees"),
     path("fees/<str:fee_id>", views.FeeView.as_view(), name="fee"),
+    path("fees/<str:fee_id>/events", corrections_api.FeeEventsView.as_view(), name="fee-events"),
     path(
         "customers/<str:external_id>/current_usage",
         views.CustomerCurrentUsageView.as_view(),

@@ -26,6 +26,7 @@ from customers.models import Customer
 from plans.models import AddOn, Subscription, SubscriptionStatus
 
 from .. import pdf, services
+from ..corrections import api as corrections_api
 from ..models import FeeType, Invoice, InvoiceStatus, InvoiceType, PaymentStatus
 from . import queries
 from . import serializers as s
@@ -203,6 +204,14 @@ class InvoiceView(InvoicingView):
             changes["metadata"] = [dict(item) for item in data["metadata"]]
         updated = services.invoice_update(invoice=invoice, actor=actor_of(request), **changes)
         return _invoice_answer(request, updated)
+
+    @extend_schema(**corrections_api.DISCARD_SCHEMA)
+    def delete(self, request: Request, invoice_id: str) -> Response:
+        invoice = _invoice(invoice_id)
+        corrections_api.invoice_discard(
+            invoice=invoice, reason=corrections_api.discard_reason(request), actor=actor_of(request)
+        )
+        return Response({"invoice": {"lago_id": str(invoice.pk), "status": "discarded"}})
 
 
 def _action(operation_id: str, service: str, description: str) -> Callable[..., Response]:

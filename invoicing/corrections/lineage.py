@@ -152,7 +152,8 @@ def late_events(entries: Sequence[Entry], *, ignoring_correction: Any = None) ->
         cursor.execute(
             f"WITH late AS MATERIALIZED ({late}) "
             "SELECT tag, count(*), NULL::text FROM late GROUP BY tag "
-            "UNION ALL SELECT -1, count(DISTINCT id), md5(string_agg(DISTINCT id::text, ',' ORDER BY id::text)) FROM late",
+            "UNION ALL SELECT -1, count(DISTINCT id), "
+            "md5(string_agg(DISTINCT id::text, ',' ORDER BY id::text)) FROM late",
             params,
         )
         rows = cursor.fetchall()
