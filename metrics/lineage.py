@@ -33,15 +33,17 @@ def counted_events_sql(
     carried_in: bool,
     prefix: str,
 ) -> tuple[str, dict[str, Any]]:
-    """`SELECT id FROM ...`: the events of one subscription that aggregating `metric` over
+    """`SELECT id, in_period FROM ...`: the events of one subscription that aggregating `metric` over
     [from, to) counts (every event before `to` when `carried_in`), within a group's values (a key
     whose value is None: events without it). Parameter names start with `prefix`, so that many
-    such selects can share one statement."""
+    such selects can share one statement. `in_period` tells the period's own events from
+    those carried in."""
     builder = _SqlBuilder(metric, "shared", None, filters, exclude_filters, False)
     for n, (key, value) in enumerate((group or {}).items()):
         builder.params[f"lg{n}"], builder.params[f"lgv{n}"] = key, value
         builder.filter_sql += f" AND (e.properties ->> %(lg{n})s) IS NOT DISTINCT FROM %(lgv{n})s::text"
     builder.params.update(subs=[external_subscription_id], f=from_datetime, t=to_datetime)
     source = builder.source("until_end" if carried_in else "period")
-    sql = f"SELECT id FROM ({source}) counted WHERE v IS NOT NULL"
+    # in_period: the event is one of the period's own (those a result's events_count counts).
+    sql = f"SELECT id, ts >= f AS in_period FROM ({source}) counted WHERE v IS NOT NULL"
     return sql.replace("%(", f"%({prefix}"), {f"{prefix}{key}": value for key, value in builder.params.items()}

@@ -84,7 +84,7 @@ class Entry:
 
 
 def union_sql(entries: Sequence[Entry]) -> tuple[str, dict[str, Any]]:
-    """SELECT tag, fee, root, id over every entry's counted events (UNION ALL)."""
+    """SELECT tag, fee, root, id, in_period over every entry's counted events (UNION ALL)."""
     parts: list[str] = []
     params: dict[str, Any] = {}
     for n, entry in enumerate(entries):
@@ -104,27 +104,31 @@ def union_sql(entries: Sequence[Entry]) -> tuple[str, dict[str, Any]]:
         params.update(entry_params)
         params[f"l{n}_tag"], params[f"l{n}_fee"], params[f"l{n}_root"] = entry.tag, entry.fee_id, entry.root_id
         parts.append(
-            f"SELECT %(l{n}_tag)s::int AS tag, %(l{n}_fee)s::uuid AS fee, %(l{n}_root)s::uuid AS root, id "
-            f"FROM ({sql}) s{n}"
+            f"SELECT %(l{n}_tag)s::int AS tag, %(l{n}_fee)s::uuid AS fee, %(l{n}_root)s::uuid AS root, "
+            f"id, in_period FROM ({sql}) s{n}"
         )
     return " UNION ALL ".join(parts), params
 
 
-def lineage_insert(entries: Sequence[Entry], *, correction_id: Any = None) -> int:
+def lineage_insert(entries: Sequence[Entry], *, correction_id: Any = None) -> dict[int, int]:
     """Write the entries' events (one statement); an event already counted for its root line is
-    left alone (ON CONFLICT: the unique (root fee, event) is what keeps it counted once)."""
+    left alone (ON CONFLICT: the unique (root fee, event) is what keeps it counted once).
+    Answers, per entry's tag, how many of the period's own events it selected (the figure a
+    fee's events_count must equal)."""
     if not entries or connection.vendor != "postgresql":
-        return 0
+        return {}
     sql, params = union_sql(entries)
     params["correction"] = correction_id
     with connection.cursor() as cursor:
         cursor.execute(
+            f"WITH src AS MATERIALIZED ({sql}), written AS ("
             f"INSERT INTO {_LINEAGE} (fee_id, root_fee_id, event_id, correction_id) "
-            f"SELECT fee, root, id, %(correction)s::uuid FROM ({sql}) x "
-            "ON CONFLICT (root_fee_id, event_id) DO NOTHING",
+            "SELECT fee, root, id, %(correction)s::uuid FROM src "
+            "ON CONFLICT (root_fee_id, event_id) DO NOTHING) "
+            "SELECT tag, count(*) FILTER (WHERE in_period) FROM src GROUP BY tag",
             params,
         )
-        return cursor.rowcount
+        return {int(tag): int(count) for tag, count in cursor.fetchall()}
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ invoice's fees, and the subscriptions' billed-through instants the late-usage tr
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import connection
@@ -12,14 +13,22 @@ from plans.models import Subscription
 from .. import billing
 from ..models import Fee, Invoice, InvoiceSubscription, InvoiceType, InvoicingReason
 from . import lineage
-from .models import BilledThrough
+from .models import BilledThrough, FeeEvent, LateUsageMark
+
+logger = logging.getLogger(__name__)
 
 _BILLED = BilledThrough._meta.db_table
+_MARKS = LateUsageMark._meta.db_table
 
 
 def invoice_lineage_write(*, invoice_id: Any) -> int:
     """Every period-end charge fee of a subscription invoice records the events it counted (one
-    statement for the invoice), and each subscription's billed-through instant moves forward."""
+    statement for the invoice), and each subscription's billed-through instant moves forward.
+
+    The lineage is read after the fees' aggregation, in a later statement: an event committed
+    in between would be listed without being counted. Each fee's events_count tells: a fee
+    whose lineage disagrees loses it (and its subscription is marked), so the next round prices
+    the whole period against what was invoiced and bills exactly what is missing."""
     from ..services import window_of
 
     invoice_subscriptions = list(
@@ -51,7 +60,20 @@ def invoice_lineage_write(*, invoice_id: Any) -> int:
             scope = lineage.fee_scope(fee, subscription, period)
             if scope is not None:
                 entries.append(lineage.Entry(tag=len(entries), fee_id=fee.pk, root_id=fee.pk, scope=scope))
-    written = lineage.lineage_insert(entries)
+    selected = lineage.lineage_insert(entries)
+    by_tag = {entry.tag: entry for entry in entries}
+    fees_by_id = {fee.pk: fee for fee in fees}
+    disagreeing = [
+        by_tag[tag].fee_id
+        for tag in by_tag
+        if selected.get(tag, 0) != fees_by_id[by_tag[tag].fee_id].events_count and connection.vendor == "postgresql"
+    ]
+    if disagreeing:
+        logger.warning("lineage: %s fee(s) of invoice %s saw events committed meanwhile", len(disagreeing), invoice_id)
+        FeeEvent.objects.filter(root_fee_id__in=disagreeing).delete()
+        for entry in entries:
+            if entry.fee_id in disagreeing:
+                _mark(entry.scope.external_subscription_id, entry.scope.usage_from)
     if billed and connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
@@ -61,7 +83,19 @@ def invoice_lineage_write(*, invoice_id: Any) -> int:
                 f"SET billed_until = GREATEST({_BILLED}.billed_until, EXCLUDED.billed_until)",
                 [list(billed), list(billed.values())],
             )
-    return written
+    return sum(selected.values())
+
+
+def _mark(external_subscription_id: str, earliest: Any) -> None:
+    """Ask the next round to re-rate the subscription's periods ending after `earliest`."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_MARKS} (external_subscription_id, earliest_timestamp, generation, created_at) "
+            "VALUES (%s, %s, 1, clock_timestamp()) ON CONFLICT (external_subscription_id) DO UPDATE "
+            f"SET earliest_timestamp = LEAST({_MARKS}.earliest_timestamp, EXCLUDED.earliest_timestamp), "
+            f"generation = {_MARKS}.generation + 1",
+            [external_subscription_id, earliest],
+        )
 
 
 def on_invoice_finalized(sender: Any, *, invoice_id: Any, **kwargs: Any) -> None:

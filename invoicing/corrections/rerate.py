@@ -206,13 +206,15 @@ def _rerate(invoice_subscription: InvoiceSubscription, *, actor: str, now: datet
         if tag not in late.count_by_tag and not (lineage.is_true_up(fee) and fee.charge_id in late_charges):
             continue
         line = invoiced.get(_key(fee)) or _Line()
-        delta = round_amount(fee.amount, currency) - line.amount
+        delta = round_amount(round_amount(fee.amount, currency) - line.amount, currency)
         if delta > 0:
             correction_fee = _correction_fee(fee, line, delta, events_count=late.count_by_tag.get(tag, 0))
             increases.append(correction_fee)
             fee_for_tag[tag] = correction_fee
         elif delta < 0 and line.root is not None:
-            decreases.append({"fee_id": str(line.root.pk), "amount": str(-delta), "units": str(line.units - fee.units)})
+            decreases.append(
+                {"fee_id": str(line.root.pk), "amount": str(-delta), "units": str((line.units - fee.units).normalize())}
+            )
     if draft is not None:
         _supersede(draft)
     correction = Correction.objects.create(
