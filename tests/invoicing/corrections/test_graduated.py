@@ -99,3 +99,28 @@ def test_two_late_batches_make_two_corrections(graduated_plan):
     assert [c.fees_amount for c in corrections] == [D("10.00"), D("20.00")]
     assert all(c.corrected_invoice_id == original.pk for c in corrections)
     assert Fee.objects.filter(invoice__in=corrections).count() == 2
+
+
+def test_the_webhook_announces_the_correction_with_its_original(graduated_plan, settings):
+    import json
+
+    settings.TOLLGATE_WEBHOOKS_ALLOW_PRIVATE_URLS = True
+    from webhooks.models import WebhookDelivery
+    from webhooks.services import webhook_endpoint_create
+
+    webhook_endpoint_create(webhook_url="http://127.0.0.1:9/hooks", signature_algo="hmac")
+    set_policy("correct")
+    subscription, original = _january(graduated_plan)
+    units(subscription, [40], day=20)
+    rerate()
+    correction = Invoice.objects.get(invoice_type=InvoiceType.CORRECTION)
+    created = [
+        json.loads(d.body)
+        for d in WebhookDelivery.objects.filter(webhook_type="invoice.created", object_id=str(correction.pk))
+    ]
+    assert len(created) == 1
+    body = created[0]["invoice"]
+    assert body["invoice_type"] == "correction"
+    assert body["corrected_invoice_id"] == str(original.pk)
+    assert body["fees"][0]["lago_original_fee_id"] == str(original.fees.get(fee_type="charge").pk)
+    assert body["total_amount_cents"] == 3600
