@@ -2,28 +2,31 @@
 an invoice is finalized, and the late events of a period (those its fees did not count)."""
 
 # A fee's events are selected by metrics.lineage with the very filters, exclusions, group values
-# and time range the fee's aggregation used (`fee_scope`), so the units over them are the fee's.
+# and time range the fee's aggregation used (`period_fee_scope`), so the units over them are the fee's.
 # The selects of every fee of an invoice are joined by UNION ALL into one statement: the events
 # never travel to Python.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
 
 from metrics.lineage import carries_in, counted_events_sql
-from plans import charge_models, periods
-from plans.models import Charge, Subscription
+from plans import charge_models
+from plans.models import Charge
 
 from .. import billing
 from ..buckets import charge_buckets
 from ..models import Fee, FeeType
-from .models import FeeEvent
+from ..windows import billing_start
+from .models import BilledThrough, FeeEvent
 
 _LINEAGE = FeeEvent._meta.db_table
+_BILLED = BilledThrough._meta.db_table
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,8 @@ class Scope:
 
     charge: Charge
     external_subscription_id: str
-    period: periods.Period
-    usage_from: Any
+    usage_from: datetime
+    to_datetime: datetime
     filters: Any
     exclude_filters: Any
     group: dict[str, str | None] | None
@@ -44,15 +47,21 @@ def is_true_up(fee: Fee) -> bool:
     return bool((fee.amount_details or {}).get("true_up"))
 
 
-def fee_scope(fee: Fee, subscription: Subscription, period: periods.Period) -> Scope | None:
-    """The scope of a period-end charge fee (None for any other fee, or a charge gone since)."""
-    if fee.fee_type != FeeType.CHARGE or fee.pay_in_advance or is_true_up(fee):
+def period_fee_scope(fee: Fee) -> Scope | None:
+    """The scope of a period-end charge fee (None for any other fee): its dates are its usage
+    period's (billing.charge_fees), its charge and subscription loaded with it."""
+    if fee.fee_type != FeeType.CHARGE or fee.pay_in_advance or is_true_up(fee) or fee.charge_id is None:
         return None
-    charge = next((c for c in billing.billable_charges(subscription) if c.pk == fee.charge_id), None)
-    if charge is None:
+    charge, subscription = fee.charge, fee.subscription
+    if charge is None or subscription is None or fee.from_datetime is None or fee.to_datetime is None:
         return None
     bucket = next(
-        (b for b in charge_buckets(charge) if (b.charge_filter and b.charge_filter.pk) == fee.charge_filter_id), None
+        (
+            b
+            for b in charge_buckets(charge)
+            if (b.charge_filter.pk if b.charge_filter else None) == fee.charge_filter_id
+        ),
+        None,
     )
     if bucket is None:
         return None
@@ -64,8 +73,8 @@ def fee_scope(fee: Fee, subscription: Subscription, period: periods.Period) -> S
     return Scope(
         charge=charge,
         external_subscription_id=subscription.external_id,
-        period=period,
-        usage_from=billing.usage_from(subscription, period),
+        usage_from=max(fee.from_datetime, billing_start(subscription)),
+        to_datetime=fee.to_datetime,
         filters=bucket.filters,
         exclude_filters=bucket.exclude_filters,
         group=group,
@@ -94,7 +103,7 @@ def union_sql(entries: Sequence[Entry]) -> tuple[str, dict[str, Any]]:
             metric,
             external_subscription_id=scope.external_subscription_id,
             from_datetime=scope.usage_from,
-            to_datetime=scope.period.to_datetime,
+            to_datetime=scope.to_datetime,
             filters=scope.filters,
             exclude_filters=scope.exclude_filters,
             group=scope.group,
@@ -110,21 +119,33 @@ def union_sql(entries: Sequence[Entry]) -> tuple[str, dict[str, Any]]:
     return " UNION ALL ".join(parts), params
 
 
-def lineage_insert(entries: Sequence[Entry], *, correction_id: Any = None) -> dict[int, int]:
+def lineage_insert(
+    entries: Sequence[Entry], *, correction_id: Any = None, billed_through: Mapping[str, datetime] | None = None
+) -> dict[int, int]:
     """Write the entries' events (one statement); an event already counted for its root line is
     left alone (ON CONFLICT: the unique (root fee, event) is what keeps it counted once).
     Answers, per entry's tag, how many of the period's own events it selected (the figure a
-    fee's events_count must equal)."""
+    fee's events_count must equal). `billed_through` {external subscription id: instant} moves
+    those subscriptions' billed-through instants forward in the same statement."""
     if not entries or connection.vendor != "postgresql":
         return {}
     sql, params = union_sql(entries)
     params["correction"] = correction_id
+    billed = ""
+    if billed_through:
+        params["billed_subs"], params["billed_until"] = list(billed_through), list(billed_through.values())
+        billed = (
+            f", billed AS (INSERT INTO {_BILLED} (external_subscription_id, billed_until) "
+            "SELECT * FROM unnest(%(billed_subs)s::text[], %(billed_until)s::timestamptz[]) ORDER BY 1 "
+            "ON CONFLICT (external_subscription_id) DO UPDATE "
+            f"SET billed_until = GREATEST({_BILLED}.billed_until, EXCLUDED.billed_until))"
+        )
     with connection.cursor() as cursor:
         cursor.execute(
             f"WITH src AS MATERIALIZED ({sql}), written AS ("
             f"INSERT INTO {_LINEAGE} (fee_id, root_fee_id, event_id, correction_id) "
             "SELECT fee, root, id, %(correction)s::uuid FROM src "
-            "ON CONFLICT (root_fee_id, event_id) DO NOTHING) "
+            f"ON CONFLICT (root_fee_id, event_id) DO NOTHING){billed} "
             "SELECT tag, count(*) FILTER (WHERE in_period) FROM src GROUP BY tag",
             params,
         )

@@ -186,7 +186,7 @@ def _rerate(invoice_subscription: InvoiceSubscription, *, actor: str, now: datet
         recomputed.extend(billing.charge_fees(subscription, charge, period, usage=usage))
     entries = []
     for tag, fee in enumerate(recomputed):
-        scope = lineage.fee_scope(fee, subscription, period)
+        scope = lineage.period_fee_scope(fee)
         line = invoiced.get(_key(fee))
         if scope is not None:
             entries.append(
