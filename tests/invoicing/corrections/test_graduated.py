@@ -124,3 +124,23 @@ def test_the_webhook_announces_the_correction_with_its_original(graduated_plan, 
     assert body["corrected_invoice_id"] == str(original.pk)
     assert body["fees"][0]["lago_original_fee_id"] == str(original.fees.get(fee_type="charge").pk)
     assert body["total_amount_cents"] == 3600
+
+
+def test_events_past_the_window_are_reported_too_late(graduated_plan):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from invoicing.corrections.selectors import too_late_events
+    from metrics.models import Event
+
+    subscription, original = _january(graduated_plan)
+    units(subscription, [40], day=20)  # received today, for January 2024: far past 90 days
+    late = Event.objects.filter(properties__n=40).get()
+    now = timezone.now()
+    assert too_late_events(received_from=now - timedelta(hours=1), received_to=now + timedelta(hours=1)) == [
+        late.transaction_id
+    ]
+    summary = rerate(now)  # re-rated today: the period ended too long ago
+    assert summary.too_late == 1 and summary.corrections == 0
+    assert not Invoice.objects.filter(invoice_type=InvoiceType.CORRECTION).exists()
