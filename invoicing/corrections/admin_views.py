@@ -122,7 +122,9 @@ class RerateForm(forms.Form):
     def __init__(self, *args: Any, currency: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         plans = Plan.objects.filter(deleted_at__isnull=True, amount_currency=currency).order_by("name")
-        self.fields["plan_code"].choices = [(p.code, f"{p.name} ({p.code})") for p in plans]
+        field = self.fields["plan_code"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [(p.code, f"{p.name} ({p.code})") for p in plans]
 
 
 def rerate_view(model_admin: admin.ModelAdmin, request: HttpRequest, invoice_id: str) -> HttpResponse:
@@ -176,7 +178,7 @@ def corrections_of(invoice: Invoice, request: HttpRequest) -> list[dict[str, Any
                 "invoice_url": _invoice_url(correction.invoice_id) if correction.invoice_id else None,
                 "invoice": str(correction.invoice) if correction.invoice_id else None,
                 "increase": format_money(correction.invoice.fees_amount, invoice.currency)
-                if correction.invoice_id
+                if correction.invoice is not None
                 else None,
                 "decrease": format_money(decrease, invoice.currency) if correction.decreases else None,
                 "credit_note": str(correction.credit_note) if correction.credit_note_id else None,

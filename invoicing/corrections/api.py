@@ -82,8 +82,9 @@ class InvoiceRerateView(APIView):
         invoice = Invoice.objects.select_related("customer").filter(pk=parsed).first() if parsed else None
         if invoice is None:
             raise NotFound("invoice")
-        data = request.data if isinstance(request.data, dict) else {}
-        body = data.get("invoice") if isinstance(data.get("invoice"), dict) else data
+        data: dict[str, Any] = request.data if isinstance(request.data, dict) else {}
+        inner = data.get("invoice")
+        body: dict[str, Any] = inner if isinstance(inner, dict) else data
         return Response({"rerate": invoice_rerate_under_plan(invoice=invoice, plan_code=body.get("plan_code"))})
 
 
@@ -99,9 +100,10 @@ def invoice_discard(*, invoice: Invoice, reason: Any, actor: str) -> Correction:
 
 def discard_reason(request: Request) -> Any:
     """`reason` from the query, the body, or the body's `invoice` object."""
-    data = request.data if isinstance(request.data, dict) else {}
-    inner = data.get("invoice") if isinstance(data.get("invoice"), dict) else {}
-    return request.query_params.get("reason") or data.get("reason") or inner.get("reason")
+    data: dict[str, Any] = request.data if isinstance(request.data, dict) else {}
+    inner = data.get("invoice")
+    nested: dict[str, Any] = inner if isinstance(inner, dict) else {}
+    return request.query_params.get("reason") or data.get("reason") or nested.get("reason")
 
 
 DISCARD_SCHEMA: dict[str, Any] = {

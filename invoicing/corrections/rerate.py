@@ -108,9 +108,9 @@ def _invoiced_lines(original: Invoice, *, subscription_id: Any) -> dict[tuple[An
         line.units += fee.units
     for correction in Correction.objects.filter(original_invoice=original, status=CorrectionStatus.ISSUED):
         for decrease in correction.decreases:
-            fee = by_id.get(_uuid(decrease["fee_id"]))
-            if fee is not None:
-                line = lines[_key(fee)]
+            credited = by_id.get(_uuid(decrease["fee_id"]))
+            if credited is not None:
+                line = lines[_key(credited)]
                 line.amount -= Decimal(decrease["amount"])
                 line.precise -= Decimal(decrease["amount"])
                 line.units -= Decimal(decrease.get("units", "0"))
@@ -245,11 +245,11 @@ def _rerate(invoice_subscription: InvoiceSubscription, *, actor: str, now: datet
     for entry in entries:
         if entry.tag not in late.count_by_tag:
             continue
-        correction_fee = fee_for_tag.get(entry.tag)
-        root = entry.root_id or (correction_fee.pk if correction_fee is not None else None)
+        added = fee_for_tag.get(entry.tag)
+        root = entry.root_id or (added.pk if added is not None else None)
         if root is None:
             continue  # a new line priced at zero: nothing to correct nor to attach its events to
-        rows.append(lineage.Entry(entry.tag, correction_fee.pk if correction_fee else None, root, entry.scope))
+        rows.append(lineage.Entry(entry.tag, added.pk if added else None, root, entry.scope))
     lineage.lineage_insert(rows, correction_id=correction.pk)
     InvoiceEvent.objects.create(
         invoice=original,
@@ -361,7 +361,7 @@ def correction_invoice_finalized(*, invoice_id: Any) -> None:
 def _issue_decreases(correction: Correction, *, actor: str) -> None:
     if correction.decreases:
         original = correction.original_invoice
-        items = []
+        items: list[tuple[Fee | None, Decimal]] = []
         for decrease in correction.decreases:
             fee = Fee.objects.get(pk=decrease["fee_id"])
             items.append((fee, Decimal(decrease["amount"])))

@@ -43,7 +43,7 @@ def too_late_events(*, received_from: datetime, received_to: datetime, limit: in
                 "finalized": InvoiceStatus.FINALIZED,
                 "from": received_from,
                 "to": received_to,
-                "window": window,
+                "window": str(window),  # an interval PostgreSQL reads ("90 days, 0:00:00")
                 "limit": limit,
             },
         )
