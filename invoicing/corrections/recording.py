@@ -4,10 +4,11 @@ invoice's fees, and the subscriptions' billed-through instants the late-usage tr
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Prefetch
 
 from plans.models import ChargeFilter
@@ -68,6 +69,37 @@ def invoice_lineage_write(*, invoice_id: Any, fees: Sequence[Fee] | None = None)
             if entry.fee_id in disagreeing:
                 _mark(entry.scope.external_subscription_id, entry.scope.usage_from)
     return sum(selected.values())
+
+
+def billed_through_publish(periods: Iterable[tuple[str, datetime]], *, timeout: float = 10.0) -> bool:
+    """Before a run bills periods: their ends become the subscriptions' billed-through instants
+    (committed at once), then the run waits for every transaction writing events at that moment.
+
+    Why: an ingestion transaction that checked "late?" against the old instant must be over
+    before the run aggregates (so its events are counted); any later one sees the new instant,
+    so its events of the period are marked for re-rating whatever the run counted (the lineage
+    tells the rest). Inside a caller's transaction (tests) only the instants are written.
+    False when a writer stayed open longer than `timeout` (the run goes on: the lineage check
+    still catches an event counted twice or not at all, rarely)."""
+    ends: dict[str, datetime] = {}
+    for external_id, end in periods:
+        ends[external_id] = max(ends.get(external_id, end), end)
+    if not ends or connection.vendor != "postgresql":
+        return True
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {_BILLED} (external_subscription_id, billed_until) "
+                "SELECT * FROM unnest(%s::text[], %s::timestamptz[]) ORDER BY 1 "
+                "ON CONFLICT (external_subscription_id) DO UPDATE "
+                f"SET billed_until = GREATEST({_BILLED}.billed_until, EXCLUDED.billed_until)",
+                [list(ends), list(ends.values())],
+            )
+    if connection.in_atomic_block:
+        return True
+    from metrics.rollups import _wait_for_event_writers  # the usage rollups' own wait (pg_locks)
+
+    return _wait_for_event_writers(timeout)
 
 
 def _mark(external_subscription_id: str, earliest: Any) -> None:

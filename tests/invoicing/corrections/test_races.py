@@ -120,3 +120,40 @@ def test_a_batch_committed_during_a_run_goes_to_the_next_correction(monkeypatch)
     assert latest.fees_amount == D("20.00")
     assert latest.fees.get().events_count == 1
     assert not LateUsageMark.objects.exists()
+
+
+def test_an_event_in_flight_when_the_run_starts_is_counted_not_lost():
+    """A batch inserted (its trigger run against no billed-through instant: not late) but not yet
+    committed when the period is billed: the run publishes the period's end, waits for it, and
+    counts it. Without the wait it would be neither counted nor marked."""
+    import time
+
+    from django.db import transaction
+
+    from tests.factories.plans import make_plan, metric
+
+    m = metric("units", aggregation_type="sum_agg", field_name="n")
+    plan = make_plan(
+        amount_cents=0,
+        charges=[{"billable_metric_id": str(m.pk), "charge_model": "standard", "properties": {"amount": "1"}}],
+    )
+    subscription = subscribe(plan=plan)
+    units(subscription, [50])
+    inserted = threading.Event()
+
+    def writer() -> str:
+        with transaction.atomic():
+            units(subscription, [30])
+            inserted.set()
+            time.sleep(1.0)  # the run starts meanwhile
+        return "committed"
+
+    def run() -> Any:
+        assert inserted.wait(30)
+        return bill(utc(2024, 2, 1, 0, 10))
+
+    committed, summary = _threads(writer, run)
+    assert committed == "committed" and summary.created == 1, summary
+    invoice = Invoice.objects.get(invoice_type=InvoiceType.SUBSCRIPTION)
+    assert invoice.fees_amount == D("80.00")
+    assert invoice.fees.get(fee_type="charge").lineage.count() == 2
