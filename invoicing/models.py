@@ -420,6 +420,8 @@ class InvoiceEvent(models.Model):
         return f"{self.kind} by {self.actor}"
 
 
-# Wallets live in their own package; imported here so Django registers their models.
+# The e-mail outbox, wallets and late-usage corrections live in their own packages; imported here
+# so Django registers their models.
 from .corrections.models import BilledThrough, Correction, FeeEvent, LateUsageMark  # noqa: E402, F401
+from .mail.models import DocumentEmail  # noqa: E402, F401
 from .wallets.models import RecurringTransactionRule, Wallet, WalletTransaction  # noqa: E402, F401
