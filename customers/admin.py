@@ -91,6 +91,8 @@ class OrganizationAdmin(admin.ModelAdmin):
                     "invoice_grace_period",
                     "invoice_footer",
                     "webhook_url",
+                    "late_usage_policy",
+                    "late_usage_window_days",
                 ]
             },
         ),

@@ -77,6 +77,12 @@ def new_hmac_key() -> str:
     return secrets.token_urlsafe(32)
 
 
+class LateUsagePolicy(models.TextChoices):
+    IGNORE = "ignore", "Ignore (Lago)"
+    REVIEW = "review", "Review (draft corrections)"
+    CORRECT = "correct", "Correct automatically"
+
+
 class Organization(models.Model):
     """The single issuer row: the company that runs Tollgate and bills its customers.
 
@@ -105,6 +111,12 @@ class Organization(models.Model):
     invoice_footer = models.TextField(blank=True)
     net_payment_term = models.PositiveIntegerField(default=0, help_text="Days between issuing and due date")
     invoice_grace_period = models.PositiveIntegerField(default=0, help_text="Days an invoice stays draft")
+    # Usage that arrives for a period whose invoice is finalized (invoicing.corrections): ignored
+    # (Lago), proposed as draft corrections for finance (review), or corrected at once.
+    late_usage_policy = models.CharField(max_length=8, choices=LateUsagePolicy.choices, default=LateUsagePolicy.REVIEW)
+    late_usage_window_days = models.PositiveIntegerField(
+        default=90, help_text="Events older than this after their period's end are reported, never billed"
+    )
     webhook_url = models.URLField(blank=True)
     # Lago's email_settings (a subset of EMAIL_SETTINGS): the documents e-mailed when issued.
     email_settings = models.JSONField(default=list, blank=True)

@@ -33,6 +33,7 @@ from .models import (
     ApiKey,
     Customer,
     DocumentNumbering,
+    LateUsagePolicy,
     Organization,
     PaymentProvider,
     generate_api_key,
@@ -59,8 +60,9 @@ ORGANIZATION_TEXT_FIELDS = (
     "document_number_prefix",
     "document_numbering",
     "webhook_url",
+    "late_usage_policy",
 )
-ORGANIZATION_DAY_FIELDS = ("net_payment_term", "invoice_grace_period")
+ORGANIZATION_DAY_FIELDS = ("net_payment_term", "invoice_grace_period", "late_usage_window_days")
 ORGANIZATION_FIELDS = (*ORGANIZATION_TEXT_FIELDS, *ORGANIZATION_DAY_FIELDS, "email_settings", "document_locale")
 
 # Django's own validation codes, in Lago's words (full_clean is the last line of defence).
@@ -190,6 +192,8 @@ def organization_validate(organization: Organization) -> dict[str, list[str]]:
         errors["document_number_prefix"] = ["value_is_invalid"]
     if organization.document_numbering not in DocumentNumbering.values:
         errors["document_numbering"] = ["value_is_invalid"]
+    if organization.late_usage_policy not in LateUsagePolicy.values:
+        errors["late_usage_policy"] = ["value_is_invalid"]
     if organization.webhook_url:
         try:
             URLValidator(schemes=["http", "https"])(organization.webhook_url)

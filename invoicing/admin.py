@@ -34,6 +34,7 @@ from billing_project.money import format_money
 from customers.models import Organization
 
 from . import admin_views, analytics, audit, credit_note_refunds, credit_notes, documents, pdf, services
+from .corrections import admin_views as correction_views
 from .errors import InvoicingError
 from .models import (
     CreditNote,
@@ -130,8 +131,26 @@ class InvoiceSubscriptionInline(_ReadOnlyInline):
 
 class FeeInline(_ReadOnlyInline):
     model = Fee
-    fields = ("line", "fee_type", "units", "events_count", "unit_price", "amount_money", "precise_amount", "taxes")
+    fields = (
+        "line",
+        "fee_type",
+        "units",
+        "events_count",
+        "events",
+        "unit_price",
+        "amount_money",
+        "precise_amount",
+        "taxes",
+    )
     readonly_fields = fields
+
+    @admin.display(description="events")
+    def events(self, fee: Fee) -> str:
+        """A period-end charge's events (its lineage: exactly those its units count)."""
+        if fee.fee_type != "charge" or fee.pay_in_advance:
+            return "-"
+        url = reverse("admin:invoicing_fee_events", args=[fee.pk])
+        return format_html("<a href='{}' class='fee-events'>{} events</a>", url, fee.events_count)
 
     @admin.display(description="unit amount")
     def unit_price(self, fee: Fee) -> str:
@@ -278,6 +297,7 @@ class InvoiceAdmin(CsvExportMixin, ReadOnlyAdmin):
                     "number",
                     "customer_link",
                     "invoice_type",
+                    "corrected_invoice_link",
                     "status",
                     "payment_status",
                     "payment_overdue",
@@ -348,6 +368,18 @@ class InvoiceAdmin(CsvExportMixin, ReadOnlyAdmin):
                 name="invoicing_invoice_billing_run",
             ),
             path("<uuid:object_id>/finalize/", view(admin_views.finalize_view), name="invoicing_invoice_finalize"),
+            path(
+                "<uuid:object_id>/discard-correction/",
+                view(correction_views.discard_view),
+                name="invoicing_invoice_discard",
+            ),
+            path("<uuid:object_id>/what-if/", view(correction_views.rerate_view), name="invoicing_invoice_rerate"),
+            path("fee/<uuid:object_id>/events/", view(correction_views.fee_events_view), name="invoicing_fee_events"),
+            path(
+                "correction/<uuid:object_id>/issue/",
+                view(correction_views.correction_issue_view),
+                name="invoicing_correction_issue",
+            ),
             path("<uuid:object_id>/void/", view(admin_views.void_view), name="invoicing_invoice_void"),
             path(
                 "<uuid:object_id>/credit-note/",
@@ -374,7 +406,11 @@ class InvoiceAdmin(CsvExportMixin, ReadOnlyAdmin):
         context = dict(extra_context or {})
         if invoice is not None:
             tz_name = Organization.current().timezone or "UTC"
-            context["invoice_actions"] = admin_views.available_actions(invoice, request)
+            context["invoice_actions"] = [
+                *admin_views.available_actions(invoice, request),
+                *correction_views.late_usage_buttons(invoice, request),
+            ]
+            context["invoice_corrections"] = correction_views.corrections_of(invoice, request)
             context["invoice_payments"] = [
                 {
                     "amount": format_money(payment.amount, payment.currency),
@@ -435,6 +471,14 @@ class InvoiceAdmin(CsvExportMixin, ReadOnlyAdmin):
     @admin.display(description="number", ordering="number")
     def number_or_id(self, invoice: Invoice) -> str:
         return invoice.number or str(invoice.pk)
+
+    @admin.display(description="corrects")
+    def corrected_invoice_link(self, invoice: Invoice) -> str:
+        """A correction invoice's original (late usage)."""
+        if invoice.corrected_invoice_id is None:
+            return "-"
+        url = reverse("admin:invoicing_invoice_change", args=[invoice.corrected_invoice_id])
+        return format_html("<a href='{}'>{}</a>", url, invoice.corrected_invoice)
 
     @admin.display(description="customer", ordering="customer__external_id")
     def customer_link(self, invoice: Invoice) -> str:

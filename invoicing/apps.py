@@ -73,3 +73,8 @@ class InvoicingConfig(AppConfig):
         events_batch_stored.connect(
             receivers.refresh_wallets_after_ingestion, dispatch_uid="invoicing.refresh_wallets_after_ingestion"
         )
+        # Late usage (issue 15): each finalized invoice's lineage, in the finalizing transaction.
+        from .corrections.recording import on_invoice_finalized
+        from .signals import invoice_finalized_in_tx
+
+        invoice_finalized_in_tx.connect(on_invoice_finalized, dispatch_uid="invoicing.corrections.finalized")

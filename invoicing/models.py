@@ -23,6 +23,8 @@ class InvoiceType(models.TextChoices):
     ADD_ON = "add_on", "Add-on"
     ONE_OFF = "one_off", "One-off"
     CREDIT = "credit", "Credit"
+    # Late usage for a finalized period (invoicing.corrections): never an edit of the original.
+    CORRECTION = "correction", "Correction"
 
 
 class InvoiceStatus(models.TextChoices):
@@ -64,6 +66,10 @@ class Invoice(models.Model):
     payment_due_date = models.DateField()
     net_payment_term = models.PositiveIntegerField(default=0)
     version_number = models.PositiveSmallIntegerField(default=4)
+    # A correction invoice's original (late usage for its period, invoicing.corrections).
+    corrected_invoice = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="correction_invoices"
+    )
 
     fees_amount = amount_field()
     coupons_amount = amount_field()
@@ -238,6 +244,10 @@ class Fee(models.Model):
     # DELETE /fees/{id} (a fee without an invoice only): hidden, kept (its unique event key stays
     # taken, so the event is never priced again).
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # A correction invoice's fee: the original invoice's line it corrects.
+    corrected_fee = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="correction_fees"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -442,8 +452,9 @@ class InvoiceEvent(models.Model):
         return f"{self.kind} by {self.actor}"
 
 
-# The e-mail outbox, wallets and the dashboard's summaries live in their own packages; imported
-# here so Django registers their models.
+# The e-mail outbox, wallets, the dashboard's summaries and late-usage corrections live in their
+# own packages; imported here so Django registers their models.
+from .corrections.models import BilledThrough, Correction, FeeEvent, LateUsageMark  # noqa: E402, F401
 from .mail.models import DocumentEmail  # noqa: E402, F401
 from .summaries.models import MrrDayRow, MrrDirtyDay  # noqa: E402, F401
 from .wallets.models import RecurringTransactionRule, Wallet, WalletTransaction  # noqa: E402, F401

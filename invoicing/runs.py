@@ -20,6 +20,7 @@ from plans.models import Subscription
 from plans.subscriptions import subscriptions_activate_due
 
 from . import billing, numbering, selectors, services, windows
+from .corrections.recording import billed_through_publish
 from .models import Invoice, InvoicingReason
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,12 @@ def bill_due(
     failed_subscriptions: set[Any] = set()
     done = 0
     for chunk in selectors.chunks(due, chunk_size):
+        # Late usage: the chunk's period ends published before its usage is read (corrections).
+        billed_through_publish(
+            (d.subscription.external_id, d.window.charges_to_datetime)
+            for d in chunk
+            if d.window.charges_to_datetime is not None
+        )
         usage = billing.BatchUsage(
             (d.subscription, d.window.charges_period) for d in chunk if d.window.charges_period is not None
         )
@@ -130,6 +137,8 @@ def bill_one(*, subscription_id: Any, reason: str, timestamp: datetime | None, a
     window = windows.window_for(subscription, reason, at)
     if window is None:
         return None
+    if window.charges_to_datetime is not None and reason != InvoicingReason.IN_ADVANCE_CHARGE:
+        billed_through_publish([(subscription.external_id, window.charges_to_datetime)])
     try:
         return _bill(subscription, window, actor=actor)
     except services.AlreadyBilled:

@@ -22,7 +22,7 @@ from metrics.models import BillableMetric, Event
 from plans.models import Charge, Subscription, SubscriptionStatus
 
 from . import billing, windows
-from .models import Fee, Invoice, InvoiceStatus, InvoiceSubscription, InvoicingReason
+from .models import Fee, Invoice, InvoiceStatus, InvoiceSubscription, InvoiceType, InvoicingReason
 
 
 @dataclass(frozen=True)
@@ -180,9 +180,12 @@ def drafts_with_late_events() -> list[Any]:
 def drafts_due(*, now: datetime) -> list[Any]:
     """Drafts whose grace period has passed: issuing date (billing date + grace) reached in the
     customer's timezone. Selected loosely by date (a day early), checked precisely per draft."""
-    candidates = Invoice.objects.filter(
-        status=InvoiceStatus.DRAFT, issuing_date__lte=(now + timedelta(days=1)).date()
-    ).select_related("customer")
+    # A correction draft (late usage under the `review` policy) waits for finance, whatever its date.
+    candidates = (
+        Invoice.objects.filter(status=InvoiceStatus.DRAFT, issuing_date__lte=(now + timedelta(days=1)).date())
+        .exclude(invoice_type=InvoiceType.CORRECTION)
+        .select_related("customer")
+    )
     organization = Organization.current()
     due = []
     for invoice in candidates:

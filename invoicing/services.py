@@ -272,7 +272,10 @@ def invoice_complete(
     invoice.save(force_insert=True)
     InvoiceEvent.objects.bulk_create(events)
     # Inside the transaction, the rows saved: the webhook outbox row commits with the invoice.
-    (invoice_finalized_in_tx if finalize else invoice_drafted_in_tx).send(sender=Invoice, invoice_id=invoice.pk)
+    # `fees` (in memory, relations loaded) spares the lineage receiver reading them back.
+    (invoice_finalized_in_tx if finalize else invoice_drafted_in_tx).send(
+        sender=Invoice, invoice_id=invoice.pk, fees=fees
+    )
 
 
 _AMOUNT_FIELDS = [

@@ -32,7 +32,17 @@ def bill_due_subscriptions(at: str | None = None) -> dict[str, int]:
         )
     for subscription_id, periods in by_subscription.items():
         bill_subscription_periods.delay(subscription_id, periods)
+    rerate_late_usage.delay(instant.isoformat())
     return {"due": len(due), "subscriptions": len(by_subscription)}
+
+
+@shared_task(name="invoicing.tasks.rerate_late_usage")
+def rerate_late_usage(at: str | None = None) -> dict[str, int]:
+    """After the hourly run: finalized periods that received late events, re-rated."""
+    from .corrections.rerate import late_usage_rerate
+
+    instant = datetime.fromisoformat(at) if at else timezone.now()
+    return late_usage_rerate(at=instant, actor="system:billing_run").as_dict()
 
 
 @shared_task(name="invoicing.tasks.bill_subscription_periods")

@@ -1,7 +1,7 @@
 """The webhook types no in-transaction signal announces: event.error (a conflicting duplicate,
 refused, so nothing was stored to share a transaction with) and the hourly events.errors digest
 of stored events that bill nothing (unknown code, no matching subscription, missing or invalid
-aggregated field)."""
+aggregated field, too late for a correction)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from invoicing.corrections.selectors import too_late_events
 from metrics import selectors as metric_selectors
 from metrics.models import BillableMetric, Event
 from plans.models import Subscription
@@ -60,7 +61,9 @@ def events_errors_emit(*, now: datetime | None = None) -> bool:
             .filter(created_at__gte=from_datetime, created_at__lt=to_datetime)
             .values_list("transaction_id", flat=True)[:DIGEST_LIMIT]
         )
-    if not (invalid_code or no_subscription or missing_property):
+    # Late usage for a period that ended longer ago than the organization's window (issue 15).
+    too_late = too_late_events(received_from=from_datetime, received_to=to_datetime, limit=DIGEST_LIMIT)
+    if not (invalid_code or no_subscription or missing_property or too_late):
         return False
     with transaction.atomic():
         services.webhook_emit(
@@ -71,6 +74,7 @@ def events_errors_emit(*, now: datetime | None = None) -> bool:
                 "invalid_code": invalid_code,
                 "no_matching_subscription": no_subscription,
                 "missing_aggregation_property": missing_property[:DIGEST_LIMIT],
+                "too_late_for_correction": too_late,
                 "from_datetime": from_datetime,
                 "to_datetime": to_datetime,
             },

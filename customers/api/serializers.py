@@ -8,7 +8,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from customers.models import EMAIL_SETTINGS, Customer, DocumentNumbering, Organization, PaymentProvider
+from customers.models import EMAIL_SETTINGS, Customer, DocumentNumbering, LateUsagePolicy, Organization, PaymentProvider
 
 
 def iso_seconds(moment: datetime | None) -> str | None:
@@ -48,6 +48,9 @@ def serialize_organization(organization: Organization) -> dict[str, Any]:
         "document_number_prefix": organization.document_number_prefix,
         "finalize_zero_amount_invoice": True,
         "email_settings": list(organization.email_settings or []),
+        # Tollgate's (issue 15): what happens to usage arriving for a finalized period.
+        "late_usage_policy": organization.late_usage_policy,
+        "late_usage_window_days": organization.late_usage_window_days,
         "billing_configuration": {
             "invoice_footer": _text(organization.invoice_footer),
             "invoice_grace_period": organization.invoice_grace_period,
@@ -147,6 +150,8 @@ class OrganizationInputDoc(serializers.Serializer):
     document_number_prefix = serializers.CharField(required=False)
     document_numbering = serializers.ChoiceField(choices=DocumentNumbering.values, required=False)
     net_payment_term = serializers.IntegerField(required=False, min_value=0)
+    late_usage_policy = serializers.ChoiceField(choices=LateUsagePolicy.values, required=False)
+    late_usage_window_days = serializers.IntegerField(required=False, min_value=0)
     webhook_url = serializers.URLField(required=False, allow_null=True)
     email_settings = serializers.ListField(
         child=serializers.ChoiceField(choices=list(EMAIL_SETTINGS)),
@@ -180,6 +185,8 @@ class OrganizationDoc(serializers.Serializer):
     document_number_prefix = serializers.CharField()
     finalize_zero_amount_invoice = serializers.BooleanField()
     email_settings = serializers.ListField(child=serializers.CharField())
+    late_usage_policy = serializers.ChoiceField(choices=LateUsagePolicy.values)
+    late_usage_window_days = serializers.IntegerField()
     billing_configuration = OrganizationBillingConfigurationDoc()
 
 

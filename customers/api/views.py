@@ -87,6 +87,7 @@ def _organization_changes(data: dict[str, Any]) -> dict[str, Any]:
     for field in _ORGANIZATION_TEXT:
         params.text(field, numbers=field == "zipcode")
     params.days("net_payment_term", nullable=False)
+    params.days("late_usage_window_days", nullable=False)
     billing = params.section("billing_configuration")
     # Lago reads these two from billing_configuration; older clients send them at the top level.
     for source in (data, billing):

@@ -159,7 +159,8 @@ def serialize_fee(fee: Fee, invoice: Invoice | None) -> dict[str, Any]:
         "lago_invoice_id": str(fee.invoice_id) if fee.invoice_id else None,
         "lago_true_up_fee_id": None,
         "lago_true_up_parent_fee_id": None,
-        "lago_original_fee_id": None,
+        # A correction's fee: the original invoice's line it corrects (late usage).
+        "lago_original_fee_id": str(fee.corrected_fee_id) if fee.corrected_fee_id else None,
         "lago_subscription_id": str(fee.subscription_id) if fee.subscription_id else None,
         "external_subscription_id": fee.subscription.external_id if fee.subscription is not None else None,
         "lago_customer_id": str(customer.pk),
@@ -286,6 +287,8 @@ def serialize_invoice(invoice: Invoice, context: InvoiceContext, *, full: bool =
         "payment_due_date": invoice.payment_due_date.isoformat(),
         "net_payment_term": invoice.net_payment_term,
         "invoice_type": invoice.invoice_type,
+        # Tollgate's: a correction invoice's original (late usage), null for any other invoice.
+        "corrected_invoice_id": str(invoice.corrected_invoice_id) if invoice.corrected_invoice_id else None,
         "status": invoice.status,
         "payment_status": invoice.payment_status,
         "payment_dispute_lost_at": iso(invoice.payment_dispute_lost_at),

@@ -7,6 +7,7 @@ route, included after these) is never swallowed here.
 
 from django.urls import include, path
 
+from ..corrections import api as corrections_api
 from . import preview, views
 
 urlpatterns = [
@@ -21,8 +22,10 @@ urlpatterns = [
     path("invoices/<str:invoice_id>/download_pdf", views.InvoiceDownloadPdfView.as_view(), name="invoice-download-pdf"),
     path("invoices/<str:invoice_id>/retry", views.InvoiceRetryView.as_view(), name="invoice-retry"),
     path("invoices/<str:invoice_id>/lose_dispute", views.InvoiceLoseDisputeView.as_view(), name="invoice-lose-dispute"),
+    path("invoices/<str:invoice_id>/rerate", corrections_api.InvoiceRerateView.as_view(), name="invoice-rerate"),
     path("fees", views.FeesView.as_view(), name="fees"),
     path("fees/<str:fee_id>", views.FeeView.as_view(), name="fee"),
+    path("fees/<str:fee_id>/events", corrections_api.FeeEventsView.as_view(), name="fee-events"),
     path(
         "customers/<str:external_id>/current_usage",
         views.CustomerCurrentUsageView.as_view(),

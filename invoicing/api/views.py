@@ -27,6 +27,7 @@ from customers.models import Customer
 from plans.models import AddOn, Subscription, SubscriptionStatus
 
 from .. import invoice_actions, pdf, services
+from ..corrections import api as corrections_api
 from ..errors import NotAllowedError
 from ..models import Fee, FeePaymentStatus, FeeType, Invoice, InvoiceStatus, InvoiceType, PaymentStatus
 from . import queries
@@ -209,11 +210,19 @@ class InvoiceView(InvoicingView):
 
     @extend_schema(
         operation_id="destroyInvoice",
-        description="Delete a draft invoice (Lago: 405 `not_deletable` for any other status).",
+        description=(
+            "Delete a draft invoice (Lago: 405 `not_deletable` for any other status). A correction "
+            "draft is discarded instead, with a required `reason`: its late events count as handled."
+        ),
         responses={200: _OBJECT, 404: _ERROR, 405: _ERROR},
     )
     def delete(self, request: Request, invoice_id: str) -> Response:
         invoice = _invoice(invoice_id)
+        if invoice.invoice_type == InvoiceType.CORRECTION:
+            corrections_api.invoice_discard(
+                invoice=invoice, reason=corrections_api.discard_reason(request), actor=actor_of(request)
+            )
+            return Response({"invoice": {"lago_id": str(invoice.pk), "status": "discarded"}})
         deleted = invoice_actions.invoice_draft_delete(invoice=invoice, actor=actor_of(request))
         # Answered from the row (the API no longer finds a deleted invoice), as Lago does.
         fresh = queries.invoices_in_full().get(pk=deleted.pk)

@@ -92,6 +92,8 @@ def test_organization_change_goes_through_lagos_rules(admin_client):
             "net_payment_term",
             "invoice_grace_period",
             "webhook_url",
+            "late_usage_policy",
+            "late_usage_window_days",
         ]
     }
     refused = admin_client.post(

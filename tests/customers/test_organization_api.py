@@ -9,6 +9,8 @@ from customers.models import Organization
 pytestmark = pytest.mark.django_db
 
 ORGANIZATION_KEYS = {
+    "late_usage_policy",
+    "late_usage_window_days",
     "lago_id",
     "name",
     "created_at",
@@ -136,3 +138,17 @@ def test_missing_root_is_400(api, organization):
         "status": 400,
         "error": "BadRequest: param is missing or the value is empty: organization",
     }
+
+
+def test_late_usage_policy_is_set_shown_and_validated(api, organization):
+    # Tollgate's (issue 15): review by default, 90 days.
+    body = api.get("/api/v1/organizations").json()["organization"]
+    assert (body["late_usage_policy"], body["late_usage_window_days"]) == ("review", 90)
+    answer = put(api, late_usage_policy="correct", late_usage_window_days=30)
+    assert answer.status_code == 200
+    assert answer.json()["organization"]["late_usage_policy"] == "correct"
+    assert answer.json()["organization"]["late_usage_window_days"] == 30
+    for field, value in (("late_usage_policy", "sometimes"), ("late_usage_window_days", -1)):
+        refused = put(api, **{field: value})
+        assert refused.status_code == 422
+        assert refused.json()["error_details"] == {field: ["value_is_invalid"]}

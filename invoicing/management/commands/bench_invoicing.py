@@ -34,6 +34,8 @@ PERIOD_END = datetime(2026, 2, 1, tzinfo=UTC)
 
 class Command(BaseCommand):
     help = "Benchmark a period-end billing run (invoices/s, queries per invoice, PDFs/s) against plain SQL."
+    # The command the outer run starts inside the bench database (bench_corrections reuses it).
+    command_name = "bench_invoicing"
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--subscriptions", type=int, default=10_000)
@@ -79,7 +81,7 @@ class Command(BaseCommand):
             "CELERY_BROKER_URL": "",
             "MEDIA_ROOT": str(Path(settings.BASE_DIR) / ".bench_media"),
         }
-        argv = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "bench_invoicing", "--inner"]
+        argv = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), self.command_name, "--inner"]
         for option in ("subscriptions", "events_per_subscription", "pdfs"):
             argv += [f"--{option.replace('_', '-')}", str(options[option])]
         if options["profile"]:

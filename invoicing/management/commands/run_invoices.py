@@ -85,5 +85,12 @@ class Command(BaseCommand):
             f"run at {at.isoformat()}: {summary.created} invoices created, "
             f"{summary.skipped} skipped (already billed), {summary.failed} failed"
         )
+        # Late usage: the finalized periods marked since the last run, re-rated (invoicing.corrections).
+        from invoicing.corrections.rerate import late_usage_rerate
+
+        rerated = late_usage_rerate(at=at, actor="command:run_invoices")
+        self.stdout.write(
+            "late usage: " + ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in rerated.as_dict().items())
+        )
         if summary.failed:
             raise CommandError(f"{summary.failed} subscription-period(s) failed; rerun to retry them")

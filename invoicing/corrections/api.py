@@ -1,0 +1,116 @@
+"""Late-usage routes: a fee's events (lineage), what-if re-rating of an invoice under another
+plan, and discarding a correction draft (DELETE /invoices/{id})."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing_project.api.errors import NotFound
+from billing_project.api.views import paginated
+from metrics import ingestion
+from metrics.api.serializers import serialize_events
+from metrics.models import Event
+
+from ..errors import NotAllowedError
+from ..models import Fee, Invoice, InvoiceStatus, InvoiceType
+from .models import Correction, CorrectionStatus, FeeEvent
+from .rerate import correction_discard
+from .whatif import invoice_rerate_under_plan
+
+_OBJECT = OpenApiTypes.OBJECT
+_ERROR = OpenApiTypes.OBJECT
+_PAGE = [OpenApiParameter("page", int), OpenApiParameter("per_page", int)]
+
+
+def _parsed(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def fee_events(fee: Fee) -> Any:
+    """The events a fee counted, oldest first (for a correction's fee: the late events it added)."""
+    ids = FeeEvent.objects.filter(fee=fee).values("event_id")
+    return Event.objects.filter(id__in=ids).order_by("timestamp", "id")
+
+
+class FeeEventsView(APIView):
+    resource_name = "fee"
+
+    @extend_schema(
+        operation_id="findAllFeeEvents",
+        parameters=_PAGE,
+        responses={200: _OBJECT, 404: _ERROR},
+        description="The events the fee counted (its lineage), in the events' shape, oldest first. "
+        "The fee's units aggregate exactly these events.",
+    )
+    def get(self, request: Request, fee_id: str) -> Response:
+        parsed = _parsed(fee_id)
+        fee = Fee.objects.filter(pk=parsed).first() if parsed else None
+        if fee is None:
+            raise NotFound("fee")
+        return paginated(
+            request,
+            fee_events(fee),
+            "events",
+            lambda page: serialize_events([ingestion.stored_event(e) for e in page]),
+            many=True,
+        )
+
+
+class InvoiceRerateView(APIView):
+    resource_name = "invoice"
+
+    @extend_schema(
+        operation_id="rerateInvoice",
+        request=inline_serializer("RerateInvoiceRequest", fields={"plan_code": serializers.CharField()}),
+        responses={200: _OBJECT, 404: _ERROR, 422: _ERROR},
+        description="What the invoice's periods would cost under another plan (e.g. a draft price), "
+        "with the usage stored now. Nothing is saved.",
+    )
+    def post(self, request: Request, invoice_id: str) -> Response:
+        parsed = _parsed(invoice_id)
+        invoice = Invoice.objects.select_related("customer").filter(pk=parsed).first() if parsed else None
+        if invoice is None:
+            raise NotFound("invoice")
+        data: dict[str, Any] = request.data if isinstance(request.data, dict) else {}
+        inner = data.get("invoice")
+        body: dict[str, Any] = inner if isinstance(inner, dict) else data
+        return Response({"rerate": invoice_rerate_under_plan(invoice=invoice, plan_code=body.get("plan_code"))})
+
+
+def invoice_discard(*, invoice: Invoice, reason: Any, actor: str) -> Correction:
+    """DELETE /invoices/{id}: only a correction draft can go (finance refuses it)."""
+    if invoice.invoice_type != InvoiceType.CORRECTION or invoice.status != InvoiceStatus.DRAFT:
+        raise NotAllowedError("is_not_correction_draft")
+    correction = Correction.objects.filter(invoice=invoice, status=CorrectionStatus.DRAFT).first()
+    if correction is None:
+        raise NotAllowedError("is_not_correction_draft")
+    return correction_discard(correction=correction, reason=reason, actor=actor)
+
+
+def discard_reason(request: Request) -> Any:
+    """`reason` from the query, the body, or the body's `invoice` object."""
+    data: dict[str, Any] = request.data if isinstance(request.data, dict) else {}
+    inner = data.get("invoice")
+    nested: dict[str, Any] = inner if isinstance(inner, dict) else {}
+    return request.query_params.get("reason") or data.get("reason") or nested.get("reason")
+
+
+DISCARD_SCHEMA: dict[str, Any] = {
+    "operation_id": "discardCorrectionInvoice",
+    "parameters": [OpenApiParameter("reason", str, description="why the correction is refused (required)")],
+    "request": None,
+    "responses": {200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
+    "description": "Discard a correction draft (late usage under the review policy): its events are "
+    "marked handled and never proposed again; the reason is kept in the original invoice's history.",
+}

@@ -1,0 +1,50 @@
+"""Reads of late usage: events that arrived too late to be billed (the events.errors digest)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import connection
+
+from customers.models import Organization
+from metrics.models import Event
+from plans.models import Subscription
+
+from ..models import Fee, Invoice, InvoiceStatus, InvoiceSubscription
+from .models import FeeEvent
+
+_SQL = f"""
+SELECT e.transaction_id
+FROM {Event._meta.db_table} e
+JOIN {Subscription._meta.db_table} s ON s.external_id = e.external_subscription_id
+JOIN {InvoiceSubscription._meta.db_table} i ON i.subscription_id = s.id
+    AND e.timestamp >= i.charges_from_datetime AND e.timestamp < i.charges_to_datetime
+JOIN {Invoice._meta.db_table} inv ON inv.id = i.invoice_id AND inv.status = %(finalized)s
+WHERE e.created_at >= %(from)s AND e.created_at < %(to)s
+  AND i.charges_to_datetime + %(window)s < e.created_at
+  AND NOT EXISTS (
+    SELECT 1 FROM {Fee._meta.db_table} f JOIN {FeeEvent._meta.db_table} fe ON fe.root_fee_id = f.id
+    WHERE f.invoice_id = inv.id AND fe.event_id = e.id
+  )
+ORDER BY e.id
+LIMIT %(limit)s
+"""
+
+
+def too_late_events(*, received_from: datetime, received_to: datetime, limit: int = 1000) -> list[str]:
+    """Transaction ids of events received in [from, to) for a finalized period that ended more
+    than the organization's late_usage_window_days before they arrived, and that no fee counted:
+    reported, never billed."""
+    window = timedelta(days=Organization.current().late_usage_window_days)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _SQL,
+            {
+                "finalized": InvoiceStatus.FINALIZED,
+                "from": received_from,
+                "to": received_to,
+                "window": str(window),  # an interval PostgreSQL reads ("90 days, 0:00:00")
+                "limit": limit,
+            },
+        )
+        return [row[0] for row in cursor.fetchall()]
