@@ -31,3 +31,7 @@ class InvoicingErrorCode(StrEnum):
     INVALID_LIMITATIONS = "invalid_limitations"
     INVALID_RECURRING_RULE = "invalid_recurring_rule"
     INVALID_NUMBER_OF_RECURRING_RULES = "invalid_number_of_recurring_rules"
+    # Estimates and usage monitoring (Lago's codes).
+    DOES_NOT_MATCH_AN_INSTANT_CHARGE = "does_not_match_an_instant_charge"
+    NO_EVENTS = "no_events"
+    TOO_MANY_EVENTS = "too_many_events"

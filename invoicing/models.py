@@ -411,4 +411,13 @@ class InvoiceEvent(models.Model):
 
 
 # Wallets live in their own package; imported here so Django registers their models.
+# Usage monitoring (lifetime usage, alerts) likewise.
+from .monitoring.models import (  # noqa: E402, F401
+    Alert,
+    AlertCrossing,
+    AlertThreshold,
+    LifetimeUsage,
+    SubscriptionActivity,
+    TriggeredAlert,
+)
 from .wallets.models import RecurringTransactionRule, Wallet, WalletTransaction  # noqa: E402, F401

@@ -29,4 +29,6 @@ urlpatterns = [
     # Lago's /analytics/* (gross revenue, invoiced usage, collection, MRR, overdue balance).
     path("", include("invoicing.api.analytics")),
     path("", include("invoicing.wallets.api_urls")),
+    # Past, projected and lifetime usage.
+    path("", include("invoicing.api.usage")),
 ]
