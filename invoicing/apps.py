@@ -38,11 +38,18 @@ class InvoicingConfig(AppConfig):
             description="every 10 minutes (at :05, :15, ...): finalized invoices still without a PDF 10 minutes "
             "after finalization (their task was lost) are rendered",
         ),
+        PeriodicTaskSpec(
+            name="invoicing: evaluate usage alerts left waiting",
+            task="invoicing.tasks.sweep_usage_activities",
+            minute="*/5",
+            description="every 5 minutes: subscriptions whose usage moved and whose alerts and usage thresholds "
+            "were not evaluated (their task was lost or failed) are evaluated",
+        ),
         *WALLET_PERIODIC_TASKS,
     ]
 
     def ready(self) -> None:
-        from metrics.signals import events_stored
+        from metrics.signals import events_ingested, events_stored
         from plans.signals import subscription_started, subscription_terminated
 
         from . import receivers
@@ -51,3 +58,4 @@ class InvoicingConfig(AppConfig):
         subscription_started.connect(receivers.bill_started_subscription, dispatch_uid="invoicing.bill_started")
         subscription_terminated.connect(receivers.bill_terminated_subscription, dispatch_uid="invoicing.bill_ended")
         events_stored.connect(receivers.bill_pay_in_advance_events, dispatch_uid="invoicing.bill_pay_in_advance")
+        events_ingested.connect(receivers.usage_activity_record, dispatch_uid="invoicing.usage_activity")

@@ -183,5 +183,4 @@ def _instant_fee(subscription: Subscription, charge: Charge, event: Event, now: 
         pay_in_advance=True,
         invoice_display_name=billing.display_name(charge, bucket),
     )
-    fee.created_at = None
     return EstimatedFee(fee=fee, taxes=[], transaction_id=event.transaction_id)

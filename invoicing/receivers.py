@@ -28,3 +28,11 @@ def bill_pay_in_advance_events(sender: Any, *, events: Any, **kwargs: Any) -> No
 
     for external_subscription_id, code, transaction_id in events:
         bill_pay_in_advance_event.delay(external_subscription_id, code, transaction_id)
+
+
+def usage_activity_record(sender: Any, *, external_subscription_ids: Any, **kwargs: Any) -> None:
+    """An ingestion batch committed: the subscriptions with alerts or usage thresholds among
+    its subscriptions get one evaluation each (one query for the whole batch)."""
+    from .monitoring.evaluation import activities_record_for_external_ids
+
+    activities_record_for_external_ids(external_subscription_ids=external_subscription_ids)

@@ -37,7 +37,7 @@ from billing_project.after_commit import send_after_commit
 
 from .errors import IngestionBusyError, IngestionError
 from .models import BillableMetric, Event
-from .signals import events_rejected, events_stored
+from .signals import events_ingested, events_rejected, events_stored
 
 logger = logging.getLogger(__name__)
 
@@ -435,6 +435,9 @@ def _store_once(
             stored, replayed, announced = _insert_generic(unique, unique_indexes, received_at)
         if announced:
             send_after_commit(events_stored, sender=Event, events=announced)
+        ingested = {event.external_subscription_id for event, again in zip(stored, replayed, strict=True) if not again}
+        if ingested:
+            send_after_commit(events_ingested, sender=Event, external_subscription_ids=sorted(ingested))
     return stored, replayed
 
 

@@ -19,6 +19,12 @@ known_subscription_ids_requested = Signal()
 # charge is invoiceable); its periodic sweep bills any whose announcement was lost.
 events_stored = Signal()
 
+# Sent after commit of every ingestion batch (POST /events, /events/batch) that stored new events
+# (exact replays excluded): kwargs `external_subscription_ids`, the batch's distinct external
+# subscription ids, once each. Invoicing evaluates usage alerts and progressive billing
+# thresholds of those it watches: one check per subscription per batch, never per event.
+events_ingested = Signal()
+
 # Sent when ingestion refused events that conflict with stored ones (same transaction_id and
 # subscription, another payload): kwargs `rejected`, a list of (event as sent: a dict of
 # transaction_id, external_subscription_id, code, timestamp, properties; its error_details).

@@ -31,4 +31,6 @@ urlpatterns = [
     path("", include("invoicing.wallets.api_urls")),
     # Past, projected and lifetime usage.
     path("", include("invoicing.api.usage")),
+    # Usage alerts of a subscription.
+    path("", include("invoicing.monitoring.api")),
 ]

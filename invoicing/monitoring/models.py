@@ -117,7 +117,10 @@ class AlertThreshold(models.Model):
             models.UniqueConstraint(
                 fields=["alert"], condition=Q(recurring=True), name="alert_one_recurring_threshold"
             ),
-            models.CheckConstraint(condition=Q(value__gt=0), name="alert_threshold_positive"),
+            # Lago: values are never negative, and a recurring step is positive.
+            models.CheckConstraint(
+                condition=Q(value__gte=0) & (Q(recurring=False) | Q(value__gt=0)), name="alert_threshold_valid_value"
+            ),
         ]
 
     def __str__(self) -> str:
