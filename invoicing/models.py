@@ -23,6 +23,8 @@ class InvoiceType(models.TextChoices):
     ADD_ON = "add_on", "Add-on"
     ONE_OFF = "one_off", "One-off"
     CREDIT = "credit", "Credit"
+    # Mid-period: the usage so far, when lifetime usage crossed a usage threshold.
+    PROGRESSIVE_BILLING = "progressive_billing", "Progressive billing"
 
 
 class InvoiceStatus(models.TextChoices):
@@ -45,7 +47,7 @@ class Invoice(models.Model):
     number = models.CharField(max_length=64, blank=True)
     sequential_id = models.PositiveIntegerField(null=True, blank=True)
     organization_sequential_id = models.PositiveIntegerField(null=True, blank=True)
-    invoice_type = models.CharField(max_length=16, choices=InvoiceType.choices, default=InvoiceType.SUBSCRIPTION)
+    invoice_type = models.CharField(max_length=32, choices=InvoiceType.choices, default=InvoiceType.SUBSCRIPTION)
     status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT)
     payment_status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
     payment_overdue = models.BooleanField(default=False)
@@ -62,6 +64,8 @@ class Invoice(models.Model):
     sub_total_including_taxes_amount = amount_field()
     credit_notes_amount = amount_field()
     prepaid_credit_amount = amount_field()
+    # What progressive billing invoices of the period billed already (before taxes, like a coupon).
+    progressive_billing_credit_amount = amount_field()
     total_amount = amount_field()
     # What payments received so far (written by payments only, never by invoicing or edits);
     # total_due_amount is total_amount minus this.
@@ -126,6 +130,9 @@ class InvoicingReason(models.TextChoices):
     UPGRADING = "upgrading", "Upgrading"
     # An invoice issued when an event of a pay-in-advance charge arrives (many per period).
     IN_ADVANCE_CHARGE = "in_advance_charge", "In advance charge"
+    # A progressive billing invoice (many per period: each usage threshold crossed; the
+    # AppliedUsageThreshold rows, unique, make that once per threshold level).
+    PROGRESSIVE_BILLING = "progressive_billing", "Progressive billing"
 
 
 class InvoiceSubscription(models.Model):
@@ -152,7 +159,7 @@ class InvoiceSubscription(models.Model):
             # invoice (the fee's unique event key, not this row, makes that one per event).
             models.UniqueConstraint(
                 fields=["subscription", "from_datetime", "to_datetime", "invoicing_reason"],
-                condition=~Q(invoicing_reason="in_advance_charge"),
+                condition=~Q(invoicing_reason__in=["in_advance_charge", "progressive_billing"]),
                 name="invoice_subscription_period_unique",
             )
         ]
@@ -416,6 +423,7 @@ from .monitoring.models import (  # noqa: E402, F401
     Alert,
     AlertCrossing,
     AlertThreshold,
+    AppliedUsageThreshold,
     LifetimeUsage,
     SubscriptionActivity,
     TriggeredAlert,

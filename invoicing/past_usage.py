@@ -30,14 +30,14 @@ def past_usage_periods(
     *, customer: Customer, external_subscription_id: str, periods_count: int | None = None
 ) -> QuerySet[InvoiceSubscription]:
     """The billed charges periods of `external_subscription_id`, newest first (every plan the
-    external id was on). Pay-in-advance event invoices are not periods: they are left out."""
+    external id was on). Pay-in-advance event and progressive billing invoices are not periods: left out."""
     rows = (
         InvoiceSubscription.objects.filter(
             invoice__customer=customer,
             subscription__external_id=external_subscription_id,
             charges_from_datetime__isnull=False,
         )
-        .exclude(invoicing_reason=InvoicingReason.IN_ADVANCE_CHARGE)
+        .exclude(invoicing_reason__in=(InvoicingReason.IN_ADVANCE_CHARGE, InvoicingReason.PROGRESSIVE_BILLING))
         .select_related("invoice", "subscription")
         .order_by("-charges_from_datetime", "-created_at")
     )

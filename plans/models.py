@@ -325,3 +325,7 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+
+# Progressive billing's usage thresholds live in their own module; imported so Django registers them.
+from .usage_thresholds import UsageThreshold  # noqa: E402, F401

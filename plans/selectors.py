@@ -11,6 +11,7 @@ from customers.models import Customer
 
 from .models import AddOn, Charge, ChargeFilter, Coupon, CustomerTax, Plan, Subscription, SubscriptionStatus, Tax
 from .subscriptions import live_subscription  # noqa: F401  (re-exported)
+from .usage_thresholds import UsageThreshold
 
 
 def plans_with_charges() -> QuerySet[Plan]:
@@ -24,7 +25,11 @@ def plans_with_charges() -> QuerySet[Plan]:
     )
     active = Q(subscriptions__status=SubscriptionStatus.ACTIVE)
     return (
-        Plan.live.prefetch_related("taxes", Prefetch("charges", queryset=live_charges))
+        Plan.live.prefetch_related(
+            "taxes",
+            Prefetch("charges", queryset=live_charges),
+            Prefetch("usage_thresholds", queryset=UsageThreshold.objects.filter(deleted_at__isnull=True)),
+        )
         .annotate(
             active_subscriptions_count=Count("subscriptions", filter=active, distinct=True),
             customers_count=Count("subscriptions__customer", filter=active, distinct=True),

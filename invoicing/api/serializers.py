@@ -293,7 +293,7 @@ def serialize_invoice(invoice: Invoice, context: InvoiceContext, *, full: bool =
         "currency": currency,
         "fees_amount_cents": cents["fees"],
         "taxes_amount_cents": cents["taxes"],
-        "progressive_billing_credit_amount_cents": 0,
+        "progressive_billing_credit_amount_cents": _cents(invoice.progressive_billing_credit_amount, currency),
         "coupons_amount_cents": cents["coupons"],
         "credit_notes_amount_cents": cents["credit_notes"],
         "sub_total_excluding_taxes_amount_cents": cents["sub_total_excluding_taxes"],

@@ -21,7 +21,7 @@ from django.db.models import Q
 
 from billing_project.fields import DecimalColumn, amount_field
 from metrics.models import BillableMetric
-from plans.models import Subscription
+from plans.models import Subscription, UsageThreshold
 
 
 def alert_value_field() -> DecimalColumn:
@@ -175,3 +175,29 @@ class SubscriptionActivity(models.Model):
 
     def __str__(self) -> str:
         return str(self.subscription_id)
+
+
+class AppliedUsageThreshold(models.Model):
+    """A usage threshold level a progressive billing invoice billed (Lago's
+    AppliedUsageThreshold). `threshold_amount` is the level crossed (a recurring threshold has
+    one per repetition); unique per (threshold, external subscription id, level), so a level is
+    billed once, however many evaluations race."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    invoice = models.ForeignKey("invoicing.Invoice", on_delete=models.CASCADE, related_name="applied_usage_thresholds")
+    usage_threshold = models.ForeignKey(UsageThreshold, on_delete=models.PROTECT, related_name="applied")
+    external_subscription_id = models.CharField(max_length=255)
+    threshold_amount = amount_field()
+    lifetime_usage_amount = amount_field()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["usage_threshold", "external_subscription_id", "threshold_amount"],
+                name="applied_usage_threshold_level_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.external_subscription_id} {self.threshold_amount}"

@@ -18,6 +18,7 @@ from customers.models import Organization
 
 from .. import periods
 from ..models import AddOn, AppliedCoupon, Charge, ChargeFilter, Coupon, Plan, Subscription, SubscriptionStatus, Tax
+from ..usage_thresholds import UsageThreshold
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -115,6 +116,7 @@ class PlanInput(_Input):
     bill_charges_monthly = serializers.BooleanField()
     tax_codes = serializers.ListField(child=serializers.CharField(max_length=255), max_length=100)
     charges = serializers.ListField(child=ChargeInput(), max_length=500)
+    usage_thresholds = serializers.ListField(child=serializers.DictField(), max_length=100)
 
 
 class AddOnInput(_Input):
@@ -233,6 +235,18 @@ def serialize_charge(charge: Charge, currency: str) -> dict[str, Any]:
     }
 
 
+def serialize_usage_threshold(row: UsageThreshold, currency: str) -> dict[str, Any]:
+    """Lago's usage_threshold object."""
+    return {
+        "lago_id": str(row.pk),
+        "amount_cents": to_cents(row.amount, currency),
+        "threshold_display_name": row.threshold_display_name or None,
+        "recurring": row.recurring,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
 def serialize_plan(plan: Plan) -> dict[str, Any]:
     currency = str(plan.amount.currency)
     charges = [c for c in plan.charges.all() if c.deleted_at is None]
@@ -256,7 +270,9 @@ def serialize_plan(plan: Plan) -> dict[str, Any]:
         "charges": [serialize_charge(charge, currency) for charge in charges],
         "taxes": _taxes(plan),
         "minimum_commitment": None,
-        "usage_thresholds": [],
+        "usage_thresholds": [
+            serialize_usage_threshold(row, currency) for row in plan.usage_thresholds.all() if row.deleted_at is None
+        ],
     }
 
 

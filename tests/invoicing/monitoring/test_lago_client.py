@@ -33,7 +33,11 @@ def billed(db):
         code="client_usage",
         amount_cents=0,
         charges=[
-            {"billable_metric_id": str(metric("api_calls").pk), "charge_model": "standard", "properties": {"amount": "0.05"}},
+            {
+                "billable_metric_id": str(metric("api_calls").pk),
+                "charge_model": "standard",
+                "properties": {"amount": "0.05"},
+            },
             {
                 "billable_metric_id": str(metric("clicks").pk),
                 "charge_model": "standard",
