@@ -106,7 +106,7 @@ def credit_apply(*, invoice: Invoice, fees: Sequence[Fee], billed: Invoice | Non
     invoice.progressive_billing_credit_amount = ZERO
     if billed is None:
         return ZERO
-    already = {}
+    already: dict[tuple[Any, ...], Decimal] = {}
     for fee in billed.fees.all():
         if fee.fee_type == FeeType.CHARGE:
             key = _fee_key(fee)
