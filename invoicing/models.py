@@ -175,6 +175,7 @@ class FeeType(models.TextChoices):
     ADD_ON = "add_on", "Add-on"
     CREDIT = "credit", "Credit"
     COMMITMENT = "commitment", "Commitment"
+    FIXED_CHARGE = "fixed_charge", "Fixed charge"
 
 
 class Fee(models.Model):
@@ -190,6 +191,9 @@ class Fee(models.Model):
         ChargeFilter, on_delete=models.PROTECT, null=True, blank=True, related_name="fees"
     )
     add_on = models.ForeignKey(AddOn, on_delete=models.PROTECT, null=True, blank=True, related_name="fees")
+    fixed_charge = models.ForeignKey(
+        "plans.FixedCharge", on_delete=models.PROTECT, null=True, blank=True, related_name="fees"
+    )
     fee_type = models.CharField(max_length=16, choices=FeeType.choices)
     currency = models.CharField(max_length=3)
     units = units_field()

@@ -18,3 +18,5 @@ class PlansErrorCode(StrEnum):
     # Progressive billing's usage thresholds (Lago's UsageThresholds validations).
     MULTIPLE_RECURRING_THRESHOLDS = "multiple_recurring_thresholds"
     DUPLICATED_VALUES = "duplicated_values"
+    # Fixed charges.
+    NOT_SUPPORTED_ON_PLAN_IN_ARREARS = "not_supported_on_plan_in_arrears"

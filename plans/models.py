@@ -328,4 +328,6 @@ class Subscription(models.Model):
 
 
 # Progressive billing's usage thresholds live in their own module; imported so Django registers them.
+from .commitments import Commitment  # noqa: E402, F401
+from .fixed_charges import FixedCharge, FixedChargeUnits  # noqa: E402, F401
 from .usage_thresholds import UsageThreshold  # noqa: E402, F401

@@ -9,6 +9,7 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 
 from customers.models import Customer
 
+from .fixed_charges import FixedCharge
 from .models import AddOn, Charge, ChargeFilter, Coupon, CustomerTax, Plan, Subscription, SubscriptionStatus, Tax
 from .subscriptions import live_subscription  # noqa: F401  (re-exported)
 from .usage_thresholds import UsageThreshold
@@ -25,10 +26,15 @@ def plans_with_charges() -> QuerySet[Plan]:
     )
     active = Q(subscriptions__status=SubscriptionStatus.ACTIVE)
     return (
-        Plan.live.prefetch_related(
+        Plan.live.select_related("minimum_commitment")
+        .prefetch_related(
             "taxes",
             Prefetch("charges", queryset=live_charges),
             Prefetch("usage_thresholds", queryset=UsageThreshold.objects.filter(deleted_at__isnull=True)),
+            Prefetch(
+                "fixed_charges",
+                queryset=FixedCharge.objects.filter(deleted_at__isnull=True).select_related("add_on"),
+            ),
         )
         .annotate(
             active_subscriptions_count=Count("subscriptions", filter=active, distinct=True),

@@ -156,7 +156,7 @@ def serialize_fee(fee: Fee, invoice: Invoice | None, *, saved: bool = True) -> d
         "lago_id": str(fee.pk),
         "lago_charge_id": str(fee.charge_id) if fee.charge_id else None,
         "lago_charge_filter_id": str(fee.charge_filter_id) if fee.charge_filter_id else None,
-        "lago_fixed_charge_id": None,
+        "lago_fixed_charge_id": str(fee.fixed_charge_id) if fee.fixed_charge_id else None,
         "lago_invoice_id": str(fee.invoice_id) if fee.invoice_id else None,
         "lago_true_up_fee_id": None,
         "lago_true_up_parent_fee_id": None,

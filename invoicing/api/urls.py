@@ -33,4 +33,6 @@ urlpatterns = [
     path("", include("invoicing.api.usage")),
     # Usage alerts of a subscription.
     path("", include("invoicing.monitoring.api")),
+    # A subscription's fixed charges (units).
+    path("", include("invoicing.api.fixed_charges")),
 ]

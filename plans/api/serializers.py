@@ -17,6 +17,7 @@ from billing_project.money import to_cents
 from customers.models import Organization
 
 from .. import periods
+from ..commitments import plan_commitment
 from ..models import AddOn, AppliedCoupon, Charge, ChargeFilter, Coupon, Plan, Subscription, SubscriptionStatus, Tax
 from ..usage_thresholds import UsageThreshold
 
@@ -117,6 +118,7 @@ class PlanInput(_Input):
     tax_codes = serializers.ListField(child=serializers.CharField(max_length=255), max_length=100)
     charges = serializers.ListField(child=ChargeInput(), max_length=500)
     usage_thresholds = serializers.ListField(child=serializers.DictField(), max_length=100)
+    minimum_commitment = serializers.DictField(allow_null=True)
 
 
 class AddOnInput(_Input):
@@ -247,6 +249,30 @@ def serialize_usage_threshold(row: UsageThreshold, currency: str) -> dict[str, A
     }
 
 
+def _fixed_charges(plan: Plan) -> list[dict[str, Any]]:
+    from .fixed_charges import serialize_fixed_charge  # it renders with this module's helpers
+
+    return [serialize_fixed_charge(row) for row in plan.fixed_charges.all() if row.deleted_at is None]
+
+
+def serialize_commitment(plan: Plan) -> dict[str, Any] | None:
+    """Lago's V1::CommitmentSerializer (the plan's taxes apply to its true-up fee)."""
+    commitment = plan_commitment(plan)
+    if commitment is None:
+        return None
+    return {
+        "lago_id": str(commitment.pk),
+        "plan_code": plan.code,
+        "invoice_display_name": commitment.invoice_display_name or None,
+        "commitment_type": "minimum_commitment",
+        "amount_cents": to_cents(commitment.amount, str(plan.amount.currency)),
+        "interval": plan.interval,
+        "created_at": iso(commitment.created_at),
+        "updated_at": iso(commitment.updated_at),
+        "taxes": [],
+    }
+
+
 def serialize_plan(plan: Plan) -> dict[str, Any]:
     currency = str(plan.amount.currency)
     charges = [c for c in plan.charges.all() if c.deleted_at is None]
@@ -269,7 +295,8 @@ def serialize_plan(plan: Plan) -> dict[str, Any]:
         "pending_deletion": False,
         "charges": [serialize_charge(charge, currency) for charge in charges],
         "taxes": _taxes(plan),
-        "minimum_commitment": None,
+        "fixed_charges": _fixed_charges(plan),
+        "minimum_commitment": serialize_commitment(plan),
         "usage_thresholds": [
             serialize_usage_threshold(row, currency) for row in plan.usage_thresholds.all() if row.deleted_at is None
         ],

@@ -1,6 +1,6 @@
 """plans API routes: taxes, plans, add-ons, coupons, applied coupons, subscriptions."""
 
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("taxes/<str:code>", views.TaxView.as_view(), name="tax"),
     path("plans", views.PlansView.as_view(), name="plans"),
     path("plans/<str:code>", views.PlanView.as_view(), name="plan"),
+    path("", include("plans.api.fixed_charges")),
     path("add_ons", views.AddOnsView.as_view(), name="add-ons"),
     path("add_ons/<str:code>", views.AddOnView.as_view(), name="add-on"),
     path("coupons", views.CouponsView.as_view(), name="coupons"),

@@ -21,6 +21,7 @@ from billing_project.api.views import paginated, unwrap
 from customers.models import Customer
 
 from .. import selectors, services
+from ..commitments import plan_minimum_commitment_set
 from ..models import AddOn, AppliedCoupon, Coupon, Plan, Subscription, SubscriptionStatus, Tax
 from ..subscriptions import live_subscription
 from ..usage_thresholds import plan_usage_thresholds_set
@@ -128,6 +129,8 @@ class PlansView(APIView):
             plan = self._create(data)
             if data.get("usage_thresholds") is not None:
                 plan_usage_thresholds_set(plan=plan, items=data["usage_thresholds"])
+            if data.get("minimum_commitment"):
+                plan_minimum_commitment_set(plan=plan, data=data["minimum_commitment"])
         return _plan_answer(plan)
 
     def _create(self, data: dict[str, Any]) -> Plan:
@@ -165,10 +168,14 @@ class PlanView(APIView):
         if "charges" in data and data["charges"] is None:
             data["charges"] = []
         thresholds = data.pop("usage_thresholds", None)
+        commitment_given = "minimum_commitment" in data
+        commitment = data.pop("minimum_commitment", None)
         with transaction.atomic():
             plan = services.plan_update(plan=plan, **data)
             if thresholds is not None:
                 plan_usage_thresholds_set(plan=plan, items=thresholds)
+            if commitment_given:
+                plan_minimum_commitment_set(plan=plan, data=commitment)
         return _plan_answer(plan)
 
     @_doc("destroyPlan", "plan")
