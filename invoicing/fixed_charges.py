@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from plans import charge_models, periods
-from plans.fixed_charges import FixedCharge, FixedChargeUnits, live_fixed_charges, units_at, units_timeline
+from plans.fixed_charges import FixedCharge, FixedChargeUnits, subscription_fixed_charges, units_at, units_timeline
 from plans.models import Subscription
 
 from . import billing
@@ -89,7 +89,7 @@ def _fee(
 def fixed_charge_fees(*, subscription: Subscription, window: BillingWindow) -> list[Fee]:
     """The fixed charge fees of `window`, unsaved, in the plan's order."""
     fees = []
-    for fixed_charge in live_fixed_charges(subscription.plan):
+    for fixed_charge in subscription_fixed_charges(subscription):
         period = window.fee_period if fixed_charge.pay_in_advance else window.charges_period
         if period is None:
             continue

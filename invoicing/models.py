@@ -421,7 +421,10 @@ class InvoiceEvent(models.Model):
         return f"{self.kind} by {self.actor}"
 
 
-# Wallets live in their own package; imported here so Django registers their models.
+# The e-mail outbox and wallets live in their own packages; imported here so Django registers
+# their models.
+from .mail.models import DocumentEmail  # noqa: E402, F401
+
 # Usage monitoring (lifetime usage, alerts) likewise.
 from .monitoring.models import (  # noqa: E402, F401
     Alert,

@@ -42,16 +42,25 @@ ACTOR = "system:progressive_billing"
 
 
 def watched_subscriptions_q() -> Q:
-    """Subscriptions whose plan has live usage thresholds (for the activity recording)."""
-    return Q(Exists(UsageThreshold.objects.filter(plan_id=OuterRef("plan_id"), deleted_at__isnull=True)))
+    """Subscriptions whose plan (or, for an override plan, its parent) has live usage
+    thresholds (for the activity recording)."""
+    live = UsageThreshold.objects.filter(deleted_at__isnull=True)
+    return Q(Exists(live.filter(plan_id=OuterRef("plan_id")))) | Q(
+        Exists(live.filter(plan_id=OuterRef("plan__parent_id")))
+    )
 
 
 def applicable_thresholds(subscription: Subscription) -> list[UsageThreshold]:
-    return list(UsageThreshold.objects.filter(plan_id=subscription.plan_id, deleted_at__isnull=True))
+    """The plan's thresholds; an override plan without its own has its parent's."""
+    rows = list(UsageThreshold.objects.filter(plan_id=subscription.plan_id, deleted_at__isnull=True))
+    parent_id = subscription.plan.parent_id
+    if not rows and parent_id is not None:
+        rows = list(UsageThreshold.objects.filter(plan_id=parent_id, deleted_at__isnull=True))
+    return rows
 
 
 def has_thresholds(subscription: Subscription) -> bool:
-    return UsageThreshold.objects.filter(plan_id=subscription.plan_id, deleted_at__isnull=True).exists()
+    return bool(applicable_thresholds(subscription))
 
 
 def _levels(

@@ -39,10 +39,12 @@ class Commitment(models.Model):
 
 
 def plan_commitment(plan: Any) -> Commitment | None:
+    """The plan's commitment; an override plan without its own has its parent's."""
     try:
         return plan.minimum_commitment
     except Commitment.DoesNotExist:
-        return None
+        parent = getattr(plan, "parent", None)
+        return plan_commitment(parent) if parent is not None else None
 
 
 @transaction.atomic

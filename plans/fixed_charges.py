@@ -118,6 +118,16 @@ def live_fixed_charges(plan: Any) -> Any:
     return FixedCharge.objects.filter(plan=plan, deleted_at__isnull=True).select_related("add_on")
 
 
+def subscription_fixed_charges(subscription: Any) -> Any:
+    """The fixed charges a subscription bills: its plan's, or for an override plan (a child
+    plan, plans.overrides) without its own, its parent's."""
+    plan = subscription.plan
+    rows = live_fixed_charges(plan)
+    if plan.parent_id is not None and not rows.exists():
+        return live_fixed_charges(plan.parent_id)
+    return rows
+
+
 def fixed_charge_find(*, plan: Any, code: str) -> FixedCharge:
     row = live_fixed_charges(plan).filter(code=code).first()
     if row is None:

@@ -44,6 +44,13 @@ def _subscription(external_id: str) -> Subscription:
     return subscription
 
 
+def _find(subscription: Subscription, code: str) -> plan_fixed_charges.FixedCharge:
+    row = plan_fixed_charges.subscription_fixed_charges(subscription).filter(code=code).first()
+    if row is None:
+        raise NotFound("fixed_charge")
+    return row
+
+
 def _answer(subscription: Subscription, row: plan_fixed_charges.FixedCharge) -> dict[str, Any]:
     units = plan_fixed_charges.units_at(subscription, row, timezone.now())
     return serialize_fixed_charge(row, units=units)
@@ -55,7 +62,7 @@ class SubscriptionFixedChargesView(APIView):
     @extend_schema(operation_id="findAllSubscriptionFixedCharges", responses={200: _OBJECT, 404: _ERROR})
     def get(self, request: Request, external_id: str) -> Response:
         subscription = _subscription(external_id)
-        rows = plan_fixed_charges.live_fixed_charges(subscription.plan)
+        rows = plan_fixed_charges.subscription_fixed_charges(subscription)
         return paginated(request, rows, "fixed_charges", lambda row: _answer(subscription, row))
 
 
@@ -65,7 +72,7 @@ class SubscriptionFixedChargeView(APIView):
     @extend_schema(operation_id="findSubscriptionFixedCharge", responses={200: _OBJECT, 404: _ERROR})
     def get(self, request: Request, external_id: str, code: str) -> Response:
         subscription = _subscription(external_id)
-        row = plan_fixed_charges.fixed_charge_find(plan=subscription.plan, code=code)
+        row = _find(subscription, code)
         return Response({"fixed_charge": _answer(subscription, row)})
 
     @extend_schema(
@@ -77,7 +84,7 @@ class SubscriptionFixedChargeView(APIView):
     )
     def put(self, request: Request, external_id: str, code: str) -> Response:
         subscription = _subscription(external_id)
-        row = plan_fixed_charges.fixed_charge_find(plan=subscription.plan, code=code)
+        row = _find(subscription, code)
         data = unwrap(request, "fixed_charge")
         if data.get("units") is None:
             raise Unprocessable({"units": ["value_is_mandatory"]})

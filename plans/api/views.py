@@ -147,6 +147,7 @@ class PlansView(APIView):
             bill_charges_monthly=data.get("bill_charges_monthly"),
             tax_codes=data.get("tax_codes"),
             charges=data.get("charges") or [],
+            metadata=data.get("metadata"),
         )
 
     @extend_schema(operation_id="findAllPlans", parameters=_PAGE, responses={200: OpenApiTypes.OBJECT})
