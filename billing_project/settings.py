@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "invoicing",
     "payments",
     "webhooks",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -270,6 +271,11 @@ TOLLGATE_PAYMENT_RETRY_DAYS = env.list("TOLLGATE_PAYMENT_RETRY_DAYS", cast=int, 
 TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS = env.int("TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS", default=24)
 # Public base URL used to build absolute links (PDF downloads) outside a request.
 TOLLGATE_PUBLIC_URL = env.str("TOLLGATE_PUBLIC_URL", default="http://127.0.0.1:8000")
+# How long a customer portal link stays valid (Lago: 12 hours).
+TOLLGATE_PORTAL_LINK_MAX_AGE = env.int("TOLLGATE_PORTAL_LINK_MAX_AGE", default=12 * 3600)
+# Where Stripe Checkout sends the customer after paying or saving a card (empty: the portal
+# page when it started there, else Lago's default, https://www.getlago.com/).
+TOLLGATE_CHECKOUT_SUCCESS_URL = env.str("TOLLGATE_CHECKOUT_SUCCESS_URL", default="")
 
 # Seconds between a failed e-mail attempt (server unreachable, 4xx) and the next; after the last
 # one the message is `failed`. A permanent refusal (5xx) is failed at once.

@@ -17,6 +17,11 @@ class InvoicingErrorCode(StrEnum):
     HIGHER_THAN_REMAINING_FEE_AMOUNT = "higher_than_remaining_fee_amount"
     HIGHER_THAN_REMAINING_INVOICE_AMOUNT = "higher_than_remaining_invoice_amount"
     NO_FEES = "no_fees"
+    # Invoice and fee actions (invoicing.invoice_actions), as Lago's services.
+    NOT_DELETABLE = "not_deletable"
+    NOT_DISPUTABLE = "not_disputable"
+    INVALID_STATUS = "invalid_status"
+    INVOICED_FEE = "invoiced_fee"
     # Wallets (invoicing.wallets), as Lago's Wallets:: and WalletTransactions:: validators.
     CUSTOMER_NOT_FOUND = "customer_not_found"
     WALLET_LIMIT_REACHED = "wallet_limit_reached"

@@ -53,6 +53,8 @@ class PaymentTrigger(models.TextChoices):
     API = "api", "Retry through the API"
     ADMIN = "admin", "Retry from the admin"
     MANUAL = "manual", "Recorded by hand"
+    # Paid by the customer on a Stripe Checkout page (payment_url, the portal's Pay now).
+    CHECKOUT = "checkout", "Paid through Stripe Checkout"
     DUNNING = "dunning", "Dunning step"
 
 

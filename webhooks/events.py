@@ -30,15 +30,18 @@ from invoicing.signals import (
     credit_note_created_in_tx,
     credit_note_refund_failed_in_tx,
     fee_created_in_tx,
+    invoice_deleted_in_tx,
     invoice_drafted_in_tx,
     invoice_finalized_in_tx,
     invoice_one_off_created_in_tx,
+    invoice_payment_dispute_lost_in_tx,
     invoice_payment_status_changed_in_tx,
     invoice_voided_in_tx,
     invoices_payment_overdue_in_tx,
 )
 from invoicing.wallets import signals as wallet_signals
 from payments.signals import (
+    invoice_payment_unprovided_in_tx,
     payment_failed_in_tx,
     payment_receipt_created_in_tx,
     payment_request_created_in_tx,
@@ -83,6 +86,14 @@ ANNOUNCEMENTS: list[Announcement] = [
         "invoice",
         "invoice_id",
         payloads.invoice,
+    ),
+    Announcement(invoice_deleted_in_tx, "invoice.deleted", "invoice", "invoice_id", payloads.invoice),
+    Announcement(
+        invoice_payment_dispute_lost_in_tx,
+        "invoice.payment_dispute_lost",
+        "payment_dispute_lost",
+        "invoice_id",
+        payloads.payment_dispute_lost,
     ),
     Announcement(invoices_payment_overdue_in_tx, "invoice.payment_overdue", "invoice", "invoice_ids", payloads.invoice),
     Announcement(fee_created_in_tx, "fee.created", "fee", "fee_id", payloads.fee),
@@ -173,6 +184,13 @@ ANNOUNCEMENTS: list[Announcement] = [
         "payment_provider_invoice_payment_error",
         "payment_id",
         payloads.invoice_payment_failure,
+    ),
+    Announcement(
+        invoice_payment_unprovided_in_tx,
+        "invoice.payment_failure",
+        "payment_provider_invoice_payment_error",
+        "invoice_id",
+        payloads.invoice_payment_failure_without_provider,
     ),
 ]
 

@@ -11,6 +11,7 @@ from customers.models import Customer, Organization
 from invoicing.api import queries as invoice_queries
 from invoicing.api.credit_notes import credit_notes_in_full, serialize_credit_note
 from invoicing.api.serializers import InvoiceContext, serialize_fee, serialize_invoice
+from invoicing.models import Invoice
 from invoicing.wallets.api import serialize_transaction, serialize_wallet
 from invoicing.wallets.models import Wallet, WalletTransaction
 from payments.api.serializers import serialize_payment
@@ -58,6 +59,26 @@ def invoice_payment_failure(payment_id: Any) -> dict[str, Any]:
         "payment_provider": row.provider,
         "payment_provider_code": row.provider,
         "provider_error": {"message": row.failure_reason or "", "error_code": row.failure_code or ""},
+    }
+
+
+def payment_dispute_lost(invoice_id: Any) -> dict[str, Any]:
+    """Lago's `payment_dispute_lost` object: the invoice whose disputed payment was lost."""
+    return {"invoice": invoice(invoice_id)}
+
+
+def invoice_payment_failure_without_provider(invoice_id: Any) -> dict[str, Any]:
+    """Lago's `invoice.payment_failure` for a retry asked of an invoice whose customer has no
+    payment provider (Invoices::Payments::RetryService: `customer_must_have_payment_provider`)."""
+    row = Invoice.objects.select_related("customer").get(pk=invoice_id)
+    return {
+        "lago_invoice_id": str(row.pk),
+        "lago_customer_id": str(row.customer_id),
+        "external_customer_id": row.customer.external_id,
+        "provider_customer_id": None,
+        "payment_provider": None,
+        "payment_provider_code": None,
+        "provider_error": {"error_code": "customer_must_have_payment_provider", "message": None},
     }
 
 

@@ -1,4 +1,5 @@
-"""payments API routes: /payments, an invoice's retry_payment, a customer's payment methods."""
+"""payments API routes: /payments, an invoice's retry_payment and payment_url (Stripe Checkout), a
+customer's payment methods and checkout_url (Checkout in setup mode)."""
 
 from django.urls import include, path
 
@@ -13,6 +14,12 @@ urlpatterns = [
         "invoices/<str:invoice_id>/retry_payment",
         views.InvoiceRetryPaymentView.as_view(),
         name="invoice-retry-payment",
+    ),
+    path("invoices/<str:invoice_id>/payment_url", views.InvoicePaymentUrlView.as_view(), name="invoice-payment-url"),
+    path(
+        "customers/<str:external_id>/checkout_url",
+        views.CustomerCheckoutUrlView.as_view(),
+        name="customer-checkout-url",
     ),
     path(
         "wallet_transactions/<str:transaction_id>/payment_url",
