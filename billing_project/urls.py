@@ -25,6 +25,8 @@ api_v1: list[URLPattern | URLResolver] = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("customers.api.urls")),
+    # Before metrics' events/<transaction_id>, which would take events/estimate_fees for an id.
+    path("", include("invoicing.api.estimates")),
     path("", include("metrics.api.urls")),
     path("", include("plans.api.urls")),
     path("", include("invoicing.api.urls")),

@@ -39,6 +39,13 @@ class InvoicingConfig(AppConfig):
             "after finalization (their task was lost) are rendered",
         ),
         PeriodicTaskSpec(
+            name="invoicing: evaluate usage alerts left waiting",
+            task="invoicing.tasks.sweep_usage_activities",
+            minute="*/5",
+            description="every 5 minutes: subscriptions whose usage moved and whose alerts and usage thresholds "
+            "were not evaluated (their task was lost or failed) are evaluated",
+        ),
+        PeriodicTaskSpec(
             name="invoicing: send due document e-mails",
             task="invoicing.mail.tasks.send_due_document_emails",
             minute="*/2",
@@ -78,3 +85,4 @@ class InvoicingConfig(AppConfig):
         from .signals import invoice_finalized_in_tx
 
         invoice_finalized_in_tx.connect(on_invoice_finalized, dispatch_uid="invoicing.corrections.finalized")
+        events_batch_stored.connect(receivers.usage_activity_record, dispatch_uid="invoicing.usage_activity")

@@ -70,6 +70,10 @@ def fee_item(fee: Fee) -> dict[str, Any]:
         plan = fee.subscription.plan
         code, name, item_id, item_type = plan.code, plan.name, str(fee.subscription_id), "Subscription"
         display = display or plan.invoice_display_name or None
+    elif fee.fee_type == FeeType.FIXED_CHARGE and fee.add_on is not None:
+        add_on = fee.add_on
+        code, name, item_id, item_type = add_on.code, add_on.name, str(fee.fixed_charge_id), "FixedCharge"
+        display = display or add_on.invoice_display_name or None
     elif fee.add_on is not None:
         add_on = fee.add_on
         code, name, item_id, item_type = add_on.code, add_on.name, str(add_on.pk), "AddOn"

@@ -40,3 +40,7 @@ class InvoicingErrorCode(StrEnum):
     EMAIL_SETTINGS_DISABLED = "email_settings_disabled"
     CREDIT_NOTE_NOT_FINALIZED = "credit_note_not_finalized"
     PAYMENT_RECEIPT_NOT_FINALIZED = "payment_receipt_not_finalized"
+    # Estimates and usage monitoring (Lago's codes).
+    DOES_NOT_MATCH_AN_INSTANT_CHARGE = "does_not_match_an_instant_charge"
+    NO_EVENTS = "no_events"
+    TOO_MANY_EVENTS = "too_many_events"

@@ -25,6 +25,8 @@ class InvoiceType(models.TextChoices):
     CREDIT = "credit", "Credit"
     # Late usage for a finalized period (invoicing.corrections): never an edit of the original.
     CORRECTION = "correction", "Correction"
+    # Mid-period: the usage so far, when lifetime usage crossed a usage threshold.
+    PROGRESSIVE_BILLING = "progressive_billing", "Progressive billing"
 
 
 class InvoiceStatus(models.TextChoices):
@@ -57,7 +59,7 @@ class Invoice(models.Model):
     number = models.CharField(max_length=64, blank=True)
     sequential_id = models.PositiveIntegerField(null=True, blank=True)
     organization_sequential_id = models.PositiveIntegerField(null=True, blank=True)
-    invoice_type = models.CharField(max_length=16, choices=InvoiceType.choices, default=InvoiceType.SUBSCRIPTION)
+    invoice_type = models.CharField(max_length=32, choices=InvoiceType.choices, default=InvoiceType.SUBSCRIPTION)
     status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT)
     payment_status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
     payment_overdue = models.BooleanField(default=False)
@@ -78,6 +80,8 @@ class Invoice(models.Model):
     sub_total_including_taxes_amount = amount_field()
     credit_notes_amount = amount_field()
     prepaid_credit_amount = amount_field()
+    # What progressive billing invoices of the period billed already (before taxes, like a coupon).
+    progressive_billing_credit_amount = amount_field()
     total_amount = amount_field()
     # What payments received so far (written by payments only, never by invoicing or edits);
     # total_due_amount is total_amount minus this.
@@ -144,6 +148,9 @@ class InvoicingReason(models.TextChoices):
     UPGRADING = "upgrading", "Upgrading"
     # An invoice issued when an event of a pay-in-advance charge arrives (many per period).
     IN_ADVANCE_CHARGE = "in_advance_charge", "In advance charge"
+    # A progressive billing invoice (many per period: each usage threshold crossed; the
+    # AppliedUsageThreshold rows, unique, make that once per threshold level).
+    PROGRESSIVE_BILLING = "progressive_billing", "Progressive billing"
 
 
 class InvoiceSubscription(models.Model):
@@ -170,7 +177,7 @@ class InvoiceSubscription(models.Model):
             # invoice (the fee's unique event key, not this row, makes that one per event).
             models.UniqueConstraint(
                 fields=["subscription", "from_datetime", "to_datetime", "invoicing_reason"],
-                condition=~Q(invoicing_reason="in_advance_charge"),
+                condition=~Q(invoicing_reason__in=["in_advance_charge", "progressive_billing"]),
                 name="invoice_subscription_period_unique",
             )
         ]
@@ -195,6 +202,7 @@ class FeeType(models.TextChoices):
     ADD_ON = "add_on", "Add-on"
     CREDIT = "credit", "Credit"
     COMMITMENT = "commitment", "Commitment"
+    FIXED_CHARGE = "fixed_charge", "Fixed charge"
 
 
 class Fee(models.Model):
@@ -210,6 +218,9 @@ class Fee(models.Model):
         ChargeFilter, on_delete=models.PROTECT, null=True, blank=True, related_name="fees"
     )
     add_on = models.ForeignKey(AddOn, on_delete=models.PROTECT, null=True, blank=True, related_name="fees")
+    fixed_charge = models.ForeignKey(
+        "plans.FixedCharge", on_delete=models.PROTECT, null=True, blank=True, related_name="fees"
+    )
     fee_type = models.CharField(max_length=16, choices=FeeType.choices)
     currency = models.CharField(max_length=3)
     units = units_field()
@@ -456,5 +467,16 @@ class InvoiceEvent(models.Model):
 # own packages; imported here so Django registers their models.
 from .corrections.models import BilledThrough, Correction, FeeEvent, LateUsageMark  # noqa: E402, F401
 from .mail.models import DocumentEmail  # noqa: E402, F401
+
+# Usage monitoring (lifetime usage, alerts) likewise.
+from .monitoring.models import (  # noqa: E402, F401
+    Alert,
+    AlertCrossing,
+    AlertThreshold,
+    AppliedUsageThreshold,
+    LifetimeUsage,
+    SubscriptionActivity,
+    TriggeredAlert,
+)
 from .summaries.models import MrrDayRow, MrrDirtyDay  # noqa: E402, F401
 from .wallets.models import RecurringTransactionRule, Wallet, WalletTransaction  # noqa: E402, F401

@@ -40,3 +40,11 @@ def refresh_wallets_after_ingestion(sender: Any, *, external_subscription_ids: A
     customer_ids = customers_with_wallets_for_subscriptions(external_subscription_ids)
     if customer_ids:
         refresh_ongoing_balances_after_ingestion.delay([str(pk) for pk in customer_ids])
+
+
+def usage_activity_record(sender: Any, *, external_subscription_ids: Any, **kwargs: Any) -> None:
+    """An ingestion batch committed: the subscriptions with alerts or usage thresholds among
+    its subscriptions get one evaluation each (one query for the whole batch)."""
+    from .monitoring.evaluation import activities_record_for_external_ids
+
+    activities_record_for_external_ids(external_subscription_ids=external_subscription_ids)

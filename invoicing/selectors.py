@@ -52,7 +52,7 @@ def _billed_so_far(subscription_ids: list[Any]) -> dict[Any, windows.BilledSoFar
     """Per subscription, what its invoices cover already, in one query."""
     rows = (
         InvoiceSubscription.objects.filter(subscription_id__in=subscription_ids)
-        .exclude(invoicing_reason=InvoicingReason.IN_ADVANCE_CHARGE)
+        .exclude(invoicing_reason__in=(InvoicingReason.IN_ADVANCE_CHARGE, InvoicingReason.PROGRESSIVE_BILLING))
         .values("subscription_id", "invoicing_reason")
         .annotate(last=Max("timestamp"))
         .order_by()

@@ -28,7 +28,18 @@ from customers.services import customer_currency_claim
 from plans.models import AddOn, Subscription, Tax
 from plans.selectors import default_taxes
 
-from . import billing, credit_notes, locks, numbering, selectors, totals, windows
+from . import (
+    billing,
+    commitment,
+    credit_notes,
+    fixed_charges,
+    locks,
+    numbering,
+    progressive,
+    selectors,
+    totals,
+    windows,
+)
 from .errors import InvoicingError, NotAllowedError, NotFoundError
 from .models import (
     Credit,
@@ -150,6 +161,12 @@ def invoice_create_for_period(
             invoice = _invoice_claim(subscription=subscription, window=window, context=context, grace_days=grace)
             # 2-3. Usage aggregated in SQL, priced into fees: subscription fee, charges, minimums.
             fees = billing.subscription_fees(subscription, window, usage=usage)
+            # 3a. Fixed charges (plans' add-ons with units), in advance or in arrears.
+            fees.extend(fixed_charges.fixed_charge_fees(subscription=subscription, window=window))
+            # 3b. The minimum commitment's true-up, when the period's fees fall short of it.
+            fees.extend(_commitment_fees(subscription=subscription, window=window, fees=fees))
+            # 3c. What the period's progressive billing invoices billed already, deducted.
+            progressive.period_credit_apply(invoice=invoice, subscription=subscription, window=window, fees=fees)
             # 4-9. Coupons, taxes, credit notes, prepaid credits, totals, number (invoice_complete).
             invoice_complete(
                 invoice=invoice,
@@ -171,6 +188,11 @@ def invoice_create_for_period(
             raise AlreadyBilled(str(subscription.pk)) from None
         raise
     return invoice
+
+
+def _commitment_fees(*, subscription: Subscription, window: windows.BillingWindow, fees: list[Fee]) -> list[Fee]:
+    true_up = commitment.true_up_fee(subscription=subscription, window=window, fees=fees)
+    return [true_up] if true_up is not None else []
 
 
 def _invoice_claim(
@@ -281,6 +303,7 @@ def invoice_complete(
 _AMOUNT_FIELDS = [
     "fees_amount",
     "coupons_amount",
+    "progressive_billing_credit_amount",
     "sub_total_excluding_taxes_amount",
     "taxes_amount",
     "sub_total_including_taxes_amount",
@@ -314,11 +337,20 @@ def _recompute(invoice: Invoice) -> None:
     InvoiceAppliedTax.objects.filter(invoice=invoice).delete()
     Credit.objects.filter(invoice=invoice).delete()
     fees: list[Fee] = []
+    credit = Decimal(0)
     for invoice_subscription in invoice.invoice_subscriptions.all():
         subscription = billing.with_billing_relations(
             Subscription.objects.filter(pk=invoice_subscription.subscription_id)
         ).get()
-        fees.extend(billing.subscription_fees(subscription, window_of(subscription, invoice_subscription)))
+        window = window_of(subscription, invoice_subscription)
+        window_fees = billing.subscription_fees(subscription, window)
+        window_fees.extend(fixed_charges.fixed_charge_fees(subscription=subscription, window=window))
+        window_fees.extend(_commitment_fees(subscription=subscription, window=window, fees=window_fees))
+        credit += progressive.period_credit_apply(
+            invoice=invoice, subscription=subscription, window=window, fees=window_fees
+        )
+        fees.extend(window_fees)
+    invoice.progressive_billing_credit_amount = credit
     totals.invoice_fees_save(invoice=invoice, fees=fees)
 
 

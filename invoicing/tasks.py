@@ -134,3 +134,23 @@ def render_missing_invoice_pdfs() -> dict[str, int]:
     for invoice_id in missing:
         render_invoice_pdf.delay(str(invoice_id))
     return {"missing": len(missing)}
+
+
+@shared_task(name="invoicing.tasks.evaluate_subscription_usage")
+def evaluate_subscription_usage(subscription_id: str) -> dict[str, int] | None:
+    """A subscription's usage moved (an ingestion batch): its alerts and usage thresholds.
+    Twice is harmless: the second finds no activity row (and crossings are unique)."""
+    from .monitoring.evaluation import subscription_usage_evaluate
+
+    result = subscription_usage_evaluate(subscription_id=subscription_id)
+    if result is None:
+        return None
+    return {"triggered": len(result.triggered), "progressive_invoices": len(result.progressive_invoice_ids)}
+
+
+@shared_task(name="invoicing.tasks.sweep_usage_activities")
+def sweep_usage_activities() -> int:
+    """Every 5 minutes: subscriptions whose evaluation task was lost or failed."""
+    from .monitoring.evaluation import activities_sweep
+
+    return activities_sweep()

@@ -248,7 +248,10 @@ def invoice_amounts_set(*, invoice: Invoice, fees: Sequence[Fee], credits: Seque
     applies to what is left)."""
     invoice.fees_amount = sum((fee.amount for fee in fees), ZERO)
     invoice.coupons_amount = sum((credit.amount for credit in credits if credit.before_taxes), ZERO)
-    invoice.sub_total_excluding_taxes_amount = invoice.fees_amount - invoice.coupons_amount
+    # Progressive billing's credit (set before, by invoicing.progressive) is before taxes too.
+    invoice.sub_total_excluding_taxes_amount = (
+        invoice.fees_amount - invoice.progressive_billing_credit_amount - invoice.coupons_amount
+    )
     invoice.taxes_amount = taxes.amount
     invoice.sub_total_including_taxes_amount = invoice.sub_total_excluding_taxes_amount + invoice.taxes_amount
     invoice.credit_notes_amount = ZERO

@@ -21,9 +21,10 @@ known_subscription_ids_requested = Signal()
 # charge is invoiceable); its periodic sweep bills any whose announcement was lost.
 events_stored = Signal()
 
-# Sent after commit when an ingestion batch stored new events (exact replays excluded): kwargs
-# `external_subscription_ids`, the batch's distinct subscriptions (one signal per batch, never one
-# per event). Invoicing refreshes the ongoing balance of those customers' wallets.
+# Sent after commit when an ingestion batch (POST /events, /events/batch) stored new events (exact
+# replays excluded): kwargs `external_subscription_ids`, the batch's distinct subscriptions (one
+# signal per batch, never one per event). Invoicing refreshes the ongoing balance of those
+# customers' wallets, and evaluates the usage alerts and progressive-billing thresholds it watches.
 events_batch_stored = Signal()
 
 # Sent when ingestion refused events that conflict with stored ones (same transaction_id and

@@ -15,3 +15,8 @@ class PlansErrorCode(StrEnum):
     INVALID_RATE = "invalid_rate"
     INVALID_FILTER_VALUES = "invalid_filter_values"
     INVALID_AGGREGATION_TYPE_OR_CHARGE_MODEL = "invalid_aggregation_type_or_charge_model"
+    # Progressive billing's usage thresholds (Lago's UsageThresholds validations).
+    MULTIPLE_RECURRING_THRESHOLDS = "multiple_recurring_thresholds"
+    DUPLICATED_VALUES = "duplicated_values"
+    # Fixed charges.
+    NOT_SUPPORTED_ON_PLAN_IN_ARREARS = "not_supported_on_plan_in_arrears"

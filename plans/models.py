@@ -355,7 +355,9 @@ class Subscription(models.Model):
         return self.external_id
 
 
-# Entitlements live in their own module of this app (features, privileges, grants).
+# Modules of this app with models of their own, imported so Django registers them: entitlements
+# (features, privileges, grants), minimum commitments, fixed charges, usage thresholds.
+from .commitments import Commitment  # noqa: E402, F401
 from .entitlements.models import (  # noqa: E402, F401
     Entitlement,
     EntitlementRemoval,
@@ -363,3 +365,5 @@ from .entitlements.models import (  # noqa: E402, F401
     Feature,
     Privilege,
 )
+from .fixed_charges import FixedCharge, FixedChargeUnits  # noqa: E402, F401
+from .usage_thresholds import UsageThreshold  # noqa: E402, F401

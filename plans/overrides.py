@@ -20,6 +20,7 @@ from customers.locks import lock_customer
 
 from ._service_helpers import _check_cents, _code_taken_is_refused, _now, _taxes_by_codes
 from .charge_services import _charge_fields, _filters_sync, pay_in_advance_flags_sync
+from .commitments import plan_minimum_commitment_set
 from .errors import NotFoundError, PlansError
 from .models import Charge, ChargeFilter, Plan, Subscription, SubscriptionStatus
 
@@ -173,7 +174,7 @@ def override_charge_update(*, charge: Charge, changes: Mapping[str, Any], now: d
 def override_apply(*, plan: Plan, overrides: Mapping[str, Any], now: datetime | None = None) -> Plan:
     """Apply Lago's `plan_overrides` to an override plan: amount_cents, trial_period, name,
     description, invoice_display_name, tax_codes, charges [{id, properties, ...}] and
-    minimum_commitment (stored as asked: plans bill no minimum commitment yet)."""
+    minimum_commitment (the override plan's own, billed by invoicing.commitment)."""
     now = _now(now)
     if plan.parent_id is None:  # pragma: no cover - callers pass plan_override_ensure's answer
         raise PlansError.field("plan_overrides", "value_is_invalid")
@@ -204,6 +205,9 @@ def override_apply(*, plan: Plan, overrides: Mapping[str, Any], now: datetime | 
             raise PlansError.field("minimum_commitment", "value_is_invalid")
         _check_cents("amount_cents", overrides["minimum_commitment"].get("amount_cents"), required=False)
         plan.minimum_commitment_override = dict(overrides["minimum_commitment"])
+        # Billed too: the override plan's own commitment (plans.commitments, invoicing.commitment).
+        if plan.minimum_commitment_override.get("amount_cents") is not None:
+            plan_minimum_commitment_set(plan=plan, data=plan.minimum_commitment_override)
     plan.save()
     if overrides.get("tax_codes") is not None:
         plan.taxes.set(_taxes_by_codes(overrides["tax_codes"]))

@@ -9,8 +9,10 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 
 from customers.models import Customer
 
+from .fixed_charges import FixedCharge
 from .models import AddOn, Charge, ChargeFilter, Coupon, CustomerTax, Plan, Subscription, SubscriptionStatus, Tax
 from .subscriptions import live_subscription  # noqa: F401  (re-exported)
+from .usage_thresholds import UsageThreshold
 
 
 def live_charges() -> QuerySet[Charge]:
@@ -36,7 +38,16 @@ def plans_with_charges() -> QuerySet[Plan]:
     # Lago's counters (app/models/plan.rb) add the subscriptions on the plan's overrides.
     on_overrides = Q(children__subscriptions__status=SubscriptionStatus.ACTIVE)
     return (
-        Plan.live.prefetch_related("taxes", Prefetch("charges", queryset=live_charges))
+        Plan.live.select_related("minimum_commitment")
+        .prefetch_related(
+            "taxes",
+            Prefetch("charges", queryset=live_charges),
+            Prefetch("usage_thresholds", queryset=UsageThreshold.objects.filter(deleted_at__isnull=True)),
+            Prefetch(
+                "fixed_charges",
+                queryset=FixedCharge.objects.filter(deleted_at__isnull=True).select_related("add_on"),
+            ),
+        )
         .annotate(
             active_subscriptions_count=Count("subscriptions", filter=active, distinct=True)
             + Count("children__subscriptions", filter=on_overrides, distinct=True),

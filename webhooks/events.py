@@ -24,6 +24,8 @@ from typing import Any
 from django.dispatch import Signal
 
 from customers.signals import customer_saved_in_tx
+from invoicing.monitoring import api as monitoring_api
+from invoicing.monitoring.signals import alert_triggered_in_tx
 from invoicing.signals import (
     credit_note_created_in_tx,
     credit_note_refund_failed_in_tx,
@@ -144,6 +146,13 @@ ANNOUNCEMENTS: list[Announcement] = [
         "wallet_transaction",
         "wallet_transaction_id",
         payloads.wallet_transaction,
+    ),
+    Announcement(
+        alert_triggered_in_tx,
+        "alert.triggered",
+        "triggered_alert",
+        "triggered_alert_id",
+        monitoring_api.triggered_alert_payload,
     ),
     Announcement(payment_succeeded_in_tx, "payment.succeeded", "payment", "payment_id", payloads.payment),
     Announcement(payment_failed_in_tx, "payment.failed", "payment", "payment_id", payloads.payment),

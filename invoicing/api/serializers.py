@@ -7,7 +7,7 @@ figures leave as decimal strings, never floats.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -140,7 +140,12 @@ def _pay_in_advance(fee: Fee) -> bool:
     return fee.pay_in_advance
 
 
-def serialize_fee(fee: Fee, invoice: Invoice | None) -> dict[str, Any]:
+def serialize_fee_unsaved(fee: Fee) -> dict[str, Any]:
+    """Lago's fee object of a fee never saved (an estimate): no invoice, no tax rows."""
+    return serialize_fee(fee, None, saved=False)
+
+
+def serialize_fee(fee: Fee, invoice: Invoice | None, *, saved: bool = True) -> dict[str, Any]:
     """Lago's fee object. `invoice` is passed so a fee inside an invoice needs no extra query;
     None for a fee of a pay-in-advance charge that is not invoiceable (it has no invoice)."""
     currency = fee.currency
@@ -155,7 +160,7 @@ def serialize_fee(fee: Fee, invoice: Invoice | None) -> dict[str, Any]:
         "lago_id": str(fee.pk),
         "lago_charge_id": str(fee.charge_id) if fee.charge_id else None,
         "lago_charge_filter_id": str(fee.charge_filter_id) if fee.charge_filter_id else None,
-        "lago_fixed_charge_id": None,
+        "lago_fixed_charge_id": str(fee.fixed_charge_id) if fee.fixed_charge_id else None,
         "lago_invoice_id": str(fee.invoice_id) if fee.invoice_id else None,
         "lago_true_up_fee_id": None,
         "lago_true_up_parent_fee_id": None,
@@ -202,7 +207,7 @@ def serialize_fee(fee: Fee, invoice: Invoice | None) -> dict[str, Any]:
                 **serialize_applied_tax(applied, currency),
                 "created_at": iso(applied.created_at),
             }
-            for applied in fee.applied_taxes.all()
+            for applied in (fee.applied_taxes.all() if saved else [])
         ],
     }
     return answer
@@ -296,7 +301,7 @@ def serialize_invoice(invoice: Invoice, context: InvoiceContext, *, full: bool =
         "currency": currency,
         "fees_amount_cents": cents["fees"],
         "taxes_amount_cents": cents["taxes"],
-        "progressive_billing_credit_amount_cents": 0,
+        "progressive_billing_credit_amount_cents": _cents(invoice.progressive_billing_credit_amount, currency),
         "coupons_amount_cents": cents["coupons"],
         "credit_notes_amount_cents": cents["credit_notes"],
         "sub_total_excluding_taxes_amount_cents": cents["sub_total_excluding_taxes"],
@@ -368,9 +373,14 @@ def _usage_fees(usage: Any) -> list[Fee]:
     return [fee for fee in fees if fee.fee_type == FeeType.CHARGE and fee.charge_id is not None]
 
 
-def _usage_figures(fees: list[Fee], currency: str) -> dict[str, Any]:
+# What a projection adds to each figures block (charge, filter, group): fees -> extra keys.
+UsageExtra = Callable[[list[Fee]], dict[str, Any]] | None
+
+
+def _usage_figures(fees: list[Fee], currency: str, extra: UsageExtra = None) -> dict[str, Any]:
     units = sum((fee.units for fee in fees), Decimal(0))
     return {
+        **(extra(fees) if extra is not None else {}),
         "units": _plain(units),
         "total_aggregated_units": _plain(units),
         "events_count": sum(fee.events_count for fee in fees),
@@ -380,7 +390,7 @@ def _usage_figures(fees: list[Fee], currency: str) -> dict[str, Any]:
     }
 
 
-def _usage_filters(fees: list[Fee], currency: str) -> list[dict[str, Any]]:
+def _usage_filters(fees: list[Fee], currency: str, extra: UsageExtra = None) -> list[dict[str, Any]]:
     by_filter: dict[Any, list[Fee]] = {}
     for fee in fees:
         by_filter.setdefault(fee.charge_filter_id, []).append(fee)
@@ -391,7 +401,7 @@ def _usage_filters(fees: list[Fee], currency: str) -> list[dict[str, Any]]:
         charge_filter = group[0].charge_filter if group[0].charge_filter_id else None
         answer.append(
             {
-                **_usage_figures(group, currency),
+                **_usage_figures(group, currency, extra),
                 "invoice_display_name": charge_filter.invoice_display_name or None if charge_filter else None,
                 "values": charge_filter.values if charge_filter else None,
             }
@@ -403,21 +413,37 @@ def serialize_customer_usage(usage: Any) -> dict[str, Any]:
     """Lago's customer_usage: the period's totals and one entry per charge (its filters and
     groups), rendered from the same unsaved fees the invoice of that period would hold."""
     currency = usage.currency
+    return {
+        "from_datetime": iso(usage.from_datetime),
+        "to_datetime": iso(_last_second(usage.to_datetime)),
+        "issuing_date": usage.issuing_date.isoformat(),
+        "lago_invoice_id": None,
+        "currency": currency,
+        "amount_cents": _cents(usage.amount, currency),
+        "taxes_amount_cents": _cents(usage.taxes_amount, currency),
+        "total_amount_cents": _cents(usage.total_amount, currency),
+        "charges_usage": serialize_charges_usage(_usage_fees(usage), currency),
+    }
+
+
+def serialize_charges_usage(fees: Iterable[Fee], currency: str, extra: UsageExtra = None) -> list[dict[str, Any]]:
+    """Lago's charges_usage: one entry per charge of `fees` (charge fees, saved or not), with
+    its filters and groups; `extra` adds keys to each figures block (projections)."""
     by_charge: dict[Any, list[Fee]] = {}
-    for fee in _usage_fees(usage):
+    for fee in fees:
         by_charge.setdefault(fee.charge_id, []).append(fee)
     charges_usage = []
-    for fees in by_charge.values():
-        charge = fees[0].charge
+    for same_charge in by_charge.values():
+        charge = same_charge[0].charge
         assert charge is not None  # usage fees are charge fees
         metric = charge.billable_metric
         grouped: dict[str, list[Fee]] = {}
-        for fee in fees:
+        for fee in same_charge:
             if fee.grouped_by:
                 grouped.setdefault(repr(sorted(fee.grouped_by.items())), []).append(fee)
         charges_usage.append(
             {
-                **_usage_figures(fees, currency),
+                **_usage_figures(same_charge, currency, extra),
                 "amount_currency": currency,
                 "charge": {
                     "lago_id": str(charge.pk),
@@ -430,25 +456,15 @@ def serialize_customer_usage(usage: Any) -> dict[str, Any]:
                     "code": metric.code,
                     "aggregation_type": metric.aggregation_type,
                 },
-                "filters": _usage_filters(fees, currency),
+                "filters": _usage_filters(same_charge, currency, extra),
                 "grouped_usage": [
                     {
-                        **_usage_figures(group, currency),
+                        **_usage_figures(group, currency, extra),
                         "grouped_by": {str(k): None if v is None else str(v) for k, v in group[0].grouped_by.items()},
-                        "filters": _usage_filters(group, currency),
+                        "filters": _usage_filters(group, currency, extra),
                     }
                     for group in grouped.values()
                 ],
             }
         )
-    return {
-        "from_datetime": iso(usage.from_datetime),
-        "to_datetime": iso(_last_second(usage.to_datetime)),
-        "issuing_date": usage.issuing_date.isoformat(),
-        "lago_invoice_id": None,
-        "currency": currency,
-        "amount_cents": _cents(usage.amount, currency),
-        "taxes_amount_cents": _cents(usage.taxes_amount, currency),
-        "total_amount_cents": _cents(usage.total_amount, currency),
-        "charges_usage": charges_usage,
-    }
+    return charges_usage

@@ -38,4 +38,10 @@ urlpatterns = [
     # Lago's /analytics/* (gross revenue, invoiced usage, collection, MRR, overdue balance).
     path("", include("invoicing.api.analytics")),
     path("", include("invoicing.wallets.api_urls")),
+    # Past, projected and lifetime usage.
+    path("", include("invoicing.api.usage")),
+    # Usage alerts of a subscription.
+    path("", include("invoicing.monitoring.api")),
+    # A subscription's fixed charges (units).
+    path("", include("invoicing.api.fixed_charges")),
 ]

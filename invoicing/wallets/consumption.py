@@ -38,7 +38,7 @@ from .models import (
 ZERO = Decimal(0)
 # Lago applies wallets to subscription (and progressive billing) invoices, never to one-off or
 # credit invoices (lago-doc guide/wallet-and-prepaid-credits/overview.mdx, "Application scope").
-CONSUMING_INVOICE_TYPES = (InvoiceType.SUBSCRIPTION,)
+CONSUMING_INVOICE_TYPES = (InvoiceType.SUBSCRIPTION, InvoiceType.PROGRESSIVE_BILLING)
 
 
 def application_order(wallets: Iterable[Wallet]) -> list[Wallet]:

@@ -17,7 +17,9 @@ from billing_project.money import to_cents
 from customers.models import Organization
 
 from .. import periods
+from ..commitments import plan_commitment
 from ..models import AddOn, AppliedCoupon, Charge, ChargeFilter, Coupon, Plan, Subscription, SubscriptionStatus, Tax
+from ..usage_thresholds import UsageThreshold
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -156,6 +158,8 @@ class PlanInput(_Input):
     bill_charges_monthly = serializers.BooleanField()
     tax_codes = serializers.ListField(child=serializers.CharField(max_length=255), max_length=100)
     charges = serializers.ListField(child=ChargeInput(), max_length=500)
+    usage_thresholds = serializers.ListField(child=serializers.DictField(), max_length=100)
+    minimum_commitment = serializers.DictField(allow_null=True)
     cascade_updates = serializers.BooleanField()
     metadata = serializers.DictField()
 
@@ -282,6 +286,42 @@ def serialize_charge(charge: Charge, currency: str) -> dict[str, Any]:
     }
 
 
+def serialize_usage_threshold(row: UsageThreshold, currency: str) -> dict[str, Any]:
+    """Lago's usage_threshold object."""
+    return {
+        "lago_id": str(row.pk),
+        "amount_cents": to_cents(row.amount, currency),
+        "threshold_display_name": row.threshold_display_name or None,
+        "recurring": row.recurring,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def _fixed_charges(plan: Plan) -> list[dict[str, Any]]:
+    from .fixed_charges import serialize_fixed_charge  # it renders with this module's helpers
+
+    return [serialize_fixed_charge(row) for row in plan.fixed_charges.all() if row.deleted_at is None]
+
+
+def serialize_commitment(plan: Plan) -> dict[str, Any] | None:
+    """Lago's V1::CommitmentSerializer (the plan's taxes apply to its true-up fee)."""
+    commitment = plan_commitment(plan)
+    if commitment is None:
+        return None
+    return {
+        "lago_id": str(commitment.pk),
+        "plan_code": plan.code,
+        "invoice_display_name": commitment.invoice_display_name or None,
+        "commitment_type": "minimum_commitment",
+        "amount_cents": to_cents(commitment.amount, str(plan.amount.currency)),
+        "interval": plan.interval,
+        "created_at": iso(commitment.created_at),
+        "updated_at": iso(commitment.updated_at),
+        "taxes": [],
+    }
+
+
 def serialize_plan(plan: Plan) -> dict[str, Any]:
     currency = str(plan.amount.currency)
     charges = [c for c in plan.charges.all() if c.deleted_at is None]
@@ -305,8 +345,11 @@ def serialize_plan(plan: Plan) -> dict[str, Any]:
         "charges": [serialize_charge(charge, currency) for charge in charges],
         "taxes": _taxes(plan),
         "metadata": plan.metadata,
-        "minimum_commitment": plan.minimum_commitment_override,
-        "usage_thresholds": [],
+        "fixed_charges": _fixed_charges(plan),
+        "minimum_commitment": serialize_commitment(plan) or plan.minimum_commitment_override,
+        "usage_thresholds": [
+            serialize_usage_threshold(row, currency) for row in plan.usage_thresholds.all() if row.deleted_at is None
+        ],
     }
 
 

@@ -24,6 +24,7 @@ urlpatterns = [
     ),
     path("plans/<str:code>/metadata", charge_views.PlanMetadataView.as_view(), name="plan-metadata"),
     path("plans/<str:code>/metadata/<str:key>", charge_views.PlanMetadataKeyView.as_view(), name="plan-metadata-key"),
+    path("", include("plans.api.fixed_charges")),
     path("add_ons", views.AddOnsView.as_view(), name="add-ons"),
     path("add_ons/<str:code>", views.AddOnView.as_view(), name="add-on"),
     path("coupons", views.CouponsView.as_view(), name="coupons"),

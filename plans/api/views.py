@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -20,8 +21,10 @@ from billing_project.api.views import paginated, unwrap
 from customers.models import Customer
 
 from .. import selectors, services
+from ..commitments import plan_minimum_commitment_set
 from ..models import AddOn, AppliedCoupon, Coupon, Plan, Subscription, SubscriptionStatus, Tax
 from ..subscriptions import live_subscription
+from ..usage_thresholds import plan_usage_thresholds_set
 from . import serializers as s
 
 _ERROR = OpenApiResponse(response=OpenApiTypes.OBJECT, description="Lago's error shape")
@@ -122,7 +125,16 @@ class PlansView(APIView):
     @_doc("createPlan", "plan", s.PlanInput)
     def post(self, request: Request) -> Response:
         data = s.parse(s.PlanInput, unwrap(request, "plan"))
-        plan = services.plan_create(
+        with transaction.atomic():
+            plan = self._create(data)
+            if data.get("usage_thresholds") is not None:
+                plan_usage_thresholds_set(plan=plan, items=data["usage_thresholds"])
+            if data.get("minimum_commitment"):
+                plan_minimum_commitment_set(plan=plan, data=data["minimum_commitment"])
+        return _plan_answer(plan)
+
+    def _create(self, data: dict[str, Any]) -> Plan:
+        return services.plan_create(
             name=data.get("name") or "",
             code=data.get("code") or "",
             interval=data.get("interval") or "",
@@ -137,7 +149,6 @@ class PlansView(APIView):
             charges=data.get("charges") or [],
             metadata=data.get("metadata"),
         )
-        return _plan_answer(plan)
 
     @extend_schema(operation_id="findAllPlans", parameters=_PAGE, responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
@@ -157,7 +168,16 @@ class PlanView(APIView):
         data = s.parse(s.PlanInput, unwrap(request, "plan"))
         if "charges" in data and data["charges"] is None:
             data["charges"] = []
-        return _plan_answer(services.plan_update(plan=plan, **data))
+        thresholds = data.pop("usage_thresholds", None)
+        commitment_given = "minimum_commitment" in data
+        commitment = data.pop("minimum_commitment", None)
+        with transaction.atomic():
+            plan = services.plan_update(plan=plan, **data)
+            if thresholds is not None:
+                plan_usage_thresholds_set(plan=plan, items=thresholds)
+            if commitment_given:
+                plan_minimum_commitment_set(plan=plan, data=commitment)
+        return _plan_answer(plan)
 
     @_doc("destroyPlan", "plan")
     def delete(self, request: Request, code: str) -> Response:
