@@ -101,6 +101,7 @@ def _organization_changes(data: dict[str, Any]) -> dict[str, Any]:
 
 class OrganizationView(APIView):
     resource_name = "organization"
+    patch_as_put = False  # Lago routes `put "/organizations"` only
 
     @extend_schema(
         operation_id="findOrganization",

@@ -221,10 +221,12 @@ def _action(operation_id: str, service: str, description: str) -> Callable[..., 
 
 
 class InvoiceRefreshView(InvoicingView):
+    patch_as_put = False  # Lago: `put :refresh`, no PATCH
     put = _action("refreshInvoice", "invoice_refresh", "Recompute a draft invoice from current usage.")
 
 
 class InvoiceFinalizeView(InvoicingView):
+    patch_as_put = False  # Lago: `put :finalize`, no PATCH
     put = _action("finalizeInvoice", "invoice_finalize", "Finalize a draft: number, frozen customer, PDF, payment.")
 
 
