@@ -12,6 +12,8 @@ pytestmark = pytest.mark.django_db
 
 CUSTOMER_KEYS = {
     "lago_id",
+    "billing_entity_code",
+    "taxes",
     "sequential_id",
     "slug",
     "external_id",
