@@ -173,6 +173,16 @@ def invoice_create_for_period(
     return invoice
 
 
+def credit_note_for_skipped_final_invoice(*, subscription: Subscription, actor: str) -> None:
+    """A termination with `on_termination_invoice: skip` bills no last period, yet credits the
+    unused part of a fee paid in advance as `on_termination_credit_note` says (Lago's
+    TerminateService issues that note whatever the invoice choice). Once per subscription."""
+    with transaction.atomic():
+        credit_notes.credit_note_create_for_unused_advance_fee(
+            subscription=subscription, upgraded=False, actor=actor, once=True
+        )
+
+
 def _invoice_claim(
     *, subscription: Subscription, window: windows.BillingWindow, context: RunContext, grace_days: int
 ) -> Invoice:
