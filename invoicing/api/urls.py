@@ -18,6 +18,7 @@ urlpatterns = [
     path("invoices/<str:invoice_id>/download", views.InvoiceDownloadView.as_view(), name="invoice-download"),
     path("fees", views.FeesView.as_view(), name="fees"),
     path("fees/<str:fee_id>", views.FeeView.as_view(), name="fee"),
+    path("customers/<str:external_id>/invoices", views.CustomerInvoicesView.as_view(), name="customer-invoices"),
     path(
         "customers/<str:external_id>/current_usage",
         views.CustomerCurrentUsageView.as_view(),

@@ -1,4 +1,5 @@
-"""plans API routes: taxes, plans, add-ons, coupons, applied coupons, subscriptions."""
+"""plans API routes: taxes, plans, add-ons, coupons, applied coupons, subscriptions (also a
+customer's applied coupons and subscriptions)."""
 
 from django.urls import path
 
@@ -14,6 +15,16 @@ urlpatterns = [
     path("coupons", views.CouponsView.as_view(), name="coupons"),
     path("coupons/<str:code>", views.CouponView.as_view(), name="coupon"),
     path("applied_coupons", views.AppliedCouponsView.as_view(), name="applied-coupons"),
+    path(
+        "customers/<str:external_customer_id>/applied_coupons",
+        views.CustomerAppliedCouponsView.as_view(),
+        name="customer-applied-coupons",
+    ),
+    path(
+        "customers/<str:external_customer_id>/subscriptions",
+        views.CustomerSubscriptionsView.as_view(),
+        name="customer-subscriptions",
+    ),
     path(
         "customers/<str:external_customer_id>/applied_coupons/<str:applied_coupon_id>",
         views.CustomerAppliedCouponView.as_view(),
