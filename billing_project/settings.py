@@ -52,12 +52,15 @@ INSTALLED_APPS = [
     "invoicing",
     "payments",
     "webhooks",
+    "audit",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Every /api/ request's edge checks (NUL bytes, body size, PATCH, database outages).
     "billing_project.api.middleware.ApiEdgeMiddleware",
+    # One API log row per /api/ request, after its answer (audit.middleware; events skipped by default).
+    "audit.middleware.ApiLogMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -246,6 +249,11 @@ DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 # --- Tollgate business settings ---
 # How long a signed PDF download link stays valid.
 TOLLGATE_PDF_LINK_MAX_AGE = env.int("TOLLGATE_PDF_LINK_MAX_AGE", default=3600)
+# API logs (audit app): days a request's log is kept (Lago keeps 30; activity logs stay forever),
+# and whether event ingestion (POST /events, /events/batch) is logged at all: off by default, so
+# the hottest path pays no extra insert.
+TOLLGATE_API_LOG_RETENTION_DAYS = env.int("TOLLGATE_API_LOG_RETENTION_DAYS", default=90)
+TOLLGATE_API_LOGS_EVENTS = env.bool("TOLLGATE_API_LOGS_EVENTS", default=False)
 # Days after the first failed attempt at which a payment is retried automatically.
 TOLLGATE_PAYMENT_RETRY_DAYS = env.list("TOLLGATE_PAYMENT_RETRY_DAYS", cast=int, default=[1, 3, 7])
 # How far back (hours) the sweep looks for pay-in-advance events left without a fee.

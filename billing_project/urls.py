@@ -30,6 +30,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("invoicing.api.urls")),
     path("", include("payments.api.urls")),
     path("", include("webhooks.api.urls")),
+    path("", include("audit.urls")),
     re_path(r"^.*$", api_not_found),
 ]
 
