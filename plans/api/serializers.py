@@ -390,7 +390,7 @@ def serialize_subscription(
     trial_end = None
     if subscription.started_at is not None and plan.trial_period:
         trial_end = periods.trial_end(subscription)
-    data = {
+    data: dict[str, Any] = {
         "lago_id": str(subscription.pk),
         "external_id": subscription.external_id,
         "lago_customer_id": str(subscription.customer_id),

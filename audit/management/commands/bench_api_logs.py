@@ -50,16 +50,16 @@ class Command(BaseCommand):
         raw = generate_api_key()
         ApiKey.objects.create(name="bench", key_hash=hash_api_key(raw), display_prefix=raw[:8])
         BillableMetric.objects.create(code="bench_calls", name="Bench calls", aggregation_type="count_agg")
-        headers = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+        headers = {"authorization": f"Bearer {raw}"}
         without = [name for name in settings.MIDDLEWARE if name != LOGGING_MIDDLEWARE]
         counter = iter(range(10**9))
 
         def write(client: Client) -> None:
             body = {"customer": {"external_id": f"bench_{next(counter) % 50}", "name": "Bench"}}
-            client.post("/api/v1/customers", json.dumps(body), content_type="application/json", **headers)
+            client.post("/api/v1/customers", json.dumps(body), content_type="application/json", headers=headers)
 
         def read(client: Client) -> None:
-            client.get("/api/v1/customers", {"per_page": 20}, **headers)
+            client.get("/api/v1/customers", {"per_page": 20}, headers=headers)
 
         def event(client: Client) -> None:
             body = {
@@ -69,7 +69,7 @@ class Command(BaseCommand):
                     "code": "bench_calls",
                 }
             }
-            client.post("/api/v1/events", json.dumps(body), content_type="application/json", **headers)
+            client.post("/api/v1/events", json.dumps(body), content_type="application/json", headers=headers)
 
         out(f"API logs: ms per request through the whole stack ({requests} requests each, {ROUNDS} rounds)")
         for name, call, extra in (
