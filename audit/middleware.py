@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -67,7 +68,10 @@ class ApiLogMiddleware:
         response = self.get_response(request)
         duration_ms = int((time.perf_counter() - started) * 1000)
         try:
-            self._write(request, response, match["version"], body if write else None, duration_ms)
+            # A savepoint when a transaction is open (tests, a caller's atomic block): a refused
+            # insert undoes itself alone.
+            with transaction.atomic():
+                self._write(request, response, match["version"], body if write else None, duration_ms)
         except Exception:
             logger.exception("audit: the API log of %s %s was not written", request.method, request.path)
         return response

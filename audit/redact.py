@@ -17,9 +17,14 @@ def redact(value: Any, depth: int = 0) -> Any:
         return REDACTED
     if isinstance(value, dict):
         return {
-            str(key): REDACTED if SECRET_KEY.search(str(key)) and item not in (None, "") else redact(item, depth + 1)
+            redact(str(key), depth + 1): REDACTED
+            if SECRET_KEY.search(str(key)) and item not in (None, "")
+            else redact(item, depth + 1)
             for key, item in value.items()
         }
     if isinstance(value, list):
         return [redact(item, depth + 1) for item in value]
+    if isinstance(value, str):
+        # PostgreSQL's jsonb holds neither NUL nor lone surrogates (the API refused such a body).
+        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")
     return value

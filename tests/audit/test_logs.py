@@ -158,3 +158,8 @@ def test_redaction_reaches_nested_secrets_and_keeps_the_rest():
         "a": {"hmac_key": REDACTED, "Password": REDACTED, "list": [{"api_key": REDACTED, "name": "n"}]},
         "token": None,
     }
+
+
+def test_redaction_drops_what_postgresql_cannot_store():
+    # A body the API refused (NUL, a lone surrogate) is still logged, without those characters.
+    assert redact({"na\x00me": "a\x00b", "city": "\ud800x"}) == {"name": "ab", "city": "?x"}
