@@ -252,6 +252,7 @@ TOLLGATE_PDF_LINK_MAX_AGE = env.int("TOLLGATE_PDF_LINK_MAX_AGE", default=3600)
 # API logs (audit app): days a request's log is kept (Lago keeps 30; activity logs stay forever),
 # and whether event ingestion (POST /events, /events/batch) is logged at all: off by default, so
 # the hottest path pays no extra insert.
+TOLLGATE_API_LOGS = env.bool("TOLLGATE_API_LOGS", default=True)
 TOLLGATE_API_LOG_RETENTION_DAYS = env.int("TOLLGATE_API_LOG_RETENTION_DAYS", default=90)
 TOLLGATE_API_LOGS_EVENTS = env.bool("TOLLGATE_API_LOGS_EVENTS", default=False)
 # Days after the first failed attempt at which a payment is retried automatically.

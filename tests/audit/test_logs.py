@@ -20,7 +20,7 @@ from audit.redact import REDACTED, redact
 from tests.factories.customers import make_api_key
 from tests.factories.plans import make_plan
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.api_logs]
 
 
 @pytest.fixture
@@ -163,3 +163,26 @@ def test_redaction_reaches_nested_secrets_and_keeps_the_rest():
 def test_redaction_drops_what_postgresql_cannot_store():
     # A body the API refused (NUL, a lone surrogate) is still logged, without those characters.
     assert redact({"na\x00me": "a\x00b", "city": "\ud800x"}) == {"name": "ab", "city": "?x"}
+
+
+def test_an_api_log_costs_a_request_one_insert(key, settings):
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(headers={"authorization": f"Bearer {key}"})
+    client.get("/api/v1/customers")  # the key's last_used_at is written once a minute: not counted below
+
+    def queries() -> list[str]:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get("/api/v1/customers").status_code == 200
+        return [query["sql"] for query in captured.captured_queries]
+
+    settings.TOLLGATE_API_LOGS = False
+    unlogged = queries()
+    settings.TOLLGATE_API_LOGS = True
+    logged = queries()
+
+    # Autocommit (no transaction open): the log is one INSERT, no BEGIN/COMMIT or savepoint.
+    assert len(logged) == len(unlogged) + 1
+    assert logged[-1].startswith('INSERT INTO "audit_apilog"')
