@@ -105,8 +105,14 @@ def test_a_customers_child_lists_answer_lagos_shapes(live_server, key, lago):
     make_plan(code="advance", amount_cents=3100, pay_in_advance=True)
     for external_id in ("c1", "c2"):
         lago.customers.create(Customer(external_id=external_id, name=external_id))
+        # Anniversary: the first period is a whole month whatever today is (no calendar proration).
         lago.subscriptions.create(
-            Subscription(external_customer_id=external_id, plan_code="advance", external_id=f"s_{external_id}")
+            Subscription(
+                external_customer_id=external_id,
+                plan_code="advance",
+                external_id=f"s_{external_id}",
+                billing_time="anniversary",
+            )
         )
     for subscription in SubscriptionModel.objects.all():
         runs.bill_starting(subscription_id=subscription.pk, actor="test")
