@@ -68,3 +68,21 @@ def wallet(wallet_id: Any) -> dict[str, Any]:
 
 def wallet_transaction(wallet_transaction_id: Any) -> dict[str, Any]:
     return serialize_transaction(WalletTransaction.objects.select_related("wallet").get(pk=wallet_transaction_id))
+
+
+def payment_receipt(payment_receipt_id: Any) -> dict[str, Any]:
+    from payments.api.receipts import receipts_list, serialize_payment_receipt
+
+    return serialize_payment_receipt(receipts_list().get(pk=payment_receipt_id))
+
+
+def payment_request(payment_request_id: Any) -> dict[str, Any]:
+    from payments.api.payment_requests import payment_request_payload
+
+    return payment_request_payload(payment_request_id)
+
+
+def payment_request_payment_failure(payment_id: Any) -> dict[str, Any]:
+    from payments.api.payment_requests import payment_request_failure_payload
+
+    return payment_request_failure_payload(payment_id)
