@@ -17,6 +17,8 @@ class ErrorCode(StrEnum):
     VALUE_ALREADY_EXIST = "value_already_exist"
     INVALID_DATE = "invalid_date"
     NOT_FOUND = "not_found"
+    # Lago's catch-all route (ApplicationController#not_found: not_found_error(resource: "resource")).
+    RESOURCE_NOT_FOUND = "resource_not_found"
     FORBIDDEN = "forbidden"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     SERVICE_UNAVAILABLE = "service_unavailable"

@@ -53,12 +53,15 @@ INSTALLED_APPS = [
     "payments",
     "webhooks",
     "portal",
+    "audit",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Every /api/ request's edge checks (NUL bytes, body size, PATCH, database outages).
     "billing_project.api.middleware.ApiEdgeMiddleware",
+    # One API log row per /api/ request, after its answer (audit.middleware; events skipped by default).
+    "audit.middleware.ApiLogMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -268,6 +271,12 @@ TOLLGATE_PDF_LINK_MAX_AGE = env.int("TOLLGATE_PDF_LINK_MAX_AGE", default=3600)
 # A wallet's ongoing balance is refreshed after an ingestion batch unless it was refreshed this
 # many seconds ago (a burst of batches costs one refresh; the 5-minute task catches its tail).
 TOLLGATE_WALLET_ONGOING_REFRESH_SECONDS = env.int("TOLLGATE_WALLET_ONGOING_REFRESH_SECONDS", default=30)
+# API logs (audit app): days a request's log is kept (Lago keeps 30; activity logs stay forever),
+# and whether event ingestion (POST /events, /events/batch) is logged at all: off by default, so
+# the hottest path pays no extra insert.
+TOLLGATE_API_LOGS = env.bool("TOLLGATE_API_LOGS", default=True)
+TOLLGATE_API_LOG_RETENTION_DAYS = env.int("TOLLGATE_API_LOG_RETENTION_DAYS", default=90)
+TOLLGATE_API_LOGS_EVENTS = env.bool("TOLLGATE_API_LOGS_EVENTS", default=False)
 # Days after the first failed attempt at which a payment is retried automatically.
 TOLLGATE_PAYMENT_RETRY_DAYS = env.list("TOLLGATE_PAYMENT_RETRY_DAYS", cast=int, default=[1, 3, 7])
 # How far back (hours) the sweep looks for pay-in-advance events left without a fee.

@@ -33,6 +33,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("payments.api.urls")),
     path("", include("webhooks.api.urls")),
     path("", include("portal.api")),
+    path("", include("audit.urls")),
     re_path(r"^.*$", api_not_found),
 ]
 

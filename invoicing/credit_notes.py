@@ -443,11 +443,16 @@ def credit_note_create(
     return note
 
 
-def credit_note_create_for_unused_subscription_fee(*, fee: Fee, amount: Decimal, actor: str) -> CreditNote | None:
-    """A credit-only note (reason order_change) for the unused part of a subscription fee paid in
-    advance, when the subscription is upgraded or terminated. `amount` is before coupons and taxes
-    (both are applied pro rata); it is capped at what is left to credit on the fee. None when there
-    is nothing to credit, or the fee's invoice is not finalized (a draft is refreshed instead)."""
+def credit_note_create_for_unused_subscription_fee(
+    *, fee: Fee, amount: Decimal, actor: str, refund_paid: bool = False, once: bool = False
+) -> CreditNote | None:
+    """A note (reason order_change) for the unused part of a subscription fee paid in advance,
+    when the subscription is upgraded or terminated: credit only, or with `refund_paid` the part
+    the customer paid refunded and the rest credited (Lago's CreditNotes::CreateFromTermination,
+    `refund`). `amount` is before coupons and taxes (both are applied pro rata); it is capped at
+    what is left to credit on the fee. None when there is nothing to credit, the fee's invoice is
+    not finalized (a draft is refreshed instead), or (`once`) an order_change note on the fee
+    exists already (checked under the invoice's lock, so a retried task credits once)."""
     amount = Decimal(amount)
     if amount <= 0:
         return None
@@ -455,6 +460,11 @@ def credit_note_create_for_unused_subscription_fee(*, fee: Fee, amount: Decimal,
         assert fee.invoice is not None  # a subscription fee is always on an invoice
         invoice = _lock_invoice(fee.invoice)
         if invoice.status != InvoiceStatus.FINALIZED:
+            return None
+        if (
+            once
+            and CreditNoteItem.objects.filter(fee_id=fee.pk, credit_note__reason=CreditNoteReason.ORDER_CHANGE).exists()
+        ):
             return None
         credited = CreditNoteItem.objects.filter(credit_note__in=_counted_notes(invoice), fee_id=fee.pk).aggregate(
             total=Sum("amount")
@@ -464,23 +474,38 @@ def credit_note_create_for_unused_subscription_fee(*, fee: Fee, amount: Decimal,
             amount = left
         if amount <= 0:
             return None
+        credit = refund = None
+        if refund_paid:
+            figures = _figures(invoice=invoice, items=[(fee, amount)])
+            refund = min(figures.total, figures.refundable)
+            credit = figures.total - refund
         return credit_note_create(
             invoice=invoice,
             reason=CreditNoteReason.ORDER_CHANGE,
             items=[(fee, amount)],
             description="Credit for the unused part of the subscription fee",
+            credit_amount=credit,
+            refund_amount=refund,
             actor=actor,
         )
 
 
 def credit_note_create_for_unused_advance_fee(
-    *, subscription: Subscription, upgraded: bool, actor: str
+    *, subscription: Subscription, upgraded: bool, actor: str, once: bool = False
 ) -> CreditNote | None:
     """At the end of a subscription on a plan paid in advance: a credit note for the unused days
     of the fee paid for the period it ended in, as Lago: amount x unused days / days paid for.
-    An upgrade's switch day is unused (the new plan bills it)."""
+    An upgrade's switch day is unused (the new plan bills it).
+
+    A termination follows the subscription's `on_termination_credit_note` (Lago's
+    Subscriptions::TerminateService): credit (the default), refund (what was paid is refunded,
+    the rest credited), skip (no note). Tollgate has no offset amount on credit notes yet: offset
+    refunds what was paid and credits the rest, as refund does (README). An upgrade always credits."""
     end = subscription.terminated_at
     if not subscription.plan.pay_in_advance or end is None:
+        return None
+    mode = "credit" if upgraded else (subscription.on_termination_credit_note or "credit")
+    if mode == "skip":
         return None
     fee = (
         Fee.objects.filter(
@@ -503,7 +528,9 @@ def credit_note_create_for_unused_advance_fee(
     if paid.days <= 0 or used.days >= paid.days:
         return None
     amount = round_amount(fee.amount * Decimal(paid.days - used.days) / Decimal(paid.days), fee.currency)
-    return credit_note_create_for_unused_subscription_fee(fee=fee, amount=amount, actor=actor)
+    return credit_note_create_for_unused_subscription_fee(
+        fee=fee, amount=amount, actor=actor, refund_paid=mode in ("refund", "offset"), once=once
+    )
 
 
 def credit_note_void(*, credit_note: CreditNote, actor: str) -> CreditNote:

@@ -131,6 +131,11 @@ def bill_one(*, subscription_id: Any, reason: str, timestamp: datetime | None, a
         if subscription.terminated_at is None:
             return None
         reason = selectors.final_reason(subscription)
+        if reason == InvoicingReason.SUBSCRIPTION_TERMINATING and windows.skips_final_invoice(subscription):
+            # Lago's on_termination_invoice "skip": no invoice for the last period; the unused
+            # part of a fee paid in advance is still credited (once: the task may run twice).
+            services.credit_note_for_skipped_final_invoice(subscription=subscription, actor=actor)
+            return None
     if reason == InvoicingReason.SUBSCRIPTION_PERIODIC and timestamp is None:
         return None
     at = timestamp or subscription.terminated_at or windows.billing_start(subscription)

@@ -195,6 +195,16 @@ def _commitment_fees(*, subscription: Subscription, window: windows.BillingWindo
     return [true_up] if true_up is not None else []
 
 
+def credit_note_for_skipped_final_invoice(*, subscription: Subscription, actor: str) -> None:
+    """A termination with `on_termination_invoice: skip` bills no last period, yet credits the
+    unused part of a fee paid in advance as `on_termination_credit_note` says (Lago's
+    TerminateService issues that note whatever the invoice choice). Once per subscription."""
+    with transaction.atomic():
+        credit_notes.credit_note_create_for_unused_advance_fee(
+            subscription=subscription, upgraded=False, actor=actor, once=True
+        )
+
+
 def _invoice_claim(
     *, subscription: Subscription, window: windows.BillingWindow, context: RunContext, grace_days: int
 ) -> Invoice:

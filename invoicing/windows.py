@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from plans import periods
-from plans.models import Subscription
+from plans.models import OnTerminationInvoice, Subscription
 
 from .models import InvoicingReason
 
@@ -206,6 +206,12 @@ class BilledSoFar:
     periodic_through: datetime | None = None
 
 
+def skips_final_invoice(subscription: Subscription) -> bool:
+    """Lago's subscription `on_termination_invoice: skip`: its termination bills no last period
+    (Subscriptions::TerminateService#bill_in_arrears_fees?). An upgrade's final invoice is kept."""
+    return subscription.on_termination_invoice == OnTerminationInvoice.SKIP
+
+
 def due_windows(
     subscription: Subscription,
     *,
@@ -236,6 +242,7 @@ def due_windows(
             boundaries = [last]
     for boundary in boundaries:
         due.append(periodic_window(subscription, boundary))
-    if ended is not None and not billed.final:
+    skipped = final_reason == InvoicingReason.SUBSCRIPTION_TERMINATING and skips_final_invoice(subscription)
+    if ended is not None and not billed.final and not skipped:
         due.append(_final(subscription, reason=final_reason))
     return due

@@ -566,7 +566,10 @@ def activity_view(request: HttpRequest) -> HttpResponse:
         rows.append(
             {
                 "when": format_instant(record.history_date, tz_name),
-                "who": record.history_user.get_username() if record.history_user else "system or API",
+                # An API change names its key in the change reason ("api:<key name>", audit.history).
+                "who": record.history_user.get_username()
+                if record.history_user
+                else (record.history_change_reason or "system"),
                 "model": label,
                 "object": str(record.instance)[:80],
                 "type": HISTORY_TYPES.get(record.history_type, record.history_type),

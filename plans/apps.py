@@ -18,10 +18,16 @@ class PlansConfig(AppConfig):
     ]
 
     def ready(self) -> None:
+        from customers.api.serializers import CUSTOMER_ANSWER_PARTS, CUSTOMER_ANSWER_PREFETCH
         from customers.signals import customer_deleted, customer_saved
         from metrics.signals import billable_metric_deleted, known_subscription_ids_requested, rollup_keys_requested
 
         from . import receivers
+        from .api.serializers import customer_taxes
+
+        if customer_taxes not in CUSTOMER_ANSWER_PARTS:
+            CUSTOMER_ANSWER_PARTS.append(customer_taxes)
+            CUSTOMER_ANSWER_PREFETCH.append("applied_taxes__tax")
 
         billable_metric_deleted.connect(receivers.retire_charges_of_deleted_metric, dispatch_uid="plans-retire-charges")
         known_subscription_ids_requested.connect(receivers.known_subscription_ids, dispatch_uid="plans-known-subs")

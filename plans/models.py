@@ -310,6 +310,23 @@ class SubscriptionStatus(models.TextChoices):
     CANCELED = "canceled", "Canceled"
 
 
+class OnTerminationInvoice(models.TextChoices):
+    """Lago's subscription `on_termination_invoice`: bill the last partial period, or not."""
+
+    GENERATE = "generate", "Generate"
+    SKIP = "skip", "Skip"
+
+
+class OnTerminationCreditNote(models.TextChoices):
+    """Lago's subscription `on_termination_credit_note` (plans paid in advance): what becomes of
+    the unused part of the fee paid for the period the subscription ends in."""
+
+    CREDIT = "credit", "Credit"
+    REFUND = "refund", "Refund"
+    OFFSET = "offset", "Offset"
+    SKIP = "skip", "Skip"
+
+
 class Subscription(models.Model):
     """A customer on a plan. A plan change ends this row and starts a new one with the same
     external_id, linked through `previous_subscription`."""
@@ -336,6 +353,12 @@ class Subscription(models.Model):
     # ended before it are never billed, and a start before its local day counts as paid already
     # (the catch-up policy, invoicing.windows).
     recorded_at = models.DateTimeField(default=timezone.now)
+    on_termination_invoice = models.CharField(
+        max_length=8, choices=OnTerminationInvoice.choices, default=OnTerminationInvoice.GENERATE
+    )
+    # Blank: Lago's default, `credit` (only plans paid in advance keep a value, as Lago validates).
+    on_termination_credit_note = models.CharField(max_length=8, choices=OnTerminationCreditNote.choices, blank=True)
+    purchase_order_number = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

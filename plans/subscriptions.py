@@ -24,7 +24,14 @@ from customers.services import customer_currency_claim
 from . import periods
 from .errors import NotFoundError, PlansError
 from .locks import lock_subscription
-from .models import BillingTime, Plan, Subscription, SubscriptionStatus
+from .models import (
+    BillingTime,
+    OnTerminationCreditNote,
+    OnTerminationInvoice,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+)
 from .overrides import subscription_overrides_set
 from .signals import (
     subscription_started,
@@ -128,6 +135,7 @@ def subscription_create(
     subscription_at: datetime | None = None,
     ending_at: datetime | None = None,
     plan_overrides: Any = None,
+    purchase_order_number: str = "",
     now: datetime | None = None,
 ) -> Subscription:
     """Lago's POST /subscriptions.
@@ -159,6 +167,10 @@ def subscription_create(
         if target is not None:
             subscription_overrides_set(subscription=target, overrides=plan_overrides, now=now)
         subscription.refresh_from_db()
+    if purchase_order_number and subscription.purchase_order_number != purchase_order_number:
+        # Lago keeps it on the subscription it answers.
+        subscription.purchase_order_number = purchase_order_number
+        subscription.save(update_fields=["purchase_order_number", "updated_at"])
     return subscription
 
 
@@ -318,11 +330,15 @@ def subscription_update(
     ending_at: datetime | None = _UNSET,
     subscription_at: datetime | None = None,
     plan_overrides: Any = None,
+    on_termination_invoice: str | None = None,
+    on_termination_credit_note: str | None = None,
+    purchase_order_number: str | None = None,
     now: datetime | None = None,
 ) -> Subscription:
     """Lago's PUT /subscriptions/{external_id}: the name, the end date (None clears it), the
-    start of a subscription that has not started yet (reaching now activates it), and its own
-    terms (`plan_overrides`, plans.overrides)."""
+    start of a subscription that has not started yet (reaching now activates it), its own
+    terms (`plan_overrides`, plans.overrides), what its termination does (`on_termination_*`)
+    and its purchase order number."""
     now = now or timezone.now()
     if plan_overrides is not None and not isinstance(plan_overrides, dict):
         raise PlansError.field("plan_overrides", "value_is_invalid")
@@ -344,6 +360,10 @@ def subscription_update(
         _check_dates(subscription_at=subscription.subscription_at, ending_at=ending_at, now=now)
         subscription.ending_at = ending_at
         fields.append("ending_at")
+    fields += _termination_choices(subscription, on_termination_invoice, on_termination_credit_note)
+    if purchase_order_number is not None:
+        subscription.purchase_order_number = purchase_order_number
+        fields.append("purchase_order_number")
     subscription.save(update_fields=fields)
     if plan_overrides:
         subscription_overrides_set(subscription=subscription, overrides=plan_overrides, now=now)
@@ -352,17 +372,53 @@ def subscription_update(
     return subscription
 
 
+def _termination_choices(subscription: Subscription, invoice: str | None, credit_note: str | None) -> list[str]:
+    """Set Lago's `on_termination_invoice` / `on_termination_credit_note` (None keeps them): the
+    fields changed. The credit note choice is kept on plans paid in advance only, as Lago's
+    Subscriptions::TerminateService#update_on_termination_actions! (absent on the others)."""
+    errors = {}
+    if invoice is not None and invoice not in OnTerminationInvoice.values:
+        errors["on_termination_invoice"] = ["value_is_invalid"]
+    if credit_note is not None and credit_note not in OnTerminationCreditNote.values:
+        errors["on_termination_credit_note"] = ["value_is_invalid"]
+    if errors:
+        raise PlansError(errors)
+    fields = []
+    if invoice is not None and invoice != subscription.on_termination_invoice:
+        subscription.on_termination_invoice = invoice
+        fields.append("on_termination_invoice")
+    if (
+        credit_note is not None
+        and subscription.plan.pay_in_advance
+        and credit_note != subscription.on_termination_credit_note
+    ):
+        subscription.on_termination_credit_note = credit_note
+        fields.append("on_termination_credit_note")
+    return fields
+
+
 @transaction.atomic
-def subscription_terminate(*, subscription: Subscription, now: datetime | None = None) -> Subscription:
+def subscription_terminate(
+    *,
+    subscription: Subscription,
+    on_termination_invoice: str | None = None,
+    on_termination_credit_note: str | None = None,
+    now: datetime | None = None,
+) -> Subscription:
     """Lago's DELETE /subscriptions/{external_id}: an active subscription is terminated now
-    (invoicing bills its last partial period on `subscription_terminated`) and a downgrade
-    waiting behind it is canceled; a pending one is canceled. Repeating it changes nothing."""
+    (invoicing bills its last partial period on `subscription_terminated`, unless
+    `on_termination_invoice` is skip, and credits the unused part of a fee paid in advance as
+    `on_termination_credit_note` says) and a downgrade waiting behind it is canceled; a pending
+    one is canceled. Repeating it changes nothing."""
     now = now or timezone.now()
     _lock_customer(subscription.customer)
     subscription = lock_subscription(subscription)
     if subscription.status == PENDING:
         _cancel(subscription, now)
     elif subscription.status == ACTIVE:
+        fields = _termination_choices(subscription, on_termination_invoice, on_termination_credit_note)
+        if fields:
+            subscription.save(update_fields=[*fields, "updated_at"])
         _terminate(subscription, now)
     return subscription
 

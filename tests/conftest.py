@@ -65,6 +65,14 @@ def anon_api() -> APIClient:
 
 
 @pytest.fixture(autouse=True)
+def _api_logs_only_where_asked(request, settings):
+    """API logs (audit.middleware) add one insert to every API request: off, except in tests
+    marked `api_logs`, so that the query-count tests count what the views do. The insert's cost
+    is measured by bench_api_logs; the logs themselves are tested in tests/audit."""
+    settings.TOLLGATE_API_LOGS = request.node.get_closest_marker("api_logs") is not None
+
+
+@pytest.fixture(autouse=True)
 def _fresh_content_type_cache():
     """A transactional test's flush recreates the content types under new ids while the process
     keeps caching the old ones; an admin action in a later test (LogEntry.content_type) would then

@@ -47,7 +47,7 @@ def test_a_nul_byte_in_the_path_is_a_json_404(api, path):
     response = api.get(f"/api/v1/{path}")
 
     assert response.status_code == 404
-    assert response.json()["code"] == "not_found"
+    assert response.json()["code"] == "resource_not_found"
 
 
 @pytest.mark.parametrize("bad", ["\\u0000", "\\ud800", "a\\udfffb"])
@@ -131,7 +131,7 @@ def test_any_method_on_an_unknown_api_path_is_lagos_json_404_even_with_csrf_chec
     response = getattr(client, method)("/api/v1/no_such_thing/1", data={}, content_type="application/json")
 
     assert response.status_code == 404
-    assert response.json() == {"status": 404, "error": "Not Found", "code": "not_found"}
+    assert response.json() == {"status": 404, "error": "Not Found", "code": "resource_not_found"}
 
 
 def test_a_wrong_method_on_a_known_path_is_a_json_405(api):
@@ -184,4 +184,23 @@ def test_the_schema_offers_patch_wherever_put_is(anon_api):
     paths = anon_api.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()["paths"]
 
     assert paths["/api/v1/plans/{code}"]["patch"]["operationId"] == "updatePlanPatch"
-    assert all("patch" in operations for operations in paths.values() if "put" in operations)
+    put_only = {
+        "/api/v1/organizations",
+        "/api/v1/invoices/{invoice_id}/refresh",
+        "/api/v1/invoices/{invoice_id}/finalize",
+        "/api/v1/credit_notes/{credit_note_id}/void",
+        "/api/v1/customers/{external_id}/payment_methods/{payment_method_id}/set_as_default",
+    }
+    assert all(
+        "patch" in operations for path, operations in paths.items() if "put" in operations and path not in put_only
+    )
+    assert not any("patch" in paths[path] for path in put_only)
+
+
+@pytest.mark.parametrize("path", ["organizations", "invoices/x/refresh", "invoices/x/finalize", "credit_notes/x/void"])
+def test_patch_is_a_405_where_lago_routes_put_alone(api, path):
+    # Lago's config/routes.rb: `put "/organizations"`, `put :refresh`, `put :finalize`, `put :void`.
+    response = api.patch(f"/api/v1/{path}", {})
+
+    assert response.status_code == 405
+    assert response.json() == {"status": 405, "error": "Method Not Allowed", "code": "method_not_allowed"}

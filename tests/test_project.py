@@ -24,7 +24,7 @@ def test_health_answers_when_database_answers(client):
 def test_unknown_api_path_is_json_404(anon_api, db):
     response = anon_api.get("/api/v1/nothing_here")
     assert response.status_code == 404
-    assert response.json() == {"status": 404, "error": "Not Found", "code": "not_found"}
+    assert response.json() == {"status": 404, "error": "Not Found", "code": "resource_not_found"}
 
 
 def test_currency_choices_come_from_the_pinned_list_not_from_babel():

@@ -150,7 +150,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.NotFound):
         code = exc.get_codes()
         if not isinstance(code, str) or not code.endswith("_not_found"):
-            code = "not_found"
+            code = ErrorCode.RESOURCE_NOT_FOUND.value
         return Response(error_body(404, code=code), status=404)
     if isinstance(exc, exceptions.PermissionDenied):
         return Response(error_body(403, code="forbidden"), status=403)
@@ -169,4 +169,4 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 def api_not_found(request: Any, exception: Exception | None = None) -> JsonResponse:
     """Unknown path under /api/, whatever the method: JSON, not Django's HTML page (nor its CSRF
     page: an API client has no CSRF token, and there is nothing here to protect)."""
-    return JsonResponse(error_body(404, code="not_found"), status=404)
+    return JsonResponse(error_body(404, code=ErrorCode.RESOURCE_NOT_FOUND.value), status=404)

@@ -4,7 +4,8 @@
 #   in a query parameter a 422 naming the parameter (PostgreSQL text cannot hold it);
 # - a body larger than DATA_UPLOAD_MAX_MEMORY_SIZE is a JSON 413, before it is read;
 # - PATCH reaches the PUT handler of a view that has no PATCH of its own: Lago routes its updates
-#   with both (Rails' `resources`);
+#   with both (Rails' `resources`); a view whose PUT Lago routes alone (`put :refresh`,
+#   `put "/organizations"`) says `patch_as_put = False`, and PATCH there is a 405;
 # - a database that cannot be reached is a JSON 503 with Retry-After, also outside DRF's views.
 # The JSON body itself is checked by billing_project.api.parsers.LagoJSONParser; errors raised
 # in DRF views are answered by billing_project.api.errors.exception_handler.
@@ -16,6 +17,8 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from billing_project.errors import ErrorCode
 
 from .errors import database_unavailable, error_body
 
@@ -35,7 +38,7 @@ class ApiEdgeMiddleware:
     @staticmethod
     def refuse(request: HttpRequest) -> HttpResponse | None:
         if "\x00" in request.path:
-            return JsonResponse(error_body(404, code="not_found"), status=404)
+            return JsonResponse(error_body(404, code=ErrorCode.RESOURCE_NOT_FOUND.value), status=404)
         bad = sorted({key for key, values in request.GET.lists() if "\x00" in key or any("\x00" in v for v in values)})
         if bad:
             details = {key.replace("\x00", ""): ["value_is_invalid"] for key in bad}
@@ -52,7 +55,12 @@ class ApiEdgeMiddleware:
     def process_view(self, request: HttpRequest, view: Any, args: Any, kwargs: Any) -> None:
         if request.method == "PATCH" and request.path.startswith(API_PREFIX):
             view_class = getattr(view, "cls", None) or getattr(view, "view_class", None)
-            if view_class is not None and hasattr(view_class, "put") and not hasattr(view_class, "patch"):
+            if (
+                view_class is not None
+                and hasattr(view_class, "put")
+                and not hasattr(view_class, "patch")
+                and getattr(view_class, "patch_as_put", True)
+            ):
                 request.method = "PUT"
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

@@ -9,10 +9,16 @@ from typing import Any
 
 def patch_like_put(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: every PUT is also offered as PATCH, as the API answers
-    it (billing_project.api.middleware routes a PATCH to the view's PUT, as Lago's update routes)."""
-    for operations in result.get("paths", {}).values():
+    it (billing_project.api.middleware routes a PATCH to the view's PUT, as Lago's update routes),
+    except on views that say `patch_as_put = False` (Lago routes their PUT alone)."""
+    put_only = {
+        path
+        for path, _regex, method, callback in getattr(generator, "endpoints", None) or ()
+        if method == "PUT" and not getattr(getattr(callback, "cls", None), "patch_as_put", True)
+    }
+    for path, operations in result.get("paths", {}).items():
         put = operations.get("put")
-        if put is not None and "patch" not in operations:
+        if put is not None and "patch" not in operations and path not in put_only:
             operations["patch"] = {**put, "operationId": f"{put.get('operationId', 'update')}Patch"}
     return result
 

@@ -3,6 +3,8 @@ only document them in the OpenAPI schema (the views validate by hand, with Lago'
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,11 +61,38 @@ def serialize_organization(organization: Organization) -> dict[str, Any]:
     }
 
 
-def serialize_customer(customer: Customer, organization: Organization) -> dict[str, Any]:
-    """Lago's customer object. `organization` gives the applicable timezone and the slug prefix."""
+# Keys of the customer object that apps to the right own (plans: `taxes`). Each registers a
+# function of the customer in its AppConfig.ready(), and the reverse relations it reads in
+# CUSTOMER_ANSWER_PREFETCH (lists prefetch them once per page): customers imports none of them.
+CUSTOMER_ANSWER_PARTS: list[Callable[[Customer], dict[str, Any]]] = []
+CUSTOMER_ANSWER_PREFETCH: list[str] = []
+
+
+def billing_entity_code(organization: Organization) -> str:
+    """Lago's default billing entity code: the organization's name, parameterized with "_"
+    (Lago's db/migrate/20250304163656_create_billing_entity_per_each_organization.rb). Tollgate's
+    one organization is its one billing entity."""
+    return re.sub(r"[^a-z0-9]+", "_", organization.name.lower()).strip("_") or "tollgate"
+
+
+def serialize_customer(customer: Customer, organization: Organization, *, with_taxes: bool = True) -> dict[str, Any]:
+    """Lago's customer object. `organization` gives the applicable timezone and the slug prefix.
+    Without `with_taxes` (a customer inside an invoice or a credit note, as Lago's), the parts
+    other apps add are left out."""
+    answer = _customer_answer(customer, organization)
+    if not with_taxes:
+        del answer["taxes"]
+        return answer
+    for part in CUSTOMER_ANSWER_PARTS:
+        answer.update(part(customer))
+    return answer
+
+
+def _customer_answer(customer: Customer, organization: Organization) -> dict[str, Any]:
     sequential_id = customer.sequential_id
     return {
         "lago_id": str(customer.pk),
+        "billing_entity_code": billing_entity_code(organization),
         "sequential_id": sequential_id,
         "slug": f"{organization.document_number_prefix}-{sequential_id:03d}" if sequential_id else None,
         "external_id": customer.external_id,
@@ -121,6 +150,7 @@ def serialize_customer(customer: Customer, organization: Organization) -> dict[s
             for item in customer.metadata or []
         ],
         "integration_customers": [],
+        "taxes": [],
     }
 
 
@@ -230,6 +260,9 @@ class CustomerInputDoc(serializers.Serializer):
     billing_configuration = CustomerBillingConfigurationInputDoc(required=False)
     metadata = CustomerMetadataInputDoc(many=True, required=False, help_text="replaces the customer's list")
     tax_codes = serializers.ListField(child=serializers.CharField(), required=False)
+    billing_entity_code = serializers.CharField(
+        required=False, allow_null=True, help_text="the organization's (Tollgate has one billing entity)"
+    )
 
 
 class CustomerMetadataDoc(serializers.Serializer):
@@ -260,6 +293,7 @@ class AddressDoc(serializers.Serializer):
 
 class CustomerDoc(serializers.Serializer):
     lago_id = serializers.UUIDField()
+    billing_entity_code = serializers.CharField()
     sequential_id = serializers.IntegerField(allow_null=True)
     slug = serializers.CharField(allow_null=True)
     external_id = serializers.CharField()
@@ -293,3 +327,4 @@ class CustomerDoc(serializers.Serializer):
     shipping_address = AddressDoc()
     metadata = CustomerMetadataDoc(many=True)
     integration_customers = serializers.ListField(child=serializers.DictField())
+    taxes = serializers.ListField(child=serializers.DictField())

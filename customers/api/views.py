@@ -19,10 +19,12 @@ from customers import selectors, services
 from customers.models import CUSTOMER_BILLING_FIELDS, Customer, Organization
 
 from .serializers import (
+    CUSTOMER_ANSWER_PREFETCH,
     CustomerDoc,
     CustomerInputDoc,
     OrganizationDoc,
     OrganizationInputDoc,
+    billing_entity_code,
     serialize_customer,
     serialize_organization,
 )
@@ -113,6 +115,7 @@ def _organization_changes(data: dict[str, Any]) -> dict[str, Any]:
 
 class OrganizationView(APIView):
     resource_name = "organization"
+    patch_as_put = False  # Lago routes `put "/organizations"` only
 
     @extend_schema(
         operation_id="findOrganization",
@@ -173,6 +176,10 @@ def _customer_request(data: dict[str, Any]) -> tuple[str, dict[str, Any], bool |
     if tax_codes is not None and (not isinstance(tax_codes, list) or not all(isinstance(c, str) for c in tax_codes)):
         params.errors["tax_codes"] = ["value_is_invalid"]
     params.raise_errors()
+    entity = data.get("billing_entity_code")
+    if entity is not None and entity != billing_entity_code(Organization.current()):
+        # Lago's BillingEntities::ResolveService: an unknown code is a 404.
+        raise NotFound("billing_entity")
     return str(external_id).strip(), params.values, sync_with_provider, tax_codes
 
 
@@ -232,7 +239,7 @@ class CustomersView(APIView):
             search_term=(request.query_params.get("search_term") or "").strip() or None,
             countries=_query_list(request, "countries"),
             currencies=_query_list(request, "currencies"),
-        )
+        ).prefetch_related(*CUSTOMER_ANSWER_PREFETCH)
         organization = Organization.current()
         return paginated(request, queryset, "customers", lambda customer: serialize_customer(customer, organization))
 

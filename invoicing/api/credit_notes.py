@@ -346,6 +346,8 @@ class CreditNoteView(_CreditNotesView):
 
 
 class CreditNoteVoidView(_CreditNotesView):
+    patch_as_put = False  # Lago: `put :void`, no PATCH
+
     @extend_schema(operation_id="voidCreditNote", request=None, responses={200: _OBJECT, 404: _ERROR, 405: _ERROR})
     def put(self, request: Request, credit_note_id: str) -> Response:
         note = credit_notes.credit_note_void(credit_note=_credit_note(credit_note_id), actor=actor_of(request))

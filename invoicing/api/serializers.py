@@ -126,7 +126,7 @@ def serialize_customer(
     customer: Customer, context: InvoiceContext, snapshot: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Lago's customer object; on a finalized invoice, the billing details frozen at finalization."""
-    answer = customers_api.serialize_customer(customer, context.organization)
+    answer = customers_api.serialize_customer(customer, context.organization, with_taxes=False)
     if snapshot:
         for key, value in customer_details(customer, snapshot).items():
             answer[key] = value or None

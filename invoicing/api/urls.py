@@ -26,6 +26,7 @@ urlpatterns = [
     path("fees", views.FeesView.as_view(), name="fees"),
     path("fees/<str:fee_id>", views.FeeView.as_view(), name="fee"),
     path("fees/<str:fee_id>/events", corrections_api.FeeEventsView.as_view(), name="fee-events"),
+    path("customers/<str:external_id>/invoices", views.CustomerInvoicesView.as_view(), name="customer-invoices"),
     path(
         "customers/<str:external_id>/current_usage",
         views.CustomerCurrentUsageView.as_view(),

@@ -122,32 +122,7 @@ class InvoicesView(InvoicingView):
     @extend_schema(operation_id="findAllInvoices", parameters=[*_PAGE, *_INVOICE_FILTERS], responses={200: _OBJECT})
     def get(self, request: Request) -> Response:
         params = request.query_params
-        rows = queries.invoices_for_list()
-        customer_id = params.get("external_customer_id") or params.get("customer_external_id")
-        if customer_id:
-            rows = rows.filter(customer__external_id=customer_id)
-        for name, values in (
-            ("status", InvoiceStatus.values),
-            ("payment_status", PaymentStatus.values),
-            ("invoice_type", InvoiceType.values),
-        ):
-            value = _choice(params, name, values)
-            if value is not None:
-                rows = rows.filter(**{name: value})
-        issued_from, issued_to = _date(params, "issuing_date_from"), _date(params, "issuing_date_to")
-        if issued_from is not None:
-            rows = rows.filter(issuing_date__gte=issued_from)
-        if issued_to is not None:
-            rows = rows.filter(issuing_date__lte=issued_to)
-        overdue = _boolean(params, "payment_overdue")
-        if overdue is not None:
-            rows = rows.filter(payment_overdue=overdue)
-        if params.get("currency"):
-            rows = rows.filter(currency=params["currency"].upper())
-        base_url = _base_url(request)
-        return paginated(
-            request, rows, "invoices", lambda page: s.serialize_invoices(page, base_url=base_url), many=True
-        )
+        return _invoice_index(request, params.get("external_customer_id") or params.get("customer_external_id"))
 
     @extend_schema(
         operation_id="createOneOffInvoice",
@@ -182,6 +157,49 @@ class InvoicesView(InvoicingView):
             customer=customer, currency=(data.get("currency") or "").upper(), fees=fees, actor=actor_of(request)
         )
         return _invoice_answer(request, invoice)
+
+
+def _invoice_index(request: Request, customer_id: str | None) -> Response:
+    """Lago's InvoiceIndex: GET /invoices and a customer's /invoices, with the same filters."""
+    params = request.query_params
+    rows = queries.invoices_for_list()
+    if customer_id:
+        rows = rows.filter(customer__external_id=customer_id)
+    for name, values in (
+        ("status", InvoiceStatus.values),
+        ("payment_status", PaymentStatus.values),
+        ("invoice_type", InvoiceType.values),
+    ):
+        value = _choice(params, name, values)
+        if value is not None:
+            rows = rows.filter(**{name: value})
+    issued_from, issued_to = _date(params, "issuing_date_from"), _date(params, "issuing_date_to")
+    if issued_from is not None:
+        rows = rows.filter(issuing_date__gte=issued_from)
+    if issued_to is not None:
+        rows = rows.filter(issuing_date__lte=issued_to)
+    overdue = _boolean(params, "payment_overdue")
+    if overdue is not None:
+        rows = rows.filter(payment_overdue=overdue)
+    if params.get("currency"):
+        rows = rows.filter(currency=params["currency"].upper())
+    base_url = _base_url(request)
+    return paginated(request, rows, "invoices", lambda page: s.serialize_invoices(page, base_url=base_url), many=True)
+
+
+class CustomerInvoicesView(InvoicingView):
+    resource_name = "invoice"
+
+    @extend_schema(
+        operation_id="findAllCustomerInvoices",
+        parameters=[*_PAGE, *_INVOICE_FILTERS[1:]],
+        responses={200: _OBJECT, 404: _ERROR},
+    )
+    def get(self, request: Request, external_id: str) -> Response:
+        # Lago's Customers::InvoicesController#index: a 404 customer_not_found first.
+        if not Customer.live.filter(external_id=external_id).exists():
+            raise NotFound("customer")
+        return _invoice_index(request, external_id)
 
 
 class InvoiceView(InvoicingView):
@@ -249,10 +267,12 @@ def _action(operation_id: str, service: str, description: str) -> Callable[..., 
 
 
 class InvoiceRefreshView(InvoicingView):
+    patch_as_put = False  # Lago: `put :refresh`, no PATCH
     put = _action("refreshInvoice", "invoice_refresh", "Recompute a draft invoice from current usage.")
 
 
 class InvoiceFinalizeView(InvoicingView):
+    patch_as_put = False  # Lago: `put :finalize`, no PATCH
     put = _action("finalizeInvoice", "invoice_finalize", "Finalize a draft: number, frozen customer, PDF, payment.")
 
 

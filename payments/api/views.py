@@ -165,6 +165,8 @@ class CustomerPaymentMethodsView(APIView):
 
 
 class CustomerPaymentMethodDefaultView(APIView):
+    patch_as_put = False  # Lago: `put :set_as_default`, no PATCH
+
     @extend_schema(operation_id="setCustomerPaymentMethodAsDefault", request=None, responses={200: _OBJECT})
     def put(self, request: Request, external_id: str, payment_method_id: str) -> Response:
         customer = _live_customer(external_id)

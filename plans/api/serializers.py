@@ -18,7 +18,19 @@ from customers.models import Organization
 
 from .. import periods
 from ..commitments import plan_commitment
-from ..models import AddOn, AppliedCoupon, Charge, ChargeFilter, Coupon, Plan, Subscription, SubscriptionStatus, Tax
+from ..models import (
+    AddOn,
+    AppliedCoupon,
+    Charge,
+    ChargeFilter,
+    Coupon,
+    OnTerminationCreditNote,
+    OnTerminationInvoice,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+    Tax,
+)
 from ..usage_thresholds import UsageThreshold
 
 
@@ -214,6 +226,9 @@ class SubscriptionInput(_Input):
     ending_at = LagoDateTimeField()
     billing_time = serializers.CharField(max_length=16)
     plan_overrides = PlanOverridesInput()
+    on_termination_invoice = serializers.ChoiceField(choices=OnTerminationInvoice.values)
+    on_termination_credit_note = serializers.ChoiceField(choices=OnTerminationCreditNote.values)
+    purchase_order_number = _text()
 
 
 def parse(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
@@ -245,6 +260,13 @@ def serialize_tax(tax: Tax) -> dict[str, Any]:
         "applied_to_organization": tax.applied_to_organization,
         "created_at": iso(tax.created_at),
     }
+
+
+def customer_taxes(customer: Any) -> dict[str, Any]:
+    """The customer object's `taxes` (Lago's V1::CustomerSerializer includes them): the taxes its
+    `tax_codes` applied, by code. Registered into customers' answer in PlansConfig.ready()."""
+    applied = sorted((row.tax for row in customer.applied_taxes.all()), key=lambda tax: tax.code)
+    return {"taxes": [serialize_tax(tax) for tax in applied]}
 
 
 def _taxes(owner: Any) -> list[dict[str, Any]]:
@@ -461,7 +483,7 @@ def serialize_subscription(
     trial_end = None
     if subscription.started_at is not None and plan.trial_period:
         trial_end = periods.trial_end(subscription)
-    data = {
+    data: dict[str, Any] = {
         "lago_id": str(subscription.pk),
         "external_id": subscription.external_id,
         "lago_customer_id": str(subscription.customer_id),
@@ -486,6 +508,19 @@ def serialize_subscription(
         else None,
         "current_billing_period_started_at": iso(period_start),
         "current_billing_period_ending_at": iso(period_end),
+        # Lago: null on plans paid in arrears; a plan paid in advance credits unless told otherwise.
+        "on_termination_credit_note": (subscription.on_termination_credit_note or OnTerminationCreditNote.CREDIT)
+        if plan.pay_in_advance
+        else None,
+        "on_termination_invoice": subscription.on_termination_invoice,
+        "purchase_order_number": subscription.purchase_order_number or None,
+        "activated_at": iso(subscription.started_at),
+        # Keys Tollgate does not act on (README, "Lago keys answered with their neutral value").
+        "progressive_billing_disabled": False,
+        "consolidate_invoice": True,
+        "cancellation_reason": None,
+        "payment_method": {"payment_method_id": None, "payment_method_type": "provider"},
+        "activation_rules": [],
     }
     if include_plan:
         data["plan"] = serialize_plan(plan)

@@ -1,5 +1,5 @@
 """plans API routes: taxes, plans (their charges, filters, metadata), add-ons, coupons, applied
-coupons, subscriptions (their charges)."""
+coupons, subscriptions (their charges), and a customer's applied coupons and subscriptions."""
 
 from django.urls import include, path
 
@@ -30,6 +30,16 @@ urlpatterns = [
     path("coupons", views.CouponsView.as_view(), name="coupons"),
     path("coupons/<str:code>", views.CouponView.as_view(), name="coupon"),
     path("applied_coupons", views.AppliedCouponsView.as_view(), name="applied-coupons"),
+    path(
+        "customers/<str:external_customer_id>/applied_coupons",
+        views.CustomerAppliedCouponsView.as_view(),
+        name="customer-applied-coupons",
+    ),
+    path(
+        "customers/<str:external_customer_id>/subscriptions",
+        views.CustomerSubscriptionsView.as_view(),
+        name="customer-subscriptions",
+    ),
     path(
         "customers/<str:external_customer_id>/applied_coupons/<str:applied_coupon_id>",
         views.CustomerAppliedCouponView.as_view(),

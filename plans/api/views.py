@@ -22,7 +22,17 @@ from customers.models import Customer
 
 from .. import selectors, services
 from ..commitments import plan_minimum_commitment_set
-from ..models import AddOn, AppliedCoupon, Coupon, Plan, Subscription, SubscriptionStatus, Tax
+from ..models import (
+    AddOn,
+    AppliedCoupon,
+    Coupon,
+    OnTerminationCreditNote,
+    OnTerminationInvoice,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+    Tax,
+)
 from ..subscriptions import live_subscription
 from ..usage_thresholds import plan_usage_thresholds_set
 from . import serializers as s
@@ -319,16 +329,38 @@ class AppliedCouponsView(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
-        rows = _applied_coupons()
-        params = request.query_params
-        if params.get("external_customer_id"):
-            rows = rows.filter(customer__external_id=params["external_customer_id"])
-        if params.get("status"):
-            rows = rows.filter(status=params["status"])
-        codes = params.getlist("coupon_code[]") or params.getlist("coupon_code")
-        if codes:
-            rows = rows.filter(coupon__code__in=codes)
-        return paginated(request, rows, "applied_coupons", s.serialize_applied_coupon)
+        return _applied_coupon_index(request, request.query_params.get("external_customer_id"))
+
+
+def _applied_coupon_index(request: Request, external_customer_id: str | None) -> Response:
+    """Lago's AppliedCouponIndex: GET /applied_coupons and a customer's /applied_coupons."""
+    rows = _applied_coupons()
+    params = request.query_params
+    if external_customer_id:
+        rows = rows.filter(customer__external_id=external_customer_id)
+    if params.get("status"):
+        rows = rows.filter(status=params["status"])
+    codes = params.getlist("coupon_code[]") or params.getlist("coupon_code")
+    if codes:
+        rows = rows.filter(coupon__code__in=codes)
+    return paginated(request, rows, "applied_coupons", s.serialize_applied_coupon)
+
+
+class CustomerAppliedCouponsView(APIView):
+    resource_name = "applied_coupon"
+
+    @extend_schema(
+        operation_id="findAllCustomerAppliedCoupons",
+        parameters=[
+            *_PAGE,
+            OpenApiParameter("status", str, enum=["active", "terminated"]),
+            OpenApiParameter("coupon_code[]", str, many=True),
+        ],
+        responses={200: OpenApiTypes.OBJECT, 404: _ERROR},
+    )
+    def get(self, request: Request, external_customer_id: str) -> Response:
+        # Lago's Customers::AppliedCouponsController#index: a 404 customer_not_found first.
+        return _applied_coupon_index(request, _customer(external_customer_id).external_id)
 
 
 class CustomerAppliedCouponView(APIView):
@@ -397,6 +429,7 @@ class SubscriptionsView(APIView):
             subscription_at=data.get("subscription_at"),
             ending_at=data.get("ending_at"),
             plan_overrides=data.get("plan_overrides"),
+            purchase_order_number=data.get("purchase_order_number") or "",
         )
         return _subscription_answer(subscription)
 
@@ -411,16 +444,38 @@ class SubscriptionsView(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
-        params = request.query_params
-        statuses = params.getlist("status[]") or params.getlist("status")
-        if any(status not in SubscriptionStatus.values for status in statuses):
-            raise Unprocessable({"status": ["value_is_invalid"]})
-        rows = selectors.subscriptions_list(
-            external_customer_id=params.get("external_customer_id") or None,
-            plan_code=params.get("plan_code") or None,
-            statuses=statuses,
-        )
-        return paginated(request, _with_followers(rows), "subscriptions", s.serialize_subscriptions, many=True)
+        return _subscription_index(request, request.query_params.get("external_customer_id") or None)
+
+
+def _subscription_index(request: Request, external_customer_id: str | None) -> Response:
+    """Lago's SubscriptionIndex: GET /subscriptions and a customer's /subscriptions."""
+    params = request.query_params
+    statuses = params.getlist("status[]") or params.getlist("status")
+    if any(status not in SubscriptionStatus.values for status in statuses):
+        raise Unprocessable({"status": ["value_is_invalid"]})
+    rows = selectors.subscriptions_list(
+        external_customer_id=external_customer_id,
+        plan_code=params.get("plan_code") or None,
+        statuses=statuses,
+    )
+    return paginated(request, _with_followers(rows), "subscriptions", s.serialize_subscriptions, many=True)
+
+
+class CustomerSubscriptionsView(APIView):
+    resource_name = "subscription"
+
+    @extend_schema(
+        operation_id="findAllCustomerSubscriptions",
+        parameters=[
+            *_PAGE,
+            OpenApiParameter("plan_code", str),
+            OpenApiParameter("status[]", str, many=True, enum=SubscriptionStatus.values),
+        ],
+        responses={200: OpenApiTypes.OBJECT, 404: _ERROR},
+    )
+    def get(self, request: Request, external_customer_id: str) -> Response:
+        # Lago's Customers::SubscriptionsController#index.
+        return _subscription_index(request, _customer(external_customer_id).external_id)
 
 
 class SubscriptionView(APIView):
@@ -435,17 +490,40 @@ class SubscriptionView(APIView):
         subscription = _subscription(external_id, request.query_params.get("status"))
         data = s.parse(s.SubscriptionInput, unwrap(request, "subscription"))
         # Only the keys sent: an explicit null ending_at clears it, an absent one keeps it.
-        keys = ("name", "subscription_at", "ending_at", "plan_overrides")
+        keys = (
+            "name",
+            "subscription_at",
+            "ending_at",
+            "plan_overrides",
+            "on_termination_invoice",
+            "on_termination_credit_note",
+            "purchase_order_number",
+        )
         arguments = {key: data[key] for key in keys if key in data}
         updated = services.subscription_update(subscription=subscription, **arguments)
         return _subscription_answer(updated)
 
-    @_doc("destroySubscription", "subscription", parameters=[_STATUS])
+    @_doc(
+        "destroySubscription",
+        "subscription",
+        parameters=[
+            _STATUS,
+            OpenApiParameter("on_termination_invoice", str, enum=OnTerminationInvoice.values),
+            OpenApiParameter("on_termination_credit_note", str, enum=OnTerminationCreditNote.values),
+        ],
+    )
     def delete(self, request: Request, external_id: str) -> Response:
-        status = request.query_params.get("status") or SubscriptionStatus.ACTIVE
+        params = request.query_params
+        status = params.get("status") or SubscriptionStatus.ACTIVE
         if status not in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING):
             raise Unprocessable({"status": ["value_is_invalid"]})
         subscription = live_subscription(external_id, status)
         if subscription is None:
             raise NotFound("subscription")
-        return _subscription_answer(services.subscription_terminate(subscription=subscription))
+        terminated = services.subscription_terminate(
+            subscription=subscription,
+            # Lago's Subscriptions::TerminateService: blank means generate / credit.
+            on_termination_invoice=params.get("on_termination_invoice") or None,
+            on_termination_credit_note=params.get("on_termination_credit_note") or None,
+        )
+        return _subscription_answer(terminated)

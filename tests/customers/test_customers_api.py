@@ -12,6 +12,8 @@ pytestmark = pytest.mark.django_db
 
 CUSTOMER_KEYS = {
     "lago_id",
+    "billing_entity_code",
+    "taxes",
     "sequential_id",
     "slug",
     "external_id",
@@ -394,7 +396,7 @@ def test_other_apps_customer_paths_are_not_swallowed(api, organization):
     assert resolve("/api/v1/customers/acme/payments").url_name == "customer-payments"
     assert resolve("/api/v1/customers/acme/applied_coupons/x").url_name == "customer-applied-coupon"
     # A customer path nobody defines is the JSON 404, not a customer lookup.
-    assert api.get("/api/v1/customers/acme/nothing").json()["code"] == "not_found"
+    assert api.get("/api/v1/customers/acme/nothing").json()["code"] == "resource_not_found"
 
 
 def test_wrong_method_is_405_in_lagos_shape(api, organization):

@@ -183,7 +183,7 @@ def test_upgrade_from_a_pay_in_advance_plan_credits_the_unused_days(monkeypatch)
     monkeypatch.setattr(
         credit_notes,
         "credit_note_create_for_unused_subscription_fee",
-        lambda *, fee, amount, actor: calls.append((fee.amount, amount)),
+        lambda *, fee, amount, actor, **options: calls.append((fee.amount, amount)),
     )
     old = make_plan(code="basic", amount_cents=3100, pay_in_advance=True)
     new = make_plan(code="pro", amount_cents=6200, pay_in_advance=True)
