@@ -170,10 +170,14 @@ def _figures(*, invoice: Invoice, items: list[tuple[Fee | None, Decimal]]) -> Cr
         total=Sum("total_amount"),
         refunded=Sum("refund_amount"),
     )
+    coupons_left = max(invoice.coupons_amount - (earlier["coupons"] or ZERO), ZERO)
     if credits_everything_left:
-        coupons_adjustment = max(invoice.coupons_amount - (earlier["coupons"] or ZERO), ZERO)
+        coupons_adjustment = coupons_left
     else:
-        coupons_adjustment = round_amount(precise_coupons, currency)
+        # Never more than the invoice's coupons not yet taken back: notes each rounding their
+        # share up (0.155 -> 0.16 twice, 0.0296 -> 0.03, of 0.34) would take back 0.35, and the
+        # last note, which cannot give a coupon back, would leave the notes a cent short.
+        coupons_adjustment = min(round_amount(precise_coupons, currency), coupons_left)
     items_amount = sum((i.amount for i in figures_items), ZERO)
     coupons_adjustment = min(coupons_adjustment, items_amount)
     sub_total = items_amount - coupons_adjustment

@@ -35,7 +35,11 @@ def _coupon_applies(applied: AppliedCoupon, fee: Fee) -> bool:
     coupon = applied.coupon
     if coupon.limited_plans:
         plan_ids = {plan.pk for plan in coupon.plans.all()}
-        return fee.subscription is not None and fee.subscription.plan_id in plan_ids
+        if fee.subscription is None:
+            return False
+        # A subscription with its own terms is on an override (a child plan) of the coupon's plan.
+        plan = fee.subscription.plan
+        return plan.pk in plan_ids or plan.parent_id in plan_ids
     if coupon.limited_billable_metrics:
         metric_ids = {metric.pk for metric in coupon.billable_metrics.all()}
         return fee.fee_type == FeeType.CHARGE and fee.charge is not None and fee.charge.billable_metric_id in metric_ids

@@ -9,3 +9,8 @@ class MetricsErrorCode(StrEnum):
     INVALID_FORMAT = "invalid_format"
     # Ingestion kept meeting deadlocks: the client retries after Retry-After.
     INGESTION_BUSY = "ingestion_busy"
+    # Billable metric expressions (Lago's codes): one that does not parse, an event that has no
+    # value for it (a missing property, arithmetic on a string, a division by zero).
+    INVALID_EXPRESSION = "invalid_expression"
+    INVALID_EVENT = "invalid_event"
+    EXPRESSION_EVALUATION_FAILED = "expression_evaluation_failed"

@@ -8,6 +8,7 @@ from typing import Any
 from billing_project.errors import DomainError, UnavailableError
 
 from .error_codes import MetricsErrorCode
+from .expressions import ExpressionSyntaxError
 
 
 class MetricsError(DomainError):
@@ -19,6 +20,20 @@ class MetricValidationError(MetricsError):
 
     def __init__(self, details: dict[str, list[str]]) -> None:
         super().__init__(details)
+
+
+class ExpressionValidationError(MetricValidationError):
+    """An expression that does not parse: Lago's {"expression": ["invalid_expression"]}, and where
+    it breaks (`expression_error`: message and 0-based position), which Lago does not tell."""
+
+    def __init__(self, details: dict[str, list[str]], error: ExpressionSyntaxError) -> None:
+        super().__init__(details)
+        self.syntax_error = error
+
+    def lago_body(self) -> dict[str, Any]:
+        body = super().lago_body()
+        body["expression_error"] = {"message": self.syntax_error.message, "position": self.syntax_error.position}
+        return body
 
 
 class IngestionError(MetricsError):

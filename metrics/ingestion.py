@@ -31,11 +31,13 @@ from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 
 from billing_project.after_commit import send_after_commit
 
+from .error_codes import MetricsErrorCode
 from .errors import IngestionBusyError, IngestionError
+from .expressions import ExpressionEvaluationError, ExpressionEvent, expression_stored_value, unix_seconds
 from .models import BillableMetric, Event
 from .signals import events_rejected, events_stored
 
@@ -100,6 +102,8 @@ class StoredEvent:
     # Texts ingestion already encoded (answers reuse them).
     properties_json: str | None = None
     timestamp_text: str | None = None
+    # The property a metric expression computed into this event (read back for replays only).
+    computed_field: str | None = None
 
 
 @dataclass(slots=True)
@@ -300,6 +304,12 @@ def is_same_payload(sent: EventInput, stored: StoredEvent) -> bool:
     if sent.precise_total_amount_cents != stored.precise_total_amount_cents:
         return False
     # Both sides through json's canonical text: it tells 1 from true, which == on dicts does not.
+    # A property computed by the metric's expression is the server's, not the client's.
+    computed = stored.computed_field
+    if computed is not None:
+        sent_properties = {k: v for k, v in sent.properties.items() if k != computed}
+        stored_properties = {k: v for k, v in stored.properties.items() if k != computed}
+        return _canonical(sent_properties) == _canonical(stored_properties)
     return _canonical(sent.properties) == _canonical(stored.properties)
 
 
@@ -428,14 +438,59 @@ def _announce_conflicts(events: list[EventInput], errors: dict[str, Any]) -> Non
 def _store_once(
     unique: list[EventInput], unique_indexes: list[int], received_at: datetime
 ) -> tuple[list[StoredEvent], list[bool]]:
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            stored, replayed, announced = _insert_postgresql(unique, unique_indexes, received_at)
-        else:
-            stored, replayed, announced = _insert_generic(unique, unique_indexes, received_at)
-        if announced:
-            send_after_commit(events_stored, sender=Event, events=announced)
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                stored, replayed, announced = _insert_postgresql(unique, unique_indexes, received_at)
+            else:
+                stored, replayed, announced = _insert_generic(unique, unique_indexes, received_at)
+            if announced:
+                send_after_commit(events_stored, sender=Event, events=announced)
+    except DatabaseError as error:
+        if not _is_expression_failure(error):
+            raise
+        # The INSERT evaluated a metric expression that has no value for some event: nothing was
+        # stored. Which events, the Python evaluator (the same rules) tells.
+        raise IngestionError(_expression_failures(unique, unique_indexes) or _ALL_FAILED) from error
     return stored, replayed
+
+
+_EXPRESSION_FAILED = {"expression": [MetricsErrorCode.EXPRESSION_EVALUATION_FAILED.value]}
+_ALL_FAILED = {"events": [MetricsErrorCode.EXPRESSION_EVALUATION_FAILED.value]}
+
+
+def _is_expression_failure(error: DatabaseError) -> bool:
+    """Raised inside tollgate_expression_text (no value, or a number beyond numeric's range)."""
+    diag = getattr(error.__cause__, "diag", None)
+    context = getattr(diag, "context", None) or ""
+    return "tollgate_expression" in context or "tollgate_expression_failed" in str(error)
+
+
+def _expression_trees(codes: set[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """{code: (field_name, parsed expression)} of the live metrics among `codes` with one."""
+    rows = BillableMetric.live.filter(code__in=codes, expression_ast__isnull=False).values_list(
+        "code", "field_name", "expression_ast"
+    )
+    return {code: (field, tree) for code, field, tree in rows if tree is not None}
+
+
+def _expression_event(event: EventInput) -> ExpressionEvent:
+    return ExpressionEvent(event.code, unix_seconds(event.timestamp), event.properties)
+
+
+def _expression_failures(
+    events: list[EventInput], indexes: list[int], trees: dict[str, tuple[str, dict[str, Any]]] | None = None
+) -> dict[str, Any]:
+    if trees is None:
+        trees = _expression_trees({e.code for e in events})
+    errors: dict[str, Any] = {}
+    for i, event in enumerate(events):
+        if event.code in trees:
+            try:
+                expression_stored_value(trees[event.code][1], _expression_event(event))
+            except ExpressionEvaluationError:
+                errors[str(indexes[i])] = _EXPRESSION_FAILED
+    return errors
 
 
 # SQLSTATEs PostgreSQL asks a client to retry: serialization_failure, deadlock_detected.
@@ -454,20 +509,35 @@ _TABLE = Event._meta.db_table
 # metric's that a pay-in-advance charge prices. The subquery is uncorrelated, so PostgreSQL runs
 # it once per statement as a hashed SubPlan over the (small) metrics table: no extra round trip,
 # and replays (not returned by ON CONFLICT DO NOTHING) are never announced.
+#
+# Metric expressions (metrics.expressions) are evaluated by the same statement: an event whose code
+# is a live metric's with an expression gets properties[field_name] from tollgate_expression_text
+# (metrics migration 0007). The test `c IN (...)` is another hashed SubPlan, so events of other codes
+# pay nothing, and no join reorders the rows (they go in in the canonical order). Only events with a
+# computed property bring their properties back (the last column), for the answer.
+_METRICS = BillableMetric._meta.db_table
+_WITH_EXPRESSION = f"SELECT x.code FROM {_METRICS} x WHERE x.expression_ast IS NOT NULL AND x.deleted_at IS NULL"
 _INSERT_SQL = f"""
 INSERT INTO {_TABLE}
     (transaction_id, external_subscription_id, code, timestamp, properties, precise_total_amount_cents, created_at)
-SELECT t, s, c, ts, p, a, %s::timestamptz
+SELECT t, s, c, ts,
+    CASE WHEN c IN ({_WITH_EXPRESSION}) THEN p || (
+        SELECT jsonb_build_object(x.field_name, tollgate_expression_text(x.expression_ast, p, c, ts))
+        FROM {_METRICS} x WHERE x.code = c AND x.expression_ast IS NOT NULL AND x.deleted_at IS NULL
+    ) ELSE p END,
+    a, %s::timestamptz
 FROM json_to_recordset(%s::json) AS r(t varchar, s varchar, c varchar, ts timestamptz, p jsonb, a numeric)
 ON CONFLICT (transaction_id, external_subscription_id) DO NOTHING
 RETURNING id, transaction_id, external_subscription_id, code IN (
-    SELECT m.code FROM {BillableMetric._meta.db_table} m WHERE m.has_pay_in_advance_charges AND m.deleted_at IS NULL
-)
+    SELECT m.code FROM {_METRICS} m WHERE m.has_pay_in_advance_charges AND m.deleted_at IS NULL
+), CASE WHEN code IN ({_WITH_EXPRESSION}) THEN properties::text END
 """
 _EXISTING_SQL = f"""
 SELECT id, transaction_id, external_subscription_id, code, timestamp, properties::text,
-       precise_total_amount_cents, created_at
-FROM {_TABLE}
+       precise_total_amount_cents, created_at,
+       (SELECT x.field_name FROM {_METRICS} x
+        WHERE x.code = e.code AND x.expression_ast IS NOT NULL AND x.deleted_at IS NULL)
+FROM {_TABLE} e
 WHERE (transaction_id, external_subscription_id) IN (
     SELECT * FROM json_to_recordset(%s::json) AS k(t varchar, s varchar)
 )
@@ -487,7 +557,7 @@ def _insert_postgresql(
     position = {(e.transaction_id, e.external_subscription_id): i for i, e in enumerate(events)}
     with connection.cursor() as cursor:
         cursor.execute(_INSERT_SQL, [received_at, "[" + ",".join([e.recordset_row() for e in events]) + "]"])
-        for event_id, transaction_id, external_subscription_id, in_advance in cursor.fetchall():
+        for event_id, transaction_id, external_subscription_id, in_advance, computed in cursor.fetchall():
             i = position[(transaction_id, external_subscription_id)]
             e = events[i]
             if in_advance:
@@ -498,10 +568,10 @@ def _insert_postgresql(
                 external_subscription_id=external_subscription_id,
                 code=e.code,
                 timestamp=e.timestamp,
-                properties=e.properties,
+                properties=e.properties if computed is None else json.loads(computed),
                 precise_total_amount_cents=e.precise_total_amount_cents,
                 created_at=received_at,
-                properties_json=e.properties_json,
+                properties_json=e.properties_json if computed is None else computed,
                 timestamp_text=e.timestamp_text,
             )
         conflicting = [i for i, s in enumerate(stored) if s is None]
@@ -523,6 +593,7 @@ def _insert_postgresql(
                 properties=json.loads(row[5]),
                 precise_total_amount_cents=row[6],
                 created_at=row[7],
+                computed_field=row[8],
             )
     return (*_judge_conflicts(events, indexes, stored, conflicting), announced)
 
@@ -551,7 +622,15 @@ def _insert_generic(
     """Row by row through the ORM: correct on SQLite (the demo database), not fast."""
     stored: list[StoredEvent | None] = []
     conflicting: list[int] = []
+    trees = _expression_trees({e.code for e in events})
+    failures = _expression_failures(events, indexes, trees) if trees else {}
+    if failures:
+        raise IngestionError(failures)
     for i, e in enumerate(events):
+        properties = e.properties
+        if e.code in trees:
+            field, tree = trees[e.code]
+            properties = {**properties, field: expression_stored_value(tree, _expression_event(e))}
         try:
             with transaction.atomic():
                 row = Event.objects.create(
@@ -559,16 +638,19 @@ def _insert_generic(
                     external_subscription_id=e.external_subscription_id,
                     code=e.code,
                     timestamp=e.timestamp,
-                    properties=e.properties,
+                    properties=properties,
                     precise_total_amount_cents=e.precise_total_amount_cents,
                     created_at=received_at,
                 )
-            stored.append(_stored_from_model(row, properties=e.properties))
+            stored.append(_stored_from_model(row, properties=properties))
         except IntegrityError:
             existing = Event.objects.filter(
                 transaction_id=e.transaction_id, external_subscription_id=e.external_subscription_id
             ).first()
-            stored.append(_stored_from_model(existing) if existing else None)
+            replay = _stored_from_model(existing) if existing else None
+            if replay is not None and replay.code in trees:
+                replay.computed_field = trees[replay.code][0]
+            stored.append(replay)
             conflicting.append(i)
     stored_events, replayed = _judge_conflicts(events, indexes, stored, conflicting)
     new = [event for event, was_replayed in zip(stored_events, replayed, strict=True) if not was_replayed]

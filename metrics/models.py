@@ -46,6 +46,9 @@ class BillableMetric(models.Model):
     rounding_function = models.CharField(max_length=8, blank=True, choices=RoundingFunction.choices)
     rounding_precision = models.IntegerField(null=True, blank=True)
     expression = models.TextField(blank=True)
+    # The parsed `expression` (metrics.expressions' JSON tree), null without one. Ingestion's
+    # INSERT evaluates it on PostgreSQL (tollgate_expression_text) into properties[field_name].
+    expression_ast = models.JSONField(null=True, blank=True, editable=False)
     # True while a live pay-in-advance charge prices this metric. Plans owns the truth (charges
     # live to the right) and keeps this copy with services.billable_metrics_pay_in_advance_sync;
     # ingestion reads it inside its INSERT statement to know which new events to announce, so

@@ -4,6 +4,7 @@ error codes. Event ingestion has its own module (ingestion.py): it is the hot pa
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -11,7 +12,17 @@ from django.utils import timezone
 
 from billing_project.after_commit import send_after_commit
 
-from .errors import MetricValidationError
+from .error_codes import MetricsErrorCode
+from .errors import ExpressionValidationError, MetricValidationError
+from .expressions import (
+    ExpressionEvaluationError,
+    ExpressionEvent,
+    ExpressionSyntaxError,
+    expression_parse,
+    expression_stored_value,
+    unix_seconds,
+)
+from .ingestion import parse_timestamp
 from .models import AggregationType, BillableMetric, BillableMetricFilter, RoundingFunction
 from .signals import billable_metric_deleted
 
@@ -92,11 +103,32 @@ def billable_metric_validate(metric: BillableMetric) -> dict[str, list[str]]:
         errors["rounding_precision"] = ["value_is_invalid"]
     elif precision is not None and not -15 <= precision <= 15:
         errors["rounding_precision"] = ["value_is_invalid"]
-    if metric.expression:
-        # Lago's custom expressions (computed fields) are not implemented: refusing one is safer
-        # than storing it and billing as if it did not exist.
-        errors["expression"] = ["value_is_invalid"]
+    errors.update(_validate_expression(metric))
     return errors
+
+
+def _validate_expression(metric: BillableMetric) -> dict[str, list[str]]:
+    """Parse the expression into `expression_ast` (None without one). A count has no field for it
+    to compute (Lago: any aggregation except COUNT). A syntax error is kept on the metric, so the
+    refusal can say where the expression breaks."""
+    metric.expression_ast = None
+    if not metric.expression:
+        return {}
+    if metric.aggregation_type == AggregationType.COUNT:
+        return {"expression": ["value_is_invalid"]}
+    try:
+        metric.expression_ast = expression_parse(metric.expression)
+    except ExpressionSyntaxError as error:
+        metric._expression_syntax_error = error  # type: ignore[attr-defined]  # read by _refuse
+        return {"expression": [MetricsErrorCode.INVALID_EXPRESSION]}
+    return {}
+
+
+def _refuse(metric: BillableMetric, errors: dict[str, list[str]]) -> MetricValidationError:
+    syntax_error = getattr(metric, "_expression_syntax_error", None)
+    if syntax_error is not None and "expression" in errors:
+        return ExpressionValidationError(errors, syntax_error)
+    return MetricValidationError(errors)
 
 
 def _save(metric: BillableMetric, filters: list[tuple[str, list[str]]] | None) -> BillableMetric:
@@ -153,7 +185,7 @@ def billable_metric_create(
     cleaned_filters, errors = _validate_filters(filters)
     errors = {**billable_metric_validate(metric), **errors}
     if errors:
-        raise MetricValidationError(errors)
+        raise _refuse(metric, errors)
     return _save(metric, cleaned_filters)
 
 
@@ -186,7 +218,7 @@ def billable_metric_update(*, metric: BillableMetric, changes: Mapping[str, Any]
         cleaned_filters, errors = _validate_filters(changes["filters"] or [])
     errors = {**billable_metric_validate(metric), **errors}
     if errors:
-        raise MetricValidationError(errors)
+        raise _refuse(metric, errors)
     return _save(metric, cleaned_filters)
 
 
@@ -233,3 +265,30 @@ def billable_metrics_pay_in_advance_sync(
                 has_pay_in_advance_charges=False
             )
     return changed
+
+
+def billable_metric_evaluate_expression(*, expression: Any, event: Any, now: datetime) -> str:
+    """POST /billable_metrics/evaluate_expression: the value `expression` gives for a sample event
+    (nothing stored), as ingestion would write it. Lago's codes (app/services/billable_metrics/
+    evaluate_expression_service.rb): expression value_is_mandatory / invalid_expression, event
+    invalid_event. The event's timestamp defaults to now."""
+    if expression is None or expression == "":
+        raise MetricValidationError({"expression": ["value_is_mandatory"]})
+    if not isinstance(expression, str):
+        raise MetricValidationError({"expression": [MetricsErrorCode.INVALID_EXPRESSION]})
+    try:
+        tree = expression_parse(expression)
+    except ExpressionSyntaxError as error:
+        raise ExpressionValidationError({"expression": [MetricsErrorCode.INVALID_EXPRESSION]}, error) from None
+    invalid_event = MetricValidationError({"event": [MetricsErrorCode.INVALID_EVENT]})
+    if not isinstance(event, Mapping):
+        raise invalid_event
+    code, raw_timestamp, properties = event.get("code"), event.get("timestamp"), event.get("properties")
+    moment = now if raw_timestamp in (None, "") else parse_timestamp(raw_timestamp)
+    if moment is None or not isinstance(properties, (Mapping, type(None))) or not isinstance(code, (str, type(None))):
+        raise invalid_event
+    sample = ExpressionEvent(code or "", unix_seconds(moment), dict(properties or {}))
+    try:
+        return expression_stored_value(tree, sample)
+    except ExpressionEvaluationError:
+        raise invalid_event from None

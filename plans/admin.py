@@ -15,15 +15,18 @@ from django.contrib import admin, messages
 from django.db import models, transaction
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 from djmoney.money import Money
 
 from billing_project.admin import LiveFilter
 from billing_project.money import to_cents
 
-from . import services
+from . import admin_pricing, charge_models, services
 from .errors import PlansError
 from .models import AddOn, AppliedCoupon, Charge, Coupon, CustomerTax, Plan, Subscription, SubscriptionStatus, Tax
+from .overrides import charge_spec
 
 _MESSAGES = {
     "value_is_mandatory": "This field is required.",
@@ -184,17 +187,23 @@ class PlanForm(ServiceForm):
             "taxes",
         ]
 
+    # The answer of the confirmation page (PlanAdmin.changeform_view): None applies the change to
+    # live subscriptions, False keeps their terms (plan_update's cascade_updates).
+    cascade_updates: bool | None = None
+
     def call_service(self) -> Plan:
         arguments = _plan_arguments(self)
         if self.instance._state.adding:
             return services.plan_create(**arguments)
-        return services.plan_update(plan=Plan.objects.get(pk=self.instance.pk), **arguments)
+        plan = Plan.objects.get(pk=self.instance.pk)
+        return services.plan_update(plan=plan, cascade_updates=self.cascade_updates, **arguments)
 
 
 class ChargeForm(forms.ModelForm):
     class Meta:
         model = Charge
         fields = [
+            "code",
             "billable_metric",
             "charge_model",
             "properties",
@@ -205,6 +214,11 @@ class ChargeForm(forms.ModelForm):
             "invoice_display_name",
             "taxes",
         ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["code"].required = False
+        self.fields["code"].help_text = "Blank: the metric's code (with _2, _3... if taken)."
 
 
 class ChargeFormSet(BaseInlineFormSet):
@@ -219,6 +233,7 @@ class ChargeFormSet(BaseInlineFormSet):
             if not data or data.get("DELETE") or not data.get("billable_metric"):
                 continue
             spec = {
+                "code": data.get("code") or None,
                 "billable_metric_id": str(data["billable_metric"].pk),
                 "charge_model": data.get("charge_model"),
                 "properties": data.get("properties"),
@@ -272,32 +287,150 @@ class ChargeInline(admin.StackedInline):
     formset = ChargeFormSet
     extra = 0
     fk_name = "plan"
+    readonly_fields = ["pricing"]
+
+    @admin.display(description="Pricing editor")
+    def pricing(self, obj: Charge) -> str:
+        if obj._state.adding:
+            return "Save the plan first, then edit this charge's prices and tiers here."
+        url = reverse("admin:plans_plan_charge_pricing", args=[obj.plan_id, obj.pk])
+        return format_html('<a href="{}" class="button charge-pricing-link">Edit prices and tiers</a>', url)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).filter(deleted_at__isnull=True).select_related("billable_metric")
+
+
+class OverrideFilter(admin.SimpleListFilter):
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("catalogue", "Catalogue plans"), ("override", "Subscription overrides")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "catalogue":
+            return queryset.filter(parent__isnull=True)
+        if self.value() == "override":
+            return queryset.filter(parent__isnull=False)
+        return queryset
+
+
+# Plan form fields that change what live subscriptions pay or how they are billed.
+_TERMS_FIELDS = {"amount", "interval", "pay_in_advance", "trial_period", "bill_charges_monthly", "taxes"}
+
+
+_PRICE_KEYS = ("billable_metric_id", "charge_model", "properties", "pay_in_advance", "prorated", "min_amount_cents")
+
+
+def _charges_change(plan: Plan, formset: ChargeFormSet) -> bool:
+    """Whether the posted charges price differently from the plan's live ones."""
+    current = {
+        spec["id"]: {key: spec[key] for key in _PRICE_KEYS}
+        for spec in (charge_spec(c) for c in plan.charges.filter(deleted_at__isnull=True))
+    }
+    posted = {}
+    for spec in formset.charge_specs():
+        if "id" not in spec:
+            return True
+        metric = {"billable_metric_id": spec["billable_metric_id"]}
+        values = {key: spec.get(key) for key in _PRICE_KEYS}
+        values["properties"] = charge_models.clean_properties(spec["charge_model"], spec.get("properties") or {})
+        values["pay_in_advance"], values["prorated"] = bool(spec.get("pay_in_advance")), bool(spec.get("prorated"))
+        posted[spec["id"]] = {**values, **metric}
+    return posted != current
+
+
+def _cascade_choice(request: HttpRequest) -> bool | None:
+    return False if request.POST.get("_cascade") == "new" else None
 
 
 @admin.register(Plan)
 class PlanAdmin(ServiceAdmin):
     form = PlanForm
     inlines = [ChargeInline]
-    list_display = ["code", "name", "interval", "amount", "pay_in_advance", "created_at", "deleted_at"]
-    list_filter = [LiveFilter, "interval", "pay_in_advance"]
+    list_display = ["code", "name", "interval", "amount", "pay_in_advance", "parent", "created_at", "deleted_at"]
+    list_filter = [LiveFilter, OverrideFilter, "interval", "pay_in_advance"]
     search_fields = ["code", "name"]
-    readonly_fields = ["id", "created_at", "updated_at", "deleted_at"]
+    readonly_fields = ["id", "parent", "created_at", "updated_at", "deleted_at"]
+    actions = ["duplicate"]
+
+    def get_urls(self) -> list[URLPattern]:
+        pricing = self.admin_site.admin_view(
+            lambda request, object_id, charge_id: admin_pricing.charge_pricing_view(self, request, object_id, charge_id)
+        )
+        return [
+            path("<uuid:object_id>/charges/<uuid:charge_id>/pricing/", pricing, name="plans_plan_charge_pricing"),
+            *super().get_urls(),
+        ]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"cascade_updates": _cascade_choice(request)})
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """A save that live subscriptions would feel first asks whether it applies to them."""
+        if request.method == "POST" and object_id and request.POST.get("_cascade") not in ("all", "new"):
+            plan = self.get_object(request, object_id)
+            live = admin_pricing.live_subscriptions(plan) if plan is not None else 0
+            if plan is not None and live and self.has_change_permission(request, plan):
+                form = self.get_form(request, plan, change=True)(request.POST, request.FILES, instance=plan)
+                form_valid = form.is_valid()
+                # Django's own (private, stable since 2.x) builder of the change form's inlines.
+                build = self._create_formsets  # type: ignore[attr-defined]
+                formsets, _ = build(request, form.instance if form_valid else plan, change=True)
+                if form_valid and all(formset.is_valid() for formset in formsets):
+                    charges = [f for f in formsets if isinstance(f, ChargeFormSet)]
+                    terms = _TERMS_FIELDS & set(form.changed_data) or any(_charges_change(plan, f) for f in charges)
+                    if terms:
+                        return admin_pricing.confirm_page(request, plan, "the terms", live)
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         for formset in formsets:
             if isinstance(formset, ChargeFormSet):
-                services.plan_update(plan=Plan.objects.get(pk=form.instance.pk), charges=formset.charge_specs())
+                services.plan_update(
+                    plan=Plan.objects.get(pk=form.instance.pk),
+                    charges=formset.charge_specs(),
+                    cascade_updates=_cascade_choice(request),
+                )
                 # What the admin's change message reads (the service did the saving).
                 formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     def delete_model(self, request: HttpRequest, obj: Plan) -> None:
         services.plan_delete(plan=obj)
 
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        cascade = request.POST.get("_cascade") if request.method == "POST" else None
+        if cascade and isinstance(message, list):
+            reach = "applies to live subscriptions" if cascade == "all" else "only new subscriptions"
+            message = [*message, {"changed": {"fields": [f"terms ({reach})"]}}]
+        return super().log_change(request, obj, message)
+
+    @admin.action(description="Duplicate selected plans", permissions=["add"])
+    def duplicate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for plan in queryset.filter(deleted_at__isnull=True, parent__isnull=True):
+            code = _free_code(f"{plan.code}_copy")
+            copy = services.plan_duplicate(plan=plan, code=code, name=f"{plan.name} (copy)")
+            self.log_addition(request, copy, f"Duplicated from {plan.code}.")
+            self.log_change(request, plan, f"Duplicated as {copy.code}.")
+            self.message_user(request, f"{plan.code} duplicated as {copy.code}.", messages.SUCCESS)
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_delete_permission(request, obj) and (obj is None or obj.deleted_at is None)
+
+
+def _free_code(base: str) -> str:
+    code, n = base, 1
+    while Plan.live.filter(code=code).exists():
+        n += 1
+        code = f"{base}_{n}"
+    return code
 
 
 # --------------------------------------------------------------------------------------------

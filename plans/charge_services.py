@@ -3,12 +3,13 @@ removed ones), retiring a deleted metric's charges, and syncing metrics' pay-in-
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from billing_project.money import from_cents
 from metrics import services as metrics_services
@@ -140,6 +141,7 @@ def _charge_fields(spec: Mapping[str, Any], metric: BillableMetric, currency: st
         "invoice_display_name": spec.get("invoice_display_name") or "",
         "filters": [
             {
+                "id": f.get("id"),
                 "values": f.get("values"),
                 "properties": charge_models.clean_properties(charge_model, f.get("properties") or {}),
                 "invoice_display_name": f.get("invoice_display_name") or "",
@@ -154,14 +156,17 @@ _FROZEN_CHARGE_FIELDS = ("billable_metric", "charge_model", "pay_in_advance", "p
 
 
 def _filters_sync(charge: Charge, filters: Sequence[Mapping[str, Any]], now: datetime) -> None:
-    """Keep filters whose `values` are unchanged (updating their price), soft-delete the others
-    and add the new ones: fees already billed keep pointing at their filter."""
+    """Keep filters named by `id` or whose `values` are unchanged (updating them), soft-delete the
+    others and add the new ones: fees already billed keep pointing at their filter."""
     existing = list(charge.filters.filter(deleted_at__isnull=True))
     kept = set()
     for spec in filters:
-        match = next((f for f in existing if f.values == spec["values"] and f.pk not in kept), None)
+        match = next((f for f in existing if spec.get("id") and str(f.pk) == str(spec["id"])), None)
+        if match is None or match.pk in kept:
+            match = next((f for f in existing if f.values == spec["values"] and f.pk not in kept), None)
         if match is None:
             match = ChargeFilter(charge=charge, values=spec["values"])
+        match.values = spec["values"]
         match.properties = spec["properties"]
         match.invoice_display_name = spec["invoice_display_name"]
         match.save()
@@ -193,41 +198,89 @@ def pay_in_advance_flags_sync(*, metric_ids: Iterable[Any] | None = None) -> int
     )
 
 
+def charge_code_next(taken: Iterable[str], base: str) -> str:
+    """Lago's default charge code (app/services/charges/generate_code_service.rb): the metric's
+    code, or `<code>_<n>` with n one more than the highest suffix in use (at least 2)."""
+    taken = set(taken)
+    if base not in taken:
+        return base
+    prefix = f"{base}_"
+    suffixes = [int(code[len(prefix) :]) for code in taken if code.startswith(prefix) and code[len(prefix) :].isdigit()]
+    return f"{base}_{max(suffixes, default=1) + 1}"
+
+
+def _check_code(code: Any) -> str | None:
+    if code is None or code == "":
+        return None
+    if not isinstance(code, str) or "/" in code or len(code) > 255:
+        raise PlansError.field("code", "value_is_invalid")
+    return code
+
+
 def _charges_sync(plan: Plan, specs: Sequence[Mapping[str, Any]], *, attached: bool, now: datetime) -> None:
     """Make the plan's live charges those of `specs`: a spec with the `id` of a live charge
-    updates it, one without creates a charge, live charges not named are soft-deleted."""
+    updates it, one without creates a charge, live charges not named are soft-deleted (first,
+    so a new charge may take a removed one's code). Codes: as given, else kept, else the
+    metric's (charge_code_next); two live charges of a plan never share one."""
     currency = str(plan.amount.currency)
     live = {str(c.pk): c for c in plan.charges.filter(deleted_at__isnull=True).select_related("billable_metric")}
     # Metrics whose pay-in-advance flag this change may turn (a charge that bills in advance
     # before or after it): the flags are synced at the end, in this transaction.
     in_advance_metric_ids = {c.billable_metric_id for c in live.values() if c.pay_in_advance}
-    kept: set[str] = set()
+    matched: list[Charge | None] = []
+    claimed: set[str] = set()
     for spec in specs:
         if not isinstance(spec, Mapping):
             raise PlansError.field("charges", "value_is_invalid")
+        charge = live.get(str(spec.get("id") or ""))
+        if charge is not None and str(charge.pk) not in claimed:
+            claimed.add(str(charge.pk))
+            matched.append(charge)
+        else:
+            matched.append(None)
+    Charge.objects.filter(pk__in=[pk for pk in live if pk not in claimed]).update(deleted_at=now)
+    ChargeFilter.objects.filter(charge_id__in=[pk for pk in live if pk not in claimed]).update(deleted_at=now)
+    asked = [_check_code(spec.get("code")) for spec in specs]
+    given = [code for code in asked if code]
+    if len(given) != len(set(given)):
+        raise PlansError.field("code", "value_already_exist")
+    # Codes held after this change: the ones asked for, and those kept by unnamed charges.
+    taken = set(given) | {c.code for c, code in zip(matched, asked, strict=True) if c is not None and not code}
+    for spec, charge, code in zip(specs, matched, asked, strict=True):
         metric = _metric_for(spec)
         fields = _charge_fields(spec, metric, currency)
         taxes = _taxes_by_codes(spec.get("tax_codes")) if spec.get("tax_codes") is not None else None
         filters = fields.pop("filters")
-        charge = live.get(str(spec.get("id") or ""))
-        if charge is not None and str(charge.pk) not in kept:
+        if charge is not None:
             if attached:
                 changed = [name for name in _FROZEN_CHARGE_FIELDS if getattr(charge, name) != fields[name]]
                 if changed:
                     raise PlansError({name: ["attached_to_subscriptions"] for name in changed})
             for name, value in fields.items():
                 setattr(charge, name, value)
-            charge.save()
+            charge.code = code or charge.code
         else:
-            charge = Charge.objects.create(plan=plan, **fields)
-        kept.add(str(charge.pk))
+            code = code or charge_code_next(taken, metric.code)
+            taken.add(code)
+            charge = Charge(plan=plan, code=code, **fields)
+        with _charge_code_taken_is_refused():
+            charge.save()
         if charge.pay_in_advance:
             in_advance_metric_ids.add(charge.billable_metric_id)
         if taxes is not None:
             charge.taxes.set(taxes)
         _filters_sync(charge, filters, now)
-    Charge.objects.filter(pk__in=[pk for pk in live if pk not in kept]).update(deleted_at=now)
     pay_in_advance_flags_sync(metric_ids=in_advance_metric_ids)
+
+
+@contextmanager
+def _charge_code_taken_is_refused() -> Iterator[None]:
+    """The unique (plan, code) index decides between concurrent writers: Lago's refusal, no 500."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError:
+        raise PlansError.field("code", "value_already_exist") from None
 
 
 @transaction.atomic

@@ -21,6 +21,13 @@ class LiveManager(models.Manager):
         return super().get_queryset().filter(deleted_at__isnull=True)
 
 
+class LivePlanManager(LiveManager):
+    """Live catalogue plans: a subscription's override (a child plan) is never found by code."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(parent__isnull=True)
+
+
 class Tax(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     code = models.CharField(max_length=255, unique=True)
@@ -75,12 +82,19 @@ class Plan(models.Model):
     bill_charges_monthly = models.BooleanField(null=True, blank=True)
     invoice_display_name = models.CharField(max_length=255, blank=True)
     taxes = models.ManyToManyField(Tax, blank=True, related_name="plans")
+    # Lago's plan_overrides: a subscription's own terms are a child plan (same code, parent set),
+    # a copy of the parent with the overridden values, attached to that one subscription.
+    parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
+    # Lago's item metadata: string keys (up to 100 characters) to strings or null.
+    metadata = models.JSONField(null=True, blank=True)
+    # An override's minimum_commitment, stored as asked (Lago's shape) until plans bill one.
+    minimum_commitment_override = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     objects = models.Manager()
-    live = LiveManager()
+    live = LivePlanManager()
 
     # Change history with before/after values (the console's Activity page).
     history = HistoricalRecords(get_user=history_user)
@@ -88,7 +102,11 @@ class Plan(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["code"], condition=Q(deleted_at__isnull=True), name="plan_code_live_unique")
+            models.UniqueConstraint(
+                fields=["code"],
+                condition=Q(deleted_at__isnull=True, parent__isnull=True),
+                name="plan_code_live_parent_unique",
+            )
         ]
 
     def __str__(self) -> str:
@@ -110,6 +128,11 @@ class Charge(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="charges")
+    # Lago's charge code: unique among the plan's live charges (the API's path to the charge),
+    # by default the metric's code, with _2, _3... for further charges on the same metric.
+    code = models.CharField(max_length=255)
+    # On an override plan: the catalogue charge this one copies (Lago's charges.parent_id).
+    parent = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children")
     billable_metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="charges")
     charge_model = models.CharField(max_length=32, choices=ChargeModel.choices)
     # Lago's JSON shape for the charge model, amounts as decimal strings in major units.
@@ -133,9 +156,14 @@ class Charge(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan", "code"], condition=Q(deleted_at__isnull=True), name="charge_code_live_unique"
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.plan.code}/{self.billable_metric.code} ({self.charge_model})"
+        return f"{self.plan.code}/{self.code} ({self.charge_model})"
 
 
 class ChargeFilter(models.Model):
@@ -325,3 +353,13 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+
+# Entitlements live in their own module of this app (features, privileges, grants).
+from .entitlements.models import (  # noqa: E402, F401
+    Entitlement,
+    EntitlementRemoval,
+    EntitlementValue,
+    Feature,
+    Privilege,
+)

@@ -13,6 +13,16 @@ from .models import AddOn, Charge, ChargeFilter, Coupon, CustomerTax, Plan, Subs
 from .subscriptions import live_subscription  # noqa: F401  (re-exported)
 
 
+def live_charges() -> QuerySet[Charge]:
+    """Live charges with their metric, plan, taxes and live filters (one query each)."""
+    return (
+        Charge.objects.filter(deleted_at__isnull=True)
+        .select_related("billable_metric", "plan")
+        .prefetch_related("taxes", Prefetch("filters", queryset=ChargeFilter.objects.filter(deleted_at__isnull=True)))
+        .order_by("created_at", "id")
+    )
+
+
 def plans_with_charges() -> QuerySet[Plan]:
     """Live plans with their live charges, filters and taxes prefetched (one query each), and
     Lago's counters of active subscriptions and distinct customers."""
@@ -23,11 +33,15 @@ def plans_with_charges() -> QuerySet[Plan]:
         .order_by("created_at", "id")
     )
     active = Q(subscriptions__status=SubscriptionStatus.ACTIVE)
+    # Lago's counters (app/models/plan.rb) add the subscriptions on the plan's overrides.
+    on_overrides = Q(children__subscriptions__status=SubscriptionStatus.ACTIVE)
     return (
         Plan.live.prefetch_related("taxes", Prefetch("charges", queryset=live_charges))
         .annotate(
-            active_subscriptions_count=Count("subscriptions", filter=active, distinct=True),
-            customers_count=Count("subscriptions__customer", filter=active, distinct=True),
+            active_subscriptions_count=Count("subscriptions", filter=active, distinct=True)
+            + Count("children__subscriptions", filter=on_overrides, distinct=True),
+            customers_count=Count("subscriptions__customer", filter=active, distinct=True)
+            + Count("children__subscriptions__customer", filter=on_overrides, distinct=True),
         )
         .order_by("-created_at", "id")
     )

@@ -12,8 +12,10 @@ from typing import Any
 from django.db import transaction
 from djmoney.money import Money
 
+from billing_project.metadata import metadata_clean, metadata_set, metadata_without
 from billing_project.money import from_cents, is_currency
 
+from . import cascade
 from ._service_helpers import _check_cents, _code_taken_is_refused, _now, _taxes_by_codes
 from .add_on_services import add_on_create, add_on_delete, add_on_update
 from .charge_services import (
@@ -30,8 +32,9 @@ from .coupon_services import (
     coupon_is_usable,
     coupon_update,
 )
-from .errors import PlansError
-from .models import Plan, PlanInterval, SubscriptionStatus
+from .errors import NotFoundError, PlansError
+from .models import Charge, Plan, PlanInterval, Subscription, SubscriptionStatus
+from .overrides import plan_duplicate, plan_pin_live_subscriptions, subscription_charge_update
 from .tax_services import customer_taxes_set, tax_create, tax_delete, tax_update
 
 LIVE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PENDING)
@@ -90,6 +93,7 @@ def plan_create(
     bill_charges_monthly: bool | None = None,
     tax_codes: Sequence[str] | None = None,
     charges: Sequence[Mapping[str, Any]] = (),
+    metadata: Mapping[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Plan:
     now = _now(now)
@@ -120,6 +124,7 @@ def plan_create(
             pay_in_advance=bool(pay_in_advance),
             trial_period=trial_period or Decimal(0),
             bill_charges_monthly=bill_charges_monthly,
+            metadata=metadata_clean(metadata) if metadata is not None else None,
         )
     plan.taxes.set(taxes)
     _charges_sync(plan, charges, attached=False, now=now)
@@ -131,13 +136,23 @@ _FROZEN_PLAN_FIELDS = ("interval", "amount_currency", "pay_in_advance", "bill_ch
 
 
 @transaction.atomic
-def plan_update(*, plan: Plan, now: datetime | None = None, **changes: Any) -> Plan:
+def plan_update(
+    *, plan: Plan, now: datetime | None = None, cascade_updates: bool | None = None, **changes: Any
+) -> Plan:
     """Change a plan; only the keys given change. `charges`, when given, is the whole new list
-    (see _charges_sync). With live subscriptions the change is prospective (module docstring)."""
+    (see _charges_sync). With live subscriptions the change is prospective (module docstring).
+
+    `cascade_updates` (Lago's): absent, the change reaches the subscriptions on the plan itself,
+    not those with overrides (as Lago); true, also the overrides whose value was the plan's old
+    one (Lago's cascade, plans.cascade); false, no live subscription: each one still on the plan
+    first gets an override with today's terms, so only new subscriptions take the change."""
     now = _now(now)
     plan = Plan.objects.select_for_update().get(pk=plan.pk)
     changes = {key: value for key, value in changes.items() if not (value is None and key != "bill_charges_monthly")}
     _plan_fields(changes, creating=False)
+    if cascade_updates is False and _changes_terms(plan, changes):
+        plan_pin_live_subscriptions(plan=plan)
+    before = cascade.terms_of(plan) if cascade_updates else None
     attached = _has_live_subscriptions(plan)
     current: dict[str, Any] = {
         "interval": plan.interval,
@@ -165,9 +180,13 @@ def plan_update(*, plan: Plan, now: datetime | None = None, **changes: Any) -> P
         if Plan.live.filter(code=changes["code"]).exclude(pk=plan.pk).exists():
             raise PlansError.field("code", "value_already_exist")
         plan.code = changes["code"]
+        # Overrides carry their plan's code (the subscription's plan_code).
+        plan.children.update(code=changes["code"])
     for key in ("name", "description", "invoice_display_name"):
         if key in changes:
             setattr(plan, key, changes[key] or "")
+    if "metadata" in changes:
+        plan.metadata = metadata_clean(changes["metadata"])
     plan.interval = wanted["interval"]
     plan.pay_in_advance = bool(wanted["pay_in_advance"])
     plan.trial_period = wanted["trial_period"]
@@ -182,8 +201,18 @@ def plan_update(*, plan: Plan, now: datetime | None = None, **changes: Any) -> P
         plan.taxes.set(_taxes_by_codes(changes["tax_codes"]))
     if "charges" in changes:
         _charges_sync(plan, changes["charges"], attached=attached, now=now)
+    if before is not None:
+        cascade.cascade_to_overrides(plan=plan, before=before, now=now)
     plan.refresh_from_db()
     return plan
+
+
+# Keys that do not change what a subscription pays or how it is billed.
+_NEUTRAL_KEYS = {"name", "code", "description", "invoice_display_name", "metadata"}
+
+
+def _changes_terms(plan: Plan, changes: Mapping[str, Any]) -> bool:
+    return any(key not in _NEUTRAL_KEYS for key in changes)
 
 
 @transaction.atomic
@@ -197,16 +226,43 @@ def plan_delete(*, plan: Plan, now: datetime | None = None) -> Plan:
     plan = Plan.objects.select_for_update().get(pk=plan.pk)
     if plan.deleted_at is not None:
         return plan
-    for subscription in plan.subscriptions.filter(status__in=LIVE_STATUSES).order_by("status"):
+    # The plan and its subscriptions' overrides (children) go together.
+    family = [plan, *plan.children.filter(deleted_at__isnull=True)]
+    subscriptions = Subscription.objects.filter(plan__in=family, status__in=LIVE_STATUSES).order_by("status")
+    for subscription in subscriptions:
         subscription.refresh_from_db()
         if subscription.status in LIVE_STATUSES:
             subscription_terminate(subscription=subscription, now=now)
-    retired = plan.charges.filter(deleted_at__isnull=True)
+    retired = Charge.objects.filter(plan__in=family, deleted_at__isnull=True)
     in_advance_metric_ids = set(retired.filter(pay_in_advance=True).values_list("billable_metric_id", flat=True))
     retired.update(deleted_at=now)
     pay_in_advance_flags_sync(metric_ids=in_advance_metric_ids)
-    plan.deleted_at = now
-    plan.save(update_fields=["deleted_at", "updated_at"])
+    Plan.objects.filter(pk__in=[member.pk for member in family]).update(deleted_at=now, updated_at=now)
+    plan.refresh_from_db()
+    return plan
+
+
+@transaction.atomic
+def plan_metadata_set(*, plan: Plan, metadata: Any, merge: bool) -> Plan:
+    """Lago's POST (replace) and PATCH (merge) /plans/{code}/metadata."""
+    plan = Plan.objects.select_for_update().get(pk=plan.pk)
+    plan.metadata = metadata_set(plan.metadata, metadata, merge=merge)
+    plan.save(update_fields=["metadata", "updated_at"])
+    return plan
+
+
+@transaction.atomic
+def plan_metadata_delete(*, plan: Plan, key: str | None = None) -> Plan:
+    """Lago's DELETE /plans/{code}/metadata (all: null) and /metadata/{key}; 404
+    metadata_not_found when the plan has none."""
+    plan = Plan.objects.select_for_update().get(pk=plan.pk)
+    if key is None:
+        plan.metadata = None
+    elif plan.metadata is None:
+        raise NotFoundError("metadata")
+    else:
+        plan.metadata = metadata_without(plan.metadata, key)
+    plan.save(update_fields=["metadata", "updated_at"])
     return plan
 
 
@@ -233,6 +289,10 @@ __all__ = [
     "pay_in_advance_flags_sync",
     "plan_create",
     "plan_delete",
+    "plan_duplicate",
+    "plan_metadata_delete",
+    "plan_metadata_set",
+    "subscription_charge_update",
     "plan_update",
     "subscription_create",
     "subscription_terminate",

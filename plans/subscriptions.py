@@ -22,9 +22,10 @@ from customers.models import Customer
 from customers.services import customer_currency_claim
 
 from . import periods
-from .errors import ForbiddenError, NotFoundError, PlansError
+from .errors import NotFoundError, PlansError
 from .locks import lock_subscription
 from .models import BillingTime, Plan, Subscription, SubscriptionStatus
+from .overrides import subscription_overrides_set
 from .signals import (
     subscription_started,
     subscription_started_in_tx,
@@ -140,8 +141,43 @@ def subscription_create(
       Lago does). A subscription that has not started yet just takes the new plan.
     """
     now = now or timezone.now()
+    if plan_overrides is not None and not isinstance(plan_overrides, dict):
+        raise PlansError.field("plan_overrides", "value_is_invalid")
+    subscription = _subscription_create(
+        customer=customer,
+        plan=plan,
+        external_id=external_id,
+        name=name,
+        billing_time=billing_time,
+        subscription_at=subscription_at,
+        ending_at=ending_at,
+        now=now,
+    )
     if plan_overrides:
-        raise ForbiddenError()
+        # The subscription on `plan`: the answer itself, or a downgrade waiting behind it.
+        target = subscription if _on_plan(subscription, plan) else pending_downgrade(subscription)
+        if target is not None:
+            subscription_overrides_set(subscription=target, overrides=plan_overrides, now=now)
+        subscription.refresh_from_db()
+    return subscription
+
+
+def _on_plan(subscription: Subscription, plan: Plan) -> bool:
+    """On `plan` itself or on an override of it."""
+    return plan.pk in (subscription.plan_id, subscription.plan.parent_id)
+
+
+def _subscription_create(
+    *,
+    customer: Customer,
+    plan: Plan,
+    external_id: str,
+    name: str,
+    billing_time: str | None,
+    subscription_at: datetime | None,
+    ending_at: datetime | None,
+    now: datetime,
+) -> Subscription:
     external_id = (external_id or "").strip()
     if not external_id:
         raise PlansError.field("external_id", "value_is_mandatory")
@@ -178,7 +214,7 @@ def subscription_create(
             ending_at=ending_at,
             now=now,
         )
-    if current.plan_id == plan.pk:
+    if _on_plan(current, plan):
         return current
     if current.status == PENDING:
         # Not started yet: it simply becomes a subscription to the other plan.
@@ -284,11 +320,12 @@ def subscription_update(
     plan_overrides: Any = None,
     now: datetime | None = None,
 ) -> Subscription:
-    """Lago's PUT /subscriptions/{external_id}: the name, the end date (None clears it), and the
-    start of a subscription that has not started yet (reaching now activates it)."""
+    """Lago's PUT /subscriptions/{external_id}: the name, the end date (None clears it), the
+    start of a subscription that has not started yet (reaching now activates it), and its own
+    terms (`plan_overrides`, plans.overrides)."""
     now = now or timezone.now()
-    if plan_overrides:
-        raise ForbiddenError()
+    if plan_overrides is not None and not isinstance(plan_overrides, dict):
+        raise PlansError.field("plan_overrides", "value_is_invalid")
     _lock_customer(subscription.customer)
     subscription = lock_subscription(subscription)
     if subscription.status in (TERMINATED, CANCELED):
@@ -308,6 +345,8 @@ def subscription_update(
         subscription.ending_at = ending_at
         fields.append("ending_at")
     subscription.save(update_fields=fields)
+    if plan_overrides:
+        subscription_overrides_set(subscription=subscription, overrides=plan_overrides, now=now)
     if starts_later and subscription.subscription_at <= now:
         _activate(subscription, subscription.subscription_at)
     return subscription

@@ -9,5 +9,10 @@ urlpatterns = [
     path("events/batch", views.EventsBatchView.as_view(), name="events-batch"),
     path("events/<path:transaction_id>", views.EventDetailView.as_view(), name="event"),
     path("billable_metrics", views.BillableMetricsView.as_view(), name="billable-metrics"),
+    path(
+        "billable_metrics/evaluate_expression",
+        views.EvaluateExpressionView.as_view(),
+        name="billable-metrics-evaluate-expression",
+    ),
     path("billable_metrics/<str:code>", views.BillableMetricDetailView.as_view(), name="billable-metric"),
 ]

@@ -260,3 +260,44 @@ class BillableMetricDetailView(APIView):
     def delete(self, request: Request, code: str) -> Response:
         metric = services.billable_metric_delete(metric=_live_metric(code))
         return Response({"billable_metric": serialize_billable_metric(metric, counters=True)})
+
+
+class EvaluateExpressionView(APIView):
+    """Lago's POST /billable_metrics/evaluate_expression: try an expression on a sample event."""
+
+    resource_name = "billable_metric"
+
+    @extend_schema(
+        operation_id="evaluateBillableMetricExpression",
+        request=inline_serializer(
+            "EvaluateExpressionRequest",
+            fields={
+                "expression": serializers.CharField(),
+                "event": inline_serializer(
+                    "EvaluateExpressionEvent",
+                    fields={
+                        "code": serializers.CharField(required=False),
+                        "timestamp": serializers.CharField(required=False),
+                        "properties": serializers.DictField(required=False),
+                    },
+                ),
+            },
+        ),
+        responses={
+            200: inline_serializer(
+                "EvaluateExpressionResponse",
+                fields={
+                    "expression_result": inline_serializer(
+                        "ExpressionResult", fields={"value": serializers.CharField()}
+                    )
+                },
+            ),
+            422: _ERROR,
+        },
+    )
+    def post(self, request: Request) -> Response:
+        data = request.data if isinstance(request.data, dict) else {}
+        value = services.billable_metric_evaluate_expression(
+            expression=data.get("expression"), event=data.get("event"), now=timezone.now()
+        )
+        return Response({"expression_result": {"value": value}})

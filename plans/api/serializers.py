@@ -85,10 +85,12 @@ class ChargeFilterInput(_Input):
     invoice_display_name = _text()
     properties = serializers.DictField()
     values = serializers.DictField(child=serializers.ListField(child=serializers.CharField(max_length=255)))
+    cascade_updates = serializers.BooleanField()
 
 
 class ChargeInput(_Input):
     id = serializers.CharField(max_length=64)
+    code = _identifier()
     billable_metric_id = serializers.CharField(max_length=64)
     billable_metric_code = serializers.CharField(max_length=255)
     charge_model = serializers.CharField(max_length=32)
@@ -100,6 +102,45 @@ class ChargeInput(_Input):
     properties = serializers.DictField()
     filters = serializers.ListField(child=ChargeFilterInput(), max_length=500)
     tax_codes = serializers.ListField(child=serializers.CharField(max_length=255), max_length=100)
+    regroup_paid_fees = serializers.CharField(max_length=32)
+    # Accepted, not honoured yet (answered with Lago's neutral values: false, null).
+    accepts_target_wallet = serializers.BooleanField()
+    applied_pricing_unit = serializers.DictField()
+    cascade_updates = serializers.BooleanField()
+
+
+class ChargeOverrideInput(_Input):
+    """A charge in `plan_overrides`, or the body of PUT /subscriptions/{id}/charges/{code}."""
+
+    id = serializers.CharField(max_length=255)
+    invoice_display_name = _text()
+    min_amount_cents = serializers.IntegerField()
+    properties = serializers.DictField()
+    filters = serializers.ListField(child=ChargeFilterInput(), max_length=500)
+    tax_codes = serializers.ListField(child=serializers.CharField(max_length=255), max_length=100)
+    applied_pricing_unit = serializers.DictField()
+
+
+class MinimumCommitmentInput(_Input):
+    id = serializers.CharField(max_length=64)
+    amount_cents = serializers.IntegerField()
+    invoice_display_name = _text()
+    tax_codes = serializers.ListField(child=serializers.CharField(max_length=255), max_length=100)
+
+
+class PlanOverridesInput(_Input):
+    name = _text()
+    invoice_display_name = _text()
+    description = serializers.CharField(allow_blank=True, max_length=10_000)
+    amount_cents = serializers.IntegerField()
+    amount_currency = serializers.CharField(max_length=3)
+    trial_period = serializers.DecimalField(max_digits=10, decimal_places=2, coerce_to_string=False)
+    tax_codes = serializers.ListField(child=serializers.CharField(max_length=255), max_length=100)
+    charges = serializers.ListField(child=ChargeOverrideInput(), max_length=500)
+    minimum_commitment = MinimumCommitmentInput()
+    # Parts of Lago's plan_overrides Tollgate has no model for yet: accepted and ignored.
+    fixed_charges = serializers.ListField(child=serializers.DictField(), max_length=500)
+    usage_thresholds = serializers.ListField(child=serializers.DictField(), max_length=500)
 
 
 class PlanInput(_Input):
@@ -115,6 +156,8 @@ class PlanInput(_Input):
     bill_charges_monthly = serializers.BooleanField()
     tax_codes = serializers.ListField(child=serializers.CharField(max_length=255), max_length=100)
     charges = serializers.ListField(child=ChargeInput(), max_length=500)
+    cascade_updates = serializers.BooleanField()
+    metadata = serializers.DictField()
 
 
 class AddOnInput(_Input):
@@ -166,7 +209,7 @@ class SubscriptionInput(_Input):
     subscription_at = LagoDateTimeField()
     ending_at = LagoDateTimeField()
     billing_time = serializers.CharField(max_length=16)
-    plan_overrides = serializers.DictField()
+    plan_overrides = PlanOverridesInput()
 
 
 def parse(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
@@ -204,9 +247,10 @@ def _taxes(owner: Any) -> list[dict[str, Any]]:
     return [serialize_tax(tax) for tax in owner.taxes.all()]
 
 
-def serialize_charge_filter(charge_filter: ChargeFilter) -> dict[str, Any]:
+def serialize_charge_filter(charge_filter: ChargeFilter, charge_code: str | None = None) -> dict[str, Any]:
     return {
         "lago_id": str(charge_filter.pk),
+        "charge_code": charge_code if charge_code is not None else charge_filter.charge.code,
         "invoice_display_name": charge_filter.invoice_display_name or None,
         "properties": charge_filter.properties,
         "values": charge_filter.values,
@@ -218,6 +262,7 @@ def serialize_charge(charge: Charge, currency: str) -> dict[str, Any]:
     return {
         "lago_id": str(charge.pk),
         "lago_billable_metric_id": str(charge.billable_metric_id),
+        "code": charge.code,
         "billable_metric_code": charge.billable_metric.code,
         "invoice_display_name": charge.invoice_display_name or None,
         "created_at": iso(charge.created_at),
@@ -228,8 +273,12 @@ def serialize_charge(charge: Charge, currency: str) -> dict[str, Any]:
         "prorated": charge.prorated,
         "min_amount_cents": to_cents(charge.min_amount, currency),
         "properties": charge.properties,
-        "filters": [serialize_charge_filter(f) for f in charge.filters.all() if f.deleted_at is None],
+        "filters": [serialize_charge_filter(f, charge.code) for f in charge.filters.all() if f.deleted_at is None],
         "taxes": _taxes(charge),
+        # Not honoured yet: Lago's neutral values (README, "Keys answered with neutral values").
+        "accepts_target_wallet": False,
+        "applied_pricing_unit": None,
+        "lago_parent_id": str(charge.parent_id) if charge.parent_id else None,
     }
 
 
@@ -251,11 +300,12 @@ def serialize_plan(plan: Plan) -> dict[str, Any]:
         "bill_charges_monthly": plan.bill_charges_monthly,
         "active_subscriptions_count": getattr(plan, "active_subscriptions_count", None),
         "customers_count": getattr(plan, "customers_count", None),
-        "parent_id": None,
+        "parent_id": str(plan.parent_id) if plan.parent_id else None,
         "pending_deletion": False,
         "charges": [serialize_charge(charge, currency) for charge in charges],
         "taxes": _taxes(plan),
-        "minimum_commitment": None,
+        "metadata": plan.metadata,
+        "minimum_commitment": plan.minimum_commitment_override,
         "usage_thresholds": [],
     }
 

@@ -1,14 +1,29 @@
-"""plans API routes: taxes, plans, add-ons, coupons, applied coupons, subscriptions."""
+"""plans API routes: taxes, plans (their charges, filters, metadata), add-ons, coupons, applied
+coupons, subscriptions (their charges)."""
 
-from django.urls import path
+from django.urls import include, path
 
-from . import views
+from . import charge_views, views
 
 urlpatterns = [
     path("taxes", views.TaxesView.as_view(), name="taxes"),
     path("taxes/<str:code>", views.TaxView.as_view(), name="tax"),
     path("plans", views.PlansView.as_view(), name="plans"),
     path("plans/<str:code>", views.PlanView.as_view(), name="plan"),
+    path("plans/<str:code>/charges", charge_views.PlanChargesView.as_view(), name="plan-charges"),
+    path("plans/<str:code>/charges/<str:charge_code>", charge_views.PlanChargeView.as_view(), name="plan-charge"),
+    path(
+        "plans/<str:code>/charges/<str:charge_code>/filters",
+        charge_views.PlanChargeFiltersView.as_view(),
+        name="plan-charge-filters",
+    ),
+    path(
+        "plans/<str:code>/charges/<str:charge_code>/filters/<str:filter_id>",
+        charge_views.PlanChargeFilterView.as_view(),
+        name="plan-charge-filter",
+    ),
+    path("plans/<str:code>/metadata", charge_views.PlanMetadataView.as_view(), name="plan-metadata"),
+    path("plans/<str:code>/metadata/<str:key>", charge_views.PlanMetadataKeyView.as_view(), name="plan-metadata-key"),
     path("add_ons", views.AddOnsView.as_view(), name="add-ons"),
     path("add_ons/<str:code>", views.AddOnView.as_view(), name="add-on"),
     path("coupons", views.CouponsView.as_view(), name="coupons"),
@@ -21,4 +36,17 @@ urlpatterns = [
     ),
     path("subscriptions", views.SubscriptionsView.as_view(), name="subscriptions"),
     path("subscriptions/<str:external_id>", views.SubscriptionView.as_view(), name="subscription"),
+    path(
+        "subscriptions/<str:external_id>/charges",
+        charge_views.SubscriptionChargesView.as_view(),
+        name="subscription-charges",
+    ),
+    path(
+        "subscriptions/<str:external_id>/charges/<str:code>",
+        charge_views.SubscriptionChargeView.as_view(),
+        name="subscription-charge",
+    ),
+    # Features and entitlements (plans.entitlements): /features, /plans/{code}/entitlements,
+    # /subscriptions/{external_id}/entitlements.
+    path("", include("plans.entitlements.api")),
 ]

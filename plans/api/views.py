@@ -135,6 +135,7 @@ class PlansView(APIView):
             bill_charges_monthly=data.get("bill_charges_monthly"),
             tax_codes=data.get("tax_codes"),
             charges=data.get("charges") or [],
+            metadata=data.get("metadata"),
         )
         return _plan_answer(plan)
 

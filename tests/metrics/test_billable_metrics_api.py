@@ -74,7 +74,7 @@ def test_create_answers_lagos_shape(api):
         ({"rounding_precision": 99}, {"rounding_precision": ["value_is_invalid"]}),
         ({"recurring": "yes"}, {"recurring": ["value_is_invalid"]}),
         ({"name": 12}, {"name": ["value_is_invalid"]}),
-        ({"expression": "event.properties.a * 2"}, {"expression": ["value_is_invalid"]}),
+        ({"expression": "event.properties.a *"}, {"expression": ["invalid_expression"]}),
         ({"filters": [{"key": "region", "values": []}]}, {"values": ["value_is_mandatory"]}),
         ({"filters": [{"key": "", "values": ["a"]}]}, {"filters": ["value_is_invalid"]}),
         ({"filters": "region"}, {"filters": ["value_is_invalid"]}),

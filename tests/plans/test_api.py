@@ -315,8 +315,11 @@ def test_subscription_errors(api):
     currency = api.post("/api/v1/subscriptions", subscription_body(external_id="s2", plan_code="startup_jpy"))
     assert currency.status_code == 422
     assert currency.json() == {"status": 422, "error": "Unprocessable Entity", "code": "currencies_does_not_match"}
+    # Lago's premium plan_overrides are free here: the subscription gets its own copy of the plan.
     overrides = api.post("/api/v1/subscriptions", subscription_body(plan_overrides={"amount_cents": 1}))
-    assert (overrides.status_code, overrides.json()["code"]) == (403, "feature_unavailable")
+    assert (overrides.status_code, overrides.json()["subscription"]["plan_amount_cents"]) == (200, 1)
+    bad_override = api.post("/api/v1/subscriptions", subscription_body(plan_overrides={"amount_cents": -1}))
+    assert bad_override.json()["error_details"] == {"amount_cents": ["value_is_invalid"]}
 
 
 def test_pending_subscription_update_and_cancel(api):

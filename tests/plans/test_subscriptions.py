@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from plans import periods, services
 from plans.errors import PlansError
-from plans.models import Subscription
+from plans.models import Plan, Subscription
 from plans.signals import subscription_started, subscription_terminated
 from plans.tasks import activate_due_subscriptions
 from tests.factories.customers import make_customer
@@ -113,10 +113,19 @@ def test_ending_at_must_be_in_the_future():
     assert caught.value.details == {"ending_at": ["invalid_date"]}
 
 
-def test_plan_overrides_are_a_premium_feature():
-    with pytest.raises(PlansError) as caught:
-        make_subscription(plan_overrides={"amount_cents": 1}, now=NOW)
-    assert (caught.value.status, caught.value.code) == (403, "feature_unavailable")
+def test_plan_overrides_give_the_subscription_a_child_plan():
+    subscription = make_subscription(plan_overrides={"amount_cents": 1, "trial_period": 3}, now=NOW)
+    plan = Plan.live.get(code="startup")
+    assert (subscription.plan.parent_id, subscription.plan.code) == (plan.pk, "startup")
+    assert (subscription.plan.amount.amount, subscription.plan.trial_period) == (Decimal("0.01"), 3)
+    assert (plan.amount.amount, plan.trial_period) == (Decimal("49"), 0)
+    # The same external id and plan again: the same subscription, its override changed.
+    again = make_subscription(plan_overrides={"amount_cents": 2}, now=NOW)
+    assert (again.pk, again.plan_id, again.plan.amount.amount) == (
+        subscription.pk,
+        subscription.plan_id,
+        Decimal("0.02"),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
