@@ -30,6 +30,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("invoicing.api.urls")),
     path("", include("payments.api.urls")),
     path("", include("webhooks.api.urls")),
+    path("", include("portal.api")),
     re_path(r"^.*$", api_not_found),
 ]
 
@@ -42,6 +43,8 @@ urlpatterns = [
     # Stripe webhooks (signature-verified by dj-stripe): /stripe/webhook/<uuid>/
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("api/v1/", include(api_v1)),
+    # The customer portal (a signed, expiring link per customer; no admin, no API key).
+    path("portal/", include("portal.urls")),
 ]
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

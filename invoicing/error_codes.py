@@ -17,6 +17,11 @@ class InvoicingErrorCode(StrEnum):
     HIGHER_THAN_REMAINING_FEE_AMOUNT = "higher_than_remaining_fee_amount"
     HIGHER_THAN_REMAINING_INVOICE_AMOUNT = "higher_than_remaining_invoice_amount"
     NO_FEES = "no_fees"
+    # Invoice and fee actions (invoicing.invoice_actions), as Lago's services.
+    NOT_DELETABLE = "not_deletable"
+    NOT_DISPUTABLE = "not_disputable"
+    INVALID_STATUS = "invalid_status"
+    INVOICED_FEE = "invoiced_fee"
     # Wallets (invoicing.wallets), as Lago's Wallets:: and WalletTransactions:: validators.
     CUSTOMER_NOT_FOUND = "customer_not_found"
     WALLET_LIMIT_REACHED = "wallet_limit_reached"
@@ -31,3 +36,7 @@ class InvoicingErrorCode(StrEnum):
     INVALID_LIMITATIONS = "invalid_limitations"
     INVALID_RECURRING_RULE = "invalid_recurring_rule"
     INVALID_NUMBER_OF_RECURRING_RULES = "invalid_number_of_recurring_rules"
+    # E-mail of documents (invoicing.mail), as Lago's Emails::ResendService.
+    EMAIL_SETTINGS_DISABLED = "email_settings_disabled"
+    CREDIT_NOTE_NOT_FINALIZED = "credit_note_not_finalized"
+    PAYMENT_RECEIPT_NOT_FINALIZED = "payment_receipt_not_finalized"

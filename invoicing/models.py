@@ -30,6 +30,9 @@ class InvoiceStatus(models.TextChoices):
     FINALIZED = "finalized", "Finalized"
     VOIDED = "voided", "Voided"
     FAILED = "failed", "Failed"
+    # A draft deleted through the API (Lago's invisible `deleted` status): the row and its
+    # InvoiceSubscription stay, so the period is never billed again; the API no longer shows it.
+    DELETED = "deleted", "Deleted"
 
 
 class PaymentStatus(models.TextChoices):
@@ -73,6 +76,8 @@ class Invoice(models.Model):
     file = models.FileField(upload_to="invoices/", blank=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
+    # Lago's lose_dispute: the customer's bank took a card payment back (a lost chargeback).
+    payment_dispute_lost_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -162,6 +167,15 @@ class InvoiceSubscription(models.Model):
         return f"{self.subscription_id} {self.from_datetime:%Y-%m-%d}..{self.to_datetime:%Y-%m-%d}"
 
 
+class FeePaymentStatus(models.TextChoices):
+    """A fee without an invoice is paid outside Tollgate (Lago's fee payment_status)."""
+
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    REFUNDED = "refunded", "Refunded"
+
+
 class FeeType(models.TextChoices):
     SUBSCRIPTION = "subscription", "Subscription"
     CHARGE = "charge", "Charge"
@@ -208,6 +222,15 @@ class Fee(models.Model):
     to_datetime = models.DateTimeField(null=True, blank=True)
     invoice_display_name = models.CharField(max_length=255, blank=True)
     description = models.TextField(blank=True)
+    # Only for a fee without an invoice (an invoiced fee's status is its invoice's), set by
+    # PUT /fees/{id} as Lago; the *_at of the current status alone is kept.
+    payment_status = models.CharField(max_length=16, choices=FeePaymentStatus.choices, default=FeePaymentStatus.PENDING)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    # DELETE /fees/{id} (a fee without an invoice only): hidden, kept (its unique event key stays
+    # taken, so the event is never priced again).
+    deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -312,6 +335,8 @@ class CreditNote(models.Model):
     taxes_rate = rate_field()
     total_amount = amount_field()
     file = models.FileField(upload_to="credit_notes/", blank=True)
+    # Lago's credit note metadata: {key: value or null}, set by the credit_notes/{id}/metadata routes.
+    metadata = models.JSONField(default=dict, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
     refunded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -410,5 +435,7 @@ class InvoiceEvent(models.Model):
         return f"{self.kind} by {self.actor}"
 
 
-# Wallets live in their own package; imported here so Django registers their models.
+# The e-mail outbox and wallets live in their own packages; imported here so Django registers
+# their models.
+from .mail.models import DocumentEmail  # noqa: E402, F401
 from .wallets.models import RecurringTransactionRule, Wallet, WalletTransaction  # noqa: E402, F401

@@ -484,7 +484,12 @@ def invoice_finalize(*, invoice: Invoice, actor: str, now: datetime | None = Non
 def invoice_void(*, invoice: Invoice, actor: str, now: datetime | None = None) -> Invoice:
     """Lago's POST /invoices/{id}/void: only a finalized invoice that is not paid."""
     invoice = _lock(invoice)
-    if invoice.status != InvoiceStatus.FINALIZED or invoice.payment_status == PaymentStatus.SUCCEEDED:
+    if (
+        invoice.status != InvoiceStatus.FINALIZED
+        or invoice.payment_status == PaymentStatus.SUCCEEDED
+        # As Lago's voidable?: an invoice whose disputed payment was lost stays as it is.
+        or invoice.payment_dispute_lost_at is not None
+    ):
         raise NotAllowedError("not_voidable")
     invoice.status = InvoiceStatus.VOIDED
     invoice.voided_at = now or timezone.now()

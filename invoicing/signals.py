@@ -31,3 +31,7 @@ fee_created_in_tx = Signal()
 credit_note_created_in_tx = Signal()
 # A credit note's refund failed at the provider: kwargs credit_note_id.
 credit_note_refund_failed_in_tx = Signal()
+# A draft was deleted (DELETE /invoices/{id}): kwargs invoice_id.
+invoice_deleted_in_tx = Signal()
+# An issued invoice lost its payment dispute (POST /invoices/{id}/lose_dispute): kwargs invoice_id.
+invoice_payment_dispute_lost_in_tx = Signal()

@@ -31,10 +31,12 @@ from invoicing.wallets.consumption import invoice_paid_settle_credits
 
 from .errors import PaymentError
 from .models import IN_FLIGHT_STATUSES, Payment, PaymentProviderName, PaymentStatus, PaymentTrigger
+from .payment_requests import payment_requests_follow_invoice, payment_requests_payment_failed
 from .providers import ChargeOutcome, ProviderRejected, ProviderUnavailable
 from .providers import manual as manual_provider
 from .providers import stripe as stripe_provider
-from .signals import payment_failed_in_tx, payment_succeeded_in_tx
+from .receipts import payment_receipt_issue
+from .signals import invoice_payment_unprovided_in_tx, payment_failed_in_tx, payment_succeeded_in_tx
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +90,9 @@ def _invoice_payment_state_refresh(invoice: Invoice) -> None:
     if invoice.payment_status == InvoicePaymentStatus.SUCCEEDED:
         # A paid credit invoice settles its purchased wallet credits (a no-op for other invoices).
         invoice_paid_settle_credits(invoice=invoice)
+        if status_before != invoice.payment_status:
+            # Payment requests whose invoices are now all paid succeed.
+            payment_requests_follow_invoice(invoice=invoice)
 
 
 # --- Stripe customers and payment methods -------------------------------------------------------
@@ -293,8 +298,11 @@ def payment_apply_outcome(*, payment_id: Any, outcome: ChargeOutcome) -> Payment
             payment.save(update_fields=[*sorted(fields), "updated_at"])
             if "status" in fields and payment.status == PaymentStatus.SUCCEEDED:
                 payment_succeeded_in_tx.send(sender=Payment, payment_id=payment.pk)
+                payment_receipt_issue(payment=payment)
             elif "status" in fields and payment.status == PaymentStatus.FAILED:
                 payment_failed_in_tx.send(sender=Payment, payment_id=payment.pk)
+                if payment.trigger == PaymentTrigger.DUNNING:
+                    payment_requests_payment_failed(payment=payment)
             _invoice_payment_state_refresh(invoice)
     return payment
 
@@ -332,6 +340,11 @@ def payment_intent_event_apply(
     """A Stripe webhook told us about a PaymentIntent: apply it to our attempt, if it is ours.
     `occurred_at` (the event's time) dates a success."""
     payment = _payment_for_intent(payment_intent)
+    if payment is None and (payment_intent.get("metadata") or {}).get("tollgate_checkout") == "invoice":
+        # Paid on a Stripe Checkout page (payments.checkout): recorded from this event alone.
+        from .checkout import checkout_payment_record
+
+        return checkout_payment_record(payment_intent=payment_intent, occurred_at=occurred_at)
     if payment is None:
         logger.info("PaymentIntent %s is not a Tollgate attempt: ignored", payment_intent.get("id"))
         return None
@@ -344,10 +357,14 @@ def payment_intent_event_apply(
 # --- Retries ------------------------------------------------------------------------------------
 
 
+def _retryable_status(invoice: Invoice) -> bool:
+    return invoice.status == InvoiceStatus.FINALIZED and invoice.total_due_amount > 0
+
+
 def invoice_payment_retry_check(*, invoice: Invoice) -> Payment | None:
     """Refuse a retry that cannot or must not happen (Lago's codes, HTTP 405); return the attempt
     waiting for the customer (requires_action), which must be canceled before a new one."""
-    if invoice.status != InvoiceStatus.FINALIZED or invoice.total_due_amount <= 0:
+    if not _retryable_status(invoice):
         raise PaymentError("invalid_status", http_status=405)
     if invoice.customer.payment_provider != PaymentProvider.STRIPE:
         raise PaymentError("invalid_payment_provider", http_status=405)
@@ -357,16 +374,27 @@ def invoice_payment_retry_check(*, invoice: Invoice) -> Payment | None:
     return in_flight
 
 
-def invoice_payment_retry(*, invoice_id: Any, trigger: str) -> None:
+def invoice_payment_retry(*, invoice_id: Any, trigger: str, announce_missing_provider: bool = False) -> None:
     """Retry collecting the invoice now (API or admin): a new attempt, scheduled after commit.
 
     An attempt still waiting for 3-D Secure is canceled at Stripe first; if it succeeded in the
-    meantime, that success is recorded and no new attempt starts.
+    meantime, that success is recorded and no new attempt starts. With
+    `announce_missing_provider` (the API), a customer without Stripe is not refused: the retry
+    fails at once and invoice.payment_failure says why, as Lago; the admin keeps refusing it.
     """
     from .tasks import collect_invoice_payment
 
     with transaction.atomic():
         invoice = lock_invoice(invoice_id)
+        if (
+            announce_missing_provider
+            and invoice.customer.payment_provider != PaymentProvider.STRIPE
+            and _retryable_status(invoice)
+        ):
+            # Lago (Invoices::Payments::RetryService): no provider to retry with is not an error of
+            # the request but of the payment: 200, and invoice.payment_failure announces it.
+            invoice_payment_unprovided_in_tx.send(sender=Invoice, invoice_id=invoice.pk)
+            return
         waiting = invoice_payment_retry_check(invoice=invoice)
         after_attempt = _latest_attempt_number(invoice)
     if waiting is not None:
@@ -509,6 +537,7 @@ def payment_create_manual(
             paid_at=paid_at or timezone.now(),
         )
         payment_succeeded_in_tx.send(sender=Payment, payment_id=payment.pk)
+        payment_receipt_issue(payment=payment, actor="system:manual_payment")
         _invoice_payment_state_refresh(invoice)
     return payment
 
@@ -526,8 +555,12 @@ def invoices_overdue_refresh(*, today: date) -> tuple[int, int]:
     flagging's transaction.
     """
     now = timezone.now()
+    # An invoice whose disputed payment was lost is never overdue again (Lago's overdue index).
     overdue = Q(
-        status=InvoiceStatus.FINALIZED, payment_due_date__lt=today, total_amount__gt=F("total_paid_amount")
+        status=InvoiceStatus.FINALIZED,
+        payment_due_date__lt=today,
+        total_amount__gt=F("total_paid_amount"),
+        payment_dispute_lost_at__isnull=True,
     ) & ~Q(payment_status=InvoicePaymentStatus.SUCCEEDED)
     with transaction.atomic():
         # The rows to flag, locked (so PostgreSQL has re-checked the condition of any a payment

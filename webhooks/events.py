@@ -28,15 +28,25 @@ from invoicing.signals import (
     credit_note_created_in_tx,
     credit_note_refund_failed_in_tx,
     fee_created_in_tx,
+    invoice_deleted_in_tx,
     invoice_drafted_in_tx,
     invoice_finalized_in_tx,
     invoice_one_off_created_in_tx,
+    invoice_payment_dispute_lost_in_tx,
     invoice_payment_status_changed_in_tx,
     invoice_voided_in_tx,
     invoices_payment_overdue_in_tx,
 )
 from invoicing.wallets import signals as wallet_signals
-from payments.signals import payment_failed_in_tx, payment_succeeded_in_tx
+from payments.signals import (
+    invoice_payment_unprovided_in_tx,
+    payment_failed_in_tx,
+    payment_receipt_created_in_tx,
+    payment_request_created_in_tx,
+    payment_request_payment_failed_in_tx,
+    payment_request_payment_status_changed_in_tx,
+    payment_succeeded_in_tx,
+)
 from plans.signals import subscription_started_in_tx, subscription_terminated_in_tx
 
 from . import payloads
@@ -74,6 +84,14 @@ ANNOUNCEMENTS: list[Announcement] = [
         "invoice",
         "invoice_id",
         payloads.invoice,
+    ),
+    Announcement(invoice_deleted_in_tx, "invoice.deleted", "invoice", "invoice_id", payloads.invoice),
+    Announcement(
+        invoice_payment_dispute_lost_in_tx,
+        "invoice.payment_dispute_lost",
+        "payment_dispute_lost",
+        "invoice_id",
+        payloads.payment_dispute_lost,
     ),
     Announcement(invoices_payment_overdue_in_tx, "invoice.payment_overdue", "invoice", "invoice_ids", payloads.invoice),
     Announcement(fee_created_in_tx, "fee.created", "fee", "fee_id", payloads.fee),
@@ -124,11 +142,46 @@ ANNOUNCEMENTS: list[Announcement] = [
     Announcement(payment_succeeded_in_tx, "payment.succeeded", "payment", "payment_id", payloads.payment),
     Announcement(payment_failed_in_tx, "payment.failed", "payment", "payment_id", payloads.payment),
     Announcement(
+        payment_receipt_created_in_tx,
+        "payment_receipt.created",
+        "payment_receipt",
+        "payment_receipt_id",
+        payloads.payment_receipt,
+    ),
+    Announcement(
+        payment_request_created_in_tx,
+        "payment_request.created",
+        "payment_request",
+        "payment_request_id",
+        payloads.payment_request,
+    ),
+    Announcement(
+        payment_request_payment_status_changed_in_tx,
+        "payment_request.payment_status_updated",
+        "payment_request",
+        "payment_request_id",
+        payloads.payment_request,
+    ),
+    Announcement(
+        payment_request_payment_failed_in_tx,
+        "payment_request.payment_failure",
+        "payment_provider_payment_request_payment_error",
+        "payment_id",
+        payloads.payment_request_payment_failure,
+    ),
+    Announcement(
         payment_failed_in_tx,
         "invoice.payment_failure",
         "payment_provider_invoice_payment_error",
         "payment_id",
         payloads.invoice_payment_failure,
+    ),
+    Announcement(
+        invoice_payment_unprovided_in_tx,
+        "invoice.payment_failure",
+        "payment_provider_invoice_payment_error",
+        "invoice_id",
+        payloads.invoice_payment_failure_without_provider,
     ),
 ]
 

@@ -11,6 +11,7 @@ from customers.models import Customer, Organization
 from invoicing.api import queries as invoice_queries
 from invoicing.api.credit_notes import credit_notes_in_full, serialize_credit_note
 from invoicing.api.serializers import InvoiceContext, serialize_fee, serialize_invoice
+from invoicing.models import Invoice
 from invoicing.wallets.api import serialize_transaction, serialize_wallet
 from invoicing.wallets.models import Wallet, WalletTransaction
 from payments.api.serializers import serialize_payment
@@ -61,6 +62,26 @@ def invoice_payment_failure(payment_id: Any) -> dict[str, Any]:
     }
 
 
+def payment_dispute_lost(invoice_id: Any) -> dict[str, Any]:
+    """Lago's `payment_dispute_lost` object: the invoice whose disputed payment was lost."""
+    return {"invoice": invoice(invoice_id)}
+
+
+def invoice_payment_failure_without_provider(invoice_id: Any) -> dict[str, Any]:
+    """Lago's `invoice.payment_failure` for a retry asked of an invoice whose customer has no
+    payment provider (Invoices::Payments::RetryService: `customer_must_have_payment_provider`)."""
+    row = Invoice.objects.select_related("customer").get(pk=invoice_id)
+    return {
+        "lago_invoice_id": str(row.pk),
+        "lago_customer_id": str(row.customer_id),
+        "external_customer_id": row.customer.external_id,
+        "provider_customer_id": None,
+        "payment_provider": None,
+        "payment_provider_code": None,
+        "provider_error": {"error_code": "customer_must_have_payment_provider", "message": None},
+    }
+
+
 def wallet(wallet_id: Any) -> dict[str, Any]:
     row = Wallet.objects.select_related("customer").prefetch_related("recurring_transaction_rules").get(pk=wallet_id)
     return serialize_wallet(row)
@@ -68,3 +89,21 @@ def wallet(wallet_id: Any) -> dict[str, Any]:
 
 def wallet_transaction(wallet_transaction_id: Any) -> dict[str, Any]:
     return serialize_transaction(WalletTransaction.objects.select_related("wallet").get(pk=wallet_transaction_id))
+
+
+def payment_receipt(payment_receipt_id: Any) -> dict[str, Any]:
+    from payments.api.receipts import receipts_list, serialize_payment_receipt
+
+    return serialize_payment_receipt(receipts_list().get(pk=payment_receipt_id))
+
+
+def payment_request(payment_request_id: Any) -> dict[str, Any]:
+    from payments.api.payment_requests import payment_request_payload
+
+    return payment_request_payload(payment_request_id)
+
+
+def payment_request_payment_failure(payment_id: Any) -> dict[str, Any]:
+    from payments.api.payment_requests import payment_request_failure_payload
+
+    return payment_request_failure_payload(payment_id)

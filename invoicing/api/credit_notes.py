@@ -10,18 +10,19 @@ from uuid import UUID
 
 from django.db.models import Prefetch, QuerySet
 from django.urls import path
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing_project.api.errors import NotFound, Unprocessable
+from billing_project.api.errors import BadRequest, NotFound, Unprocessable
 from billing_project.api.views import paginated, unwrap
 from billing_project.money import from_cents, quantum, to_cents
 from customers.models import Customer
 from plans.api.serializers import iso
 
-from .. import credit_note_refunds, credit_notes, pdf
+from .. import credit_note_metadata, credit_note_refunds, credit_notes, pdf
 from ..errors import InvoicingError
 from ..models import CreditNote, CreditNoteItem, CreditNoteReason, CreditStatus, Fee, Invoice, RefundStatus
 from .queries import FEE_RELATIONS
@@ -144,6 +145,7 @@ def serialize_credit_note(note: CreditNote, context: InvoiceContext) -> dict[str
         "created_at": iso(note.created_at),
         "updated_at": iso(note.updated_at),
         "voided_at": iso(note.voided_at),
+        "metadata": note.metadata or None,
         "file_url": pdf.signed_file_url(obj=note, base_url=context.base_url) if note.file else None,
         "xml_url": None,
         "self_billed": False,
@@ -293,6 +295,10 @@ class CreditNotesView(_CreditNotesView):
             refund_amount=_cents_or_none(parsed.get("refund_amount_cents"), currency),
             actor=actor_of(request),
         )
+        if parsed.get("metadata"):
+            note = credit_note_metadata.credit_note_metadata_set(
+                credit_note=note, metadata=parsed["metadata"], merge=False
+            )
         return _answer(request, note)
 
 
@@ -356,6 +362,12 @@ class CreditNoteDownloadView(_CreditNotesView):
         return _answer(request, note)
 
 
+class CreditNoteDownloadPdfView(CreditNoteDownloadView):
+    @extend_schema(operation_id="downloadCreditNotePdf", request=None, responses={200: _OBJECT, 404: _ERROR})
+    def post(self, request: Request, credit_note_id: str) -> Response:
+        return super().post(request, credit_note_id)
+
+
 class CustomerCreditNotesView(_CreditNotesView):
     resource_name = "customer"
 
@@ -367,6 +379,51 @@ class CustomerCreditNotesView(_CreditNotesView):
         return _list(request, credit_notes_in_full().filter(customer=customer))
 
 
+def _finalized_note(credit_note_id: str) -> CreditNote:
+    return _credit_note(credit_note_id)
+
+
+def _metadata_body(request: Request) -> dict[str, Any]:
+    metadata = request.data.get("metadata") if isinstance(request.data, dict) else None
+    if not isinstance(metadata, dict):
+        raise BadRequest("param is missing or the value is empty: metadata")
+    return metadata
+
+
+class CreditNoteMetadataView(_CreditNotesView):
+    """Lago's /credit_notes/{id}/metadata: replace (POST), merge (PATCH, PUT), delete all (DELETE)."""
+
+    @extend_schema(operation_id="replaceCreditNoteMetadata", request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
+    def post(self, request: Request, credit_note_id: str) -> Response:
+        note = credit_note_metadata.credit_note_metadata_set(
+            credit_note=_finalized_note(credit_note_id), metadata=_metadata_body(request), merge=False
+        )
+        return Response({"metadata": note.metadata or None})
+
+    @extend_schema(operation_id="mergeCreditNoteMetadata", request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
+    def put(self, request: Request, credit_note_id: str) -> Response:
+        note = credit_note_metadata.credit_note_metadata_set(
+            credit_note=_finalized_note(credit_note_id), metadata=_metadata_body(request), merge=True
+        )
+        return Response({"metadata": note.metadata or None})
+
+    @extend_schema(operation_id="mergeCreditNoteMetadataPatch", request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
+    def patch(self, request: Request, credit_note_id: str) -> Response:
+        return self.put(request, credit_note_id)
+
+    @extend_schema(operation_id="deleteAllCreditNoteMetadata", responses={200: _OBJECT})
+    def delete(self, request: Request, credit_note_id: str) -> Response:
+        note = credit_note_metadata.credit_note_metadata_delete(credit_note=_finalized_note(credit_note_id))
+        return Response({"metadata": note.metadata or None})
+
+
+class CreditNoteMetadataKeyView(_CreditNotesView):
+    @extend_schema(operation_id="deleteCreditNoteMetadataKey", responses={200: _OBJECT, 404: _ERROR})
+    def delete(self, request: Request, credit_note_id: str, key: str) -> Response:
+        note = credit_note_metadata.credit_note_metadata_delete(credit_note=_finalized_note(credit_note_id), key=key)
+        return Response({"metadata": note.metadata or None})
+
+
 urlpatterns = [
     path("credit_notes", CreditNotesView.as_view(), name="credit-notes"),
     # Before `credit_notes/<id>`: "estimate" is not an id.
@@ -374,5 +431,16 @@ urlpatterns = [
     path("credit_notes/<str:credit_note_id>", CreditNoteView.as_view(), name="credit-note"),
     path("credit_notes/<str:credit_note_id>/void", CreditNoteVoidView.as_view(), name="credit-note-void"),
     path("credit_notes/<str:credit_note_id>/download", CreditNoteDownloadView.as_view(), name="credit-note-download"),
+    path(
+        "credit_notes/<str:credit_note_id>/download_pdf",
+        CreditNoteDownloadPdfView.as_view(),
+        name="credit-note-download-pdf",
+    ),
+    path("credit_notes/<str:credit_note_id>/metadata", CreditNoteMetadataView.as_view(), name="credit-note-metadata"),
+    path(
+        "credit_notes/<str:credit_note_id>/metadata/<str:key>",
+        CreditNoteMetadataKeyView.as_view(),
+        name="credit-note-metadata-key",
+    ),
     path("customers/<str:external_id>/credit_notes", CustomerCreditNotesView.as_view(), name="customer-credit-notes"),
 ]

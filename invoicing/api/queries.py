@@ -7,7 +7,7 @@ from django.db.models import Prefetch, QuerySet
 
 from plans.models import Subscription, SubscriptionStatus
 
-from ..models import Credit, Fee, Invoice, InvoiceSubscription
+from ..models import Credit, Fee, Invoice, InvoiceStatus, InvoiceSubscription
 
 FEE_RELATIONS = (
     "subscription__plan",
@@ -20,7 +20,8 @@ FEE_RELATIONS = (
 def invoices_for_list() -> QuerySet[Invoice]:
     """The short form: customer, metadata (a column) and applied taxes."""
     return (
-        Invoice.objects.select_related("customer")
+        Invoice.objects.exclude(status=InvoiceStatus.DELETED)
+        .select_related("customer")
         .prefetch_related("applied_taxes")
         .order_by("-issuing_date", "-created_at", "-id")
     )
@@ -61,7 +62,9 @@ def invoices_in_full() -> QuerySet[Invoice]:
 def fees_for_list() -> QuerySet[Fee]:
     return (
         # subscription__customer: a fee without an invoice (pay in advance, not invoiceable).
-        Fee.objects.select_related("invoice__customer", "subscription__customer", *FEE_RELATIONS)
+        # A fee discarded by DELETE /fees/{id} is no longer listed or found.
+        Fee.objects.filter(deleted_at__isnull=True)
+        .select_related("invoice__customer", "subscription__customer", *FEE_RELATIONS)
         .prefetch_related("applied_taxes")
         .order_by("-created_at", "-id")
     )

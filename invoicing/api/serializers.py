@@ -20,7 +20,7 @@ from customers.models import Customer, Organization, applicable_timezone
 from plans.api.serializers import SubscriptionContext, iso, serialize_subscription
 
 from ..documents import INVOICE_AMOUNTS, customer_details, fee_item, frozen
-from ..models import Credit, Fee, FeeType, Invoice, InvoiceSubscription, PaymentStatus
+from ..models import Credit, Fee, FeePaymentStatus, FeeType, Invoice, InvoiceSubscription, PaymentStatus
 from ..pdf import signed_file_url
 
 # --------------------------------------------------------------------------------------------
@@ -31,6 +31,10 @@ class MetadataInput(serializers.Serializer):
     id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=64)
     key = serializers.CharField(max_length=255)
     value = serializers.CharField(allow_blank=True, allow_null=True, max_length=10_000)
+
+
+class FeeUpdateInput(serializers.Serializer):
+    payment_status = serializers.ChoiceField(choices=FeePaymentStatus.values, required=False)
 
 
 class InvoiceUpdateInput(serializers.Serializer):
@@ -180,11 +184,12 @@ def serialize_fee(fee: Fee, invoice: Invoice | None) -> dict[str, Any]:
         "sub_total_excluding_taxes_amount_cents": _cents(sub_total, currency),
         "sub_total_excluding_taxes_precise_amount_cents": _precise_cents(sub_total_precise, currency),
         "events_count": fee.events_count,
-        "payment_status": invoice.payment_status if invoice is not None else "pending",
+        # An invoiced fee is paid with its invoice; one without is set by PUT /fees/{id}.
+        "payment_status": invoice.payment_status if invoice is not None else fee.payment_status,
         "created_at": iso(fee.created_at),
-        "succeeded_at": None,
-        "failed_at": None,
-        "refunded_at": None,
+        "succeeded_at": iso(fee.succeeded_at) if invoice is None else None,
+        "failed_at": iso(fee.failed_at) if invoice is None else None,
+        "refunded_at": iso(fee.refunded_at) if invoice is None else None,
         "amount_details": fee.amount_details or {},
         "self_billed": False,
         "from_date": iso(fee.from_datetime),
@@ -283,7 +288,7 @@ def serialize_invoice(invoice: Invoice, context: InvoiceContext, *, full: bool =
         "invoice_type": invoice.invoice_type,
         "status": invoice.status,
         "payment_status": invoice.payment_status,
-        "payment_dispute_lost_at": None,
+        "payment_dispute_lost_at": iso(invoice.payment_dispute_lost_at),
         "payment_overdue": invoice.payment_overdue,
         "currency": currency,
         "fees_amount_cents": cents["fees"],

@@ -7,15 +7,20 @@ route, included after these) is never swallowed here.
 
 from django.urls import include, path
 
-from . import views
+from . import preview, views
 
 urlpatterns = [
     path("invoices", views.InvoicesView.as_view(), name="invoices"),
+    # Before `invoices/<id>`: "preview" is not an id.
+    path("invoices/preview", preview.InvoicePreviewView.as_view(), name="invoice-preview"),
     path("invoices/<str:invoice_id>", views.InvoiceView.as_view(), name="invoice"),
     path("invoices/<str:invoice_id>/refresh", views.InvoiceRefreshView.as_view(), name="invoice-refresh"),
     path("invoices/<str:invoice_id>/finalize", views.InvoiceFinalizeView.as_view(), name="invoice-finalize"),
     path("invoices/<str:invoice_id>/void", views.InvoiceVoidView.as_view(), name="invoice-void"),
     path("invoices/<str:invoice_id>/download", views.InvoiceDownloadView.as_view(), name="invoice-download"),
+    path("invoices/<str:invoice_id>/download_pdf", views.InvoiceDownloadPdfView.as_view(), name="invoice-download-pdf"),
+    path("invoices/<str:invoice_id>/retry", views.InvoiceRetryView.as_view(), name="invoice-retry"),
+    path("invoices/<str:invoice_id>/lose_dispute", views.InvoiceLoseDisputeView.as_view(), name="invoice-lose-dispute"),
     path("fees", views.FeesView.as_view(), name="fees"),
     path("fees/<str:fee_id>", views.FeeView.as_view(), name="fee"),
     path(
@@ -26,6 +31,7 @@ urlpatterns = [
     # A signed, expiring link to an invoice's or a credit note's PDF (no API key needed).
     path("documents/<str:token>", views.document_download, name="invoicing-document"),
     path("", include("invoicing.api.credit_notes")),
+    path("", include("invoicing.api.emails")),
     # Lago's /analytics/* (gross revenue, invoiced usage, collection, MRR, overdue balance).
     path("", include("invoicing.api.analytics")),
     path("", include("invoicing.wallets.api_urls")),

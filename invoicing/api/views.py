@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 from django.core import signing
+from django.db.models import Q
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
@@ -25,8 +26,9 @@ from billing_project.api.views import paginated, unwrap
 from customers.models import Customer
 from plans.models import AddOn, Subscription, SubscriptionStatus
 
-from .. import pdf, services
-from ..models import FeeType, Invoice, InvoiceStatus, InvoiceType, PaymentStatus
+from .. import invoice_actions, pdf, services
+from ..errors import NotAllowedError
+from ..models import Fee, FeePaymentStatus, FeeType, Invoice, InvoiceStatus, InvoiceType, PaymentStatus
 from . import queries
 from . import serializers as s
 
@@ -59,7 +61,8 @@ def _uuid(value: object) -> uuid.UUID | None:
 
 def _invoice(invoice_id: str | None) -> Invoice:
     parsed = _uuid(invoice_id)
-    invoice = Invoice.objects.select_related("customer").filter(pk=parsed).first() if parsed else None
+    visible = Invoice.objects.exclude(status=InvoiceStatus.DELETED).select_related("customer")
+    invoice = visible.filter(pk=parsed).first() if parsed else None
     if invoice is None:
         raise NotFound("invoice")
     return invoice
@@ -204,6 +207,22 @@ class InvoiceView(InvoicingView):
         updated = services.invoice_update(invoice=invoice, actor=actor_of(request), **changes)
         return _invoice_answer(request, updated)
 
+    @extend_schema(
+        operation_id="destroyInvoice",
+        description="Delete a draft invoice (Lago: 405 `not_deletable` for any other status).",
+        responses={200: _OBJECT, 404: _ERROR, 405: _ERROR},
+    )
+    def delete(self, request: Request, invoice_id: str) -> Response:
+        invoice = _invoice(invoice_id)
+        deleted = invoice_actions.invoice_draft_delete(invoice=invoice, actor=actor_of(request))
+        # Answered from the row (the API no longer finds a deleted invoice), as Lago does.
+        fresh = queries.invoices_in_full().get(pk=deleted.pk)
+        return Response({"invoice": s.serialize_invoice(fresh, s.InvoiceContext(_base_url(request)), full=True)})
+
+
+def _service(name: str) -> Callable[..., Invoice]:
+    return getattr(invoice_actions, name, None) or getattr(services, name)
+
 
 def _action(operation_id: str, service: str, description: str) -> Callable[..., Response]:
     @extend_schema(
@@ -214,7 +233,7 @@ def _action(operation_id: str, service: str, description: str) -> Callable[..., 
     )
     def handler(self: APIView, request: Request, invoice_id: str) -> Response:
         invoice = _invoice(invoice_id)
-        updated = getattr(services, service)(invoice=invoice, actor=actor_of(request))
+        updated = _service(service)(invoice=invoice, actor=actor_of(request))
         return _invoice_answer(request, updated)
 
     return handler
@@ -230,6 +249,18 @@ class InvoiceFinalizeView(InvoicingView):
 
 class InvoiceVoidView(InvoicingView):
     post = _action("voidInvoice", "invoice_void", "Void a finalized invoice that is not paid.")
+
+
+class InvoiceRetryView(InvoicingView):
+    post = _action(
+        "retryInvoice", "invoice_generation_retry", "Generate a failed invoice again (405 invalid_status otherwise)."
+    )
+
+
+class InvoiceLoseDisputeView(InvoicingView):
+    # Lago routes POST; lago-python-client sends PUT: both.
+    post = _action("loseInvoiceDispute", "invoice_dispute_lose", "Mark an issued invoice's disputed payment as lost.")
+    put = _action("loseInvoiceDisputePut", "invoice_dispute_lose", "Mark an issued invoice's disputed payment as lost.")
 
 
 class InvoiceDownloadView(InvoicingView):
@@ -249,6 +280,19 @@ class InvoiceDownloadView(InvoicingView):
         return _invoice_answer(request, invoice)
 
 
+class InvoiceDownloadPdfView(InvoiceDownloadView):
+    """Lago's download_pdf: the same action as download."""
+
+    @extend_schema(
+        operation_id="downloadInvoicePdf",
+        description="Answers the invoice with `file_url`: a signed link to its PDF that expires.",
+        request=None,
+        responses={200: _OBJECT, 404: _ERROR},
+    )
+    def post(self, request: Request, invoice_id: str) -> Response:
+        return super().post(request, invoice_id)
+
+
 # --------------------------------------------------------------------------------------------
 # Fees
 
@@ -257,7 +301,7 @@ _FEE_FILTERS = [
     OpenApiParameter("external_customer_id", str),
     OpenApiParameter("external_subscription_id", str),
     OpenApiParameter("fee_type", str, enum=FeeType.values),
-    OpenApiParameter("payment_status", str, enum=PaymentStatus.values),
+    OpenApiParameter("payment_status", str, enum=FeePaymentStatus.values),
     OpenApiParameter("currency", str),
     OpenApiParameter("billable_metric_code", str),
     OpenApiParameter("created_at_from", OpenApiTypes.DATE),
@@ -279,9 +323,12 @@ class FeesView(InvoicingView):
         fee_type = _choice(params, "fee_type", FeeType.values)
         if fee_type is not None:
             rows = rows.filter(fee_type=fee_type)
-        payment_status = _choice(params, "payment_status", PaymentStatus.values)
+        payment_status = _choice(params, "payment_status", FeePaymentStatus.values)
         if payment_status is not None:
-            rows = rows.filter(invoice__payment_status=payment_status)
+            rows = rows.filter(
+                Q(invoice__isnull=False, invoice__payment_status=payment_status)
+                | Q(invoice__isnull=True, payment_status=payment_status)
+            )
         if params.get("currency"):
             rows = rows.filter(currency=params["currency"].upper())
         if params.get("billable_metric_code"):
@@ -304,6 +351,42 @@ class FeeView(InvoicingView):
         if fee is None:
             raise NotFound("fee")
         return Response({"fee": s.serialize_fee(fee, fee.invoice)})
+
+    @extend_schema(
+        operation_id="updateFee",
+        description="The payment status of a fee without an invoice (405 `invoiced_fee` otherwise).",
+        request=inline_serializer("UpdateFeeRequest", fields={"fee": s.FeeUpdateInput()}),
+        responses={200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
+    )
+    def put(self, request: Request, fee_id: str) -> Response:
+        fee = _fee(fee_id)
+        serializer = s.FeeUpdateInput(data=unwrap(request, "fee"))
+        serializer.is_valid(raise_exception=True)
+        status = serializer.validated_data.get("payment_status")
+        if status is not None:
+            invoice_actions.fee_payment_status_update(fee=fee, payment_status=status)
+        elif fee.invoice_id is not None:
+            raise NotAllowedError("invoiced_fee")
+        return Response({"fee": s.serialize_fee(_fee(fee_id), fee.invoice)})
+
+    @extend_schema(
+        operation_id="destroyFee",
+        description="Discard a fee without an invoice (405 `invoiced_fee` otherwise).",
+        responses={200: _OBJECT, 404: _ERROR, 405: _ERROR},
+    )
+    def delete(self, request: Request, fee_id: str) -> Response:
+        fee = _fee(fee_id)
+        deleted = invoice_actions.fee_delete(fee=fee)
+        fee.deleted_at = deleted.deleted_at
+        return Response({"fee": s.serialize_fee(fee, fee.invoice)})
+
+
+def _fee(fee_id: str) -> Fee:
+    parsed = _uuid(fee_id)
+    fee = queries.fees_for_list().filter(pk=parsed).first() if parsed else None
+    if fee is None:
+        raise NotFound("fee")
+    return fee
 
 
 # --------------------------------------------------------------------------------------------

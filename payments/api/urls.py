@@ -1,16 +1,25 @@
-"""payments API routes: /payments, an invoice's retry_payment, a customer's payment methods."""
+"""payments API routes: /payments, an invoice's retry_payment and payment_url (Stripe Checkout), a
+customer's payment methods and checkout_url (Checkout in setup mode)."""
 
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
 urlpatterns = [
+    path("", include("payments.api.receipts")),
+    path("", include("payments.api.payment_requests")),
     path("payments", views.PaymentsView.as_view(), name="payments"),
     path("payments/<str:lago_id>", views.PaymentDetailView.as_view(), name="payment"),
     path(
         "invoices/<str:invoice_id>/retry_payment",
         views.InvoiceRetryPaymentView.as_view(),
         name="invoice-retry-payment",
+    ),
+    path("invoices/<str:invoice_id>/payment_url", views.InvoicePaymentUrlView.as_view(), name="invoice-payment-url"),
+    path(
+        "customers/<str:external_id>/checkout_url",
+        views.CustomerCheckoutUrlView.as_view(),
+        name="customer-checkout-url",
     ),
     path(
         "wallet_transactions/<str:transaction_id>/payment_url",

@@ -109,7 +109,7 @@ class InvoiceRetryPaymentView(APIView):
         parsed = _uuid_or_none(invoice_id)
         if parsed is None or not Invoice.objects.filter(pk=parsed).exists():
             raise NotFound("invoice")
-        services.invoice_payment_retry(invoice_id=parsed, trigger=PaymentTrigger.API)
+        services.invoice_payment_retry(invoice_id=parsed, trigger=PaymentTrigger.API, announce_missing_provider=True)
         # Lago answers an empty 200: the outcome arrives through the invoice and payment resources.
         return Response(status=200)
 
@@ -203,3 +203,68 @@ class WalletTransactionPaymentUrlView(APIView):
             raise NotFound("wallet_transaction")
         url = wallet_transaction_payment_url(wallet_transaction=row)
         return Response({"wallet_transaction_payment_details": {"payment_url": url}})
+
+
+class InvoicePaymentUrlView(APIView):
+    resource_name = "invoice"
+
+    @extend_schema(
+        operation_id="generateInvoicePaymentUrl",
+        description="A Stripe Checkout link paying what the invoice still owes (settled by Stripe's webhook).",
+        request=None,
+        responses={200: _OBJECT},
+    )
+    def post(self, request: Request, invoice_id: str) -> Response:
+        from invoicing.models import InvoiceStatus
+
+        from ..checkout import invoice_payment_url
+
+        parsed = _uuid_or_none(invoice_id)
+        invoice = (
+            Invoice.objects.exclude(status=InvoiceStatus.DELETED).select_related("customer").filter(pk=parsed).first()
+            if parsed
+            else None
+        )
+        if invoice is None:
+            raise NotFound("invoice")
+        url = invoice_payment_url(invoice=invoice)
+        # Lago's V1::PaymentProviders::InvoicePaymentSerializer.
+        return Response(
+            {
+                "invoice_payment_details": {
+                    "lago_customer_id": str(invoice.customer_id),
+                    "external_customer_id": invoice.customer.external_id,
+                    "payment_provider": invoice.customer.payment_provider or None,
+                    "lago_invoice_id": str(invoice.pk),
+                    "payment_url": url,
+                }
+            }
+        )
+
+
+class CustomerCheckoutUrlView(APIView):
+    resource_name = "customer"
+
+    @extend_schema(
+        operation_id="generateCustomerCheckoutUrl",
+        description="A Stripe Checkout link in setup mode, where the customer saves a card.",
+        request=None,
+        responses={200: _OBJECT},
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        from ..checkout import customer_setup_checkout_link
+
+        customer = _live_customer(external_id)
+        link = customer_setup_checkout_link(customer=customer)
+        # Lago's V1::PaymentProviders::CustomerCheckoutSerializer.
+        return Response(
+            {
+                "customer": {
+                    "lago_customer_id": str(customer.pk),
+                    "external_customer_id": customer.external_id,
+                    "payment_provider": customer.payment_provider or None,
+                    "payment_provider_code": customer.payment_provider or None,
+                    "checkout_url": link.url,
+                }
+            }
+        )
