@@ -80,7 +80,7 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-BENCHMARKS := bench_ingest bench_usage bench_plans bench_invoicing bench_corrections bench_wallets bench_payments bench_webhooks bench_console bench_api_logs
+BENCHMARKS := bench_ingest bench_usage bench_plans bench_invoicing bench_billing_workers bench_partitioning bench_corrections bench_wallets bench_payments bench_webhooks bench_console bench_api_logs
 
 # Figures and ratios against a baseline measured in the same run; never timed assertions.
 bench: install-dev .env

@@ -10,10 +10,12 @@ period billed already is skipped by the InvoiceSubscription unique constraint, n
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from django.db.models import Prefetch
 
 from customers.models import Organization
 from plans.models import Subscription
@@ -80,36 +82,95 @@ def bill_due(
     failed_subscriptions: set[Any] = set()
     done = 0
     for chunk in selectors.chunks(due, chunk_size):
-        # Late usage: the chunk's period ends published before its usage is read (corrections).
-        billed_through_publish(
-            (d.subscription.external_id, d.window.charges_to_datetime)
-            for d in chunk
-            if d.window.charges_to_datetime is not None
+        done = _bill_chunk(
+            chunk,
+            actor=actor,
+            organization=organization,
+            summary=summary,
+            failed_subscriptions=failed_subscriptions,
+            progress=progress,
+            done=done,
+            total=len(due),
         )
-        usage = billing.BatchUsage(
-            (d.subscription, d.window.charges_period) for d in chunk if d.window.charges_period is not None
+    return summary
+
+
+def _bill_chunk(
+    chunk: list[selectors.Due],
+    *,
+    actor: str,
+    organization: Organization,
+    summary: RunSummary,
+    failed_subscriptions: set[Any],
+    progress: Callable[[int, int], None] | None = None,
+    done: int = 0,
+    total: int = 0,
+) -> int:
+    """A chunk of due periods: usage aggregated up front for the chunk (one query per charge
+    bucket), customers' numbers and lookups read once, then each period in its own transaction."""
+    # Late usage: the chunk's period ends published before its usage is read (corrections).
+    billed_through_publish(
+        (d.subscription.external_id, d.window.charges_to_datetime)
+        for d in chunk
+        if d.window.charges_to_datetime is not None
+    )
+    usage = billing.BatchUsage(
+        (d.subscription, d.window.charges_period) for d in chunk if d.window.charges_period is not None
+    )
+    numbering.customers_sequential_ids_assign(d.subscription.customer for d in chunk)
+    context = services.RunContext.for_customers([d.subscription.customer_id for d in chunk], organization)
+    for item in chunk:
+        done += 1
+        if item.subscription.pk in failed_subscriptions:
+            summary.failed += 1
+            continue
+        try:
+            invoice = _bill(item.subscription, item.window, actor=actor, usage=usage, context=context)
+        except services.AlreadyBilled:
+            summary.skipped += 1
+        except Exception as error:
+            logger.exception("invoicing: billing %s failed", item.subscription.external_id)
+            failed_subscriptions.add(item.subscription.pk)
+            summary.failed += 1
+            summary.errors.append(f"{item.subscription.external_id}: {error!r}")
+        else:
+            summary.created += 1
+            summary.invoice_ids.append(invoice.pk)
+        if progress is not None:
+            progress(done, total)
+    return done
+
+
+def bill_batch(*, items: Sequence[tuple[str, Sequence[tuple[str, str]]]], actor: str) -> RunSummary:
+    """The Celery fan-out's unit: several subscriptions' due periods (reason, ISO timestamp),
+    each subscription's oldest first, billed as bill_due bills a chunk. Shares nothing with other
+    batches but the database: the period's unique claim and the row locks order concurrent
+    workers, so batches may run on any number of hosts, and a batch run twice bills nothing."""
+    by_pk = {
+        str(s.pk): s
+        for s in billing.with_billing_relations(Subscription.objects.filter(pk__in=[pk for pk, _ in items]))
+        .prefetch_related(
+            Prefetch(
+                "next_subscriptions",
+                queryset=Subscription.objects.only(
+                    "pk", "previous_subscription_id", "status", "started_at", "downgrade_at"
+                ),
+            )
         )
-        numbering.customers_sequential_ids_assign(d.subscription.customer for d in chunk)
-        context = services.RunContext.for_customers([d.subscription.customer_id for d in chunk], organization)
-        for item in chunk:
-            done += 1
-            if item.subscription.pk in failed_subscriptions:
-                summary.failed += 1
-                continue
-            try:
-                invoice = _bill(item.subscription, item.window, actor=actor, usage=usage, context=context)
-            except services.AlreadyBilled:
-                summary.skipped += 1
-            except Exception as error:
-                logger.exception("invoicing: billing %s failed", item.subscription.external_id)
-                failed_subscriptions.add(item.subscription.pk)
-                summary.failed += 1
-                summary.errors.append(f"{item.subscription.external_id}: {error!r}")
-            else:
-                summary.created += 1
-                summary.invoice_ids.append(invoice.pk)
-            if progress is not None:
-                progress(done, len(due))
+        .order_by("created_at", "id")
+    }
+    due: list[selectors.Due] = []
+    for subscription_id, periods in items:
+        subscription = by_pk.get(str(subscription_id))
+        if subscription is None:
+            continue
+        for reason, timestamp in periods:
+            window = windows.window_for(subscription, reason, datetime.fromisoformat(timestamp))
+            if window is not None:
+                due.append(selectors.Due(subscription, window))
+    due.sort(key=lambda d: d.window.timestamp)  # stable: oldest period first, as bill_due
+    summary = RunSummary()
+    _bill_chunk(due, actor=actor, organization=Organization.current(), summary=summary, failed_subscriptions=set())
     return summary
 
 

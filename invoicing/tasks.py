@@ -17,8 +17,9 @@ from .models import CreditNote, Invoice
 
 @shared_task(name="invoicing.tasks.bill_due_subscriptions")
 def bill_due_subscriptions(at: str | None = None) -> dict[str, int]:
-    """Hourly at :10: the plan changes due at the instant first (as runs.bill_due), then one task
-    per subscription with its due periods, oldest first (the fan-out)."""
+    """Hourly at :10: the plan changes due at the instant first (as runs.bill_due), then the
+    fan-out: one task per batch of FANOUT_BATCH subscriptions, each with its due periods, oldest
+    first (a batch aggregates its usage up front and bills each period in its own transaction)."""
     instant = datetime.fromisoformat(at) if at else timezone.now()
     subscriptions_activate_due(now=instant)
     # Fold the hours just closed into the usage rollups first (waiting for a periodic fold that
@@ -30,10 +31,24 @@ def bill_due_subscriptions(at: str | None = None) -> dict[str, int]:
         by_subscription.setdefault(str(item.subscription.pk), []).append(
             (item.window.reason, item.window.timestamp.isoformat())
         )
-    for subscription_id, periods in by_subscription.items():
-        bill_subscription_periods.delay(subscription_id, periods)
+    items = list(by_subscription.items())
+    for start in range(0, len(items), FANOUT_BATCH):
+        bill_subscriptions_batch.delay(items[start : start + FANOUT_BATCH])
     rerate_late_usage.delay(instant.isoformat())
-    return {"due": len(due), "subscriptions": len(by_subscription)}
+    return {"due": len(due), "subscriptions": len(by_subscription), "tasks": -(-len(items) // FANOUT_BATCH)}
+
+
+# Subscriptions per fan-out task: large enough that a batch's bulk reads (usage, customers'
+# lookups) replace most per-invoice queries, small enough that many workers share a run.
+FANOUT_BATCH = 50
+
+
+@shared_task(name="invoicing.tasks.bill_subscriptions_batch")
+def bill_subscriptions_batch(items: list[tuple[str, list[tuple[str, str]]]]) -> list[str]:
+    """A batch of subscriptions' due periods (runs.bill_batch): safe to run twice, a period
+    billed already is skipped by its unique claim."""
+    summary = runs.bill_batch(items=items, actor="system:billing_run")
+    return [str(pk) for pk in summary.invoice_ids]
 
 
 @shared_task(name="invoicing.tasks.rerate_late_usage")
@@ -47,8 +62,9 @@ def rerate_late_usage(at: str | None = None) -> dict[str, int]:
 
 @shared_task(name="invoicing.tasks.bill_subscription_periods")
 def bill_subscription_periods(subscription_id: str, periods: list[tuple[str, str]]) -> list[str]:
-    """One subscription's due periods, oldest first: a failure stops the later ones (the next run
-    resumes after the last billed period, so none is skipped)."""
+    """(Kept for tasks queued before the batched fan-out.) One subscription's due periods,
+    oldest first: a failure stops the later ones (the next run resumes after the last billed
+    period, so none is skipped)."""
     invoice_ids = []
     for reason, timestamp in periods:
         invoice = runs.bill_one(

@@ -19,7 +19,7 @@ from django.db import transaction
 from billing_project.money import round_amount
 from customers.models import Customer
 from plans.models import AppliedCoupon, CouponFrequency, CouponType, Tax
-from plans.selectors import customer_taxes, default_taxes, organization_taxes, owner_taxes
+from plans.selectors import customer_default_taxes, owner_taxes
 
 from .models import Credit, Fee, FeeAppliedTax, FeeType, Invoice, InvoiceAppliedTax
 
@@ -177,9 +177,7 @@ class TaxResolver:
         if taxes:
             return taxes
         if self._fallback is None:
-            self._fallback = default_taxes(
-                customer_taxes=customer_taxes(self.customer), organization_taxes=organization_taxes()
-            )
+            self._fallback = customer_default_taxes(self.customer)
         return self._fallback
 
 

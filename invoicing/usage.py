@@ -68,8 +68,11 @@ class CustomerUsage:
 
 
 def customer_usage(*, subscription: Subscription, at: datetime) -> CustomerUsage:
-    """The usage of `subscription`'s current charges period (the one containing `at`)."""
-    subscription = billing.with_billing_relations(Subscription.objects.filter(pk=subscription.pk)).get()
+    """The usage of `subscription`'s current charges period (the one containing `at`). A
+    subscription loaded by billing.with_billing_relations (it carries `billing_timezone`) is used
+    as it is; any other is loaded again with those relations."""
+    if not hasattr(subscription, "billing_timezone"):
+        subscription = billing.with_billing_relations(Subscription.objects.filter(pk=subscription.pk)).get()
     period = periods.subscription_charges_period(subscription, at)
     if subscription.terminated_at is not None and subscription.terminated_at < period.to_datetime:
         period = periods.clip_to(period, subscription.terminated_at, periods.subscription_timezone(subscription))

@@ -431,19 +431,23 @@ class CustomerCurrentUsageView(InvoicingView):
         responses={200: _OBJECT, 404: _ERROR},
     )
     def get(self, request: Request, external_id: str) -> Response:
-        customer = Customer.live.filter(external_id=external_id).first()
-        if customer is None:
-            raise NotFound("customer")
+        from .. import billing
+
+        # One query for the subscription and everything its usage reads (customer, plan,
+        # charges: billing.with_billing_relations); which of the two is missing only on a miss.
         subscription = (
-            Subscription.objects.select_related("plan", "customer")
+            billing.with_billing_relations(Subscription.objects.all())
             .filter(
-                customer=customer,
+                customer__external_id=external_id,
+                customer__deleted_at__isnull=True,
                 external_id=request.query_params.get("external_subscription_id") or "",
                 status=SubscriptionStatus.ACTIVE,
             )
             .first()
         )
         if subscription is None:
+            if not Customer.live.filter(external_id=external_id).exists():
+                raise NotFound("customer")
             raise NotFound("subscription")
         from ..usage import customer_usage
 

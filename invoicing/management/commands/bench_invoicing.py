@@ -42,7 +42,7 @@ class Command(BaseCommand):
         parser.add_argument("--events-per-subscription", type=int, default=100)
         parser.add_argument("--pdfs", type=int, default=200, help="invoices rendered to PDF (0: skip)")
         parser.add_argument("--server", default="", help="PostgreSQL server URL (default: DATABASE_URL's)")
-        parser.add_argument("--database-name", default="tollgate_bench_invoicing")
+        parser.add_argument("--database-name", default="", help="default: <DATABASE_URL's name>_bench_invoicing")
         parser.add_argument("--keep-database", action="store_true")
         parser.add_argument("--profile", action="store_true", help="print the billing run's top functions (cProfile)")
         parser.add_argument("--inner", action="store_true", help="(internal) run inside the bench database")
@@ -61,7 +61,8 @@ class Command(BaseCommand):
             server = "postgres://postgres@127.0.0.1:5432/postgres"
         parts = urlsplit(server)
         admin_url = urlunsplit(parts._replace(path="/postgres"))
-        name = options["database_name"]
+        # Named after the developer's own database: benchmarks of several checkouts never share one.
+        name = options["database_name"] or f"{parts.path.strip('/') or 'tollgate'}_bench_invoicing"
         bench_url = urlunsplit(parts._replace(path=f"/{name}"))
         try:
             admin = psycopg.connect(admin_url, autocommit=True)
@@ -98,12 +99,29 @@ class Command(BaseCommand):
 
 
 class _QueryCounter:
+    """Counts the statements a block runs, by kind (verb and first table), for the breakdown."""
+
     def __init__(self) -> None:
         self.count = 0
+        self.kinds: dict[str, int] = {}
 
     def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         self.count += 1
+        kind = _kind(sql)
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
         return execute(sql, params, many, context)
+
+
+def _kind(sql: str) -> str:
+    import re
+
+    text = " ".join(sql.split())
+    verb = text.split(" ", 1)[0].upper()
+    if verb == "WITH":
+        verb = "WITH"
+    table = re.search(r'(?:FROM|INTO|UPDATE|JOIN)\s+"?([a-z_]+)"?', text, re.IGNORECASE)
+    suffix = " FOR UPDATE" if "FOR UPDATE" in text.upper() else ""
+    return f"{verb} {table.group(1) if table else '?'}{suffix}"
 
 
 class Bench:
@@ -125,6 +143,11 @@ class Bench:
         self.say(
             f"setup: {self.n:,} subscriptions, {self.n * self.per:,} events, two charges each "
             f"({time.perf_counter() - started:.1f} s, {os.cpu_count()} cores)"
+        )
+        fold_seconds, buckets = self._fold()
+        self.say(
+            f"fold: the month's events into {buckets:,} hour buckets in {fold_seconds:.1f} s "
+            "(as the periodic task folds them): the run's aggregation reads the rollups"
         )
         baseline = self._baseline()
         self.say(f"baseline: plain SQL GROUP BY (subscription, code) of the month: {baseline * 1000:.0f} ms")
@@ -167,6 +190,13 @@ class Bench:
             f"(without PDFs); {per_invoice:.1f} queries per invoice ({counter.count:,} in all)"
         )
         self.say(f"ratio: billing run / plain SQL aggregation of the same events = {elapsed / baseline:.1f}x")
+        breakdown = sorted(counter.kinds.items(), key=lambda item: -item[1])
+        self.say(
+            "queries per invoice, by kind: "
+            + ", ".join(
+                f"{kind} {n / max(summary.created, 1):.2f}" for kind, n in breakdown if n >= summary.created / 20
+            )
+        )
 
         counter2 = _QueryCounter()
         began = time.perf_counter()
@@ -189,6 +219,14 @@ class Bench:
                     "run_seconds": round(elapsed, 2),
                     "run_to_baseline_ratio": round(elapsed / baseline, 1),
                     "pdfs_per_second": pdf_rate,
+                    "fold_seconds": round(fold_seconds, 2),
+                    "buckets": buckets,
+                    "queries_per_invoice_by_kind": {
+                        kind: round(n / max(summary.created, 1), 2)
+                        for kind, n in breakdown
+                        if n >= summary.created / 20
+                    },
+                    "load_average": [round(x, 2) for x in os.getloadavg()],
                 }
             )
         )
@@ -256,6 +294,23 @@ class Bench:
         raw.commit() if not raw.autocommit else None
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE metrics_event")
+
+    def _fold(self) -> tuple[float, int]:
+        from django.db import connection
+
+        from metrics.models import UsageRollup
+        from metrics.rollups import usage_rollups_caught_up, usage_rollups_fold
+
+        at = PERIOD_END + timedelta(minutes=10)
+        began = time.perf_counter()
+        for _ in range(100):
+            usage_rollups_fold(now=at)
+            if usage_rollups_caught_up(now=at):
+                break
+        elapsed = time.perf_counter() - began
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        return elapsed, UsageRollup.objects.count()
 
     def _baseline(self) -> float:
         from django.db import connection

@@ -45,7 +45,7 @@ class Command(BaseCommand):
         parser.add_argument("--raw-events", type=int, default=10_000, help="events after the watermark")
         parser.add_argument("--requests", type=int, default=9, help="timed requests (after two warm-ups)")
         parser.add_argument("--server", default="", help="PostgreSQL server URL (default: DATABASE_URL's)")
-        parser.add_argument("--database-name", default="tollgate_bench_usage")
+        parser.add_argument("--database-name", default="", help="default: <DATABASE_URL's name>_bench_usage")
         parser.add_argument("--keep-database", action="store_true")
         parser.add_argument("--inner", action="store_true", help="(internal) run inside the bench database")
 
@@ -63,7 +63,8 @@ class Command(BaseCommand):
             server = "postgres://postgres@127.0.0.1:5432/postgres"
         parts = urlsplit(server)
         admin_url = urlunsplit(parts._replace(path="/postgres"))
-        name = options["database_name"]
+        # Named after the developer's own database: benchmarks of several checkouts never share one.
+        name = options["database_name"] or f"{parts.path.strip('/') or 'tollgate'}_bench_usage"
         bench_url = urlunsplit(parts._replace(path=f"/{name}"))
         try:
             admin = psycopg.connect(admin_url, autocommit=True)
@@ -76,6 +77,8 @@ class Command(BaseCommand):
             **os.environ,
             "DATABASE_URL": bench_url,
             "DEBUG": "0",
+            # Production settings, but requests go to the test client over plain http: no https redirect.
+            "SECURE_SSL_REDIRECT": "0",
             "SECRET_KEY": secrets.token_urlsafe(32),
             "LOG_LEVEL": "WARNING",
             "CELERY_BROKER_URL": "",

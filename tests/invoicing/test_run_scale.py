@@ -1,0 +1,142 @@
+"""The billing run at scale (issue 18): queries per invoice constant in events and invoices, the
+batched Celery fan-out, one-statement inserts, the one-query tax fallback."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from billing_project.bulk import insert_together
+from customers.models import Organization
+from invoicing import runs, tasks
+from invoicing.models import Fee, FeeType, Invoice, InvoiceEvent, InvoiceStatus
+from plans.models import CustomerTax, Tax
+from plans.selectors import customer_default_taxes
+from tests.factories.customers import make_customer
+from tests.factories.invoicing import events, subscribe, utc
+from tests.factories.plans import make_plan, standard_charge
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+AT = utc(2024, 2, 1, 0, 10)
+
+
+def _subscriptions(count: int, events_each: int) -> list:
+    plan = make_plan(amount_cents=1000, charges=[standard_charge(amount="1")])
+    subs = []
+    for i in range(count):
+        sub = subscribe(plan=plan, external_id=f"scale_{events_each}_{i}", customer=make_customer(external_id=f"c{i}"))
+        events(sub, [utc(2024, 1, 10)] * events_each)
+        subs.append(sub)
+    return subs
+
+
+def test_run_queries_grow_by_four_per_invoice_whatever_the_events():
+    plan = make_plan(amount_cents=1000, charges=[standard_charge(amount="1")])
+    for i in range(2):
+        sub = subscribe(plan=plan, external_id=f"few_{i}", customer=make_customer(external_id=f"few{i}"))
+        events(sub, [utc(2024, 1, 10)])
+    with CaptureQueriesContext(connection) as two:
+        assert runs.bill_due(at=AT, actor="test").created == 2
+    for i in range(4):
+        sub = subscribe(plan=plan, external_id=f"many_{i}", customer=make_customer(external_id=f"many{i}"))
+        events(sub, [utc(2024, 1, 10)] * 25)
+    with CaptureQueriesContext(connection) as four_more:
+        summary = runs.bill_due(at=AT, actor="test")
+    assert summary.created == 4 and summary.skipped == 2
+
+    # 4 statements per invoice (claim, number, the one insert, webhook endpoints), plus the
+    # same constant for both runs (selectors, the chunk's usage and lookups), whatever the events.
+    # (Savepoints: the test's transaction makes each invoice's transaction one; not counted.)
+    def statements(captured: CaptureQueriesContext) -> int:
+        return sum(1 for q in captured.captured_queries if "SAVEPOINT" not in q["sql"])
+
+    def starting(captured: CaptureQueriesContext, prefix: str) -> int:
+        return sum(1 for q in captured.captured_queries if q["sql"].lstrip().startswith(prefix))
+
+    # The run's own four statements: exactly one each per invoice.
+    for prefix in (
+        'INSERT INTO "invoicing_invoicesubscription"',
+        'INSERT INTO "sequences_sequence"',
+        'WITH i0 AS (INSERT INTO "invoicing_invoice"',
+        'SELECT "webhooks_webhookendpoint"',
+    ):
+        assert starting(four_more, prefix) - starting(two, prefix) == 4 - 2, prefix
+    # Everything else is constant per run, except the receivers other apps connect to
+    # invoice_finalized_in_tx (since the mail merge: the e-mail outbox reads the invoice and the
+    # organization, two statements per invoice). Re-measure here when a step is added.
+    assert statements(four_more) - statements(two) == (4 - 2) * (4 + 2)
+    per_invoice = [
+        q["sql"]
+        for q in four_more.captured_queries
+        if q["sql"].startswith(("WITH i0", 'INSERT INTO "invoicing_invoice"'))
+    ]
+    assert len(per_invoice) == 4  # the invoice and its rows: one statement each
+    invoice = Invoice.objects.get(invoice_subscriptions__subscription__external_id="many_0")
+    assert invoice.status == InvoiceStatus.FINALIZED
+    assert invoice.fees.get(fee_type=FeeType.CHARGE).units == 25
+    assert invoice.total_amount == D("35")  # 10 + 25 events x 1
+    assert list(invoice.events.values_list("kind", flat=True).order_by("id")) == ["created", "finalized"]
+
+
+def test_the_fan_out_publishes_batches_and_a_batch_bills_each_period_once(settings):
+    plan = make_plan(amount_cents=1000, charges=[standard_charge(amount="1")])
+    subs = []
+    for i in range(3):
+        sub = subscribe(plan=plan, external_id=f"fan_{i}", customer=make_customer(external_id=f"fan{i}"))
+        events(sub, [utc(2024, 1, 10)] * (i + 1))
+        subs.append(sub)
+    fanned = tasks.bill_due_subscriptions(AT.isoformat())  # eager: the batches run inline
+    assert (fanned["subscriptions"], fanned["tasks"]) == (3, 1)
+    totals = dict(Invoice.objects.values_list("invoice_subscriptions__subscription__external_id", "total_amount"))
+    assert totals == {"fan_0": D("11"), "fan_1": D("12"), "fan_2": D("13")}
+    # The same batch again (a redelivered task): nothing billed twice.
+    item = [(str(subs[0].pk), [("subscription_periodic", "2024-02-01T00:00:00+00:00")])]
+    again = runs.bill_batch(items=item, actor="test")
+    assert (again.created, again.skipped) == (0, 1)
+    assert Invoice.objects.count() == 3
+
+
+def test_insert_together_writes_every_model_in_one_statement():
+    sub = _subscriptions(1, events_each=0)[0]
+    customer = sub.customer
+    day = utc(2024, 2, 1).date()
+    invoice = Invoice(customer=customer, currency="USD", issuing_date=day, payment_due_date=day, number="TOL-DRAFT")
+    fees = [
+        Fee(
+            invoice=invoice,
+            subscription=sub,
+            fee_type=FeeType.SUBSCRIPTION,
+            currency="USD",
+            amount=D("10.00"),
+            precise_amount=D("10"),
+            units=D(1),
+            unit_amount=D("10"),
+        )
+        for _ in range(2)
+    ]
+    log = [InvoiceEvent(invoice=invoice, kind="created", actor="test", payload={})]
+    with CaptureQueriesContext(connection) as captured:
+        statements = insert_together([(Invoice, [invoice]), (Fee, fees), (InvoiceEvent, log), (Fee, [])])
+    expected = 1 if connection.vendor == "postgresql" else 3
+    assert statements == expected and len(captured.captured_queries) == expected
+    stored = Invoice.objects.get(pk=invoice.pk)
+    assert stored.fees.count() == 2 and stored.events.count() == 1
+    assert stored.created_at is not None and not invoice._state.adding
+
+
+def test_default_taxes_read_in_one_query_customer_first_then_organization():
+    Organization.current()
+    vat = Tax.objects.create(code="vat", name="VAT", rate=D("20"), applied_to_organization=True)
+    local = Tax.objects.create(code="local", name="Local", rate=D("5"))
+    Tax.objects.create(code="unused", name="Unused", rate=D("1"))
+    plain, taxed = make_customer(external_id="plain"), make_customer(external_id="taxed")
+    CustomerTax.objects.create(customer=taxed, tax=local)
+    with CaptureQueriesContext(connection) as captured:
+        assert customer_default_taxes(plain) == [vat]  # the organization's
+        assert customer_default_taxes(taxed) == [local]  # the customer's own, not the organization's
+    assert len(captured.captured_queries) == 2
