@@ -37,7 +37,13 @@ from invoicing.signals import (
 )
 from invoicing.wallets import signals as wallet_signals
 from payments.signals import payment_failed_in_tx, payment_succeeded_in_tx
-from plans.signals import subscription_started_in_tx, subscription_terminated_in_tx
+from plans.signals import (
+    feature_deleted_in_tx,
+    feature_saved_in_tx,
+    plan_entitlements_changed_in_tx,
+    subscription_started_in_tx,
+    subscription_terminated_in_tx,
+)
 
 from . import payloads
 
@@ -121,6 +127,20 @@ ANNOUNCEMENTS: list[Announcement] = [
         "wallet_transaction_id",
         payloads.wallet_transaction,
     ),
+    # Lago's app/services/webhooks/features/*_service.rb (FeatureSerializer) and plans/updated.
+    Announcement(
+        feature_saved_in_tx, "feature.created", "feature", "feature_id", payloads.feature, lambda kw: kw["created"]
+    ),
+    Announcement(
+        feature_saved_in_tx,
+        "feature.updated",
+        "feature",
+        "feature_id",
+        payloads.feature,
+        lambda kw: not kw["created"],
+    ),
+    Announcement(feature_deleted_in_tx, "feature.deleted", "feature", "feature_id", payloads.feature),
+    Announcement(plan_entitlements_changed_in_tx, "plan.updated", "plan", "plan_ids", payloads.plan),
     Announcement(payment_succeeded_in_tx, "payment.succeeded", "payment", "payment_id", payloads.payment),
     Announcement(payment_failed_in_tx, "payment.failed", "payment", "payment_id", payloads.payment),
     Announcement(
