@@ -88,22 +88,24 @@ class PrivilegeForm(forms.ModelForm):
 class PrivilegeFormSet(BaseInlineFormSet):
     """Collects the rows as the service's privilege specs, and dry-runs the whole save."""
 
-    def kept(self) -> list[PrivilegeForm]:
+    def _deleting(self, form: forms.BaseForm) -> bool:
+        return bool(self.can_delete and getattr(form, "cleaned_data", {}).get("DELETE"))
+
+    def kept(self) -> list[Any]:
         """The rows that stay: the saved ones not ticked for deletion, and the new rows filled in."""
         return [
             form
             for form in self.forms
-            if not self._should_delete_form(form) and (not form.instance._state.adding or form.has_changed())
+            if not self._deleting(form) and (not form.instance._state.adding or form.has_changed())
         ]
 
     def specs(self) -> list[dict[str, Any]]:
         return [form.spec() for form in self.kept() if form.cleaned_data]
 
     def removed_codes(self) -> list[str]:
-        return [f.instance.code for f in self.forms if not f.instance._state.adding and self._should_delete_form(f)]
+        return [f.instance.code for f in self.forms if not f.instance._state.adding and self._deleting(f)]
 
-    def save_through_service(self, feature_form: forms.ModelForm) -> Feature:
-        instance = feature_form.instance
+    def save_through_service(self, instance: Feature) -> Feature:
         current = Feature.objects.filter(pk=instance.pk).first() if instance.pk else None
         return services.feature_save(
             feature=current,
@@ -123,19 +125,12 @@ class PrivilegeFormSet(BaseInlineFormSet):
             return
         try:
             with transaction.atomic():
-                self.save_through_service(_FormView(self.instance))
+                self.save_through_service(self.instance)
                 raise _DryRun
         except _DryRun:
             return
         except DomainError as error:
             raise ValidationError(_message(error)) from None
-
-
-class _FormView:
-    """What save_through_service reads of the feature form: its (unsaved) instance."""
-
-    def __init__(self, instance: Feature) -> None:
-        self.instance = instance
 
 
 class PrivilegeInline(admin.TabularInline):
@@ -184,7 +179,7 @@ class FeatureAdmin(admin.ModelAdmin):
             (f.instance, f.changed_data) for f in rows.kept() if not f.instance._state.adding and f.has_changed()
         ]
         removed = [before[code] for code in rows.removed_codes() if code in before]
-        feature = rows.save_through_service(form)
+        feature = rows.save_through_service(form.instance)
         form.instance.pk = feature.pk
         form.instance._state.adding = False
         # What the admin's change message (the LogEntry) reads: the service did the saving.
@@ -216,7 +211,7 @@ def plan_entitlements_panel(plan: Plan | None) -> SafeString:
     """What the plan grants (an override shows its parent's grants: Lago's plans.parent_id)."""
     if plan is None or plan.pk is None:
         return format_html("<em>{}</em>", "Saved plans only.")
-    granting = plan.parent if plan.parent_id else plan
+    granting = plan.parent or plan
     rows = [services.serialize_plan_entitlement(e) for e in services.plan_entitlements(plan=granting)]
     if not rows:
         return format_html("<em>{}</em>", "No features granted.")
