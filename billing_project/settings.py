@@ -243,6 +243,24 @@ DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 
+# --- E-mail (documents sent to customers) ---
+# EMAIL_URL in django-environ's form, e.g. smtp+tls://user:pass@smtp.example.com:587; unset: the
+# console backend (development: messages are printed). An smtp backend is Tollgate's subclass of
+# Django's, which records the recipients a server refused (billing_project.mail).
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+if EMAIL_BACKEND == "django.core.mail.backends.smtp.EmailBackend":
+    EMAIL_BACKEND = "billing_project.mail.RecordingSMTPBackend"
+EMAIL_HOST = _email.get("EMAIL_HOST", "") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Tollgate <billing@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
 # --- Tollgate business settings ---
 # How long a signed PDF download link stays valid.
 TOLLGATE_PDF_LINK_MAX_AGE = env.int("TOLLGATE_PDF_LINK_MAX_AGE", default=3600)
@@ -252,6 +270,10 @@ TOLLGATE_PAYMENT_RETRY_DAYS = env.list("TOLLGATE_PAYMENT_RETRY_DAYS", cast=int, 
 TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS = env.int("TOLLGATE_PAY_IN_ADVANCE_SWEEP_HOURS", default=24)
 # Public base URL used to build absolute links (PDF downloads) outside a request.
 TOLLGATE_PUBLIC_URL = env.str("TOLLGATE_PUBLIC_URL", default="http://127.0.0.1:8000")
+
+# Seconds between a failed e-mail attempt (server unreachable, 4xx) and the next; after the last
+# one the message is `failed`. A permanent refusal (5xx) is failed at once.
+TOLLGATE_EMAIL_RETRY_DELAYS = env.list("TOLLGATE_EMAIL_RETRY_DELAYS", cast=int, default=[60, 300, 1800, 7200, 21600])
 
 # --- Outbound webhooks (webhooks app) ---
 # Seconds between a failed delivery attempt and the next (each with +-20% jitter); after the last

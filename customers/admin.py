@@ -18,7 +18,7 @@ from billing_project.admin import LiveFilter, add_error_codes
 from billing_project.admin_export import CsvExportMixin
 
 from . import services
-from .models import ApiKey, Customer, Organization
+from .models import DOCUMENT_LOCALES, EMAIL_SETTINGS, ApiKey, Customer, Organization
 
 _MESSAGES = {
     "value_is_mandatory": "This field is required.",
@@ -37,6 +37,21 @@ _MESSAGES = {
 
 class OrganizationForm(forms.ModelForm):
     webhook_url = forms.URLField(required=False, assume_scheme="https")
+    email_settings = forms.MultipleChoiceField(
+        choices=[(setting, setting) for setting in EMAIL_SETTINGS],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="Documents e-mailed to the customer when issued (Lago's email_settings)",
+    )
+    document_locale = forms.ChoiceField(
+        choices=[(locale, locale) for locale in DOCUMENT_LOCALES],
+        required=False,
+        help_text="Language of the documents' e-mails",
+    )
+
+    def clean_document_locale(self) -> str:
+        """Left out of a post: the organization keeps its language."""
+        return self.cleaned_data.get("document_locale") or self.instance.document_locale or "en"
 
     class Meta:
         model = Organization
@@ -79,6 +94,7 @@ class OrganizationAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        ("E-mail", {"fields": ["email_settings", "document_locale"]}),
         ("Record", {"fields": ["lago_id", "hmac_key", "created_at", "updated_at"]}),
     ]
 
@@ -176,6 +192,7 @@ class CustomerAdmin(CsvExportMixin, admin.ModelAdmin):
                     "invoice_grace_period",
                     "payment_provider",
                     "provider_customer_id",
+                    "exclude_from_dunning_campaign",
                 ],
                 "description": "Empty timezone, payment term or grace period: the organization's applies.",
             },

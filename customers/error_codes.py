@@ -5,3 +5,5 @@ from enum import StrEnum
 
 class CustomersErrorCode(StrEnum):
     CURRENCIES_DOES_NOT_MATCH = "currencies_does_not_match"
+    # An unknown billing_configuration.document_locale (Lago's code).
+    INVALID_VALUE = "invalid_value"

@@ -66,6 +66,12 @@ class DocumentNumbering(models.TextChoices):
     PER_ORGANIZATION = "per_organization", "Per organization (<PREFIX>-<YYYYMM>-<seq>)"
 
 
+# Lago's email_settings: which documents are e-mailed to the customer when they are issued.
+EMAIL_SETTINGS = ("invoice.finalized", "credit_note.created", "payment_receipt.created")
+# Languages the documents' e-mails are written in (invoicing.mail.locales holds their words).
+DOCUMENT_LOCALES = ("en", "fr")
+
+
 def new_hmac_key() -> str:
     """The organization's webhook HMAC key (X-Lago-Signature, algorithm hmac)."""
     return secrets.token_urlsafe(32)
@@ -100,6 +106,10 @@ class Organization(models.Model):
     net_payment_term = models.PositiveIntegerField(default=0, help_text="Days between issuing and due date")
     invoice_grace_period = models.PositiveIntegerField(default=0, help_text="Days an invoice stays draft")
     webhook_url = models.URLField(blank=True)
+    # Lago's email_settings (a subset of EMAIL_SETTINGS): the documents e-mailed when issued.
+    email_settings = models.JSONField(default=list, blank=True)
+    # Lago's billing_configuration.document_locale: the language of the documents' e-mails.
+    document_locale = models.CharField(max_length=8, default="en")
     # Signs outbound webhooks whose endpoint uses `hmac` (as Lago's organization hmac_key); shown
     # in the admin and in GET /api/v1/organizations to the holder of an API key.
     hmac_key = models.CharField(max_length=64, default=new_hmac_key)
@@ -169,6 +179,8 @@ class Customer(models.Model):
     invoice_grace_period = models.PositiveIntegerField(null=True, blank=True)
     payment_provider = models.CharField(max_length=16, choices=PaymentProvider.choices, blank=True)
     provider_customer_id = models.CharField(max_length=255, blank=True)
+    # Lago's exclude_from_dunning_campaign: no dunning step ever reaches this customer.
+    exclude_from_dunning_campaign = models.BooleanField(default=False)
     # Lago's shape: [{"lago_id", "key", "value", "display_in_invoice"}].
     metadata = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

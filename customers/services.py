@@ -27,6 +27,8 @@ from .locks import lock_customer, lock_organization
 from .models import (
     CUSTOMER_BILLING_FIELDS,
     CUSTOMER_SEQUENCE,
+    DOCUMENT_LOCALES,
+    EMAIL_SETTINGS,
     ORGANIZATION_ISSUER_FIELDS,
     ApiKey,
     Customer,
@@ -48,7 +50,7 @@ MAX_DAYS = 36_500  # payment terms and grace periods, in days: a century is sure
 
 CUSTOMER_TEXT_FIELDS = (*CUSTOMER_BILLING_FIELDS, "payment_provider", "provider_customer_id")
 CUSTOMER_DAY_FIELDS = ("net_payment_term", "invoice_grace_period")
-CUSTOMER_FIELDS = (*CUSTOMER_TEXT_FIELDS, *CUSTOMER_DAY_FIELDS)
+CUSTOMER_FIELDS = (*CUSTOMER_TEXT_FIELDS, *CUSTOMER_DAY_FIELDS, "exclude_from_dunning_campaign")
 
 # The issuer's details (invoice_footer among them) and the organization's billing settings.
 ORGANIZATION_TEXT_FIELDS = (
@@ -59,7 +61,7 @@ ORGANIZATION_TEXT_FIELDS = (
     "webhook_url",
 )
 ORGANIZATION_DAY_FIELDS = ("net_payment_term", "invoice_grace_period")
-ORGANIZATION_FIELDS = (*ORGANIZATION_TEXT_FIELDS, *ORGANIZATION_DAY_FIELDS)
+ORGANIZATION_FIELDS = (*ORGANIZATION_TEXT_FIELDS, *ORGANIZATION_DAY_FIELDS, "email_settings", "document_locale")
 
 # Django's own validation codes, in Lago's words (full_clean is the last line of defence).
 _DJANGO_CODES = {
@@ -193,6 +195,11 @@ def organization_validate(organization: Organization) -> dict[str, list[str]]:
             URLValidator(schemes=["http", "https"])(organization.webhook_url)
         except ValidationError:
             errors["webhook_url"] = ["url_invalid"]
+    settings_list = organization.email_settings
+    if not isinstance(settings_list, list) or any(item not in EMAIL_SETTINGS for item in settings_list):
+        errors["email_settings"] = ["value_is_invalid"]
+    if organization.document_locale not in DOCUMENT_LOCALES:
+        errors["document_locale"] = ["invalid_value"]
     for field in ORGANIZATION_DAY_FIELDS:
         value = getattr(organization, field)
         if value is None or _days_invalid(value):

@@ -644,4 +644,5 @@ class CreditNoteAdmin(CsvExportMixin, ReadOnlyAdmin):
 
 
 # Wallets have their own admin module (and an inline on the customer page).
+from .mail import admin as mail_admin  # noqa: E402, F401  (registers the e-mail outbox)
 from .wallets import admin as wallets_admin  # noqa: E402, F401

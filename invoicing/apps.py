@@ -38,6 +38,13 @@ class InvoicingConfig(AppConfig):
             description="every 10 minutes (at :05, :15, ...): finalized invoices still without a PDF 10 minutes "
             "after finalization (their task was lost) are rendered",
         ),
+        PeriodicTaskSpec(
+            name="invoicing: send due document e-mails",
+            task="invoicing.mail.tasks.send_due_document_emails",
+            minute="*/2",
+            description="every 2 minutes: e-mails whose task was lost (pending 2 minutes after they were queued) "
+            "and retries that are due (TOLLGATE_EMAIL_RETRY_DELAYS) are sent",
+        ),
         *WALLET_PERIODIC_TASKS,
     ]
 
@@ -46,7 +53,19 @@ class InvoicingConfig(AppConfig):
         from plans.signals import subscription_started, subscription_terminated
 
         from . import receivers
+        from .mail import receivers as mail_receivers
+        from .mail import tasks as mail_tasks  # noqa: F401  (registers the e-mail outbox's Celery tasks)
+        from .signals import credit_note_created_in_tx, invoice_finalized_in_tx, invoice_one_off_created_in_tx
         from .wallets import tasks as wallet_tasks  # noqa: F401  (registers the wallets' Celery tasks)
+
+        # Issue e-mails: outbox rows written in the issuing transaction (email_settings decide).
+        invoice_finalized_in_tx.connect(mail_receivers.on_invoice_finalized, dispatch_uid="invoicing.mail.finalized")
+        invoice_one_off_created_in_tx.connect(
+            mail_receivers.on_invoice_finalized, dispatch_uid="invoicing.mail.one_off"
+        )
+        credit_note_created_in_tx.connect(
+            mail_receivers.on_credit_note_created, dispatch_uid="invoicing.mail.credit_note"
+        )
 
         subscription_started.connect(receivers.bill_started_subscription, dispatch_uid="invoicing.bill_started")
         subscription_terminated.connect(receivers.bill_terminated_subscription, dispatch_uid="invoicing.bill_ended")

@@ -31,3 +31,7 @@ class InvoicingErrorCode(StrEnum):
     INVALID_LIMITATIONS = "invalid_limitations"
     INVALID_RECURRING_RULE = "invalid_recurring_rule"
     INVALID_NUMBER_OF_RECURRING_RULES = "invalid_number_of_recurring_rules"
+    # E-mail of documents (invoicing.mail), as Lago's Emails::ResendService.
+    EMAIL_SETTINGS_DISABLED = "email_settings_disabled"
+    CREDIT_NOTE_NOT_FINALIZED = "credit_note_not_finalized"
+    PAYMENT_RECEIPT_NOT_FINALIZED = "payment_receipt_not_finalized"

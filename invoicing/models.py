@@ -410,5 +410,7 @@ class InvoiceEvent(models.Model):
         return f"{self.kind} by {self.actor}"
 
 
-# Wallets live in their own package; imported here so Django registers their models.
+# The e-mail outbox and wallets live in their own packages; imported here so Django registers
+# their models.
+from .mail.models import DocumentEmail  # noqa: E402, F401
 from .wallets.models import RecurringTransactionRule, Wallet, WalletTransaction  # noqa: E402, F401

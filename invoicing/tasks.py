@@ -101,15 +101,18 @@ def finalize_due_drafts() -> dict[str, int]:
 
 @shared_task(name="invoicing.tasks.render_credit_note_pdf")
 def render_credit_note_pdf(credit_note_id: str) -> None:
+    """The note's first PDF (its e-mail may have rendered it already: a note never changes)."""
     credit_note = CreditNote.objects.select_related("customer", "invoice").filter(pk=credit_note_id).first()
-    if credit_note is not None:
+    if credit_note is not None and not credit_note.file:
         pdf.credit_note_pdf_render(credit_note=credit_note)
 
 
 @shared_task(name="invoicing.tasks.render_invoice_pdf")
 def render_invoice_pdf(invoice_id: str) -> None:
+    """A finalized invoice's first PDF (its e-mail may have rendered it already; a finalized invoice
+    never changes, and regenerating on purpose is the admin's and regenerate_pdfs' job)."""
     invoice = Invoice.objects.select_related("customer").filter(pk=invoice_id).first()
-    if invoice is not None:
+    if invoice is not None and not invoice.file:
         pdf.invoice_pdf_render(invoice=invoice)
 
 

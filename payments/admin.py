@@ -377,3 +377,6 @@ class CustomerPaymentSetupAdmin(ReadOnlyAdmin):
             self.log_change(request, customer, f"Payment method {attached['id']} attached as default")
             self.message_user(request, f"{customer.external_id}: {attached['id']} attached", messages.SUCCESS)
         return None
+
+
+from . import admin_dunning  # noqa: E402, F401  (registers campaigns, payment requests and receipts)

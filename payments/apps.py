@@ -27,6 +27,14 @@ class PaymentsConfig(AppConfig):
             minute="45",
             description="every hour at :45 UTC: credit note refunds left pending re-sent or started",
         ),
+        PeriodicTaskSpec(
+            name="payments: dunning campaign steps",
+            task="payments.tasks.run_dunning_campaigns",
+            minute="0",
+            hour="7",
+            description="every day at 07:00 UTC: the default dunning campaign's steps due today (a payment "
+            "request e-mailed per customer and currency, cards retried where the step says so)",
+        ),
     ]
 
     def ready(self) -> None:
@@ -34,10 +42,17 @@ class PaymentsConfig(AppConfig):
         from djstripe.signals import WEBHOOK_SIGNALS
 
         from customers.signals import customer_saved
+        from invoicing.mail.documents import document_type_register
         from invoicing.signals import credit_note_refund_requested, invoice_finalized
 
         from . import receivers
+        from .payment_requests import payment_request_message
         from .providers import stripe as stripe_provider
+        from .receipts import payment_receipt_message
+
+        # E-mails of payments' documents, sent by invoicing's outbox.
+        document_type_register("payment_receipt", payment_receipt_message)
+        document_type_register("payment_request", payment_request_message)
 
         stripe_provider.configure()
         customer_saved.connect(receivers.on_customer_saved, dispatch_uid="payments.on_customer_saved")

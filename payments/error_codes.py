@@ -12,3 +12,7 @@ class PaymentsErrorCode(StrEnum):
     GREATER_THAN = "greater_than"
     THIRD_PARTY_ERROR = "third_party_error"
     MISSING_PAYMENT_PROVIDER_CUSTOMER = "missing_payment_provider_customer"
+    # Payment requests, as Lago's PaymentRequests::CreateService.
+    INVOICES_NOT_OVERDUE = "invoices_not_overdue"
+    INVOICES_HAVE_DIFFERENT_CURRENCIES = "invoices_have_different_currencies"
+    INVALID_EMAIL_FORMAT = "invalid_email_format"

@@ -53,6 +53,7 @@ class PaymentTrigger(models.TextChoices):
     API = "api", "Retry through the API"
     ADMIN = "admin", "Retry from the admin"
     MANUAL = "manual", "Recorded by hand"
+    DUNNING = "dunning", "Dunning step"
 
 
 class Payment(models.Model):
@@ -210,3 +211,162 @@ class InvoiceToCollect(Invoice):
         proxy = True
         verbose_name = "invoice to collect"
         verbose_name_plural = "invoices to collect"
+
+
+class PaymentReceipt(models.Model):
+    """Lago's payment receipt: issued for every succeeded payment (Stripe, manual, partial ones
+    included), in the payment's transaction. Numbered per customer without gaps,
+    `<customer slug>-RCPT-<6 digits>` (Lago's format: TOL-001-RCPT-000001); payments.receipts."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, related_name="receipt")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payment_receipts")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payment_receipts")
+    sequential_id = models.PositiveIntegerField()
+    number = models.CharField(max_length=64, unique=True)
+    file = models.FileField(upload_to="payment_receipts/", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "sequential_id"], name="payment_receipt_customer_sequence_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["invoice", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class PaymentRequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class PaymentRequest(models.Model):
+    """Lago's payment request: one request to a customer for several of its overdue invoices (one
+    currency), e-mailed with a pay link. Succeeded once every invoice is paid; failed when a card
+    retry it started fails (payments.payment_requests)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payment_requests")
+    email = models.CharField(max_length=1024, blank=True)
+    # What the invoices still owed when the request was made (major units of `currency`).
+    amount = amount_field(zero_default=False)
+    currency = models.CharField(max_length=3)
+    payment_status = models.CharField(
+        max_length=16, choices=PaymentRequestStatus.choices, default=PaymentRequestStatus.PENDING
+    )
+    invoices = models.ManyToManyField(Invoice, through="PaymentRequestInvoice", related_name="payment_requests")
+    # The dunning step that made it (null: made through the API).
+    dunning_step = models.ForeignKey(
+        "DunningStep", on_delete=models.SET_NULL, null=True, blank=True, related_name="payment_requests"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["customer", "-created_at"]), models.Index(fields=["payment_status"])]
+
+    def __str__(self) -> str:
+        return f"Payment request {self.amount} {self.currency} ({self.payment_status})"
+
+
+class PaymentRequestInvoice(models.Model):
+    payment_request = models.ForeignKey(PaymentRequest, on_delete=models.CASCADE, related_name="applied_invoices")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["payment_request", "invoice"], name="payment_request_invoice_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.payment_request_id} {self.invoice_id}"
+
+
+class DunningCampaign(models.Model):
+    """An ordered schedule of reminders for overdue invoices (Lago's dunning campaigns, free
+    here). The default campaign applies to every customer not excluded
+    (Customer.exclude_from_dunning_campaign); payments.dunning runs it daily."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code = models.CharField(max_length=255, unique=True)
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    is_default = models.BooleanField(default=False, help_text="Applies to every customer not excluded")
+    bcc_emails = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="dunning_one_default")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DunningStep(models.Model):
+    """One reminder: `days_past_due` days after an invoice's due date, a payment request is
+    e-mailed (and, with `retry_card`, the card is charged again)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    campaign = models.ForeignKey(DunningCampaign, on_delete=models.CASCADE, related_name="steps")
+    days_past_due = models.PositiveIntegerField()
+    retry_card = models.BooleanField(default=False, help_text="Also charge the customer's card (Stripe)")
+
+    class Meta:
+        ordering = ["campaign", "days_past_due"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "days_past_due"], name="dunning_step_days_unique"),
+            models.CheckConstraint(condition=Q(days_past_due__gte=1), name="dunning_step_after_due_date"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign} +{self.days_past_due}d"
+
+
+class DunningThreshold(models.Model):
+    """Lago's campaign threshold: the campaign reminds a customer in `currency` only while its
+    overdue balance in that currency is at least `amount` (it stops below it)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    campaign = models.ForeignKey(DunningCampaign, on_delete=models.CASCADE, related_name="thresholds")
+    currency = models.CharField(max_length=3)
+    amount = amount_field()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "currency"], name="dunning_threshold_currency_unique"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="dunning_threshold_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.currency} {self.amount}"
+
+
+class DunningAttempt(models.Model):
+    """A step done (or skipped: reached together with a later one) for an invoice. Unique per
+    (step, invoice): the database refuses a step twice for the same invoice."""
+
+    id = models.BigAutoField(primary_key=True)
+    step = models.ForeignKey(DunningStep, on_delete=models.CASCADE, related_name="attempts")
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="dunning_attempts")
+    payment_request = models.ForeignKey(
+        PaymentRequest, on_delete=models.SET_NULL, null=True, blank=True, related_name="dunning_attempts"
+    )
+    skipped = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["step", "invoice"], name="dunning_step_once_per_invoice")]
+
+    def __str__(self) -> str:
+        return f"{self.step} {self.invoice_id}"

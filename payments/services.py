@@ -31,9 +31,11 @@ from invoicing.wallets.consumption import invoice_paid_settle_credits
 
 from .errors import PaymentError
 from .models import IN_FLIGHT_STATUSES, Payment, PaymentProviderName, PaymentStatus, PaymentTrigger
+from .payment_requests import payment_requests_follow_invoice, payment_requests_payment_failed
 from .providers import ChargeOutcome, ProviderRejected, ProviderUnavailable
 from .providers import manual as manual_provider
 from .providers import stripe as stripe_provider
+from .receipts import payment_receipt_issue
 from .signals import payment_failed_in_tx, payment_succeeded_in_tx
 
 logger = logging.getLogger(__name__)
@@ -88,6 +90,9 @@ def _invoice_payment_state_refresh(invoice: Invoice) -> None:
     if invoice.payment_status == InvoicePaymentStatus.SUCCEEDED:
         # A paid credit invoice settles its purchased wallet credits (a no-op for other invoices).
         invoice_paid_settle_credits(invoice=invoice)
+        if status_before != invoice.payment_status:
+            # Payment requests whose invoices are now all paid succeed.
+            payment_requests_follow_invoice(invoice=invoice)
 
 
 # --- Stripe customers and payment methods -------------------------------------------------------
@@ -293,8 +298,11 @@ def payment_apply_outcome(*, payment_id: Any, outcome: ChargeOutcome) -> Payment
             payment.save(update_fields=[*sorted(fields), "updated_at"])
             if "status" in fields and payment.status == PaymentStatus.SUCCEEDED:
                 payment_succeeded_in_tx.send(sender=Payment, payment_id=payment.pk)
+                payment_receipt_issue(payment=payment)
             elif "status" in fields and payment.status == PaymentStatus.FAILED:
                 payment_failed_in_tx.send(sender=Payment, payment_id=payment.pk)
+                if payment.trigger == PaymentTrigger.DUNNING:
+                    payment_requests_payment_failed(payment=payment)
             _invoice_payment_state_refresh(invoice)
     return payment
 
@@ -509,6 +517,7 @@ def payment_create_manual(
             paid_at=paid_at or timezone.now(),
         )
         payment_succeeded_in_tx.send(sender=Payment, payment_id=payment.pk)
+        payment_receipt_issue(payment=payment, actor="system:manual_payment")
         _invoice_payment_state_refresh(invoice)
     return payment
 

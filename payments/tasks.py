@@ -63,3 +63,24 @@ def resend_pending_refunds() -> dict[str, int]:
     """Hourly: re-send refunds left pending, start the ones whose request was lost."""
     resent, started = refunds.refunds_sweep_stale(now=timezone.now())
     return {"refunds_resent": resent, "refunds_started": started}
+
+
+@shared_task(name="payments.tasks.render_payment_receipt_pdf")
+def render_payment_receipt_pdf(payment_receipt_id: str) -> None:
+    """A receipt's PDF (its e-mail may have rendered it first: a receipt never changes)."""
+    from .models import PaymentReceipt
+    from .receipts import payment_receipt_pdf_render
+
+    receipt = PaymentReceipt.objects.filter(pk=payment_receipt_id).first()
+    if receipt is not None and not receipt.file:
+        payment_receipt_pdf_render(receipt=receipt)
+
+
+@shared_task(name="payments.tasks.run_dunning_campaigns")
+def run_dunning_campaigns() -> dict[str, int]:
+    """Daily at 07:00 UTC (after the 00:30 overdue flagging): today's dunning steps."""
+    from dataclasses import asdict
+
+    from .dunning import dunning_run
+
+    return asdict(dunning_run(today=timezone.now().date()))

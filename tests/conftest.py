@@ -72,3 +72,23 @@ def _fresh_content_type_cache():
     from django.contrib.contenttypes.models import ContentType
 
     ContentType.objects.clear_cache()
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server on loopback (aiosmtpd); Django sends to it through Tollgate's SMTP
+    backend, as production does with EMAIL_URL=smtp://..."""
+    from tests.smtp_server import SmtpServer
+
+    server = SmtpServer()
+    server.start()
+    settings.EMAIL_BACKEND = "billing_project.mail.RecordingSMTPBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = server.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_USE_SSL = False
+    settings.DEFAULT_FROM_EMAIL = "Tollgate Billing <billing@tollgate.test>"
+    try:
+        yield server
+    finally:
+        server.stop()

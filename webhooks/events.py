@@ -36,7 +36,14 @@ from invoicing.signals import (
     invoices_payment_overdue_in_tx,
 )
 from invoicing.wallets import signals as wallet_signals
-from payments.signals import payment_failed_in_tx, payment_succeeded_in_tx
+from payments.signals import (
+    payment_failed_in_tx,
+    payment_receipt_created_in_tx,
+    payment_request_created_in_tx,
+    payment_request_payment_failed_in_tx,
+    payment_request_payment_status_changed_in_tx,
+    payment_succeeded_in_tx,
+)
 from plans.signals import (
     feature_deleted_in_tx,
     feature_saved_in_tx,
@@ -143,6 +150,34 @@ ANNOUNCEMENTS: list[Announcement] = [
     Announcement(plan_entitlements_changed_in_tx, "plan.updated", "plan", "plan_ids", payloads.plan),
     Announcement(payment_succeeded_in_tx, "payment.succeeded", "payment", "payment_id", payloads.payment),
     Announcement(payment_failed_in_tx, "payment.failed", "payment", "payment_id", payloads.payment),
+    Announcement(
+        payment_receipt_created_in_tx,
+        "payment_receipt.created",
+        "payment_receipt",
+        "payment_receipt_id",
+        payloads.payment_receipt,
+    ),
+    Announcement(
+        payment_request_created_in_tx,
+        "payment_request.created",
+        "payment_request",
+        "payment_request_id",
+        payloads.payment_request,
+    ),
+    Announcement(
+        payment_request_payment_status_changed_in_tx,
+        "payment_request.payment_status_updated",
+        "payment_request",
+        "payment_request_id",
+        payloads.payment_request,
+    ),
+    Announcement(
+        payment_request_payment_failed_in_tx,
+        "payment_request.payment_failure",
+        "payment_provider_payment_request_payment_error",
+        "payment_id",
+        payloads.payment_request_payment_failure,
+    ),
     Announcement(
         payment_failed_in_tx,
         "invoice.payment_failure",

@@ -79,3 +79,21 @@ def feature(feature_id: Any) -> dict[str, Any]:
 
 def plan(plan_id: Any) -> dict[str, Any]:
     return serialize_plan(plan_selectors.plans_with_charges().get(pk=plan_id))
+
+
+def payment_receipt(payment_receipt_id: Any) -> dict[str, Any]:
+    from payments.api.receipts import receipts_list, serialize_payment_receipt
+
+    return serialize_payment_receipt(receipts_list().get(pk=payment_receipt_id))
+
+
+def payment_request(payment_request_id: Any) -> dict[str, Any]:
+    from payments.api.payment_requests import payment_request_payload
+
+    return payment_request_payload(payment_request_id)
+
+
+def payment_request_payment_failure(payment_id: Any) -> dict[str, Any]:
+    from payments.api.payment_requests import payment_request_failure_payload
+
+    return payment_request_failure_payload(payment_id)

@@ -8,7 +8,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from customers.models import Customer, DocumentNumbering, Organization, PaymentProvider
+from customers.models import EMAIL_SETTINGS, Customer, DocumentNumbering, Organization, PaymentProvider
 
 
 def iso_seconds(moment: datetime | None) -> str | None:
@@ -47,11 +47,11 @@ def serialize_organization(organization: Organization) -> dict[str, Any]:
         "document_numbering": organization.document_numbering,
         "document_number_prefix": organization.document_number_prefix,
         "finalize_zero_amount_invoice": True,
-        "email_settings": [],
+        "email_settings": list(organization.email_settings or []),
         "billing_configuration": {
             "invoice_footer": _text(organization.invoice_footer),
             "invoice_grace_period": organization.invoice_grace_period,
-            "document_locale": "en",
+            "document_locale": organization.document_locale,
         },
     }
 
@@ -88,6 +88,7 @@ def serialize_customer(customer: Customer, organization: Organization) -> dict[s
         "net_payment_term": customer.net_payment_term,
         "finalize_zero_amount_invoice": "inherit",
         "skip_invoice_custom_sections": False,
+        "exclude_from_dunning_campaign": customer.exclude_from_dunning_campaign,
         "created_at": iso_seconds(customer.created_at),
         "updated_at": iso_seconds(customer.updated_at),
         "billing_configuration": {
@@ -147,6 +148,11 @@ class OrganizationInputDoc(serializers.Serializer):
     document_numbering = serializers.ChoiceField(choices=DocumentNumbering.values, required=False)
     net_payment_term = serializers.IntegerField(required=False, min_value=0)
     webhook_url = serializers.URLField(required=False, allow_null=True)
+    email_settings = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(EMAIL_SETTINGS)),
+        required=False,
+        help_text="The documents e-mailed to the customer when issued",
+    )
     billing_configuration = OrganizationBillingConfigurationDoc(required=False)
 
 
@@ -202,6 +208,7 @@ class CustomerInputDoc(serializers.Serializer):
     legal_number = serializers.CharField(required=False, allow_null=True)
     tax_identification_number = serializers.CharField(required=False, allow_null=True)
     email = serializers.CharField(required=False, allow_null=True, help_text="one or several, comma-separated")
+    exclude_from_dunning_campaign = serializers.BooleanField(required=False)
     phone = serializers.CharField(required=False, allow_null=True)
     url = serializers.CharField(required=False, allow_null=True)
     address_line1 = serializers.CharField(required=False, allow_null=True)

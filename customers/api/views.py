@@ -92,6 +92,17 @@ def _organization_changes(data: dict[str, Any]) -> dict[str, Any]:
     for source in (data, billing):
         params.text("invoice_footer", source)
         params.days("invoice_grace_period", source, nullable=False)
+    if "email_settings" in data:
+        value = data["email_settings"]
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            params.values["email_settings"] = list(dict.fromkeys(value))
+        else:
+            params.errors["email_settings"] = ["value_is_invalid"]
+    if "document_locale" in billing:
+        if isinstance(billing["document_locale"], str):
+            params.values["document_locale"] = billing["document_locale"]
+        else:
+            params.errors["document_locale"] = ["invalid_value"]
     if isinstance(data.get("webhook_urls"), list) and "webhook_url" not in data:
         urls = data["webhook_urls"]
         params.values["webhook_url"] = urls[0] if urls and isinstance(urls[0], str) else None
@@ -150,6 +161,11 @@ def _customer_request(data: dict[str, Any]) -> tuple[str, dict[str, Any], bool |
     sync_with_provider = billing.get("sync_with_provider")
     if sync_with_provider is not None and not isinstance(sync_with_provider, bool):
         params.errors["sync_with_provider"] = ["value_is_invalid"]
+    if "exclude_from_dunning_campaign" in data:
+        if isinstance(data["exclude_from_dunning_campaign"], bool):
+            params.values["exclude_from_dunning_campaign"] = data["exclude_from_dunning_campaign"]
+        else:
+            params.errors["exclude_from_dunning_campaign"] = ["value_is_invalid"]
     if "metadata" in data and data["metadata"] is not None:
         params.values["metadata"] = data["metadata"]
     tax_codes = data.get("tax_codes")

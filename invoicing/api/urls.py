@@ -26,6 +26,7 @@ urlpatterns = [
     # A signed, expiring link to an invoice's or a credit note's PDF (no API key needed).
     path("documents/<str:token>", views.document_download, name="invoicing-document"),
     path("", include("invoicing.api.credit_notes")),
+    path("", include("invoicing.api.emails")),
     # Lago's /analytics/* (gross revenue, invoiced usage, collection, MRR, overdue balance).
     path("", include("invoicing.api.analytics")),
     path("", include("invoicing.wallets.api_urls")),

@@ -1,10 +1,12 @@
 """payments API routes: /payments, an invoice's retry_payment, a customer's payment methods."""
 
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
 urlpatterns = [
+    path("", include("payments.api.receipts")),
+    path("", include("payments.api.payment_requests")),
     path("payments", views.PaymentsView.as_view(), name="payments"),
     path("payments/<str:lago_id>", views.PaymentDetailView.as_view(), name="payment"),
     path(

@@ -39,6 +39,7 @@ CUSTOMER_KEYS = {
     "net_payment_term",
     "finalize_zero_amount_invoice",
     "skip_invoice_custom_sections",
+    "exclude_from_dunning_campaign",
     "created_at",
     "updated_at",
     "billing_configuration",

@@ -73,7 +73,7 @@ def test_update_answers_lagos_organization(api, organization):
     assert body["billing_configuration"] == {
         "invoice_footer": "Merci",
         "invoice_grace_period": 5,
-        "document_locale": "en",
+        "document_locale": "fr",  # stored: the language of the documents' e-mails
     }
     stored = Organization.current()
     assert (stored.invoice_grace_period, stored.invoice_footer, stored.legal_name) == (5, "Merci", "Tollgate SAS")

@@ -43,10 +43,12 @@ def test_a_stripe_payment_succeeding(
     with django_capture_on_commit_callbacks(execute=True):
         assert signed_post(client, webhook_path, event).status_code == 200
 
-    assert receiver.types() == ["payment.succeeded", "invoice.payment_status_updated"]
+    # Every succeeded payment gets its receipt (payments.receipts), announced in the same transaction.
+    assert receiver.types() == ["payment.succeeded", "payment_receipt.created", "invoice.payment_status_updated"]
     assert receiver.requests[0].json["payment"]["lago_id"] == str(waiting_payment.pk)
     assert receiver.requests[0].json["payment"]["payment_provider_type"] == "stripe"
-    assert receiver.requests[1].json["invoice"]["payment_status"] == "succeeded"
+    assert receiver.requests[1].json["payment_receipt"]["payment"]["lago_id"] == str(waiting_payment.pk)
+    assert receiver.requests[2].json["invoice"]["payment_status"] == "succeeded"
 
 
 def test_a_stripe_payment_failing(

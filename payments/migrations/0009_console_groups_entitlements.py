@@ -15,7 +15,7 @@ def top_up(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("payments", "0005_finance_console_groups"),
+        ("payments", "0008_console_groups_for_receipts_requests_dunning"),
         ("plans", "0008_merge_entitlements_and_overrides"),
     ]
 
