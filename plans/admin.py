@@ -24,6 +24,7 @@ from billing_project.admin import LiveFilter
 from billing_project.money import to_cents
 
 from . import admin_pricing, charge_models, services
+from .entitlements import admin as entitlements_admin  # registers Feature
 from .errors import PlansError
 from .models import AddOn, AppliedCoupon, Charge, Coupon, CustomerTax, Plan, Subscription, SubscriptionStatus, Tax
 from .overrides import charge_spec
@@ -351,8 +352,12 @@ class PlanAdmin(ServiceAdmin):
     list_display = ["code", "name", "interval", "amount", "pay_in_advance", "parent", "created_at", "deleted_at"]
     list_filter = [LiveFilter, OverrideFilter, "interval", "pay_in_advance"]
     search_fields = ["code", "name"]
-    readonly_fields = ["id", "parent", "created_at", "updated_at", "deleted_at"]
+    readonly_fields = ["id", "parent", "entitlements", "created_at", "updated_at", "deleted_at"]
     actions = ["duplicate"]
+
+    @admin.display(description="Entitlements (features granted)")
+    def entitlements(self, obj: Plan | None) -> str:
+        return entitlements_admin.plan_entitlements_panel(obj)
 
     def get_urls(self) -> list[URLPattern]:
         pricing = self.admin_site.admin_view(
@@ -635,9 +640,14 @@ class SubscriptionAdmin(ServiceAdmin):
         "canceled_at",
         "previous_subscription",
         "downgrade_at",
+        "entitlements",
         "created_at",
     ]
     actions = ["terminate"]
+
+    @admin.display(description="Entitlements (plan's, overridden, removed)")
+    def entitlements(self, obj: Subscription | None) -> str:
+        return entitlements_admin.subscription_entitlements_panel(obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = list(super().get_readonly_fields(request, obj))

@@ -21,3 +21,14 @@ subscription_terminated = Signal()
 subscription_started_in_tx = Signal()
 # A subscription was terminated (not sent for a pending one that is canceled).
 subscription_terminated_in_tx = Signal()
+
+# Features and entitlements (plans.entitlements.services), inside the transaction too.
+# A feature was created (created=True) or changed, its privileges included: kwargs feature_id,
+# created.
+feature_saved_in_tx = Signal()
+# A feature is about to be deleted, in the transaction that deletes it (so its announcement can
+# still render it): kwargs feature_id.
+feature_deleted_in_tx = Signal()
+# What plans grant changed (their entitlements, or a feature or privilege they grant): kwargs
+# plan_ids (a list, one announcement each).
+plan_entitlements_changed_in_tx = Signal()

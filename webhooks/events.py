@@ -50,7 +50,13 @@ from payments.signals import (
     payment_request_payment_status_changed_in_tx,
     payment_succeeded_in_tx,
 )
-from plans.signals import subscription_started_in_tx, subscription_terminated_in_tx
+from plans.signals import (
+    feature_deleted_in_tx,
+    feature_saved_in_tx,
+    plan_entitlements_changed_in_tx,
+    subscription_started_in_tx,
+    subscription_terminated_in_tx,
+)
 
 from . import payloads
 
@@ -154,6 +160,20 @@ ANNOUNCEMENTS: list[Announcement] = [
         "triggered_alert_id",
         monitoring_api.triggered_alert_payload,
     ),
+    # Lago's app/services/webhooks/features/*_service.rb (FeatureSerializer) and plans/updated.
+    Announcement(
+        feature_saved_in_tx, "feature.created", "feature", "feature_id", payloads.feature, lambda kw: kw["created"]
+    ),
+    Announcement(
+        feature_saved_in_tx,
+        "feature.updated",
+        "feature",
+        "feature_id",
+        payloads.feature,
+        lambda kw: not kw["created"],
+    ),
+    Announcement(feature_deleted_in_tx, "feature.deleted", "feature", "feature_id", payloads.feature),
+    Announcement(plan_entitlements_changed_in_tx, "plan.updated", "plan", "plan_ids", payloads.plan),
     Announcement(payment_succeeded_in_tx, "payment.succeeded", "payment", "payment_id", payloads.payment),
     Announcement(payment_failed_in_tx, "payment.failed", "payment", "payment_id", payloads.payment),
     Announcement(

@@ -16,7 +16,10 @@ from invoicing.wallets.api import serialize_transaction, serialize_wallet
 from invoicing.wallets.models import Wallet, WalletTransaction
 from payments.api.serializers import serialize_payment
 from payments.models import Payment
-from plans.api.serializers import SubscriptionContext, serialize_subscription
+from plans import selectors as plan_selectors
+from plans.api.serializers import SubscriptionContext, serialize_plan, serialize_subscription
+from plans.entitlements.models import Feature
+from plans.entitlements.services import serialize_feature
 from plans.models import Subscription
 
 
@@ -89,6 +92,14 @@ def wallet(wallet_id: Any) -> dict[str, Any]:
 
 def wallet_transaction(wallet_transaction_id: Any) -> dict[str, Any]:
     return serialize_transaction(WalletTransaction.objects.select_related("wallet").get(pk=wallet_transaction_id))
+
+
+def feature(feature_id: Any) -> dict[str, Any]:
+    return serialize_feature(Feature.objects.prefetch_related("privileges").get(pk=feature_id))
+
+
+def plan(plan_id: Any) -> dict[str, Any]:
+    return serialize_plan(plan_selectors.plans_with_charges().get(pk=plan_id))
 
 
 def payment_receipt(payment_receipt_id: Any) -> dict[str, Any]:

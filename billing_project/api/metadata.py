@@ -24,11 +24,14 @@ def metadata_views(
     prefix: str,
     resource_name: str,
     find: Callable[..., Any],
-    set_metadata: Callable[[Any, Mapping[str, Any], bool], Mapping[str, Any] | None],
-    delete_metadata: Callable[[Any, str | None], Mapping[str, Any] | None],
+    set_metadata: Callable[..., Mapping[str, Any] | None],
+    delete_metadata: Callable[..., Mapping[str, Any] | None],
+    with_request: bool = False,
 ) -> tuple[type[APIView], type[APIView]]:
     """Two views: `.../metadata` and `.../metadata/<key>`. `find(**path kwargs)` returns the owner
-    (or raises its 404); the callables return the owner's metadata after the change."""
+    (or raises its 404); `set_metadata(owner, metadata, merge)` and `delete_metadata(owner, key)`
+    return the owner's metadata after the change. `with_request`: the callables also get the
+    request, last (for an owner whose services record who changed it)."""
     body = inline_serializer(f"{prefix}MetadataRequest", fields={"metadata": serializers.DictField()})
     answer = inline_serializer(f"{prefix}MetadataResponse", fields={"metadata": serializers.DictField(allow_null=True)})
     responses = {200: answer, 400: _ERROR, 404: _ERROR, 422: _ERROR}
@@ -37,7 +40,10 @@ def metadata_views(
         metadata = request.data.get("metadata") if isinstance(request.data, dict) else None
         if not isinstance(metadata, dict):
             raise BadRequest("param is missing or the value is empty: metadata")
-        return Response({"metadata": set_metadata(find(**kwargs), metadata, merge)})
+        return Response({"metadata": set_metadata(find(**kwargs), metadata, merge, *_extra(request))})
+
+    def _extra(request: Request) -> tuple[Request, ...]:
+        return (request,) if with_request else ()
 
     class MetadataView(APIView):
         @extend_schema(operation_id=f"replace{prefix}Metadata", request=body, responses=responses)
@@ -50,12 +56,12 @@ def metadata_views(
 
         @extend_schema(operation_id=f"deleteAll{prefix}Metadata", responses=responses)
         def delete(self, request: Request, **kwargs: Any) -> Response:
-            return Response({"metadata": delete_metadata(find(**kwargs), None)})
+            return Response({"metadata": delete_metadata(find(**kwargs), None, *_extra(request))})
 
     class MetadataKeyView(APIView):
         @extend_schema(operation_id=f"delete{prefix}MetadataKey", responses=responses)
         def delete(self, request: Request, key: str, **kwargs: Any) -> Response:
-            return Response({"metadata": delete_metadata(find(**kwargs), key)})
+            return Response({"metadata": delete_metadata(find(**kwargs), key, *_extra(request))})
 
     MetadataView.resource_name = MetadataKeyView.resource_name = resource_name  # type: ignore[attr-defined]
     return MetadataView, MetadataKeyView

@@ -5,7 +5,6 @@ payments, which owns the providers.)"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +13,8 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing_project.api.errors import BadRequest, NotFound
+from billing_project.api.errors import NotFound
+from billing_project.api.metadata import metadata_views
 from billing_project.api.views import paginated, unwrap
 from billing_project.money import to_cents
 from customers.models import Customer
@@ -293,50 +293,31 @@ class CustomerWalletView(InvoicingView):
         return _answer(services.wallet_terminate(wallet=wallet, actor=actor_of(request)))
 
 
-def _metadata_views(find: Callable[..., Wallet], prefix: str) -> tuple[type[InvoicingView], type[InvoicingView]]:
-    """The metadata of a wallet: replace (POST), merge (PATCH), delete all (DELETE); one key (DELETE)."""
-
-    def set_metadata(request: Request, merge: bool, kwargs: dict[str, Any]) -> Response:
-        metadata = request.data.get("metadata") if isinstance(request.data, dict) else None
-        if not isinstance(metadata, dict):
-            raise BadRequest("param is missing or the value is empty: metadata")
-        wallet = services.wallet_metadata_set(
-            wallet=find(**kwargs), metadata=metadata, merge=merge, actor=actor_of(request)
-        )
-        return Response({"metadata": wallet.metadata})
-
-    def delete_metadata(request: Request, key: str | None, kwargs: dict[str, Any]) -> Response:
-        wallet = services.wallet_metadata_delete(wallet=find(**kwargs), key=key, actor=actor_of(request))
-        return Response({"metadata": wallet.metadata or None})
-
-    class MetadataView(InvoicingView):
-        resource_name = "wallet"
-
-        @extend_schema(operation_id=f"replace{prefix}Metadata", request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
-        def post(self, request: Request, **kwargs: Any) -> Response:
-            return set_metadata(request, False, kwargs)
-
-        @extend_schema(operation_id=f"merge{prefix}Metadata", request=OpenApiTypes.OBJECT, responses={200: _OBJECT})
-        def patch(self, request: Request, **kwargs: Any) -> Response:
-            return set_metadata(request, True, kwargs)
-
-        @extend_schema(operation_id=f"deleteAll{prefix}Metadata", responses={200: _OBJECT})
-        def delete(self, request: Request, **kwargs: Any) -> Response:
-            return delete_metadata(request, None, kwargs)
-
-    class MetadataKeyView(InvoicingView):
-        resource_name = "wallet"
-
-        @extend_schema(operation_id=f"delete{prefix}MetadataKey", responses={200: _OBJECT})
-        def delete(self, request: Request, key: str, **kwargs: Any) -> Response:
-            return delete_metadata(request, key, kwargs)
-
-    return MetadataView, MetadataKeyView
+def _set_metadata(wallet: Wallet, metadata: Any, merge: bool, request: Request) -> Any:
+    return services.wallet_metadata_set(wallet=wallet, metadata=metadata, merge=merge, actor=actor_of(request)).metadata
 
 
-WalletMetadataView, WalletMetadataKeyView = _metadata_views(lambda wallet_id: _by_id(wallet_id), "Wallet")
-CustomerWalletMetadataView, CustomerWalletMetadataKeyView = _metadata_views(
-    lambda external_id, code: _by_code(external_id, code), "CustomerWallet"
+def _delete_metadata(wallet: Wallet, key: str | None, request: Request) -> Any:
+    # Lago answers a wallet left without metadata with null.
+    return services.wallet_metadata_delete(wallet=wallet, key=key, actor=actor_of(request)).metadata or None
+
+
+# The metadata of a wallet: replace (POST), merge (PATCH), delete all (DELETE); one key (DELETE).
+WalletMetadataView, WalletMetadataKeyView = metadata_views(
+    prefix="Wallet",
+    resource_name="wallet",
+    find=lambda wallet_id: _by_id(wallet_id),
+    set_metadata=_set_metadata,
+    delete_metadata=_delete_metadata,
+    with_request=True,
+)
+CustomerWalletMetadataView, CustomerWalletMetadataKeyView = metadata_views(
+    prefix="CustomerWallet",
+    resource_name="wallet",
+    find=lambda external_id, code: _by_code(external_id, code),
+    set_metadata=_set_metadata,
+    delete_metadata=_delete_metadata,
+    with_request=True,
 )
 
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from billing_project.after_commit import delay_after_commit, send_after_commit
+from billing_project.metadata import metadata_without
 from billing_project.money import is_currency, round_amount
 from customers.models import Customer, Organization
 from metrics.models import BillableMetric
@@ -235,6 +236,8 @@ def _uuid(value: Any) -> uuid.UUID | None:
 
 
 def _check_metadata(metadata: Any) -> dict[str, str | None]:
+    # Not billing_project.metadata.metadata_clean: wallets answer `invalid_type` and take any keys
+    # and values (stringified) as they always have; moving them would change the answers.
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
@@ -415,7 +418,7 @@ def wallet_metadata_set(*, wallet: Wallet, metadata: Any, merge: bool, actor: st
 @transaction.atomic
 def wallet_metadata_delete(*, wallet: Wallet, actor: str, key: str | None = None) -> Wallet:
     wallet = ledger.lock_wallet(wallet)
-    wallet.metadata = {k: v for k, v in (wallet.metadata or {}).items() if key is not None and k != key}
+    wallet.metadata = {} if key is None else metadata_without(wallet.metadata, key)
     wallet.save(update_fields=["metadata", "updated_at"])
     signals.wallet_updated.send(sender=Wallet, wallet_id=wallet.pk)
     return wallet

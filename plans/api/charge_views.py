@@ -1,5 +1,6 @@
 """Charges by code in Lago's paths: /plans/{code}/charges[/{charge_code}] and their filters, a
-subscription's charges (/subscriptions/{external_id}/charges[/{code}]), and plan metadata.
+subscription's charges (/subscriptions/{external_id}/charges[/{code}]) and their filters, and plan
+metadata.
 Thin: parse, call plans.charge_edits / plans.overrides / plans.services, render."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from rest_framework.views import APIView
 from billing_project.api.metadata import metadata_views
 from billing_project.api.views import paginated, unwrap
 
-from .. import charge_edits, selectors, services
+from .. import charge_edits, override_filters, selectors, services
 from ..models import Charge, ChargeFilter, Plan
 from . import serializers as s
 from .views import _PAGE, _doc, _plan, _subscription
@@ -162,6 +163,63 @@ class SubscriptionChargeView(APIView):
         data = s.parse(s.ChargeOverrideInput, unwrap(request, "charge"))
         charge = services.subscription_charge_update(subscription=subscription, charge_code=code, changes=data)
         return _charge_answer(charge)
+
+
+# --------------------------------------------------------------------------------------------
+# Filters of a subscription's charge (an edit makes the subscription's override first)
+
+
+def _status(request: Request) -> str | None:
+    return request.query_params.get("subscription_status") or None
+
+
+class SubscriptionChargeFiltersView(APIView):
+    resource_name = "charge"
+
+    @extend_schema(
+        operation_id="findAllSubscriptionChargeFilters", parameters=_PAGE, responses={200: OpenApiTypes.OBJECT}
+    )
+    def get(self, request: Request, external_id: str, code: str) -> Response:
+        subscription = _subscription(external_id, _status(request))
+        rows = override_filters.subscription_charge_filters(subscription, code)
+        return paginated(request, rows, "filters", lambda f: s.serialize_charge_filter(f, code))
+
+    @_doc("createSubscriptionChargeFilter", "filter", s.ChargeFilterInput)
+    def post(self, request: Request, external_id: str, code: str) -> Response:
+        subscription = _subscription(external_id, _status(request))
+        data = s.parse(s.ChargeFilterInput, unwrap(request, "filter"))
+        data.pop("cascade_updates", None)  # a subscription's own terms reach no one else
+        created = override_filters.subscription_charge_filter_create(
+            subscription=subscription, charge_code=code, data=data
+        )
+        return _filter_answer(created)
+
+
+class SubscriptionChargeFilterView(APIView):
+    resource_name = "charge_filter"
+
+    @_doc("findSubscriptionChargeFilter", "filter")
+    def get(self, request: Request, external_id: str, code: str, filter_id: str) -> Response:
+        subscription = _subscription(external_id, _status(request))
+        return _filter_answer(override_filters.subscription_charge_filter(subscription, code, filter_id))
+
+    @_doc("updateSubscriptionChargeFilter", "filter", s.ChargeFilterInput)
+    def put(self, request: Request, external_id: str, code: str, filter_id: str) -> Response:
+        subscription = _subscription(external_id, _status(request))
+        data = s.parse(s.ChargeFilterInput, unwrap(request, "filter"))
+        data.pop("cascade_updates", None)
+        updated = override_filters.subscription_charge_filter_update(
+            subscription=subscription, charge_code=code, filter_id=filter_id, data=data
+        )
+        return _filter_answer(updated)
+
+    @_doc("destroySubscriptionChargeFilter", "filter")
+    def delete(self, request: Request, external_id: str, code: str, filter_id: str) -> Response:
+        subscription = _subscription(external_id, _status(request))
+        deleted = override_filters.subscription_charge_filter_delete(
+            subscription=subscription, charge_code=code, filter_id=filter_id
+        )
+        return _filter_answer(deleted)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """plans API routes: taxes, plans (their charges, filters, metadata), add-ons, coupons, applied
-coupons, subscriptions (their charges), and a customer's applied coupons and subscriptions."""
+coupons, subscriptions (their charges and charge filters), and a customer's applied coupons and
+subscriptions."""
 
 from django.urls import include, path
 
@@ -56,6 +57,16 @@ urlpatterns = [
         "subscriptions/<str:external_id>/charges/<str:code>",
         charge_views.SubscriptionChargeView.as_view(),
         name="subscription-charge",
+    ),
+    path(
+        "subscriptions/<str:external_id>/charges/<str:code>/filters",
+        charge_views.SubscriptionChargeFiltersView.as_view(),
+        name="subscription-charge-filters",
+    ),
+    path(
+        "subscriptions/<str:external_id>/charges/<str:code>/filters/<str:filter_id>",
+        charge_views.SubscriptionChargeFilterView.as_view(),
+        name="subscription-charge-filter",
     ),
     # Features and entitlements (plans.entitlements): /features, /plans/{code}/entitlements,
     # /subscriptions/{external_id}/entitlements.

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 
 from billing_project.errors import DomainError, NotFoundError
 from plans.models import Plan, Subscription
+from plans.signals import feature_deleted_in_tx, feature_saved_in_tx, plan_entitlements_changed_in_tx
 
 from .models import Entitlement, EntitlementRemoval, EntitlementValue, Feature, Privilege, PrivilegeValueType
 
@@ -26,6 +27,26 @@ class EntitlementValidationError(DomainError):
 
 def _refuse(field: str, code: str) -> EntitlementValidationError:
     return EntitlementValidationError({field: [code]})
+
+
+# --- announcements (webhooks: feature.created/updated/deleted, plan.updated), in the transaction
+
+
+def _granting_plan_ids(feature: Feature) -> list[Any]:
+    return list(Entitlement.objects.filter(feature=feature, plan__isnull=False).values_list("plan_id", flat=True))
+
+
+def _plans_changed(plan_ids: Sequence[Any]) -> None:
+    if plan_ids:
+        plan_entitlements_changed_in_tx.send(sender=Plan, plan_ids=sorted(set(plan_ids), key=str))
+
+
+def _feature_saved(feature: Feature, *, created: bool) -> None:
+    """feature.created or feature.updated, and plan.updated for each plan granting it (Lago's
+    Entitlement::FeatureCreateService / FeatureUpdateService / PrivilegeDestroyService)."""
+    feature_saved_in_tx.send(sender=Feature, feature_id=feature.pk, created=created)
+    if not created:
+        _plans_changed(_granting_plan_ids(feature))
 
 
 # --- features ---------------------------------------------------------------------------------
@@ -97,6 +118,7 @@ def feature_create(*, code: Any, name: Any = None, description: Any = None, priv
             feature = Feature.objects.create(code=code.strip(), name=name, description=description)
             for params in privileges:
                 _new_privilege(feature, params)
+            _feature_saved(feature, created=True)
     except IntegrityError as error:
         raise _refuse("code", "value_already_exist") from error
     return feature
@@ -126,6 +148,7 @@ def feature_update(*, feature: Feature, changes: Mapping[str, Any]) -> Feature:
                 privilege.config = {"select_options": known + [o for o in options if o not in known]}
                 _check_config(privilege.value_type, privilege.config)
             privilege.save()
+        _feature_saved(feature, created=False)
     return feature
 
 
@@ -133,15 +156,49 @@ def feature_delete(*, feature: Feature) -> Feature:
     """Removes the feature with its privileges and every grant of it (cascade)."""
     with transaction.atomic():
         privileges = list(feature.privileges.all())
+        plan_ids = _granting_plan_ids(feature)
+        feature_deleted_in_tx.send(sender=Feature, feature_id=feature.pk)  # rendered before it goes
         feature.delete()
+        _plans_changed(plan_ids)
     feature.deleted_privileges = privileges  # type: ignore[attr-defined]  # the answer lists them
     return feature
 
 
+def feature_save(
+    *,
+    feature: Feature | None,
+    code: Any = None,
+    name: Any = None,
+    description: Any = None,
+    privileges: Sequence[Mapping[str, Any]] = (),
+    removed_privilege_codes: Sequence[str] = (),
+) -> Feature:
+    """The console's save of a feature page, in one transaction: a new feature with its
+    privileges (feature_create), or an existing one changed (feature_update) after the privileges
+    ticked for deletion went; one feature.created or feature.updated either way."""
+    if feature is None:
+        return feature_create(code=code, name=name, description=description, privileges=list(privileges))
+    with transaction.atomic():
+        for privilege_code in removed_privilege_codes:
+            if not Privilege.objects.filter(feature=feature, code=privilege_code).delete()[0]:
+                raise NotFoundError("privilege")
+        return feature_update(
+            feature=feature, changes={"name": name, "description": description, "privileges": list(privileges)}
+        )
+
+
 def privilege_delete(*, feature: Feature, code: str) -> Feature:
-    deleted, _ = Privilege.objects.filter(feature=feature, code=code).delete()
-    if not deleted:
-        raise NotFoundError("privilege")
+    with transaction.atomic():
+        plan_ids = list(
+            EntitlementValue.objects.filter(
+                privilege__feature=feature, privilege__code=code, entitlement__plan__isnull=False
+            ).values_list("entitlement__plan_id", flat=True)
+        )
+        deleted, _ = Privilege.objects.filter(feature=feature, code=code).delete()
+        if not deleted:
+            raise NotFoundError("privilege")
+        feature_saved_in_tx.send(sender=Feature, feature_id=feature.pk, created=False)
+        _plans_changed(plan_ids)
     return feature
 
 
@@ -232,22 +289,27 @@ def plan_entitlements_update(*, plan: Plan, entitlements: Any, partial: bool) ->
             if not created and not partial:
                 entitlement.values.exclude(privilege__code__in=list(values)).delete()
             _set_values(entitlement, feature, values)
+        _plans_changed([plan.pk])
     return plan
 
 
 def plan_entitlement_delete(*, plan: Plan, feature_code: str) -> Entitlement:
     entitlement = plan_entitlement(plan=plan, feature_code=feature_code)
     answer = _plan_grant(entitlement)
-    entitlement.delete()
+    with transaction.atomic():
+        entitlement.delete()
+        _plans_changed([plan.pk])
     entitlement.answer = answer  # type: ignore[attr-defined]  # what the plan granted, for the answer
     return entitlement
 
 
 def plan_entitlement_privilege_delete(*, plan: Plan, feature_code: str, privilege_code: str) -> Entitlement:
     entitlement = plan_entitlement(plan=plan, feature_code=feature_code)
-    deleted, _ = entitlement.values.filter(privilege__code=privilege_code).delete()
-    if not deleted:
-        raise NotFoundError("privilege")
+    with transaction.atomic():
+        deleted, _ = entitlement.values.filter(privilege__code=privilege_code).delete()
+        if not deleted:
+            raise NotFoundError("privilege")
+        _plans_changed([plan.pk])
     return plan_entitlement(plan=plan, feature_code=feature_code)
 
 

@@ -51,3 +51,23 @@ def test_invoices_answer_what_wallets_paid(api):
     invoice: Invoice = only_invoice(bill(utc(2024, 2, 1, 0, 10)))
     answer = api.get(f"/api/v1/invoices/{invoice.pk}").json()["invoice"]
     assert (answer["prepaid_credit_amount_cents"], answer["total_amount_cents"]) == (500, 1500)
+
+
+def test_wallet_metadata_routes_answer_as_they_always_have(api):
+    # Wallets keep their own checks (any keys, values as text, `invalid_type`), on the shared
+    # metadata views (billing_project/api/metadata.py); these answers predate the move.
+    wallet = make_wallet(customer=make_customer(external_id="api_meta", currency="USD"))
+    base = f"/api/v1/wallets/{wallet.pk}/metadata"
+    assert api.post(base, {"metadata": {"a": 1, "b": None}}).json() == {"metadata": {"a": "1", "b": None}}
+    assert api.patch(base, {"metadata": {"c": "x"}}).json() == {"metadata": {"a": "1", "b": None, "c": "x"}}
+    assert api.delete(f"{base}/a").json() == {"metadata": {"b": None, "c": "x"}}
+    assert api.delete(f"{base}/missing").json() == {"metadata": {"b": None, "c": "x"}}
+    many = {f"k{i}": "v" for i in range(60)}  # more than the 50 keys plans allow
+    assert len(api.post(base, {"metadata": many}).json()["metadata"]) == 60
+    refused = api.post(base, {"metadata": ["not", "an", "object"]})
+    assert (refused.status_code, refused.json()["status"]) == (400, 400)
+    assert api.delete(base).json() == {"metadata": None}
+    by_code = f"/api/v1/customers/api_meta/wallets/{wallet.code}/metadata"
+    assert api.post(by_code, {"metadata": {"k": "v"}}).json() == {"metadata": {"k": "v"}}
+    assert api.delete(f"{by_code}/k").json() == {"metadata": None}
+    assert api.delete(f"/api/v1/wallets/{wallet.pk}x/metadata").json()["code"] == "wallet_not_found"
