@@ -7,6 +7,8 @@ class InvoicingErrorCode(StrEnum):
     CURRENCIES_DOES_NOT_MATCH = "currencies_does_not_match"
     IS_DRAFT = "is_draft"
     IS_NOT_DRAFT = "is_not_draft"
+    # DELETE /invoices/{id} discarding a correction: only a correction draft can be discarded.
+    IS_NOT_CORRECTION_DRAFT = "is_not_correction_draft"
     NOT_VOIDABLE = "not_voidable"
     NO_VOIDABLE_AMOUNT = "no_voidable_amount"
     NO_REFUND = "no_refund"
