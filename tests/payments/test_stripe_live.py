@@ -89,7 +89,8 @@ def test_success_arrives_by_webhook_after_3d_secure(delivered_webhooks, stripe_c
     invoice.refresh_from_db()
     assert invoice.payment_status == "succeeded"
     assert invoice.total_paid_amount == Decimal("64.00")
-    assert processed_event("payment_intent.succeeded", payment.provider_payment_id) is not None
+    # dj-stripe marks the webhook processed after our handler's transaction commits: wait for it.
+    wait_for(lambda: processed_event("payment_intent.succeeded", payment.provider_payment_id) is not None)
 
 
 def test_decline_ends_failed_with_the_reason_and_its_webhook_changes_nothing(delivered_webhooks, stripe_customer):
