@@ -35,6 +35,7 @@ def _subscriptions(count: int, events_each: int) -> list:
     return subs
 
 
+@pytest.mark.postgres  # counts or refusals PostgreSQL makes (SQLite differs)
 def test_run_queries_grow_by_four_per_invoice_whatever_the_events():
     plan = make_plan(amount_cents=1000, charges=[standard_charge(amount="1")])
     for i in range(2):

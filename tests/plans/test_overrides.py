@@ -60,6 +60,7 @@ def test_charge_codes_default_to_the_metric_code_and_are_deduplicated():
     assert charge_edits.plan_charge_create(plan=plan, spec=standard_charge(code="disk")).code == "disk"
 
 
+@pytest.mark.postgres  # counts or refusals PostgreSQL makes (SQLite differs)
 def test_the_database_refuses_two_live_charges_with_one_code():
     plan = make_plan(charges=[standard_charge()])
     charge = plan.charges.get()

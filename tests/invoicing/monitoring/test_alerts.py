@@ -181,6 +181,7 @@ def test_metric_and_lifetime_alerts(api, subscription, receiver, flows):
     assert triggered["life"]["current_value"] == "11250"
 
 
+@pytest.mark.postgres  # counts or refusals PostgreSQL makes (SQLite differs)
 def test_alert_validation_and_crud(api, subscription):
     alert = _alert(api, alert_type="current_usage_amount", code="spend", thresholds=[{"value": "1000"}])
     assert alert["external_subscription_id"] == "sub_a"
