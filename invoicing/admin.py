@@ -185,8 +185,13 @@ class InvoiceAppliedTaxInline(_ReadOnlyInline):
 
 class CreditNoteInline(_ReadOnlyInline):
     model = CreditNote
-    fields = ("number_link", "reason", "credit_status", "refund_status", "total", "issuing_date")
+    fields = ("number_link", "status", "reason", "credit_status", "refund_status", "total", "issuing_date")
     readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # A draft (a late-usage decrease waiting for finance) is shown on its invoice, marked draft.
+        queryset = CreditNote.all_objects.get_queryset()
+        return queryset if self.has_view_or_change_permission(request) else queryset.none()
 
     @admin.display(description="total")
     def total(self, note: CreditNote) -> str:
@@ -367,6 +372,11 @@ class InvoiceAdmin(CsvExportMixin, ReadOnlyAdmin):
                 self.admin_site.admin_view(lambda request: admin_views.billing_run_view(self, request)),
                 name="invoicing_invoice_billing_run",
             ),
+            path(
+                "too-late-events/",
+                self.admin_site.admin_view(lambda request: correction_views.too_late_events_view(self, request)),
+                name="invoicing_too_late_events",
+            ),
             path("<uuid:object_id>/finalize/", view(admin_views.finalize_view), name="invoicing_invoice_finalize"),
             path(
                 "<uuid:object_id>/discard-correction/",
@@ -379,6 +389,11 @@ class InvoiceAdmin(CsvExportMixin, ReadOnlyAdmin):
                 "correction/<uuid:object_id>/issue/",
                 view(correction_views.correction_issue_view),
                 name="invoicing_correction_issue",
+            ),
+            path(
+                "correction/<uuid:object_id>/discard/",
+                view(correction_views.correction_discard_view),
+                name="invoicing_correction_discard",
             ),
             path("<uuid:object_id>/void/", view(admin_views.void_view), name="invoicing_invoice_void"),
             path(
@@ -625,8 +640,10 @@ class CreditNoteEventInline(_ReadOnlyInline):
 
 @admin.register(CreditNote)
 class CreditNoteAdmin(CsvExportMixin, ReadOnlyAdmin):
+    change_form_template = "admin/tollgate/credit_note_change_form.html"
     list_display = [
-        "number",
+        "__str__",
+        "status",
         "invoice",
         "customer",
         "reason",
@@ -639,6 +656,7 @@ class CreditNoteAdmin(CsvExportMixin, ReadOnlyAdmin):
     ]
     csv_fields = [
         "number",
+        "status",
         "invoice__number",
         "customer__external_id",
         "reason",
@@ -661,7 +679,7 @@ class CreditNoteAdmin(CsvExportMixin, ReadOnlyAdmin):
     def balance(self, note: CreditNote) -> str:
         return format_money(note.balance_amount, note.currency)
 
-    list_filter = ["reason", "credit_status", "refund_status", "currency"]
+    list_filter = ["status", "reason", "credit_status", "refund_status", "currency"]
     search_fields = ["number", "invoice__number", "=customer__external_id"]
     list_select_related = ["invoice", "customer"]
     inlines = [CreditNoteItemInline, CreditNoteAppliedTaxInline, CreditNoteEventInline]
@@ -671,6 +689,21 @@ class CreditNoteAdmin(CsvExportMixin, ReadOnlyAdmin):
 
     def has_billing_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("invoicing.change_creditnote")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # Drafts too (a late-usage decrease waiting for finance), with their status.
+        queryset = CreditNote.all_objects.get_queryset()
+        ordering = self.get_ordering(request)
+        return queryset.order_by(*ordering) if ordering else queryset
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        note = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if note is not None:
+            context["credit_note_actions"] = correction_views.credit_note_actions(note, request)
+        return super().change_view(request, object_id, form_url, extra_context=context)
 
     @admin.display(description="PDF")
     def pdf(self, note: CreditNote) -> str:

@@ -41,6 +41,7 @@ from .models import (
     CreditNoteAppliedTax,
     CreditNoteItem,
     CreditNoteReason,
+    CreditNoteStatus,
     CreditStatus,
     Fee,
     FeeAppliedTax,
@@ -372,75 +373,144 @@ def credit_note_create(
     credit_amount: Decimal | None = None,
     refund_amount: Decimal | None = None,
     actor: str,
+    draft: bool = False,
 ) -> CreditNote:
     """Issue a credit note on a finalized invoice. `items` pairs fees of the invoice with the
     amount (before coupons and taxes, major units) credited on each. `credit_amount` and
-    `refund_amount` split the total (taxes included); both None credits it all."""
+    `refund_amount` split the total (taxes included); both None credits it all.
+
+    `draft`: a proposal (credit only) that waits for `credit_note_finalize`: validated and priced
+    like a note, but with no number, no credit to consume, no PDF, e-mail nor webhook."""
     with transaction.atomic():
-        invoice = _lock_invoice(invoice)
+        # A draft takes nothing from the invoice's series nor its credit: no lock needed (its
+        # figures are computed again, under the lock, when it is finalized).
+        if draft:
+            invoice = Invoice.objects.select_related("customer").get(pk=invoice.pk)
+        else:
+            invoice = _lock_invoice(invoice)
         _check_invoice(invoice)
         if reason not in CreditNoteReason.values:
             raise InvoicingError.field("reason", "value_is_invalid")
         figures = _figures(invoice=invoice, items=items)
         credit, refund = _split(figures, credit_amount, refund_amount)
         _validate(figures, credit, refund, invoice)
-
-        last = CreditNote.objects.filter(invoice_id=invoice.pk).order_by("-sequential_id").first()
-        sequential_id = (last.sequential_id if last else 0) + 1
-        note = CreditNote.objects.create(
+        if draft and refund:
+            raise InvoicingError.field("refund_amount_cents", "value_is_invalid")
+        note = CreditNote(
             invoice=invoice,
             customer_id=invoice.customer_id,
-            sequential_id=sequential_id,
-            number=f"{invoice.number}-CN{sequential_id:03d}",
+            status=CreditNoteStatus.DRAFT,
             reason=reason,
             description=description or "",
-            credit_status=CreditStatus.AVAILABLE if credit > 0 else None,
-            refund_status=RefundStatus.PENDING if refund > 0 else None,
             currency=invoice.currency,
-            issuing_date=_issuing_date(invoice),
-            credit_amount=credit,
-            refund_amount=refund,
-            balance_amount=credit,
-            sub_total_excluding_taxes_amount=figures.sub_total_excluding_taxes,
-            coupons_adjustment_amount=figures.coupons_adjustment,
-            taxes_amount=figures.taxes_amount,
-            taxes_rate=figures.taxes_rate,
-            total_amount=credit + refund,
         )
-        CreditNoteItem.objects.bulk_create(
-            CreditNoteItem(credit_note=note, fee=item.fee, amount=item.amount, precise_amount=item.precise_amount)
-            for item in figures.items
-        )
-        CreditNoteAppliedTax.objects.bulk_create(
-            CreditNoteAppliedTax(
-                credit_note=note,
-                tax_id=line.tax_id,
-                tax_code=line.tax_code,
-                tax_name=line.tax_name,
-                tax_rate=line.tax_rate,
-                tax_description=line.tax_description,
-                base_amount=line.base_amount,
-                amount=line.amount,
-            )
-            for line in figures.taxes
-        )
-        note_event(
-            note=note,
-            invoice_id=invoice.pk,
-            kind="credit_note_created",
-            actor=actor,
-            payload=_money_payload(note),
-        )
-        credit_note_created_in_tx.send(sender=CreditNote, credit_note_id=note.pk)
-        if refund > 0:
-            # After commit, so a rolled-back note never reaches payments (no refund of a note that
-            # does not exist); robust, so a failing receiver never turns a committed note into an error.
-            send_after_commit(credit_note_refund_requested, sender=CreditNote, credit_note_id=note.pk)
-        # Rendered by a task like an invoice's PDF, never inside the request.
-        from .tasks import render_credit_note_pdf
-
-        delay_after_commit(render_credit_note_pdf, str(note.pk))
+        _write_figures(note, figures, credit=credit, refund=refund, created=True)
+        if not draft:
+            _issue(note, invoice=invoice, actor=actor)
     return note
+
+
+def _write_figures(
+    note: CreditNote, figures: CreditNoteFigures, *, credit: Decimal, refund: Decimal, created: bool
+) -> None:
+    """The note's amounts, items and taxes from `figures` (a draft's replaced when it is finalized)."""
+    note.issuing_date = _issuing_date(note.invoice)
+    note.credit_amount = credit
+    note.refund_amount = refund
+    note.sub_total_excluding_taxes_amount = figures.sub_total_excluding_taxes
+    note.coupons_adjustment_amount = figures.coupons_adjustment
+    note.taxes_amount = figures.taxes_amount
+    note.taxes_rate = figures.taxes_rate
+    note.total_amount = credit + refund
+    if created:
+        note.save(force_insert=True)
+    else:
+        note.save()
+        CreditNoteItem.objects.filter(credit_note=note).delete()
+        CreditNoteAppliedTax.objects.filter(credit_note=note).delete()
+    CreditNoteItem.objects.bulk_create(
+        CreditNoteItem(credit_note=note, fee=item.fee, amount=item.amount, precise_amount=item.precise_amount)
+        for item in figures.items
+    )
+    CreditNoteAppliedTax.objects.bulk_create(
+        CreditNoteAppliedTax(
+            credit_note=note,
+            tax_id=line.tax_id,
+            tax_code=line.tax_code,
+            tax_name=line.tax_name,
+            tax_rate=line.tax_rate,
+            tax_description=line.tax_description,
+            base_amount=line.base_amount,
+            amount=line.amount,
+        )
+        for line in figures.taxes
+    )
+
+
+def _issue(note: CreditNote, *, invoice: Invoice, actor: str) -> None:
+    """Inside the transaction, the invoice locked: the note takes the invoice's next number and
+    its credit becomes available; its history row, webhook, e-mail, refund and PDF follow."""
+    last = CreditNote.objects.filter(invoice_id=invoice.pk).order_by("-sequential_id").first()
+    note.sequential_id = ((last.sequential_id or 0) if last else 0) + 1
+    note.number = f"{invoice.number}-CN{note.sequential_id:03d}"
+    note.status = CreditNoteStatus.FINALIZED
+    note.credit_status = CreditStatus.AVAILABLE if note.credit_amount > 0 else None
+    note.refund_status = RefundStatus.PENDING if note.refund_amount > 0 else None
+    note.balance_amount = note.credit_amount
+    note.save(
+        update_fields=[
+            "sequential_id",
+            "number",
+            "status",
+            "credit_status",
+            "refund_status",
+            "balance_amount",
+            "updated_at",
+        ]
+    )
+    note_event(
+        note=note,
+        invoice_id=invoice.pk,
+        kind="credit_note_created",
+        actor=actor,
+        payload=_money_payload(note),
+    )
+    credit_note_created_in_tx.send(sender=CreditNote, credit_note_id=note.pk)
+    if note.refund_amount > 0:
+        # After commit, so a rolled-back note never reaches payments (no refund of a note that
+        # does not exist); robust, so a failing receiver never turns a committed note into an error.
+        send_after_commit(credit_note_refund_requested, sender=CreditNote, credit_note_id=note.pk)
+    # Rendered by a task like an invoice's PDF, never inside the request.
+    from .tasks import render_credit_note_pdf
+
+    delay_after_commit(render_credit_note_pdf, str(note.pk))
+
+
+def credit_note_finalize(*, credit_note: CreditNote, actor: str) -> CreditNote:
+    """Finalize a draft note: priced again against the notes issued since it was drafted (what is
+    left on each fee, the last note's remainders), then numbered and issued. Finalizing a
+    finalized note again changes nothing (as invoice_finalize)."""
+    with transaction.atomic():
+        invoice = locks.lock_invoice(credit_note.invoice_id)
+        note = locks.lock_credit_note(credit_note)
+        if note.status != CreditNoteStatus.DRAFT:
+            return note
+        _check_invoice(invoice)
+        items: list[tuple[Fee | None, Decimal]] = [
+            (item.fee, item.precise_amount) for item in note.items.select_related("fee").order_by("created_at", "id")
+        ]
+        figures = _figures(invoice=invoice, items=items)
+        credit, refund = _split(figures, None, None)
+        _validate(figures, credit, refund, invoice)
+        note.invoice = invoice
+        _write_figures(note, figures, credit=credit, refund=refund, created=False)
+        _issue(note, invoice=invoice, actor=actor)
+    return note
+
+
+def credit_note_draft_delete(*, credit_note: CreditNote) -> None:
+    """A draft goes (refused or replaced by a newer proposal): it never took a number nor credit."""
+    CreditNote.all_objects.filter(pk=credit_note.pk, status=CreditNoteStatus.DRAFT).delete()
 
 
 def credit_note_create_for_unused_subscription_fee(

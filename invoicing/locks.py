@@ -23,9 +23,9 @@ def lock_invoice(invoice: Invoice | Any) -> Invoice:
 
 def lock_credit_note(credit_note: CreditNote | Any) -> CreditNote:
     pk = credit_note.pk if isinstance(credit_note, CreditNote) else credit_note
-    return CreditNote.objects.select_for_update().get(pk=pk)
+    return CreditNote.all_objects.select_for_update().get(pk=pk)
 
 
 def lock_credit_notes(ids: Iterable[Any]) -> list[CreditNote]:
     """Several credit notes, always locked in the same order (created_at, id)."""
-    return list(CreditNote.objects.select_for_update().filter(pk__in=list(ids)).order_by("created_at", "id"))
+    return list(CreditNote.all_objects.select_for_update().filter(pk__in=list(ids)).order_by("created_at", "id"))

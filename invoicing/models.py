@@ -338,6 +338,24 @@ class RefundStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class CreditNoteStatus(models.TextChoices):
+    """Lago's CreditNote::STATUS. A draft is a proposal (a late-usage decrease under the review
+    policy): no number, no credit, until finance finalizes it."""
+
+    DRAFT = "draft", "Draft"
+    FINALIZED = "finalized", "Finalized"
+
+
+class FinalizedCreditNoteManager(models.Manager["CreditNote"]):
+    """The default: finalized notes only. A draft is no credit note yet, so every balance,
+    outstanding figure, statement, portal page and list that reads `CreditNote.objects` leaves
+    it out without knowing about drafts (Lago's `credit_notes.finalized` in its API and reads).
+    The few places that handle drafts say so with `CreditNote.all_objects`."""
+
+    def get_queryset(self) -> models.QuerySet[CreditNote]:
+        return super().get_queryset().filter(status=CreditNoteStatus.FINALIZED)
+
+
 class CreditNote(models.Model):
     """A correction of a finalized invoice: credit (consumed by the customer's next invoices)
     and/or refund. Numbered `<invoice number>-CN<n>`; immutable once issued except its balance."""
@@ -345,8 +363,10 @@ class CreditNote(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="credit_notes")
-    sequential_id = models.PositiveIntegerField()
-    number = models.CharField(max_length=80, unique=True)
+    status = models.CharField(max_length=16, choices=CreditNoteStatus.choices, default=CreditNoteStatus.FINALIZED)
+    # Both taken when the note is finalized (a draft consumes no number of the invoice's series).
+    sequential_id = models.PositiveIntegerField(null=True, blank=True)
+    number = models.CharField(max_length=80, unique=True, null=True, blank=True)
     reason = models.CharField(max_length=32, choices=CreditNoteReason.choices)
     description = models.TextField(blank=True)
     credit_status = models.CharField(max_length=16, choices=CreditStatus.choices, null=True, blank=True)
@@ -370,18 +390,35 @@ class CreditNote(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    all_objects = models.Manager()
+    objects = FinalizedCreditNoteManager()
+
     class Meta:
         ordering = ["-created_at"]
+        default_manager_name = "objects"  # finalized notes; `all_objects` holds drafts too
         constraints = [
             models.UniqueConstraint(fields=["invoice", "sequential_id"], name="credit_note_invoice_sequence_unique"),
             models.CheckConstraint(
                 condition=Q(balance_amount__gte=0) & Q(balance_amount__lte=models.F("credit_amount")),
                 name="credit_note_balance_within_credit",
             ),
+            # A finalized note has its number; a draft has none, and nothing to consume or refund.
+            models.CheckConstraint(
+                condition=Q(status=CreditNoteStatus.FINALIZED, number__isnull=False, sequential_id__isnull=False)
+                | Q(
+                    status=CreditNoteStatus.DRAFT,
+                    number__isnull=True,
+                    sequential_id__isnull=True,
+                    credit_status__isnull=True,
+                    refund_status__isnull=True,
+                    balance_amount=0,
+                ),
+                name="credit_note_draft_has_no_number_nor_balance",
+            ),
         ]
 
     def __str__(self) -> str:
-        return self.number
+        return self.number or f"Draft credit note on {self.invoice.number}"
 
 
 class CreditNoteItem(models.Model):

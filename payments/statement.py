@@ -144,7 +144,7 @@ def customer_statement(
                     note.issuing_date,
                     2,
                     "credit note",
-                    note.number,
+                    str(note),  # finalized: its number
                     f"On {note.invoice_number}: {', '.join(parts)}",
                     credit=amount,
                     url=url,
@@ -153,7 +153,7 @@ def customer_statement(
         if note.refund_amount > 0 and note.refund_status == RefundStatus.SUCCEEDED:
             refunded_on = _local(note.refunded_at or note.updated_at, tz) or note.issuing_date
             lines[note.currency].append(
-                Line(refunded_on, 4, "refund", note.number, "Refund paid out", debit=note.refund_amount, url=url)
+                Line(refunded_on, 4, "refund", str(note), "Refund paid out", debit=note.refund_amount, url=url)
             )
 
     payments = Payment.objects.filter(customer=customer, status=PaymentStatus.SUCCEEDED).annotate(

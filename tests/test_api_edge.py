@@ -189,6 +189,7 @@ def test_the_schema_offers_patch_wherever_put_is(anon_api):
         "/api/v1/invoices/{invoice_id}/refresh",
         "/api/v1/invoices/{invoice_id}/finalize",
         "/api/v1/credit_notes/{credit_note_id}/void",
+        "/api/v1/credit_notes/{credit_note_id}/finalize",  # Tollgate's, in the style of invoices' finalize
         "/api/v1/customers/{external_id}/payment_methods/{payment_method_id}/set_as_default",
     }
     assert all(

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -23,8 +23,19 @@ from customers.models import Customer
 from plans.api.serializers import iso
 
 from .. import credit_note_metadata, credit_note_refunds, credit_notes, pdf
+from ..corrections import api as corrections_api
+from ..corrections.models import Correction
 from ..errors import InvoicingError
-from ..models import CreditNote, CreditNoteItem, CreditNoteReason, CreditStatus, Fee, Invoice, RefundStatus
+from ..models import (
+    CreditNote,
+    CreditNoteItem,
+    CreditNoteReason,
+    CreditNoteStatus,
+    CreditStatus,
+    Fee,
+    Invoice,
+    RefundStatus,
+)
 from .queries import FEE_RELATIONS
 from .serializers import (
     InvoiceContext,
@@ -97,13 +108,17 @@ def _cents_or_none(value: int | None, currency: str) -> Decimal | None:
 # Answers
 
 
-def credit_notes_in_full() -> QuerySet[CreditNote]:
-    """Notes with what their answer renders, in a constant number of queries per page."""
+def credit_notes_in_full(*, drafts: bool = False) -> QuerySet[CreditNote]:
+    """Notes with what their answer renders, in a constant number of queries per page: finalized
+    ones (Lago's `credit_notes.finalized`), drafts too with `drafts`. `is_correction`: the note
+    credits a late-usage decrease (its answer names the invoice it corrects)."""
     items = CreditNoteItem.objects.select_related(*(f"fee__{relation}" for relation in FEE_RELATIONS)).order_by(
         "created_at", "id"
     )
+    notes = CreditNote.all_objects if drafts else CreditNote.objects
     return (
-        CreditNote.objects.select_related("invoice__customer", "customer")
+        notes.select_related("invoice__customer", "customer")
+        .annotate(is_correction=Exists(Correction.objects.filter(credit_note=OuterRef("pk"))))
         .prefetch_related(Prefetch("items", queryset=items), "items__fee__applied_taxes", "applied_taxes")
         .order_by("-created_at", "-id")
     )
@@ -119,6 +134,11 @@ def serialize_credit_note(note: CreditNote, context: InvoiceContext) -> dict[str
 
     return {
         "lago_id": str(note.pk),
+        # Lago's CreditNote::STATUS (draft, finalized); only a late-usage decrease waiting for
+        # finance is a draft (Tollgate: shown by GET /credit_notes/{id} and ?status=draft).
+        "status": note.status,
+        # A late-usage decrease (issue 15): the original invoice it corrects, as on a correction invoice.
+        "corrected_invoice_id": str(note.invoice_id) if getattr(note, "is_correction", False) else None,
         "billing_entity_code": None,
         "sequential_id": note.sequential_id,
         "number": note.number,
@@ -222,21 +242,23 @@ def _context(request: Request) -> InvoiceContext:
     return InvoiceContext(_base_url(request))
 
 
-def _credit_note(credit_note_id: str) -> CreditNote:
+def _credit_note(credit_note_id: str, *, drafts: bool = False) -> CreditNote:
     parsed = _uuid(credit_note_id)
-    note = credit_notes_in_full().filter(pk=parsed).first() if parsed else None
+    note = credit_notes_in_full(drafts=drafts).filter(pk=parsed).first() if parsed else None
     if note is None:
         raise NotFound("credit_note")
     return note
 
 
 def _answer(request: Request, note: CreditNote) -> Response:
-    fresh = credit_notes_in_full().get(pk=note.pk)
+    fresh = credit_notes_in_full(drafts=True).get(pk=note.pk)
     return Response({"credit_note": serialize_credit_note(fresh, _context(request))})
 
 
 def _list(request: Request, queryset: QuerySet[CreditNote]) -> Response:
+    """`queryset` holds drafts too: finalized notes are listed (as Lago), drafts with status=draft."""
     params = request.query_params
+    queryset = queryset.filter(status=_choice(params, "status", CreditNoteStatus.values) or CreditNoteStatus.FINALIZED)
     for name, values in (
         ("credit_status", CreditStatus.values),
         ("refund_status", RefundStatus.values),
@@ -259,6 +281,9 @@ def _list(request: Request, queryset: QuerySet[CreditNote]) -> Response:
 
 _FILTERS = [
     OpenApiParameter("external_customer_id", str),
+    OpenApiParameter(
+        "status", str, enum=CreditNoteStatus.values, description="finalized (the default, as Lago) or draft (Tollgate)"
+    ),
     OpenApiParameter("credit_status", str, enum=CreditStatus.values),
     OpenApiParameter("refund_status", str, enum=RefundStatus.values),
     OpenApiParameter("reason", str),
@@ -272,7 +297,7 @@ _FILTERS = [
 class CreditNotesView(_CreditNotesView):
     @extend_schema(operation_id="findAllCreditNotes", parameters=_FILTERS, responses={200: _OBJECT})
     def get(self, request: Request) -> Response:
-        queryset = credit_notes_in_full()
+        queryset = credit_notes_in_full(drafts=True)
         external_customer_id = request.query_params.get("external_customer_id")
         if external_customer_id:
             queryset = queryset.filter(customer__external_id=external_customer_id)
@@ -319,9 +344,23 @@ class CreditNoteUpdateInput(serializers.Serializer):
 
 
 class CreditNoteView(_CreditNotesView):
-    @extend_schema(operation_id="findCreditNote", responses={200: _OBJECT, 404: _ERROR})
+    @extend_schema(
+        operation_id="findCreditNote",
+        responses={200: _OBJECT, 404: _ERROR},
+        description="A credit note; a draft too (Tollgate: a late-usage decrease waiting for finance).",
+    )
     def get(self, request: Request, credit_note_id: str) -> Response:
-        return Response({"credit_note": serialize_credit_note(_credit_note(credit_note_id), _context(request))})
+        note = _credit_note(credit_note_id, drafts=True)
+        return Response({"credit_note": serialize_credit_note(note, _context(request))})
+
+    @extend_schema(**corrections_api.CREDIT_NOTE_DISCARD_SCHEMA)
+    def delete(self, request: Request, credit_note_id: str) -> Response:
+        """Tollgate: discard a draft credit note (a late-usage decrease), with a reason."""
+        note = _credit_note(credit_note_id, drafts=True)
+        corrections_api.credit_note_discard(
+            credit_note=note, reason=corrections_api.discard_reason(request, "credit_note"), actor=actor_of(request)
+        )
+        return Response({"credit_note": {"lago_id": str(note.pk), "status": "discarded"}})
 
     @extend_schema(
         operation_id="updateCreditNote",
@@ -354,6 +393,24 @@ class CreditNoteVoidView(_CreditNotesView):
         return _answer(request, note)
 
 
+class CreditNoteFinalizeView(_CreditNotesView):
+    patch_as_put = False  # as PUT /invoices/{id}/finalize
+
+    @extend_schema(
+        operation_id="finalizeCreditNote",
+        request=None,
+        responses={200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
+        description="Tollgate: finalize a draft credit note (a late-usage decrease under the review policy): "
+        "priced again, numbered, its credit available. Its correction is issued whole (its correction invoice "
+        "too). A finalized note is answered unchanged.",
+    )
+    def put(self, request: Request, credit_note_id: str) -> Response:
+        note = corrections_api.credit_note_finalize(
+            credit_note=_credit_note(credit_note_id, drafts=True), actor=actor_of(request)
+        )
+        return _answer(request, note)
+
+
 class CreditNoteDownloadView(_CreditNotesView):
     @extend_schema(operation_id="downloadCreditNote", request=None, responses={200: _OBJECT, 404: _ERROR})
     def post(self, request: Request, credit_note_id: str) -> Response:
@@ -378,7 +435,7 @@ class CustomerCreditNotesView(_CreditNotesView):
         customer = Customer.live.filter(external_id=external_id).first()
         if customer is None:
             raise NotFound("customer")
-        return _list(request, credit_notes_in_full().filter(customer=customer))
+        return _list(request, credit_notes_in_full(drafts=True).filter(customer=customer))
 
 
 def _finalized_note(credit_note_id: str) -> CreditNote:
@@ -432,6 +489,7 @@ urlpatterns = [
     path("credit_notes/estimate", CreditNoteEstimateView.as_view(), name="credit-note-estimate"),
     path("credit_notes/<str:credit_note_id>", CreditNoteView.as_view(), name="credit-note"),
     path("credit_notes/<str:credit_note_id>/void", CreditNoteVoidView.as_view(), name="credit-note-void"),
+    path("credit_notes/<str:credit_note_id>/finalize", CreditNoteFinalizeView.as_view(), name="credit-note-finalize"),
     path("credit_notes/<str:credit_note_id>/download", CreditNoteDownloadView.as_view(), name="credit-note-download"),
     path(
         "credit_notes/<str:credit_note_id>/download_pdf",

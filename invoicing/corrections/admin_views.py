@@ -1,9 +1,11 @@
-"""The console's late-usage pages: a fee's events (lineage), discarding a correction draft with a
-required reason, issuing a draft decrease, and what-if re-rating an invoice under another plan.
+"""The console's late-usage pages: a fee's events (lineage), issuing or discarding a correction
+draft (its invoice, its draft credit note) after a confirmation page, the discard with a required
+reason, what-if re-rating an invoice under another plan, and the events reported too late.
 Each calls the same service as the API and checks the change permission on the server."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -14,18 +16,22 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 
+from billing_project.local_time import format_instant
 from billing_project.money import format_money, from_cents
+from customers.models import Organization
 from metrics.models import event_lago_id
 from plans.models import Plan
 
 from .. import audit, documents
-from ..admin_views import CHANGE_PERMISSION, actor_of, error_in_words
+from ..admin_views import CHANGE_PERMISSION, VIEW_PERMISSION, actor_of, error_in_words
 from ..errors import InvoicingError
-from ..models import Fee, Invoice, InvoiceStatus, InvoiceType
+from ..models import CreditNote, CreditNoteStatus, Fee, Invoice, InvoiceStatus, InvoiceType
 from .api import fee_events, invoice_discard
 from .models import Correction, CorrectionStatus
-from .rerate import correction_issue
+from .rerate import correction_discard, correction_issue
+from .selectors import too_late_event_rows
 from .whatif import invoice_rerate_under_plan
 
 EVENTS_PER_PAGE = 100
@@ -59,6 +65,49 @@ def fee_events_view(model_admin: admin.ModelAdmin, request: HttpRequest, fee_id:
         ],
     }
     return TemplateResponse(request, "admin/tollgate/fee_events.html", context)
+
+
+TOO_LATE_DAYS = (1, 7, 30, 90)
+TOO_LATE_LIMIT = 500
+
+
+def too_late_events_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    """Events received for a finalized period that ended longer ago than the organization's
+    late_usage_window_days: never billed, listed here as in the events.errors digest."""
+    if not request.user.has_perm(VIEW_PERMISSION):
+        raise PermissionDenied
+    try:
+        days = int(request.GET.get("days", 7))
+    except ValueError:
+        days = 7
+    days = days if days in TOO_LATE_DAYS else 7
+    now = timezone.now()
+    rows = too_late_event_rows(received_from=now - timedelta(days=days), received_to=now, limit=TOO_LATE_LIMIT)
+    organization = Organization.current()
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Events too late to be billed",
+        "opts": Invoice._meta,
+        "days": days,
+        "day_choices": TOO_LATE_DAYS,
+        "window_days": organization.late_usage_window_days,
+        "limit": TOO_LATE_LIMIT,
+        "rows": [
+            {
+                "lago_id": event_lago_id(row.id),
+                "transaction_id": row.transaction_id,
+                "external_subscription_id": row.external_subscription_id,
+                "code": row.code,
+                "timestamp": format_instant(row.timestamp, organization.timezone or "UTC"),
+                "received": format_instant(row.received_at, organization.timezone or "UTC"),
+                "period_ended": format_instant(row.period_ended_at, organization.timezone or "UTC"),
+                "invoice": row.invoice_number,
+                "invoice_url": _invoice_url(row.invoice_id),
+            }
+            for row in rows
+        ],
+    }
+    return TemplateResponse(request, "admin/tollgate/too_late_events.html", context)
 
 
 class DiscardForm(forms.Form):
@@ -102,18 +151,114 @@ def discard_view(model_admin: admin.ModelAdmin, request: HttpRequest, invoice_id
     return TemplateResponse(request, "admin/tollgate/invoice_confirm.html", context)
 
 
+def _correction_page(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    correction: Correction,
+    *,
+    title: str,
+    explanation: str,
+    form: forms.Form | None,
+) -> dict[str, Any]:
+    """The context of a correction's confirmation page: what it proposes, on which original."""
+    original = correction.original_invoice
+    currency = original.currency
+    note = correction.credit_note
+    return {
+        **model_admin.admin_site.each_context(request),
+        "title": f"{title}: correction of {original}",
+        "opts": Invoice._meta,
+        "original": original,
+        "invoice_url": _invoice_url(original.pk),
+        "correction": correction,
+        "increase": format_money(correction.invoice.total_amount, currency) if correction.invoice else None,
+        "correction_invoice_url": _invoice_url(correction.invoice_id) if correction.invoice_id else None,
+        "decrease": format_money(note.total_amount, currency) if note else None,
+        "credit_note_url": _credit_note_url(note.pk) if note else None,
+        "explanation": explanation,
+        "form": form,
+        "button": title,
+        "error": None if correction.status == CorrectionStatus.DRAFT else "This correction is not a draft any more.",
+    }
+
+
+def _credit_note_url(credit_note_id: Any) -> str:
+    return reverse("admin:invoicing_creditnote_change", args=[credit_note_id])
+
+
 def correction_issue_view(model_admin: admin.ModelAdmin, request: HttpRequest, correction_id: str) -> HttpResponse:
-    """Issue a draft correction (its invoice finalized, its decrease credited): POST only."""
-    if not request.user.has_perm(CHANGE_PERMISSION) or request.method != "POST":
+    """Issue a draft correction after a confirmation page: its invoice finalized (its number
+    taken), its draft credit note finalized (numbered, its credit available to the customer)."""
+    if not request.user.has_perm(CHANGE_PERMISSION):
         raise PermissionDenied
-    correction = get_object_or_404(Correction, pk=correction_id)
-    try:
-        correction_issue(correction=correction, actor=actor_of(request))
-    except InvoicingError as error:
-        model_admin.message_user(request, error_in_words(error), messages.ERROR)
-    else:
-        model_admin.message_user(request, "Correction issued.", messages.SUCCESS)
-    return HttpResponseRedirect(_invoice_url(correction.original_invoice_id))
+    correction = get_object_or_404(
+        Correction.objects.select_related("original_invoice__customer", "invoice", "credit_note"), pk=correction_id
+    )
+    context = _correction_page(
+        model_admin,
+        request,
+        correction,
+        title="Issue correction",
+        explanation="Issuing finalizes the correction: its invoice takes the next number of the series and is "
+        "collected like any invoice; its credit note takes the original's next credit note number and its credit "
+        "is consumed by the customer's next invoices. The original invoice does not change.",
+        form=None,
+    )
+    if request.method == "POST" and not context["error"]:
+        try:
+            correction_issue(correction=correction, actor=actor_of(request))
+        except InvoicingError as error:
+            context["error"] = error_in_words(error)
+        else:
+            model_admin.log_change(request, correction.original_invoice, "Correction issued")
+            model_admin.message_user(request, "Correction issued.", messages.SUCCESS)
+            return HttpResponseRedirect(_invoice_url(correction.original_invoice_id))
+    return TemplateResponse(request, "admin/tollgate/correction_confirm.html", context)
+
+
+def correction_discard_view(model_admin: admin.ModelAdmin, request: HttpRequest, correction_id: str) -> HttpResponse:
+    """Discard a draft correction (its invoice and its credit note) with a required reason."""
+    if not request.user.has_perm(CHANGE_PERMISSION):
+        raise PermissionDenied
+    correction = get_object_or_404(
+        Correction.objects.select_related("original_invoice__customer", "invoice", "credit_note"), pk=correction_id
+    )
+    form = DiscardForm(request.POST if request.method == "POST" else None)
+    context = _correction_page(
+        model_admin,
+        request,
+        correction,
+        title="Discard correction",
+        explanation="Discarding removes this correction's drafts (its invoice, its credit note). The late events "
+        "it priced are marked handled and never proposed again; the reason is kept in the original invoice's "
+        "audit trail.",
+        form=form,
+    )
+    if request.method == "POST" and not context["error"] and form.is_valid():
+        try:
+            correction_discard(correction=correction, reason=form.cleaned_data["reason"], actor=actor_of(request))
+        except InvoicingError as error:
+            context["error"] = error_in_words(error)
+        else:
+            model_admin.log_change(request, correction.original_invoice, "Correction discarded")
+            model_admin.message_user(
+                request, f"Correction of {correction.original_invoice} discarded.", messages.SUCCESS
+            )
+            return HttpResponseRedirect(_invoice_url(correction.original_invoice_id))
+    return TemplateResponse(request, "admin/tollgate/correction_confirm.html", context)
+
+
+def credit_note_actions(note: CreditNote, request: HttpRequest) -> list[dict[str, str]]:
+    """A draft credit note's buttons (a late-usage decrease): issue or discard its correction."""
+    if note.status != CreditNoteStatus.DRAFT or not request.user.has_perm(CHANGE_PERMISSION):
+        return []
+    correction = Correction.objects.filter(credit_note=note, status=CorrectionStatus.DRAFT).first()
+    if correction is None:
+        return []
+    return [
+        {"label": "Finalize", "url": reverse("admin:invoicing_correction_issue", args=[correction.pk])},
+        {"label": "Discard", "url": reverse("admin:invoicing_correction_discard", args=[correction.pk])},
+    ]
 
 
 class RerateForm(forms.Form):
@@ -170,6 +315,8 @@ def corrections_of(invoice: Invoice, request: HttpRequest) -> list[dict[str, Any
     can_change = request.user.has_perm(CHANGE_PERMISSION)
     for correction in Correction.objects.filter(original_invoice=invoice).select_related("invoice", "credit_note"):
         decrease = sum((from_cents(0, invoice.currency),) + tuple(_amount(d) for d in correction.decreases))
+        note = correction.credit_note
+        draft = can_change and correction.status == CorrectionStatus.DRAFT
         rows.append(
             {
                 "id": str(correction.pk),
@@ -181,11 +328,11 @@ def corrections_of(invoice: Invoice, request: HttpRequest) -> list[dict[str, Any
                 if correction.invoice is not None
                 else None,
                 "decrease": format_money(decrease, invoice.currency) if correction.decreases else None,
-                "credit_note": str(correction.credit_note) if correction.credit_note_id else None,
+                "credit_note": (note.number or "Draft credit note") if note is not None else None,
+                "credit_note_url": _credit_note_url(note.pk) if note is not None else None,
                 "discard_reason": correction.discard_reason,
-                "issue_url": reverse("admin:invoicing_correction_issue", args=[correction.pk])
-                if can_change and correction.status == CorrectionStatus.DRAFT
-                else None,
+                "issue_url": reverse("admin:invoicing_correction_issue", args=[correction.pk]) if draft else None,
+                "discard_url": reverse("admin:invoicing_correction_discard", args=[correction.pk]) if draft else None,
             }
         )
     return rows

@@ -1,5 +1,6 @@
 """Late-usage routes: a fee's events (lineage), what-if re-rating of an invoice under another
-plan, and discarding a correction draft (DELETE /invoices/{id})."""
+plan, discarding a correction draft (DELETE /invoices/{id}, DELETE /credit_notes/{id}) and
+finalizing a draft credit note (PUT /credit_notes/{id}/finalize)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ from metrics import ingestion
 from metrics.api.serializers import serialize_events
 from metrics.models import Event
 
+from .. import credit_notes
 from ..errors import NotAllowedError
-from ..models import Fee, Invoice, InvoiceStatus, InvoiceType
+from ..models import CreditNote, CreditNoteStatus, Fee, Invoice, InvoiceStatus, InvoiceType
 from .models import Correction, CorrectionStatus, FeeEvent
-from .rerate import correction_discard
+from .rerate import correction_discard, correction_issue
 from .whatif import invoice_rerate_under_plan
 
 _OBJECT = OpenApiTypes.OBJECT
@@ -98,10 +100,31 @@ def invoice_discard(*, invoice: Invoice, reason: Any, actor: str) -> Correction:
     return correction_discard(correction=correction, reason=reason, actor=actor)
 
 
-def discard_reason(request: Request) -> Any:
-    """`reason` from the query, the body, or the body's `invoice` object."""
+def credit_note_finalize(*, credit_note: CreditNote, actor: str) -> CreditNote:
+    """PUT /credit_notes/{id}/finalize: a correction's draft issues its correction (the correction
+    invoice too, when it has one: finance approves the re-rating whole); any other draft is
+    finalized alone; a finalized note is answered unchanged."""
+    correction = Correction.objects.filter(credit_note=credit_note, status=CorrectionStatus.DRAFT).first()
+    if correction is not None:
+        correction_issue(correction=correction, actor=actor)
+    elif credit_note.status == CreditNoteStatus.DRAFT:
+        credit_notes.credit_note_finalize(credit_note=credit_note, actor=actor)
+    return CreditNote.all_objects.get(pk=credit_note.pk)
+
+
+def credit_note_discard(*, credit_note: CreditNote, reason: Any, actor: str) -> Correction:
+    """DELETE /credit_notes/{id} (Tollgate): only a correction's draft can go; its correction is
+    discarded whole, its late events handled."""
+    correction = Correction.objects.filter(credit_note=credit_note, status=CorrectionStatus.DRAFT).first()
+    if credit_note.status != CreditNoteStatus.DRAFT or correction is None:
+        raise NotAllowedError("is_not_correction_draft")
+    return correction_discard(correction=correction, reason=reason, actor=actor)
+
+
+def discard_reason(request: Request, wrapper: str = "invoice") -> Any:
+    """`reason` from the query, the body, or the body's `invoice` (`credit_note`) object."""
     data: dict[str, Any] = request.data if isinstance(request.data, dict) else {}
-    inner = data.get("invoice")
+    inner = data.get(wrapper)
     nested: dict[str, Any] = inner if isinstance(inner, dict) else {}
     return request.query_params.get("reason") or data.get("reason") or nested.get("reason")
 
@@ -113,4 +136,15 @@ DISCARD_SCHEMA: dict[str, Any] = {
     "responses": {200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
     "description": "Discard a correction draft (late usage under the review policy): its events are "
     "marked handled and never proposed again; the reason is kept in the original invoice's history.",
+}
+
+
+CREDIT_NOTE_DISCARD_SCHEMA: dict[str, Any] = {
+    "operation_id": "discardCreditNote",
+    "parameters": [OpenApiParameter("reason", str, description="why the correction is refused (required)")],
+    "request": None,
+    "responses": {200: _OBJECT, 404: _ERROR, 405: _ERROR, 422: _ERROR},
+    "description": "Tollgate: discard a draft credit note (a late-usage decrease under the review policy): its "
+    "correction is discarded whole, its events are marked handled and never proposed again; the reason is kept "
+    "in the original invoice's history. Refused (405 is_not_correction_draft) for any other note.",
 }

@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing_project.money import round_amount
@@ -32,7 +33,9 @@ from plans.models import Subscription
 
 from .. import billing, credit_notes, numbering
 from ..models import (
+    CreditNote,
     CreditNoteReason,
+    CreditNoteStatus,
     Fee,
     FeeType,
     Invoice,
@@ -49,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 _ATTEMPTS = 5
+DECREASE_DESCRIPTION = "Late usage: the period re-rated with every event stored"
 
 
 @dataclass
@@ -88,25 +92,29 @@ class _Line:
     units: Decimal = ZERO
 
 
-def _invoiced_lines(original: Invoice, *, subscription_id: Any) -> dict[tuple[Any, ...], _Line]:
-    """What was invoiced per line: the original's fees, plus the fees of issued corrections,
-    minus the decreases credited (a draft correction is about to be replaced: not counted)."""
+def _invoiced_lines(
+    original: Invoice, *, subscription_id: Any, issued: list[Correction]
+) -> dict[tuple[Any, ...], _Line]:
+    """What was invoiced per line: the original's fees, plus the fees of issued corrections
+    (one query), minus the decreases credited by the `issued` corrections (a draft correction is
+    about to be replaced: not counted)."""
     lines: dict[tuple[Any, ...], _Line] = {}
-    originals = Fee.objects.filter(invoice=original, subscription_id=subscription_id, fee_type=FeeType.CHARGE)
-    corrections = Fee.objects.filter(
-        invoice__corrected_invoice=original,
-        invoice__status=InvoiceStatus.FINALIZED,
+    fees = Fee.objects.filter(
+        Q(invoice=original, fee_type=FeeType.CHARGE, pay_in_advance=False)
+        | Q(invoice__corrected_invoice=original, invoice__status=InvoiceStatus.FINALIZED),
         subscription_id=subscription_id,
-    ).order_by("created_at", "id")
+    )
+    # The original's fees first (a line's root), then the corrections' in their order.
+    ordered = sorted(fees, key=lambda fee: (fee.invoice_id != original.pk, fee.created_at, str(fee.pk)))
     by_id: dict[Any, Fee] = {}
-    for fee in [*originals.filter(pay_in_advance=False), *corrections]:
+    for fee in ordered:
         by_id[fee.pk] = fee
         line = lines.setdefault(_key(fee), _Line())
         line.root = line.root or fee
         line.amount += fee.amount
         line.precise += fee.precise_amount
         line.units += fee.units
-    for correction in Correction.objects.filter(original_invoice=original, status=CorrectionStatus.ISSUED):
+    for correction in issued:
         for decrease in correction.decreases:
             credited = by_id.get(_uuid(decrease["fee_id"]))
             if credited is not None:
@@ -140,7 +148,12 @@ def _is_transient(error: OperationalError) -> bool:
 
 
 def period_rerate(
-    *, invoice_subscription: InvoiceSubscription, policy: str, actor: str, now: datetime | None = None
+    *,
+    invoice_subscription: InvoiceSubscription,
+    policy: str,
+    actor: str,
+    now: datetime | None = None,
+    organization: Organization | None = None,
 ) -> _Outcome:
     """Re-rate one finalized subscription-period: a correction (draft under `review`, issued
     under `correct`), nothing when no late event changed it, `skipped` when a racing run wrote
@@ -153,7 +166,7 @@ def period_rerate(
             with transaction.atomic():
                 if not outer:
                     _repeatable_read()
-                outcome = _rerate(invoice_subscription, actor=actor, now=now)
+                outcome = _rerate(invoice_subscription, actor=actor, now=now, organization=organization)
             break
         except IntegrityError:
             return _Outcome("skipped")
@@ -166,18 +179,29 @@ def period_rerate(
     return outcome
 
 
-def _rerate(invoice_subscription: InvoiceSubscription, *, actor: str, now: datetime) -> _Outcome:
+def _rerate(
+    invoice_subscription: InvoiceSubscription, *, actor: str, now: datetime, organization: Organization | None
+) -> _Outcome:
     from ..services import RunContext, invoice_complete, window_of
 
-    original = Invoice.objects.select_related("customer").get(pk=invoice_subscription.invoice_id)
+    if InvoiceSubscription.invoice.is_cached(invoice_subscription):
+        original = invoice_subscription.invoice  # finalized, so the same in any snapshot
+    else:
+        original = Invoice.objects.select_related("customer").get(pk=invoice_subscription.invoice_id)
     subscription = billing.with_billing_relations(
         Subscription.objects.filter(pk=invoice_subscription.subscription_id)
     ).get()
     period = window_of(subscription, invoice_subscription).charges_period
     if period is None:
         return _Outcome("unchanged")
-    draft = Correction.objects.filter(original_invoice=original, status=CorrectionStatus.DRAFT).first()
-    invoiced = _invoiced_lines(original, subscription_id=subscription.pk)
+    corrections = list(
+        Correction.objects.filter(
+            original_invoice=original, status__in=[CorrectionStatus.DRAFT, CorrectionStatus.ISSUED]
+        ).order_by("created_at")
+    )
+    draft = next((c for c in corrections if c.status == CorrectionStatus.DRAFT), None)
+    issued = [c for c in corrections if c.status == CorrectionStatus.ISSUED]
+    invoiced = _invoiced_lines(original, subscription_id=subscription.pk, issued=issued)
 
     # The whole period again, with every event stored now: the period run's own computation.
     usage = billing.DirectUsage()
@@ -225,8 +249,12 @@ def _rerate(invoice_subscription: InvoiceSubscription, *, actor: str, now: datet
         decreases=decreases,
         actor=actor,
     )
+    if decreases:
+        # Less owed: a draft credit note on the original (no number until it is issued).
+        correction.credit_note = _draft_credit_note(original, decreases, actor=actor)
+        correction.save(update_fields=["credit_note", "updated_at"])
     if increases:
-        organization = Organization.current()
+        organization = organization or Organization.current()
         invoice = _correction_invoice(original, organization=organization, now=now)
         context = RunContext(organization=organization, customers_with_coupons=set(), customers_with_credit=set())
         invoice_complete(
@@ -258,6 +286,7 @@ def _rerate(invoice_subscription: InvoiceSubscription, *, actor: str, now: datet
         payload={
             "correction_id": str(correction.pk),
             "invoice_id": str(correction.invoice_id) if correction.invoice_id else None,
+            "credit_note_id": str(correction.credit_note_id) if correction.credit_note_id else None,
             "events_count": late.count,
             "decreases": decreases,
         },
@@ -318,16 +347,32 @@ def _correction_invoice(original: Invoice, *, organization: Organization, now: d
     )
 
 
+def _draft_credit_note(original: Invoice, decreases: list[dict[str, Any]], *, actor: str) -> CreditNote:
+    fees = {fee.pk: fee for fee in Fee.objects.filter(pk__in=[_uuid(d["fee_id"]) for d in decreases])}
+    return credit_notes.credit_note_create(
+        invoice=original,
+        reason=CreditNoteReason.ORDER_CHANGE,
+        items=[(fees.get(_uuid(d["fee_id"])), Decimal(d["amount"])) for d in decreases],
+        description=DECREASE_DESCRIPTION,
+        actor=actor,
+        draft=True,
+    )
+
+
 def _supersede(draft: Correction) -> None:
     """A waiting draft is replaced by one covering every late event so far (events arriving while
-    it waits refresh it): its lineage rows and its draft invoice go, its audit row stays."""
+    it waits refresh it): its lineage rows, its draft invoice and its draft credit note go, its
+    audit row stays."""
     FeeEvent.objects.filter(correction=draft).delete()
-    invoice = draft.invoice
+    invoice, note = draft.invoice, draft.credit_note
     draft.status = CorrectionStatus.SUPERSEDED
     draft.invoice = None
-    draft.save(update_fields=["status", "invoice", "updated_at"])
+    draft.credit_note = None
+    draft.save(update_fields=["status", "invoice", "credit_note", "updated_at"])
     if invoice is not None and invoice.status == InvoiceStatus.DRAFT:
         invoice.delete()
+    if note is not None:
+        credit_notes.credit_note_draft_delete(credit_note=note)
 
 
 # --- issuing and discarding -------------------------------------------------------------------
@@ -359,22 +404,17 @@ def correction_invoice_finalized(*, invoice_id: Any) -> None:
 
 
 def _issue_decreases(correction: Correction, *, actor: str) -> None:
-    if correction.decreases:
-        original = correction.original_invoice
-        items: list[tuple[Fee | None, Decimal]] = []
-        for decrease in correction.decreases:
-            fee = Fee.objects.get(pk=decrease["fee_id"])
-            items.append((fee, Decimal(decrease["amount"])))
-        note = credit_notes.credit_note_create(
-            invoice=original,
-            reason=CreditNoteReason.ORDER_CHANGE,
-            items=items,
-            description="Late usage: the period re-rated with every event stored",
-            actor=actor,
-        )
+    """The correction is issued; its draft credit note finalized (numbered, its credit available)."""
+    note = correction.credit_note
+    if note is None and correction.decreases:
+        # A draft proposed before decreases were drafted as credit notes: drafted now, then issued.
+        note = _draft_credit_note(correction.original_invoice, correction.decreases, actor=actor)
         correction.credit_note = note
+        correction.save(update_fields=["credit_note", "updated_at"])
+    if note is not None and note.status == CreditNoteStatus.DRAFT:
+        credit_notes.credit_note_finalize(credit_note=note, actor=actor)
     correction.status = CorrectionStatus.ISSUED
-    correction.save(update_fields=["status", "credit_note", "updated_at"])
+    correction.save(update_fields=["status", "updated_at"])
 
 
 def correction_discard(*, correction: Correction, reason: str, actor: str) -> Correction:
@@ -388,11 +428,12 @@ def correction_discard(*, correction: Correction, reason: str, actor: str) -> Co
         correction = Correction.objects.select_for_update().get(pk=correction.pk)
         if correction.status != CorrectionStatus.DRAFT:
             raise NotAllowedError("is_not_draft")
-        invoice = correction.invoice
+        invoice, note = correction.invoice, correction.credit_note
         correction.status = CorrectionStatus.DISCARDED
         correction.discard_reason = str(reason).strip()
         correction.invoice = None
-        correction.save(update_fields=["status", "discard_reason", "invoice", "updated_at"])
+        correction.credit_note = None
+        correction.save(update_fields=["status", "discard_reason", "invoice", "credit_note", "updated_at"])
         InvoiceEvent.objects.create(
             invoice_id=correction.original_invoice_id,
             kind="correction_discarded",
@@ -400,12 +441,16 @@ def correction_discard(*, correction: Correction, reason: str, actor: str) -> Co
             payload={
                 "correction_id": str(correction.pk),
                 "invoice_id": str(invoice.pk) if invoice else None,
+                "credit_note_id": str(note.pk) if note else None,
                 "events_count": correction.events_count,
+                "decreases": correction.decreases,
                 "reason": correction.discard_reason,
             },
         )
         if invoice is not None:
             invoice.delete()  # its fees' lineage rows stay (fee set null): the events are handled
+        if note is not None:
+            credit_notes.credit_note_draft_delete(credit_note=note)
     return correction
 
 
@@ -436,6 +481,7 @@ def late_usage_rerate(*, at: datetime | None = None, actor: str) -> RerateSummar
                 charges_to_datetime__gt=mark.earliest_timestamp,
             )
             .exclude(invoicing_reason=InvoicingReason.IN_ADVANCE_CHARGE)
+            .select_related("invoice__customer")
             .order_by("charges_from_datetime", "created_at")
         )
         failed = False
@@ -444,7 +490,13 @@ def late_usage_rerate(*, at: datetime | None = None, actor: str) -> RerateSummar
                 summary.too_late += 1
                 continue
             try:
-                outcome = period_rerate(invoice_subscription=invoice_subscription, policy=policy, actor=actor, now=at)
+                outcome = period_rerate(
+                    invoice_subscription=invoice_subscription,
+                    policy=policy,
+                    actor=actor,
+                    now=at,
+                    organization=organization,
+                )
             except Exception:
                 logger.exception("late usage: re-rating %s failed", invoice_subscription.pk)
                 summary.failed += 1

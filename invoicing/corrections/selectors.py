@@ -1,8 +1,11 @@
-"""Reads of late usage: events that arrived too late to be billed (the events.errors digest)."""
+"""Reads of late usage: events that arrived too late to be billed (the events.errors digest and
+the console's too-late list)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 
@@ -14,7 +17,8 @@ from ..models import Fee, Invoice, InvoiceStatus, InvoiceSubscription
 from .models import FeeEvent
 
 _SQL = f"""
-SELECT e.transaction_id
+SELECT DISTINCT ON (e.id) e.id, e.transaction_id, e.external_subscription_id, e.code, e.timestamp, e.created_at,
+       inv.id, inv.number, i.charges_to_datetime
 FROM {Event._meta.db_table} e
 JOIN {Subscription._meta.db_table} s ON s.external_id = e.external_subscription_id
 JOIN {InvoiceSubscription._meta.db_table} i ON i.subscription_id = s.id
@@ -31,10 +35,26 @@ LIMIT %(limit)s
 """
 
 
-def too_late_events(*, received_from: datetime, received_to: datetime, limit: int = 1000) -> list[str]:
-    """Transaction ids of events received in [from, to) for a finalized period that ended more
-    than the organization's late_usage_window_days before they arrived, and that no fee counted:
-    reported, never billed."""
+@dataclass(frozen=True)
+class TooLateEvent:
+    id: int
+    transaction_id: str
+    external_subscription_id: str
+    code: str
+    timestamp: datetime
+    received_at: datetime
+    invoice_id: Any  # the finalized invoice of its period
+    invoice_number: str
+    period_ended_at: datetime
+
+
+def too_late_event_rows(*, received_from: datetime, received_to: datetime, limit: int = 1000) -> list[TooLateEvent]:
+    """Events received in [from, to) for a finalized period that ended more than the
+    organization's late_usage_window_days before they arrived, and that no fee counted:
+    reported (the events.errors digest, the console), never billed. Oldest received first.
+    PostgreSQL only, as late usage is (the interval arithmetic): empty elsewhere."""
+    if connection.vendor != "postgresql":
+        return []
     window = timedelta(days=Organization.current().late_usage_window_days)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -47,4 +67,10 @@ def too_late_events(*, received_from: datetime, received_to: datetime, limit: in
                 "limit": limit,
             },
         )
-        return [row[0] for row in cursor.fetchall()]
+        return [TooLateEvent(*row) for row in cursor.fetchall()]
+
+
+def too_late_events(*, received_from: datetime, received_to: datetime, limit: int = 1000) -> list[str]:
+    """The transaction ids of too_late_event_rows (the events.errors digest's list)."""
+    rows = too_late_event_rows(received_from=received_from, received_to=received_to, limit=limit)
+    return [row.transaction_id for row in rows]

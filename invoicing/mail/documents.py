@@ -139,9 +139,9 @@ def credit_note_message(credit_note_id: UUID, base_url: str | None = None) -> Do
         organization=organization,
         subject_key="credit_note_subject",
         intro_key="credit_note_intro",
-        values={"number": note.number, "invoice": note.invoice.number},
+        values={"number": str(note), "invoice": note.invoice.number},
         rows=[
-            ("number", note.number),
+            ("number", str(note)),
             ("issuing_date", format_date(note.issuing_date)),
             ("total", format_money(note.total_amount, note.currency)),
         ],

@@ -1,7 +1,9 @@
 """The console's late-usage pages through the test client, as a Finance Manager: each fee of the
 invoice page links to its events; a correction draft is discarded only with a reason (its
 events handled, an audit row on the original); a draft decrease is issued from the original's
-page; what-if prices the invoice under another plan and saves nothing."""
+page; what-if prices the invoice under another plan and saves nothing; a draft credit note (a
+lone decrease) is finalized or discarded after a confirmation page; events past the window are
+listed as too late."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.urls import reverse
 
+from customers.models import Organization
 from invoicing.corrections.models import Correction, CorrectionStatus
-from invoicing.models import Invoice, InvoiceEvent, InvoiceType
+from invoicing.models import CreditNote, Invoice, InvoiceEvent, InvoiceType
+from metrics.models import Event
 from tests.factories.invoicing import bill, only_invoice, subscribe, utc
 from tests.factories.plans import make_plan, metric
 
@@ -125,3 +129,97 @@ def test_finalizing_the_draft_through_the_api_takes_a_number(api, with_draft):
     assert body["corrected_invoice_id"] == str(original.pk)
     assert body["total_amount_cents"] == 3600
     assert Correction.objects.get(invoice=draft).status == CorrectionStatus.ISSUED
+
+
+@pytest.fixture
+def with_draft_decrease():
+    """Users a, b, c in January at 5.00 (15.00 + 20% = 18.00); c's late `remove` proposes a draft
+    credit note of 5.00 + 1.00 VAT under review."""
+    from tests.factories.metrics import make_events
+    from tests.factories.plans import make_tax
+
+    make_tax(code="vat_20", rate="20", applied_to_organization=True)
+    users = metric("users", aggregation_type="unique_count_agg", field_name="user")
+    plan = make_plan(
+        amount_cents=0,
+        charges=[{"billable_metric_id": str(users.pk), "charge_model": "standard", "properties": {"amount": "5"}}],
+    )
+    subscription = subscribe(plan=plan)
+
+    def users_on(rows):
+        make_events(
+            {
+                "external_subscription_id": subscription.external_id,
+                "code": "users",
+                "timestamp": utc(2024, 1, day, 12),
+                "properties": {"user": user, **({"operation_type": "remove"} if remove else {})},
+            }
+            for day, user, remove in rows
+        )
+
+    users_on([(3, "a", False), (4, "b", False), (5, "c", False)])
+    original = only_invoice(bill(utc(2024, 2, 1, 0, 10)))
+    set_policy("review")
+    users_on([(20, "c", True)])
+    rerate()
+    return original, CreditNote.all_objects.get(status="draft")
+
+
+def test_a_draft_credit_note_is_finalized_after_a_confirmation_page(manager, with_draft_decrease):
+    original, draft = with_draft_decrease
+    correction = Correction.objects.get(credit_note=draft)
+    invoice_page = manager.get(reverse("admin:invoicing_invoice_change", args=[original.pk])).content.decode()
+    assert "Draft credit note" in invoice_page  # the corrections row and the credit notes inline
+    issue_url = reverse("admin:invoicing_correction_issue", args=[correction.pk])
+    assert issue_url in invoice_page
+    note_page = manager.get(reverse("admin:invoicing_creditnote_change", args=[draft.pk])).content.decode()
+    assert issue_url in note_page
+    assert reverse("admin:invoicing_correction_discard", args=[correction.pk]) in note_page
+    listed = manager.get(reverse("admin:invoicing_creditnote_changelist"), {"status__exact": "draft"}).content.decode()
+    assert reverse("admin:invoicing_creditnote_change", args=[draft.pk]) in listed
+
+    confirm = manager.get(issue_url)  # the confirmation page changes nothing
+    assert confirm.status_code == 200
+    assert '<span id="correction-decrease">USD 6.00</span>' in confirm.content.decode()
+    draft.refresh_from_db()
+    assert draft.status == "draft"
+
+    assert manager.post(issue_url).status_code == 302
+    draft.refresh_from_db()
+    assert (draft.status, draft.number, draft.balance_amount) == ("finalized", f"{original.number}-CN001", D("6.00"))
+    assert Correction.objects.get(pk=correction.pk).status == CorrectionStatus.ISSUED
+    # Issued: the page says so and a second POST issues nothing more.
+    assert "not a draft any more" in manager.post(issue_url).content.decode()
+    assert CreditNote.objects.count() == 1
+
+
+def test_a_draft_credit_note_is_discarded_with_a_reason(manager, with_draft_decrease):
+    original, draft = with_draft_decrease
+    correction = Correction.objects.get(credit_note=draft)
+    url = reverse("admin:invoicing_correction_discard", args=[correction.pk])
+    assert manager.post(url, {"reason": ""}).status_code == 200  # the form again, nothing discarded
+    assert CreditNote.all_objects.filter(pk=draft.pk).exists()
+    assert manager.post(url, {"reason": "c was removed by mistake"}).status_code == 302
+    assert not CreditNote.all_objects.exists()
+    audit = InvoiceEvent.objects.get(invoice=original, kind="correction_discarded")
+    assert (audit.payload["reason"], audit.payload["credit_note_id"]) == ("c was removed by mistake", str(draft.pk))
+    assert audit.actor == "admin:fm"
+    rerate()
+    assert not CreditNote.all_objects.exists()  # its events are handled
+
+
+def test_the_console_lists_events_too_late_to_bill(manager, graduated_plan):
+    subscription = subscribe(plan=graduated_plan)
+    units(subscription, [50, 30])
+    original = only_invoice(bill(utc(2024, 2, 1, 0, 10)))
+    units(subscription, [40], day=20)  # received today, for January 2024: far past the 90 days
+    url = reverse("admin:invoicing_too_late_events")
+    assert url in manager.get(reverse("admin:index")).content.decode()
+    page = manager.get(url).content.decode()
+    late = Event.objects.get(properties__n=40)
+    assert late.transaction_id in page
+    assert reverse("admin:invoicing_invoice_change", args=[original.pk]) in page
+    assert page.count("<tr><td><code>") == 1  # the two counted January events are not listed
+    # With a window longer than the delay, nothing is too late.
+    Organization.objects.filter(pk=Organization.current().pk).update(late_usage_window_days=36500)
+    assert late.transaction_id not in manager.get(url).content.decode()
