@@ -1,5 +1,6 @@
 """Bulk inserts of several models' rows in ONE statement (PostgreSQL data-modifying CTEs): a
-billing run writes an invoice's fees, taxes, credits, invoice row and events in one round trip."""
+billing run writes an invoice's fees, taxes, credits, invoice row and events in one round trip,
+and may join further statements of the same transaction to it (a `Tail`: the invoice's lineage)."""
 
 # Each model's rows are compiled by Django's own insert compiler (field preparation, auto_now,
 # defaults, as bulk_create does), then joined: WITH i0 AS (INSERT ...), i1 AS (INSERT ...)
@@ -11,7 +12,9 @@ billing run writes an invoice's fees, taxes, credits, invoice row and events in 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, models
@@ -19,13 +22,42 @@ from django.db.models.sql import InsertQuery
 
 Batch = tuple[type[models.Model], Sequence[models.Model]]
 
+_NAMED = re.compile(r"%\((\w+)\)s")
 
-def insert_together(batches: Sequence[Batch]) -> int:
-    """Insert every batch's objects; returns the number of statements run (1 on PostgreSQL)."""
+
+@dataclass
+class Tail:
+    """More of the statement, after the inserts (PostgreSQL only): `ctes` ("a AS (...), b AS
+    (...)") join the WITH list, `select` becomes the statement's answer, read into `rows`. Named
+    parameters (%(name)s); its sub-statements see the snapshot the inserts see (not their rows)."""
+
+    ctes: str
+    select: str
+    params: Mapping[str, Any]
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def positional(self) -> tuple[str, str, list[Any]]:
+        """ctes and select with %s placeholders, and their parameters in order."""
+        params: list[Any] = []
+
+        def placeholder(match: re.Match[str]) -> str:
+            params.append(self.params[match.group(1)])
+            return "%s"
+
+        ctes = _NAMED.sub(placeholder, self.ctes)
+        select = _NAMED.sub(placeholder, self.select)
+        return ctes, select, params
+
+
+def insert_together(batches: Sequence[Batch], *, tail: Tail | None = None) -> int:
+    """Insert every batch's objects (then run `tail`, PostgreSQL); returns the number of
+    statements run (1 on PostgreSQL)."""
     lists = [(model, list(objs)) for model, objs in batches if objs]
-    if not lists:
+    if not lists and tail is None:
         return 0
     if connection.vendor != "postgresql":
+        if tail is not None:
+            raise ValueError("insert_together: a tail is PostgreSQL's")
         for model, objs in lists:
             model._default_manager.bulk_create(objs)
         return len(lists)
@@ -46,10 +78,19 @@ def insert_together(batches: Sequence[Batch]) -> int:
         for sql, sql_params in query.get_compiler(connection=connection).as_sql():
             statements.append(sql)
             params.extend(sql_params)
-    head = ", ".join(f"i{n} AS ({sql})" for n, sql in enumerate(statements[:-1]))
-    sql = f"WITH {head} {statements[-1]}" if head else statements[-1]
+    if tail is not None:
+        # Every insert becomes a CTE (PostgreSQL runs each once, referenced or not); the tail's
+        # SELECT is the answer.
+        ctes, select, tail_params = tail.positional()
+        parts = [f"i{n} AS ({sql})" for n, sql in enumerate(statements)] + [ctes]
+        sql, params = f"WITH {', '.join(parts)} {select}", params + tail_params
+    else:
+        head = ", ".join(f"i{n} AS ({sql})" for n, sql in enumerate(statements[:-1]))
+        sql = f"WITH {head} {statements[-1]}" if head else statements[-1]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+        if tail is not None:
+            tail.rows = list(cursor.fetchall())
     for _, objs in lists:
         for obj in objs:
             obj._state.adding = False

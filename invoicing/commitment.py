@@ -14,12 +14,13 @@ progressive billing credits, coupons and taxes, as Lago orders it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Sum
 
-from plans.commitments import plan_commitment
+from plans.commitments import Commitment, plan_commitment
 from plans.models import Subscription
 
 from . import billing
@@ -34,9 +35,28 @@ BILLING_REASONS = (
 )
 
 
-def true_up_fee(*, subscription: Subscription, window: BillingWindow, fees: Sequence[Fee]) -> Fee | None:
-    """The unsaved `commitment` fee of `window`, or None when the fees reach the commitment."""
-    commitment = plan_commitment(subscription.plan)
+def plans_commitments(plans: Iterable[Any]) -> dict[Any, Commitment | None]:
+    """{plan id: its plan_commitment} for many plans in one query (a billing run's chunk): an
+    override plan (one level deep, plans.overrides) without its own has its parent's."""
+    by_pk = {plan.pk: plan for plan in plans}
+    ids = set(by_pk) | {plan.parent_id for plan in by_pk.values() if plan.parent_id is not None}
+    rows = {row.plan_id: row for row in Commitment.objects.filter(plan_id__in=ids)}
+    return {pk: rows.get(pk) or rows.get(plan.parent_id) for pk, plan in by_pk.items()}
+
+
+def true_up_fee(
+    *,
+    subscription: Subscription,
+    window: BillingWindow,
+    fees: Sequence[Fee],
+    by_plan: Mapping[Any, Commitment | None] | None = None,
+) -> Fee | None:
+    """The unsaved `commitment` fee of `window`, or None when the fees reach the commitment.
+    `by_plan`: the chunk's plans_commitments (no query here), else the plan's is read."""
+    if by_plan is not None and subscription.plan_id in by_plan:
+        commitment = by_plan[subscription.plan_id]
+    else:
+        commitment = plan_commitment(subscription.plan)
     period = window.charges_period
     if commitment is None or commitment.amount <= 0 or period is None or window.reason not in BILLING_REASONS:
         return None

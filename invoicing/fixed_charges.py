@@ -16,13 +16,20 @@ them) and coupons.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from plans import charge_models, periods
-from plans.fixed_charges import FixedCharge, FixedChargeUnits, subscription_fixed_charges, units_at, units_timeline
+from plans.fixed_charges import (
+    FixedCharge,
+    FixedChargeUnits,
+    subscription_fixed_charges,
+    units_at,
+    units_timeline,
+)
 from plans.models import Subscription
 
 from . import billing
@@ -86,10 +93,30 @@ def _fee(
     )
 
 
-def fixed_charge_fees(*, subscription: Subscription, window: BillingWindow) -> list[Fee]:
-    """The fixed charge fees of `window`, unsaved, in the plan's order."""
+def plans_fixed_charges(plans: Iterable[Any]) -> dict[Any, list[FixedCharge]]:
+    """{plan id: the fixed charges its subscriptions bill} for many plans in one query (a billing
+    run's chunk), with subscription_fixed_charges' rule: an override plan (a child plan: overrides
+    are one level deep, plans.overrides) without its own bills its parent's."""
+    by_pk = {plan.pk: plan for plan in plans}
+    ids = set(by_pk) | {plan.parent_id for plan in by_pk.values() if plan.parent_id is not None}
+    rows: dict[Any, list[FixedCharge]] = {pk: [] for pk in ids}
+    for row in FixedCharge.objects.filter(plan_id__in=ids, deleted_at__isnull=True).select_related("add_on"):
+        rows[row.plan_id].append(row)  # the model's ordering: the plan's order
+    by_plan: dict[Any, list[FixedCharge]] = {}
+    for pk, plan in by_pk.items():
+        own = rows[pk]
+        by_plan[pk] = rows[plan.parent_id] if plan.parent_id is not None and not own else own
+    return by_plan
+
+
+def fixed_charge_fees(
+    *, subscription: Subscription, window: BillingWindow, by_plan: Mapping[Any, list[FixedCharge]] | None = None
+) -> list[Fee]:
+    """The fixed charge fees of `window`, unsaved, in the plan's order. `by_plan`: the chunk's
+    plans_fixed_charges (no query here), else the subscription's are read."""
     fees = []
-    for fixed_charge in subscription_fixed_charges(subscription):
+    rows = by_plan[subscription.plan_id] if by_plan is not None and subscription.plan_id in by_plan else None
+    for fixed_charge in rows if rows is not None else subscription_fixed_charges(subscription):
         period = window.fee_period if fixed_charge.pay_in_advance else window.charges_period
         if period is None:
             continue

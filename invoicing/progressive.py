@@ -21,7 +21,7 @@ billed progressively (Lago's CreditNotes::CreateFromProgressiveBillingInvoice).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -35,7 +35,16 @@ from plans import periods
 from plans.models import Subscription, UsageThreshold
 
 from . import windows
-from .models import AppliedUsageThreshold, Fee, FeeType, Invoice, InvoiceStatus, InvoiceType, InvoicingReason
+from .models import (
+    AppliedUsageThreshold,
+    Fee,
+    FeeType,
+    Invoice,
+    InvoiceStatus,
+    InvoiceSubscription,
+    InvoiceType,
+    InvoicingReason,
+)
 
 ZERO = Decimal(0)
 ACTOR = "system:progressive_billing"
@@ -132,13 +141,32 @@ def credit_apply(*, invoice: Invoice, fees: Sequence[Fee], billed: Invoice | Non
     return credit
 
 
+def progressively_billed_periods(external_ids: Iterable[str]) -> set[tuple[str, datetime]]:
+    """(external subscription id, charges from) of every period with a finalized progressive
+    billing invoice, for many subscriptions in one query (a billing run's chunk)."""
+    rows = InvoiceSubscription.objects.filter(
+        invoice__invoice_type=InvoiceType.PROGRESSIVE_BILLING,
+        invoice__status=InvoiceStatus.FINALIZED,
+        subscription__external_id__in=list(set(external_ids)),
+    ).values_list("subscription__external_id", "charges_from_datetime")
+    return {(external_id, start) for external_id, start in rows if start is not None}
+
+
 def period_credit_apply(
-    *, invoice: Invoice, subscription: Subscription, window: windows.BillingWindow, fees: Sequence[Fee]
+    *,
+    invoice: Invoice,
+    subscription: Subscription,
+    window: windows.BillingWindow,
+    fees: Sequence[Fee],
+    billed_periods: set[tuple[str, datetime]] | None = None,
 ) -> Decimal:
     """The period's invoice deducts what its progressive billing invoices billed (a step of
-    invoice_create_for_period, before coupons)."""
+    invoice_create_for_period, before coupons). `billed_periods`: the chunk's
+    progressively_billed_periods; a period not in it has nothing to deduct (no query)."""
     if window.charges_from_datetime is None:
         return ZERO
+    if billed_periods is not None and (subscription.external_id, window.charges_from_datetime) not in billed_periods:
+        return credit_apply(invoice=invoice, fees=fees, billed=None)
     return credit_apply(
         invoice=invoice, fees=fees, billed=_latest_progressive_invoice(subscription, window.charges_from_datetime)
     )

@@ -119,6 +119,7 @@ def _bill_chunk(
     )
     numbering.customers_sequential_ids_assign(d.subscription.customer for d in chunk)
     context = services.RunContext.for_customers([d.subscription.customer_id for d in chunk], organization)
+    context.plans_read([d.subscription for d in chunk])
     for item in chunk:
         done += 1
         if item.subscription.pk in failed_subscriptions:

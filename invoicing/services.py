@@ -41,6 +41,7 @@ from . import (
     totals,
     windows,
 )
+from .corrections.recording import invoice_lineage_tail
 from .errors import InvoicingError, NotAllowedError, NotFoundError
 from .models import (
     Credit,
@@ -109,6 +110,11 @@ class RunContext:
     # Customers holding an active wallet when the chunk was read (the others skip the wallets'
     # locking read: one query per invoice less). None: every customer is looked up.
     customers_with_wallets: set[Any] | None = None
+    # For a chunk's plans and subscriptions (plans_read): each plan's fixed charges and minimum
+    # commitment, and the periods with a progressive billing invoice to deduct. None: read per invoice.
+    plan_fixed_charges: dict[Any, list[Any]] | None = None
+    plan_commitments: dict[Any, Any] | None = None
+    progressive_periods: set[tuple[str, datetime]] | None = None
 
     @classmethod
     def for_customers(cls, customer_ids: Sequence[Any], organization: Organization | None = None) -> RunContext:
@@ -139,6 +145,15 @@ class RunContext:
                 )
             ),
         )
+
+    def plans_read(self, subscriptions: Sequence[Subscription]) -> RunContext:
+        """The chunk's per-plan and per-period lookups, one query each (the subscriptions carry
+        their plan: billing.with_billing_relations)."""
+        plans = {subscription.plan_id: subscription.plan for subscription in subscriptions}.values()
+        self.plan_fixed_charges = fixed_charges.plans_fixed_charges(plans)
+        self.plan_commitments = commitment.plans_commitments(plans)
+        self.progressive_periods = progressive.progressively_billed_periods(s.external_id for s in subscriptions)
+        return self
 
     def tax_resolver(self, customer: Customer) -> totals.TaxResolver:
         fallback = None
@@ -173,11 +188,23 @@ def invoice_create_for_period(
             # 2-3. Usage aggregated in SQL, priced into fees: subscription fee, charges, minimums.
             fees = billing.subscription_fees(subscription, window, usage=usage)
             # 3a. Fixed charges (plans' add-ons with units), in advance or in arrears.
-            fees.extend(fixed_charges.fixed_charge_fees(subscription=subscription, window=window))
+            fees.extend(
+                fixed_charges.fixed_charge_fees(
+                    subscription=subscription, window=window, by_plan=context.plan_fixed_charges
+                )
+            )
             # 3b. The minimum commitment's true-up, when the period's fees fall short of it.
-            fees.extend(_commitment_fees(subscription=subscription, window=window, fees=fees))
+            fees.extend(
+                _commitment_fees(subscription=subscription, window=window, fees=fees, by_plan=context.plan_commitments)
+            )
             # 3c. What the period's progressive billing invoices billed already, deducted.
-            progressive.period_credit_apply(invoice=invoice, subscription=subscription, window=window, fees=fees)
+            progressive.period_credit_apply(
+                invoice=invoice,
+                subscription=subscription,
+                window=window,
+                fees=fees,
+                billed_periods=context.progressive_periods,
+            )
             # 4-9. Coupons, taxes, credit notes, prepaid credits, totals, number (invoice_complete).
             invoice_complete(
                 invoice=invoice,
@@ -201,8 +228,10 @@ def invoice_create_for_period(
     return invoice
 
 
-def _commitment_fees(*, subscription: Subscription, window: windows.BillingWindow, fees: list[Fee]) -> list[Fee]:
-    true_up = commitment.true_up_fee(subscription=subscription, window=window, fees=fees)
+def _commitment_fees(
+    *, subscription: Subscription, window: windows.BillingWindow, fees: list[Fee], by_plan: Any = None
+) -> list[Fee]:
+    true_up = commitment.true_up_fee(subscription=subscription, window=window, fees=fees, by_plan=by_plan)
     return [true_up] if true_up is not None else []
 
 
@@ -312,6 +341,13 @@ def invoice_complete(
         )
         events.append(_event(invoice, "finalized", actor, number=invoice.number, **_totals_payload(invoice)))
         _after_commit(invoice)
+    # A finalized subscription invoice's lineage (the events its charge fees counted) joins the
+    # insert: after the usage's aggregation, as invoice_lineage_write wants it, no statement more.
+    pending = (
+        invoice_lineage_tail(invoice_id=invoice.pk, fees=fees)
+        if finalize and invoice.invoice_type == InvoiceType.SUBSCRIPTION
+        else None
+    )
     # The invoice, its fees, taxes, credits and events: one statement (billing_project.bulk).
     insert_together(
         [
@@ -321,14 +357,23 @@ def invoice_complete(
             (InvoiceAppliedTax, taxes.invoice_taxes),
             (Credit, credits),
             (InvoiceEvent, events),
-        ]
+        ],
+        tail=pending.tail if pending is not None else None,
     )
+    if pending is not None:
+        pending.check()
     # Saved now: `invoice.fees` is a queryset again (the list above answers no .get() or .filter()).
     invoice._prefetched_objects_cache.pop("fees", None)  # type: ignore[attr-defined]
     # Inside the transaction, the rows saved: the webhook outbox row commits with the invoice.
-    # `fees` (in memory, relations loaded) spares the lineage receiver reading them back.
+    # In memory for the receivers (no read back): `fees` (relations loaded; the lineage's when
+    # not written above), the invoice (its customer loaded: the e-mail's) and the organization.
     (invoice_finalized_in_tx if finalize else invoice_drafted_in_tx).send(
-        sender=Invoice, invoice_id=invoice.pk, fees=fees
+        sender=Invoice,
+        invoice_id=invoice.pk,
+        fees=fees,
+        invoice=invoice,
+        organization=context.organization,
+        lineage_written=pending is not None,
     )
 
 

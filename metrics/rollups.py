@@ -347,7 +347,7 @@ def _fold_batch(
             "FROM unnest(%s::bigint[], %s::timestamptz[]) AS r(id, until) WHERE w.id = r.id",
             [ids, [ranges[i][1] for i in ids]],
         )
-    if not _wait_for_event_writers(writer_timeout):  # phase 2
+    if not wait_for_event_writers(writer_timeout):  # phase 2
         return None
     by_code: dict[str, list[tuple[str, datetime, datetime]]] = defaultdict(list)
     for pair in batch:
@@ -376,9 +376,11 @@ WHERE l.locktype = 'relation' AND l.relation = '{_EVENTS}'::regclass
 """
 
 
-def _wait_for_event_writers(timeout: float) -> bool:
+def wait_for_event_writers(timeout: float) -> bool:
     """Wait until every transaction now holding a write lock on the events table has ended
-    (phase 2 of the module docstring). False when one is still open after `timeout` seconds."""
+    (phase 2 of the module docstring). False when one is still open after `timeout` seconds.
+    Public: the billing run waits the same way after publishing its billed-through instants
+    (invoicing.corrections.recording.billed_through_publish)."""
     deadline = time.monotonic() + timeout
     with connection.cursor() as cursor:
         cursor.execute(_WRITERS_SQL)

@@ -119,16 +119,11 @@ def union_sql(entries: Sequence[Entry]) -> tuple[str, dict[str, Any]]:
     return " UNION ALL ".join(parts), params
 
 
-def lineage_insert(
+def lineage_insert_sql(
     entries: Sequence[Entry], *, correction_id: Any = None, billed_through: Mapping[str, datetime] | None = None
-) -> dict[int, int]:
-    """Write the entries' events (one statement); an event already counted for its root line is
-    left alone (ON CONFLICT: the unique (root fee, event) is what keeps it counted once).
-    Answers, per entry's tag, how many of the period's own events it selected (the figure a
-    fee's events_count must equal). `billed_through` {external subscription id: instant} moves
-    those subscriptions' billed-through instants forward in the same statement."""
-    if not entries or connection.vendor != "postgresql":
-        return {}
+) -> tuple[str, str, dict[str, Any]]:
+    """lineage_insert's statement as (CTEs, final SELECT, named parameters): the period run joins
+    it to the invoice's own insert (billing_project.bulk.Tail), one statement for both."""
     sql, params = union_sql(entries)
     params["correction"] = correction_id
     billed = ""
@@ -140,16 +135,34 @@ def lineage_insert(
             "ON CONFLICT (external_subscription_id) DO UPDATE "
             f"SET billed_until = GREATEST({_BILLED}.billed_until, EXCLUDED.billed_until))"
         )
+    ctes = (
+        f"src AS MATERIALIZED ({sql}), written AS ("
+        f"INSERT INTO {_LINEAGE} (fee_id, root_fee_id, event_id, correction_id) "
+        "SELECT fee, root, id, %(correction)s::uuid FROM src "
+        f"ON CONFLICT (root_fee_id, event_id) DO NOTHING){billed}"
+    )
+    return ctes, "SELECT tag, count(*) FILTER (WHERE in_period) FROM src GROUP BY tag", params
+
+
+def lineage_counts(rows: Sequence[tuple[Any, ...]]) -> dict[int, int]:
+    """lineage_insert_sql's answer: {tag: the period's own events it selected}."""
+    return {int(tag): int(count) for tag, count in rows}
+
+
+def lineage_insert(
+    entries: Sequence[Entry], *, correction_id: Any = None, billed_through: Mapping[str, datetime] | None = None
+) -> dict[int, int]:
+    """Write the entries' events (one statement); an event already counted for its root line is
+    left alone (ON CONFLICT: the unique (root fee, event) is what keeps it counted once).
+    Answers, per entry's tag, how many of the period's own events it selected (the figure a
+    fee's events_count must equal). `billed_through` {external subscription id: instant} moves
+    those subscriptions' billed-through instants forward in the same statement."""
+    if not entries or connection.vendor != "postgresql":
+        return {}
+    ctes, select, params = lineage_insert_sql(entries, correction_id=correction_id, billed_through=billed_through)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH src AS MATERIALIZED ({sql}), written AS ("
-            f"INSERT INTO {_LINEAGE} (fee_id, root_fee_id, event_id, correction_id) "
-            "SELECT fee, root, id, %(correction)s::uuid FROM src "
-            f"ON CONFLICT (root_fee_id, event_id) DO NOTHING){billed} "
-            "SELECT tag, count(*) FILTER (WHERE in_period) FROM src GROUP BY tag",
-            params,
-        )
-        return {int(tag): int(count) for tag, count in cursor.fetchall()}
+        cursor.execute(f"WITH {ctes} {select}", params)
+        return lineage_counts(cursor.fetchall())
 
 
 @dataclass(frozen=True)

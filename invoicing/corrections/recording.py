@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Prefetch
 
+from billing_project.bulk import Tail
 from plans.models import ChargeFilter
 
 from ..models import Fee, FeeType, Invoice, InvoiceType
@@ -35,19 +37,8 @@ def _period_fees(invoice_id: Any) -> list[Fee]:
     )
 
 
-def invoice_lineage_write(*, invoice_id: Any, fees: Sequence[Fee] | None = None) -> int:
-    """Every period-end charge fee of a subscription invoice records the events it counted, and
-    each subscription's billed-through instant moves forward: ONE statement for the invoice when
-    the period run hands over its fees (in memory), four reads more otherwise.
-
-    The lineage is read after the fees' aggregation, in a later statement: an event committed
-    in between would be listed without being counted. Each fee's events_count tells: a fee
-    whose lineage disagrees loses it (and its subscription is marked), so the next round prices
-    the whole period against what was invoiced and bills exactly what is missing."""
-    if connection.vendor != "postgresql":
-        return 0
-    if fees is None:
-        fees = _period_fees(invoice_id)
+def _entries(fees: Sequence[Fee]) -> tuple[list[lineage.Entry], dict[str, Any]]:
+    """The period-end charge fees' lineage entries, and each subscription's billed-through instant."""
     entries: list[lineage.Entry] = []
     billed: dict[str, Any] = {}
     for fee in fees:
@@ -57,9 +48,11 @@ def invoice_lineage_write(*, invoice_id: Any, fees: Sequence[Fee] | None = None)
         entries.append(lineage.Entry(tag=len(entries), fee_id=fee.pk, root_id=fee.pk, scope=scope))
         external_id = scope.external_subscription_id
         billed[external_id] = max(billed.get(external_id, scope.to_datetime), scope.to_datetime)
-    if not entries:
-        return 0
-    selected = lineage.lineage_insert(entries, billed_through=billed)
+    return entries, billed
+
+
+def _check(invoice_id: Any, fees: Sequence[Fee], entries: Sequence[lineage.Entry], selected: dict[int, int]) -> int:
+    """A fee whose lineage disagrees with its events_count loses it; its subscription is marked."""
     events_count = {fee.pk: fee.events_count for fee in fees}
     disagreeing = {entry.fee_id for entry in entries if selected.get(entry.tag, 0) != events_count[entry.fee_id]}
     if disagreeing:
@@ -69,6 +62,53 @@ def invoice_lineage_write(*, invoice_id: Any, fees: Sequence[Fee] | None = None)
             if entry.fee_id in disagreeing:
                 _mark(entry.scope.external_subscription_id, entry.scope.usage_from)
     return sum(selected.values())
+
+
+def invoice_lineage_write(*, invoice_id: Any, fees: Sequence[Fee] | None = None) -> int:
+    """Every period-end charge fee of a subscription invoice records the events it counted, and
+    each subscription's billed-through instant moves forward: ONE statement for the invoice when
+    the period run hands over its fees (in memory), four reads more otherwise (the period run
+    joins that statement to the invoice's insert: invoice_lineage_tail).
+
+    The lineage is read after the fees' aggregation, in a later statement: an event committed
+    in between would be listed without being counted. Each fee's events_count tells: a fee
+    whose lineage disagrees loses it (and its subscription is marked), so the next round prices
+    the whole period against what was invoiced and bills exactly what is missing."""
+    if connection.vendor != "postgresql":
+        return 0
+    if fees is None:
+        fees = _period_fees(invoice_id)
+    entries, billed = _entries(fees)
+    if not entries:
+        return 0
+    return _check(invoice_id, fees, entries, lineage.lineage_insert(entries, billed_through=billed))
+
+
+@dataclass
+class PendingLineage:
+    """The lineage of an invoice being inserted: `tail` joins the invoice's insert statement
+    (billing_project.bulk.insert_together); `check()` after it, as invoice_lineage_write checks."""
+
+    invoice_id: Any
+    fees: Sequence[Fee]
+    entries: list[lineage.Entry]
+    tail: Tail
+
+    def check(self) -> int:
+        return _check(self.invoice_id, self.fees, self.entries, lineage.lineage_counts(self.tail.rows))
+
+
+def invoice_lineage_tail(*, invoice_id: Any, fees: Sequence[Fee]) -> PendingLineage | None:
+    """invoice_lineage_write of a subscription invoice about to be finalized with `fees` (in
+    memory), as a part of its insert statement: no statement of its own. None when there is
+    nothing to write (no period-end charge fee, or not PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        return None
+    entries, billed = _entries(fees)
+    if not entries:
+        return None
+    ctes, select, params = lineage.lineage_insert_sql(entries, billed_through=billed)
+    return PendingLineage(invoice_id=invoice_id, fees=fees, entries=entries, tail=Tail(ctes, select, params))
 
 
 def billed_through_publish(periods: Iterable[tuple[str, datetime]], *, timeout: float = 10.0) -> bool:
@@ -97,9 +137,9 @@ def billed_through_publish(periods: Iterable[tuple[str, datetime]], *, timeout: 
             )
     if connection.in_atomic_block:
         return True
-    from metrics.rollups import _wait_for_event_writers  # the usage rollups' own wait (pg_locks)
+    from metrics.rollups import wait_for_event_writers  # the usage rollups' own wait (pg_locks)
 
-    return _wait_for_event_writers(timeout)
+    return wait_for_event_writers(timeout)
 
 
 def _mark(external_subscription_id: str, earliest: Any) -> None:
@@ -114,9 +154,19 @@ def _mark(external_subscription_id: str, earliest: Any) -> None:
         )
 
 
-def on_invoice_finalized(sender: Any, *, invoice_id: Any, fees: Sequence[Fee] | None = None, **kwargs: Any) -> None:
+def on_invoice_finalized(
+    sender: Any,
+    *,
+    invoice_id: Any,
+    fees: Sequence[Fee] | None = None,
+    lineage_written: bool = False,
+    **kwargs: Any,
+) -> None:
     """invoice_finalized_in_tx: an original's lineage; a correction's pending decrease issued.
-    `fees`: the period run's fees of a subscription invoice, in memory."""
+    `fees`: the period run's fees of a subscription invoice, in memory; `lineage_written`: the
+    period run wrote their lineage with the invoice's insert (invoice_lineage_tail)."""
+    if lineage_written:
+        return
     if fees is not None:
         if all(fee.invoice is None or fee.invoice.invoice_type == InvoiceType.SUBSCRIPTION for fee in fees):
             invoice_lineage_write(invoice_id=invoice_id, fees=fees)

@@ -109,11 +109,18 @@ def document_email_enqueue(
 
 
 def document_email_on_issue(
-    *, document_type: str, document_id: UUID, invoice_id: Any, customer_email: str, actor: str
+    *,
+    document_type: str,
+    document_id: UUID,
+    invoice_id: Any,
+    customer_email: str,
+    actor: str,
+    organization: Organization | None = None,
 ) -> DocumentEmail | None:
     """The e-mail of a document just issued, if the organization's email_settings ask for it and
-    both the organization (Reply-To) and the customer (To) have an address (as Lago's mailers)."""
-    organization = Organization.current()
+    both the organization (Reply-To) and the customer (To) have an address (as Lago's mailers).
+    `organization`: the caller's (a billing run reads it once), else it is read."""
+    organization = organization or Organization.current()
     if not email_setting_enabled(organization, document_type) or not organization.email:
         return None
     recipients = [address for address in addresses(customer_email) if is_valid_address(address)]
