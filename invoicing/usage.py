@@ -145,9 +145,10 @@ def current_usage_subscription(*, customer_external_id: str, external_subscripti
 def _order_sql(model: type[models.Model]) -> str:
     """The model's default ordering (the prefetches' order), then its primary key."""
     terms = []
-    for name in [*model._meta.ordering, "pk"]:
-        column = model._meta.get_field(name.lstrip("-")).column if name.lstrip("-") != "pk" else model._meta.pk.column
-        terms.append(f"t.{connection.ops.quote_name(column)}{' DESC' if name.startswith('-') else ''}")
+    for name in [*(str(term) for term in model._meta.ordering or ()), "pk"]:
+        target = model._meta.pk if name.lstrip("-") == "pk" else model._meta.get_field(name.lstrip("-"))
+        assert isinstance(target, models.Field) and target.column is not None
+        terms.append(f"t.{connection.ops.quote_name(target.column)}{' DESC' if name.startswith('-') else ''}")
     return ", ".join(terms)
 
 
@@ -156,6 +157,7 @@ def _rows_sql(model: type[models.Model], source: str) -> RawSQL:
     decimals as text (exact), JSON fields as they are stored."""
     pairs = []
     for model_field in model._meta.concrete_fields:
+        assert model_field.column is not None
         column = f"t.{connection.ops.quote_name(model_field.column)}"
         if isinstance(model_field, models.DecimalField):
             column += "::text"
