@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 from billing_project.api.errors import NotFound, Unprocessable, error_body
 from billing_project.api.views import paginated, unwrap
 from customers.models import Customer
-from plans.models import AddOn, Subscription, SubscriptionStatus
+from plans.models import AddOn
 
 from .. import invoice_actions, pdf, services
 from ..corrections import api as corrections_api
@@ -431,26 +431,18 @@ class CustomerCurrentUsageView(InvoicingView):
         responses={200: _OBJECT, 404: _ERROR},
     )
     def get(self, request: Request, external_id: str) -> Response:
-        from .. import billing
+        from ..usage import current_usage_subscription, customer_usage
 
-        # One query for the subscription and everything its usage reads (customer, plan,
-        # charges: billing.with_billing_relations); which of the two is missing only on a miss.
-        subscription = (
-            billing.with_billing_relations(Subscription.objects.all())
-            .filter(
-                customer__external_id=external_id,
-                customer__deleted_at__isnull=True,
-                external_id=request.query_params.get("external_subscription_id") or "",
-                status=SubscriptionStatus.ACTIVE,
-            )
-            .first()
+        # Two queries for the subscription and everything its usage reads (customer, plan,
+        # charges, taxes: usage.current_usage_subscription); which of the two is missing only on a miss.
+        subscription = current_usage_subscription(
+            customer_external_id=external_id,
+            external_subscription_id=request.query_params.get("external_subscription_id") or "",
         )
         if subscription is None:
             if not Customer.live.filter(external_id=external_id).exists():
                 raise NotFound("customer")
             raise NotFound("subscription")
-        from ..usage import customer_usage
-
         usage = customer_usage(subscription=subscription, at=timezone.now())
         return Response({"customer_usage": s.serialize_customer_usage(usage)})
 

@@ -93,3 +93,89 @@ def test_another_customers_subscription_is_not_found(api, subscription):
 
     assert answer.status_code == 404
     assert answer.json()["code"] == "subscription_not_found"
+
+
+@pytest.fixture
+def taxed_subscription(db):
+    """Two charges, one taxed by its own tax, one falling back to the customer's; the first has
+    a charge filter on a metric filter, beside a deleted one that must not count."""
+    from plans.models import ChargeFilter, CustomerTax
+    from tests.factories.metrics import make_metric
+    from tests.factories.plans import make_plan, make_tax
+
+    make_tax(code="vat_20", rate="20", applied_to_organization=True)  # not used: the customer has its own
+    make_tax(code="digital", rate="10")
+    own = make_tax(code="cust_7", rate="7")
+    calls = make_metric(code="region_calls", filters={"region": ["eu", "us"]})
+    storage = make_metric(code="disk_gb", aggregation_type="sum_agg", field_name="gb")
+    plan = make_plan(
+        code="taxed",
+        charges=[
+            {
+                "billable_metric_id": str(calls.pk),
+                "charge_model": "standard",
+                "properties": {"amount": "0.5"},
+                "tax_codes": ["digital"],
+                "filters": [
+                    {"values": {"region": ["eu"]}, "properties": {"amount": "1"}, "invoice_display_name": "EU"}
+                ],
+            },
+            {"billable_metric_id": str(storage.pk), "charge_model": "standard", "properties": {"amount": "0.25"}},
+        ],
+    )
+    deleted = ChargeFilter.objects.get(charge__billable_metric=calls)
+    ChargeFilter.objects.create(
+        charge=deleted.charge, values={"region": ["us"]}, properties={"amount": "100"}, deleted_at=timezone.now()
+    )
+    now = timezone.now()
+    month_start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    customer = make_customer(external_id="taxed", currency="USD")
+    CustomerTax.objects.create(customer=customer, tax=own)
+    subscription = make_subscription(
+        customer=customer, plan=plan, external_id="sub_taxed", subscription_at=month_start, now=month_start
+    )
+    regions = ["eu", "eu", "eu", "us", "us"]
+    make_events(
+        {"code": "region_calls", "external_subscription_id": "sub_taxed", "timestamp": now, "properties": {"region": r}}
+        for r in regions
+    )
+    make_event(code="disk_gb", external_subscription_id="sub_taxed", timestamp=now, properties={"gb": "20"})
+    return subscription
+
+
+@pytest.mark.postgres
+def test_current_usage_loads_the_subscription_in_two_queries_with_the_same_answer(api, taxed_subscription):
+    """3 EU calls x 1 = 3.00 (the EU filter) + 2 other calls x 0.5 = 1.00: 4.00, taxed 10% by the
+    charge's own tax = 0.40; 20 GB x 0.25 = 5.00, no charge or plan tax: the customer's 7% = 0.35
+    (the organization's 20% does not apply). Amount 9.00, taxes 0.75, total 9.75."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from invoicing import billing
+    from invoicing.api.serializers import serialize_customer_usage
+    from invoicing.usage import customer_usage
+    from plans.models import Subscription
+
+    with CaptureQueriesContext(connection) as queries:
+        answer = api.get("/api/v1/customers/taxed/current_usage", {"external_subscription_id": "sub_taxed"})
+
+    assert answer.status_code == 200, answer.json()
+    body = answer.json()["customer_usage"]
+    assert (body["amount_cents"], body["taxes_amount_cents"], body["total_amount_cents"]) == (900, 75, 975)
+    by_metric = {usage["billable_metric"]["code"]: usage for usage in body["charges_usage"]}
+    calls = by_metric["region_calls"]
+    assert (calls["units"], calls["events_count"], calls["amount_cents"]) == ("5", 5, 400)
+    assert sorted((f["invoice_display_name"] or "", f["units"], f["amount_cents"]) for f in calls["filters"]) == [
+        ("", "2", 100),
+        ("EU", "3", 300),
+    ]
+    assert (by_metric["disk_gb"]["units"], by_metric["disk_gb"]["amount_cents"]) == ("20", 500)
+    # The catalog (subscription, customer, plan, charges, metrics, filters, taxes) in two reads.
+    catalog_reads = [q["sql"] for q in queries.captured_queries if '"plans_' in q["sql"] or "plans_" in q["sql"][:200]]
+    assert len(catalog_reads) == 2, catalog_reads
+    # The same answer as the prefetched subscription gives.
+    loaded = billing.with_billing_relations(Subscription.objects.filter(pk=taxed_subscription.pk)).get()
+    usage = customer_usage(subscription=loaded, at=timezone.now())
+    expected = serialize_customer_usage(usage)
+    assert body["charges_usage"] == expected["charges_usage"]
+    assert body["taxes_amount_cents"] == expected["taxes_amount_cents"]
