@@ -81,6 +81,21 @@ def money_display(
     return show
 
 
+def percent_display(field: str, *, description: str | None = None) -> Callable[[Any, Any], str]:
+    """A ModelAdmin method showing a rate in percent as finance reads it ("20%", "2.5%"),
+    not the column's "20.0000"."""
+
+    @admin.display(description=description or field.replace("_", " "), ordering=field)
+    def show(model_admin: Any, obj: Any) -> str:
+        value = getattr(obj, field)
+        if value is None:
+            return "-"
+        text = f"{Decimal(value).normalize():f}"
+        return f"{text}%"
+
+    return show
+
+
 def money_initial(form: forms.BaseForm, currencies: Mapping[str, str | None] | None = None) -> None:
     """A form's amounts as the currency writes them ("29.40", not the column's "29.400000"):
     MoneyField initials by their own currency, plain amounts named in `currencies` by theirs."""

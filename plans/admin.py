@@ -20,7 +20,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from djmoney.money import Money
 
-from billing_project.admin import LiveFilter, money_display, money_initial
+from billing_project.admin import LiveFilter, money_display, money_initial, percent_display
 from billing_project.money import to_cents
 
 from . import admin_pricing, charge_models, services
@@ -135,7 +135,8 @@ class TaxForm(ServiceForm):
 @admin.register(Tax)
 class TaxAdmin(ServiceAdmin):
     form = TaxForm
-    list_display = ["code", "name", "rate", "applied_to_organization", "created_at"]
+    list_display = ["code", "name", "rate_percent", "applied_to_organization", "created_at"]
+    rate_percent = percent_display("rate", description="rate")
     list_filter = ["applied_to_organization"]
     search_fields = ["code", "name"]
 
@@ -528,8 +529,9 @@ class CouponForm(ServiceForm):
 @admin.register(Coupon)
 class CouponAdmin(ServiceAdmin):
     form = CouponForm
-    list_display = ["code", "name", "coupon_type", "amount_money", "percentage_rate", "frequency", "terminated_at"]
+    list_display = ["code", "name", "coupon_type", "amount_money", "rate_percent", "frequency", "terminated_at"]
     amount_money = money_display("amount")
+    rate_percent = percent_display("percentage_rate", description="percentage rate")
     list_filter = [LiveFilter, "coupon_type", "frequency", "reusable"]
     search_fields = ["code", "name"]
     filter_horizontal = ["plans", "billable_metrics"]

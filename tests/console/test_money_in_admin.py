@@ -15,7 +15,7 @@ from billing_project.money import format_precise, price_text
 from plans import add_on_services, services
 from plans.models import Charge
 from tests.factories.customers import make_customer
-from tests.factories.plans import make_coupon, make_plan, metric
+from tests.factories.plans import make_coupon, make_plan, make_tax, metric
 
 pytestmark = pytest.mark.django_db
 
@@ -76,6 +76,11 @@ def test_plans_add_ons_coupons_show_money(finance):
     assert "USD 2,500.50" in _page(finance, "/admin/plans/addon/")
     assert 'value="2500.50"' in _page(finance, f"/admin/plans/addon/{add_on.pk}/change/")
     assert "USD 1,234.56" in _page(finance, "/admin/plans/coupon/")
+    make_coupon(code="tenth", coupon_type="percentage", percentage_rate=Decimal("12.5"))
+    assert "12.5%" in _page(finance, "/admin/plans/coupon/")
+    make_tax(code="vat_20", rate="20")
+    taxes = _page(finance, "/admin/plans/tax/")
+    assert "20%" in taxes and "20.0000" not in taxes
     applied_list = _page(finance, "/admin/plans/appliedcoupon/")
     assert applied_list.count("USD 1,234.56") == 2  # the amount and what remains of it
     for url in (
