@@ -547,10 +547,12 @@ class AppliedCouponForm(ServiceForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["frequency"].required = False
-        coupon = self.fields["coupon"]
-        assert isinstance(coupon, forms.ModelChoiceField)  # a foreign key's form field
-        coupon.queryset = Coupon.live.all()
+        # An applied coupon is never edited: its page shows every field read-only (no form fields).
+        if "frequency" in self.fields:
+            self.fields["frequency"].required = False
+        coupon = self.fields.get("coupon")
+        if isinstance(coupon, forms.ModelChoiceField):  # a foreign key's form field
+            coupon.queryset = Coupon.live.all()
 
     def call_service(self) -> AppliedCoupon:
         data = self.cleaned_data
@@ -581,6 +583,26 @@ class AppliedCouponAdmin(ServiceAdmin):
     remaining_money = money_display(
         "amount_remaining", currency=lambda applied: str(applied.amount_currency), description="amount remaining"
     )
+    rate_percent = percent_display("percentage_rate", description="percentage rate")
+    # An existing applied coupon's page: read-only, amounts as money.
+    _SHOWN = [
+        "coupon",
+        "customer",
+        "status",
+        "amount_money",
+        "remaining_money",
+        "rate_percent",
+        "frequency",
+        "frequency_duration",
+        "frequency_duration_remaining",
+    ]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self._SHOWN if obj is not None else super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self._SHOWN if obj is not None else super().get_readonly_fields(request, obj)
+
     list_filter = ["status", "frequency"]
     list_select_related = ["coupon", "customer"]
     search_fields = ["coupon__code", "customer__external_id"]
