@@ -30,9 +30,17 @@ class TollgateAdminSite(admin.AdminSite):
     index_template = "admin/tollgate/index.html"
 
     def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
-        apps = super().get_app_list(request, app_label)
         if app_label is not None:
-            return apps
+            return super().get_app_list(request, app_label)
+        # Asked twice per page (the index and each_context's sidebar): built once per request.
+        cached: list[dict[str, Any]] | None = getattr(request, "_tollgate_app_list", None)
+        if cached is None:
+            cached = self._grouped_app_list(request)
+            request._tollgate_app_list = cached  # type: ignore[attr-defined]
+        return cached
+
+    def _grouped_app_list(self, request: HttpRequest) -> list[dict[str, Any]]:
+        apps = super().get_app_list(request)
         order = {label: index for index, label in enumerate(BILLING_APPS + OWN_APPS)}
         billing = sorted((app for app in apps if app["app_label"] in order), key=lambda app: order[app["app_label"]])
         others = [app for app in apps if app["app_label"] not in order]

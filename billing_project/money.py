@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from typing import cast
 
 from djmoney.money import Money
 
@@ -54,3 +55,18 @@ def format_money(amount: Decimal | int | None, currency: str) -> str:
     value = round_amount(Decimal(amount or 0), currency)
     text = f"{currency} {abs(value):,.{decimal_places(currency)}f}"
     return f"-{text}" if value < 0 else text
+
+
+def format_precise(amount: Decimal | None, currency: str) -> str:
+    """A unit price: at least the currency's decimals, more when the price has them
+    ("USD 0.002", "USD 29.40"), thousands separated like format_money."""
+    return f"{currency} {price_text(amount, currency, separators=True)}"
+
+
+def price_text(amount: Decimal | str | None, currency: str, *, separators: bool = False) -> str:
+    """A price as a form input shows it: at least the currency's decimals, more when the price
+    has them ("29.40", "0.002", never the column's "29.400000")."""
+    value = Decimal(amount or 0)
+    exponent = cast(int, value.normalize().as_tuple().exponent)  # an int for a finite amount
+    places = max(decimal_places(currency) if is_currency(currency) else 2, min(-exponent, 10))
+    return f"{value:,.{places}f}" if separators else f"{value:.{places}f}"

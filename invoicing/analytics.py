@@ -25,13 +25,15 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import Count, DecimalField, Exists, ExpressionWrapper, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
+from customers.models import Customer
 from plans.models import PlanInterval
 
-from .models import CreditNote, Fee, FeeType, Invoice, InvoiceStatus, PaymentStatus
+from .models import CreditNote, Fee, FeeType, Invoice, InvoiceStatus
+from .summaries.invoices import due_expression, invoiced_rows, outstanding_q, outstanding_rows
 from .summaries.mrr import mrr_rows
 
 DEFAULT_MONTHS = 12
@@ -83,17 +85,8 @@ def finalized_invoices(*, currency: str | None = None, external_customer_id: str
     return invoices
 
 
-def outstanding_q() -> Q:
-    """Still due: finalized (never voided or draft), not paid, something left to pay."""
-    return (
-        Q(status=InvoiceStatus.FINALIZED)
-        & ~Q(payment_status=PaymentStatus.SUCCEEDED)
-        & Q(total_amount__gt=F("total_paid_amount"))
-    )
-
-
 def _due_expression() -> ExpressionWrapper:
-    return ExpressionWrapper(F("total_amount") - F("total_paid_amount"), output_field=_MONEY)
+    return due_expression()
 
 
 # --- Lago's analytics --------------------------------------------------------------------------
@@ -340,46 +333,41 @@ def mrr(
 # --- Dashboard figures ---------------------------------------------------------------------------
 
 
+def outstanding_and_overdue_by_currency() -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """Still due per currency, and the part of it on invoices flagged overdue, from one read of
+    the summary rows (invoicing.summaries.invoices)."""
+    outstanding: dict[str, Decimal] = defaultdict(Decimal)
+    overdue: dict[str, Decimal] = defaultdict(Decimal)
+    for row in outstanding_rows():
+        outstanding[row["currency"]] += row["amount"]
+        if row["payment_overdue"]:
+            overdue[row["currency"]] += row["amount"]
+    return dict(sorted(outstanding.items())), dict(sorted(overdue.items()))
+
+
 def outstanding_by_currency() -> dict[str, Decimal]:
-    rows = (
-        Invoice.objects.filter(outstanding_q())
-        .values("currency")
-        .annotate(amount=Sum(_due_expression()))
-        .order_by("currency")
-    )
-    return {row["currency"]: row["amount"] for row in rows}
+    """Still due per currency."""
+    return outstanding_and_overdue_by_currency()[0]
 
 
 def overdue_by_currency() -> dict[str, Decimal]:
-    rows = (
-        Invoice.objects.filter(outstanding_q(), payment_overdue=True)
-        .values("currency")
-        .annotate(amount=Sum(_due_expression()))
-        .order_by("currency")
-    )
-    return {row["currency"]: row["amount"] for row in rows}
+    """Still due on invoices flagged overdue, per currency."""
+    return outstanding_and_overdue_by_currency()[1]
 
 
 def invoiced_by_currency(*, first: date, end: date) -> dict[str, Decimal]:
     """Totals of the finalized invoices issued in [first, end)."""
-    rows = (
-        Invoice.objects.filter(status=InvoiceStatus.FINALIZED, issuing_date__gte=first, issuing_date__lt=end)
-        .values("currency")
-        .annotate(amount=Sum("total_amount"))
-        .order_by("currency")
-    )
-    return {row["currency"]: row["amount"] for row in rows}
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for row in invoiced_rows(first=first, end=end):
+        totals[row["currency"]] += row["amount"]
+    return dict(sorted(totals.items()))
 
 
 def invoiced_by_month(*, first: date, end: date) -> dict[tuple[date, str], Decimal]:
-    rows = (
-        Invoice.objects.filter(status=InvoiceStatus.FINALIZED, issuing_date__gte=first, issuing_date__lt=end)
-        .annotate(month=TruncMonth("issuing_date"))
-        .values("month", "currency")
-        .annotate(amount=Sum("total_amount"))
-        .order_by()
-    )
-    return {(_as_date(row["month"]), row["currency"]): row["amount"] for row in rows}
+    totals: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
+    for row in invoiced_rows(first=first, end=end):
+        totals[(month_start(row["issuing_date"]), row["currency"])] += row["amount"]
+    return dict(totals)
 
 
 def drafts_by_currency() -> dict[str, int]:
@@ -420,22 +408,30 @@ class AgingRow:
         return sum(self.buckets.values(), Decimal(0))
 
 
-def receivables_aging(*, today: date | None = None) -> list[AgingRow]:
+def _aging_bounds(today: date) -> dict[str, Q]:
+    due = "payment_due_date"
+    return {
+        "current": Q(**{f"{due}__gte": today}),
+        "1-30": Q(**{f"{due}__lt": today, f"{due}__gte": today - timedelta(days=30)}),
+        "31-60": Q(**{f"{due}__lt": today - timedelta(days=30), f"{due}__gte": today - timedelta(days=60)}),
+        "61-90": Q(**{f"{due}__lt": today - timedelta(days=60), f"{due}__gte": today - timedelta(days=90)}),
+        "90+": Q(**{f"{due}__lt": today - timedelta(days=90)}),
+    }
+
+
+def receivables_aging(*, today: date | None = None, customer_ids: Iterable[Any] | None = None) -> list[AgingRow]:
     """Outstanding per customer and currency, by days past the due date. One grouped query:
-    each bucket is a conditional sum over the outstanding invoices."""
+    each bucket is a conditional sum over the outstanding invoices (of `customer_ids` only, for
+    one page of aging_customers())."""
     today = today or timezone.localdate()
     due = _due_expression()
-    bounds = {
-        "current": Q(payment_due_date__gte=today),
-        "1-30": Q(payment_due_date__lt=today, payment_due_date__gte=today - timedelta(days=30)),
-        "31-60": Q(payment_due_date__lt=today - timedelta(days=30), payment_due_date__gte=today - timedelta(days=60)),
-        "61-90": Q(payment_due_date__lt=today - timedelta(days=60), payment_due_date__gte=today - timedelta(days=90)),
-        "90+": Q(payment_due_date__lt=today - timedelta(days=90)),
-    }
+    bounds = _aging_bounds(today)
     aggregates = {f"b{index}": Sum(due, filter=bounds[name]) for index, name in enumerate(AGING_BUCKETS)}
+    invoices = Invoice.objects.filter(outstanding_q())
+    if customer_ids is not None:
+        invoices = invoices.filter(customer_id__in=list(customer_ids))
     rows = (
-        Invoice.objects.filter(outstanding_q())
-        .values("customer_id", "customer__external_id", "customer__name", "currency")
+        invoices.values("customer_id", "customer__external_id", "customer__name", "currency")
         .annotate(**aggregates)
         .order_by("customer__external_id", "currency")
     )
@@ -451,3 +447,22 @@ def receivables_aging(*, today: date | None = None) -> list[AgingRow]:
         )
         for row in rows
     ]
+
+
+def aging_customers() -> QuerySet[Customer]:
+    """The customers who owe something, by external id: the aging page's rows, page by page
+    (each customer's check is a probe of the invoice_customer_due_idx index)."""
+    owing = Invoice.objects.filter(outstanding_q(), customer=OuterRef("pk"))
+    return Customer.objects.filter(Exists(owing)).order_by("external_id")
+
+
+def aging_totals(*, today: date | None = None) -> dict[str, dict[str, Decimal]]:
+    """Per currency, each bucket's outstanding and the total, over every customer (the sums of
+    receivables_aging's rows, read from the summary rows)."""
+    today = today or timezone.localdate()
+    totals: dict[str, dict[str, Decimal]] = {}
+    for row in outstanding_rows():
+        currency_totals = totals.setdefault(row["currency"], dict.fromkeys((*AGING_BUCKETS, "total"), Decimal(0)))
+        currency_totals[aging_bucket((today - row["payment_due_date"]).days)] += row["amount"]
+        currency_totals["total"] += row["amount"]
+    return dict(sorted(totals.items()))

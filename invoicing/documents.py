@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from billing_project.money import decimal_places, format_money
+from billing_project.money import format_money, format_precise
 from customers.models import CUSTOMER_BILLING_FIELDS, ORGANIZATION_ISSUER_FIELDS, Customer, Organization
 
 from .models import CreditNote, Fee, FeeType, Invoice, InvoiceStatus
@@ -122,14 +122,6 @@ INVOICE_AMOUNTS = (
     "total",
     "total_paid",
 )
-
-
-def format_precise(amount: Decimal | None, currency: str) -> str:
-    """A unit price: at least the currency's decimals, more when the price has them (0.002)."""
-    value = Decimal(amount or 0)
-    exponent = cast(int, value.normalize().as_tuple().exponent)  # an int for a finite amount
-    places = max(decimal_places(currency), min(-exponent, 10))
-    return f"{currency} {value:,.{places}f}"
 
 
 def format_units(units: Decimal | None) -> str:

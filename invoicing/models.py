@@ -111,6 +111,14 @@ class Invoice(models.Model):
                 condition=Q(status="finalized") & ~Q(payment_status="succeeded"),
                 name="invoice_outstanding_idx",
             ),
+            # Receivables aging, one page of customers at a time: whether a customer owes
+            # anything, and what, by currency and due date, from the index alone.
+            models.Index(
+                fields=["customer", "currency", "payment_due_date"],
+                include=["total_amount", "total_paid_amount"],
+                condition=Q(status="finalized") & ~Q(payment_status="succeeded"),
+                name="invoice_customer_due_idx",
+            ),
             # Invoiced per month and currency (dashboard, gross revenue, MRR's invoices).
             models.Index(
                 fields=["status", "issuing_date"],
@@ -515,5 +523,5 @@ from .monitoring.models import (  # noqa: E402, F401
     SubscriptionActivity,
     TriggeredAlert,
 )
-from .summaries.models import MrrDayRow, MrrDirtyDay  # noqa: E402, F401
+from .summaries.models import InvoiceDayRow, InvoiceDirtyDay, MrrDayRow, MrrDirtyDay  # noqa: E402, F401
 from .wallets.models import RecurringTransactionRule, Wallet, WalletTransaction  # noqa: E402, F401

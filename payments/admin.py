@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from billing_project.admin import ReadOnlyAdmin
+from billing_project.admin import ReadOnlyAdmin, money_display
 from billing_project.admin_export import CsvExportMixin
 from billing_project.local_time import display_timezone, format_instant
 from billing_project.money import format_money, to_cents
@@ -97,7 +97,7 @@ class PaymentAdmin(CsvExportMixin, ReadOnlyAdmin):
         "customer_external_id",
         "provider",
         "status",
-        "amount",
+        "amount_money",
         "currency",
         "attempt",
         "trigger",
@@ -136,7 +136,7 @@ class RefundAdmin(ReadOnlyAdmin):
         "credit_note_link",
         "payment_link",
         "status",
-        "amount",
+        "amount_money",
         "currency",
         "provider_refund_id",
         "failure_code",
@@ -153,7 +153,7 @@ class RefundAdmin(ReadOnlyAdmin):
         "payment_link",
         "provider",
         "status",
-        "amount",
+        "amount_money",
         "currency",
         "provider_refund_id",
         "idempotency_key",
@@ -164,6 +164,8 @@ class RefundAdmin(ReadOnlyAdmin):
         "updated_at",
     )
     fields = readonly_fields
+
+    amount_money = money_display("amount")
 
     @admin.display(description="refund")
     def short_id(self, obj: Refund) -> str:
@@ -223,8 +225,8 @@ class InvoiceToCollectAdmin(ReadOnlyAdmin):
         "number",
         "customer",
         "currency",
-        "total_amount",
-        "total_paid_amount",
+        "total_money",
+        "paid_money",
         "amount_due",
         "payment_status",
         "payment_overdue",
@@ -241,8 +243,8 @@ class InvoiceToCollectAdmin(ReadOnlyAdmin):
         "status",
         "customer",
         "currency",
-        "total_amount",
-        "total_paid_amount",
+        "total_money",
+        "paid_money",
         "amount_due",
         "payment_status",
         "payment_overdue",
@@ -256,9 +258,9 @@ class InvoiceToCollectAdmin(ReadOnlyAdmin):
         # Finalized invoices, and the voided ones that still have payments to show.
         return super().get_queryset(request).exclude(status=InvoiceStatus.DRAFT)
 
-    @admin.display(description="due")
-    def amount_due(self, obj: InvoiceToCollect) -> Any:
-        return obj.total_due_amount
+    total_money = money_display("total_amount", description="total")
+    paid_money = money_display("total_paid_amount", description="paid")
+    amount_due = money_display("total_due_amount", description="due", sortable=False)
 
     @admin.display(description="payments")
     def payments_link(self, obj: InvoiceToCollect) -> str:

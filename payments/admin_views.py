@@ -19,6 +19,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -96,8 +97,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any] | None:
     next_month, last_month = analytics.add_months(this_month, 1), analytics.add_months(this_month, -1)
     first_chart_month = analytics.add_months(this_month, -11)
 
-    outstanding = analytics.outstanding_by_currency()
-    overdue = analytics.overdue_by_currency()
+    outstanding, overdue = analytics.outstanding_and_overdue_by_currency()
     invoiced = analytics.invoiced_by_month(first=first_chart_month, end=next_month)
     paid = collected.collected_by_month(first=first_chart_month, end=next_month, tz_name=tz_name)
     recurring = {(f.month, f.currency): f.amount for f in analytics.mrr(months=12, today=today)}
@@ -193,36 +193,36 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any] | None:
 
 # --- Receivables aging -------------------------------------------------------------------------
 
+# Customers per page of the aging table (the CSV has them all).
+AGING_PAGE_SIZE = 100
+
 
 @staff_member_required
 def aging_view(request: HttpRequest) -> HttpResponse:
     _require(request, *VIEW_PERMISSIONS)
     organization = Organization.current()
     today = timezone.now().astimezone(zoneinfo.ZoneInfo(organization.timezone or "UTC")).date()
-    rows = analytics.receivables_aging(today=today)
     if request.GET.get("format") == "csv":
         response = HttpResponse(content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="aging-{today}.csv"'
         writer = csv.writer(response)
         writer.writerow(["customer", "name", "currency", *analytics.AGING_BUCKETS, "total"])
-        for row in rows:
+        for row in analytics.receivables_aging(today=today):
             writer.writerow(
                 [row.external_id, row.name, row.currency]
                 + [f"{row.buckets[name]:.{decimal_places(row.currency)}f}" for name in analytics.AGING_BUCKETS]
                 + [f"{row.total:.{decimal_places(row.currency)}f}"]
             )
         return response
-    totals: dict[str, dict[str, Decimal]] = {}
-    for row in rows:
-        currency_totals = totals.setdefault(
-            row.currency, dict.fromkeys((*analytics.AGING_BUCKETS, "total"), Decimal(0))
-        )
-        for name in analytics.AGING_BUCKETS:
-            currency_totals[name] += row.buckets[name]
-        currency_totals["total"] += row.total
+    # One page of customers at a time; the totals are every customer's (summary rows).
+    paginator = Paginator(analytics.aging_customers().values_list("id", flat=True), AGING_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    rows = analytics.receivables_aging(today=today, customer_ids=page.object_list)
+    totals = analytics.aging_totals(today=today)
     # One reverse for every row (a thousand customers must not cost a thousand URL resolutions).
     placeholder = "00000000-0000-0000-0000-000000000000"
     customer_url = reverse("admin:customers_customer_change", args=[placeholder])
+    aging_url = reverse("admin:console-aging")
     context = {
         **admin.site.each_context(request),
         "title": f"Receivables aging on {today} ({organization.timezone or 'UTC'})",
@@ -243,9 +243,13 @@ def aging_view(request: HttpRequest) -> HttpResponse:
                 "currency": code,
                 "cells": [format_money(values[name], code) for name in (*analytics.AGING_BUCKETS, "total")],
             }
-            for code, values in sorted(totals.items())
+            for code, values in totals.items()
         ],
-        "csv_url": f"{reverse('admin:console-aging')}?format=csv",
+        "page": page,
+        "customer_count": paginator.count,
+        "previous_url": f"{aging_url}?page={page.previous_page_number()}" if page.has_previous() else "",
+        "next_url": f"{aging_url}?page={page.next_page_number()}" if page.has_next() else "",
+        "csv_url": f"{aging_url}?format=csv",
     }
     return TemplateResponse(request, "admin/tollgate/aging.html", context)
 

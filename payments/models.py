@@ -373,3 +373,34 @@ class DunningAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step} {self.invoice_id}"
+
+
+class PaymentDayRow(models.Model):
+    """Succeeded payments of one day (in `time_zone`, the organization's when written) and
+    currency: what the dashboard's Collected and its chart sum (payments.analytics). Rows of
+    another zone than the organization's are rebuilt by the next read."""
+
+    id = models.BigAutoField(primary_key=True)
+    day = models.DateField()
+    time_zone = models.CharField(max_length=64)
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=40, decimal_places=20)
+    count = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["time_zone", "day"], name="payment_day_row_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.currency}: {self.amount} collected"
+
+
+class PaymentDirtyDay(models.Model):
+    """A UTC day whose payments changed (written by the trigger of migration 0014 in the
+    transaction of the change); the next read recomputes the local days it touches. Not unique:
+    a refresh deletes the rows it read by id, so a change committed meanwhile keeps its own."""
+
+    id = models.BigAutoField(primary_key=True)
+    day = models.DateField()
+
+    def __str__(self) -> str:
+        return f"{self.day} (dirty)"

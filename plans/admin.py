@@ -20,7 +20,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from djmoney.money import Money
 
-from billing_project.admin import LiveFilter
+from billing_project.admin import LiveFilter, money_display, money_initial, percent_display
 from billing_project.money import to_cents
 
 from . import admin_pricing, charge_models, services
@@ -87,6 +87,7 @@ class ServiceForm(forms.ModelForm):
         # Uniqueness among live rows is the service's to check, in Lago's terms; the form's
         # instance is never saved itself, so its own constraint checks would only repeat them.
         self.instance.validate_constraints = lambda *args, **kwargs: None
+        money_initial(self)
 
     def validate_unique(self) -> None:
         """Same as validate_constraints: the service decides."""
@@ -134,7 +135,8 @@ class TaxForm(ServiceForm):
 @admin.register(Tax)
 class TaxAdmin(ServiceAdmin):
     form = TaxForm
-    list_display = ["code", "name", "rate", "applied_to_organization", "created_at"]
+    list_display = ["code", "name", "rate_percent", "applied_to_organization", "created_at"]
+    rate_percent = percent_display("rate", description="rate")
     list_filter = ["applied_to_organization"]
     search_fields = ["code", "name"]
 
@@ -220,6 +222,9 @@ class ChargeForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["code"].required = False
         self.fields["code"].help_text = "Blank: the metric's code (with _2, _3... if taken)."
+        plan = getattr(self.instance, "plan", None) if self.instance.plan_id else None
+        if plan is not None and plan.amount is not None:
+            money_initial(self, {"min_amount": str(plan.amount.currency)})
 
 
 class ChargeFormSet(BaseInlineFormSet):
@@ -295,7 +300,12 @@ class ChargeInline(admin.StackedInline):
         if obj._state.adding:
             return "Save the plan first, then edit this charge's prices and tiers here."
         url = reverse("admin:plans_plan_charge_pricing", args=[obj.plan_id, obj.pk])
-        return format_html('<a href="{}" class="button charge-pricing-link">Edit prices and tiers</a>', url)
+        return format_html(
+            '<span class="charge-prices">{}</span> '
+            '<a href="{}" class="button charge-pricing-link">Edit prices and tiers</a>',
+            admin_pricing.pricing_summary(obj),
+            url,
+        )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return super().get_queryset(request).filter(deleted_at__isnull=True).select_related("billable_metric")
@@ -349,11 +359,12 @@ def _cascade_choice(request: HttpRequest) -> bool | None:
 class PlanAdmin(ServiceAdmin):
     form = PlanForm
     inlines = [ChargeInline]
-    list_display = ["code", "name", "interval", "amount", "pay_in_advance", "parent", "created_at", "deleted_at"]
+    list_display = ["code", "name", "interval", "amount_money", "pay_in_advance", "parent", "created_at", "deleted_at"]
     list_filter = [LiveFilter, OverrideFilter, "interval", "pay_in_advance"]
     search_fields = ["code", "name"]
     readonly_fields = ["id", "parent", "entitlements", "created_at", "updated_at", "deleted_at"]
     actions = ["duplicate"]
+    amount_money = money_display("amount")
 
     @admin.display(description="Entitlements (features granted)")
     def entitlements(self, obj: Plan | None) -> str:
@@ -465,9 +476,10 @@ class AddOnForm(ServiceForm):
 @admin.register(AddOn)
 class AddOnAdmin(ServiceAdmin):
     form = AddOnForm
-    list_display = ["code", "name", "amount", "created_at", "deleted_at"]
+    list_display = ["code", "name", "amount_money", "created_at", "deleted_at"]
     list_filter = [LiveFilter]
     search_fields = ["code", "name"]
+    amount_money = money_display("amount")
 
     def delete_model(self, request: HttpRequest, obj: AddOn) -> None:
         services.add_on_delete(add_on=obj)
@@ -517,7 +529,9 @@ class CouponForm(ServiceForm):
 @admin.register(Coupon)
 class CouponAdmin(ServiceAdmin):
     form = CouponForm
-    list_display = ["code", "name", "coupon_type", "amount", "percentage_rate", "frequency", "terminated_at"]
+    list_display = ["code", "name", "coupon_type", "amount_money", "rate_percent", "frequency", "terminated_at"]
+    amount_money = money_display("amount")
+    rate_percent = percent_display("percentage_rate", description="percentage rate")
     list_filter = [LiveFilter, "coupon_type", "frequency", "reusable"]
     search_fields = ["code", "name"]
     filter_horizontal = ["plans", "billable_metrics"]
@@ -533,10 +547,12 @@ class AppliedCouponForm(ServiceForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["frequency"].required = False
-        coupon = self.fields["coupon"]
-        assert isinstance(coupon, forms.ModelChoiceField)  # a foreign key's form field
-        coupon.queryset = Coupon.live.all()
+        # An applied coupon is never edited: its page shows every field read-only (no form fields).
+        if "frequency" in self.fields:
+            self.fields["frequency"].required = False
+        coupon = self.fields.get("coupon")
+        if isinstance(coupon, forms.ModelChoiceField):  # a foreign key's form field
+            coupon.queryset = Coupon.live.all()
 
     def call_service(self) -> AppliedCoupon:
         data = self.cleaned_data
@@ -555,7 +571,38 @@ class AppliedCouponAdmin(ServiceAdmin):
     """Granted through the service (add), never edited: terminate it and grant another."""
 
     form = AppliedCouponForm
-    list_display = ["coupon", "customer", "status", "amount", "amount_remaining", "frequency_duration_remaining"]
+    list_display = [
+        "coupon",
+        "customer",
+        "status",
+        "amount_money",
+        "remaining_money",
+        "frequency_duration_remaining",
+    ]
+    amount_money = money_display("amount")
+    remaining_money = money_display(
+        "amount_remaining", currency=lambda applied: str(applied.amount_currency), description="amount remaining"
+    )
+    rate_percent = percent_display("percentage_rate", description="percentage rate")
+    # An existing applied coupon's page: read-only, amounts as money.
+    _SHOWN = [
+        "coupon",
+        "customer",
+        "status",
+        "amount_money",
+        "remaining_money",
+        "rate_percent",
+        "frequency",
+        "frequency_duration",
+        "frequency_duration_remaining",
+    ]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self._SHOWN if obj is not None else super().get_fields(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self._SHOWN if obj is not None else super().get_readonly_fields(request, obj)
+
     list_filter = ["status", "frequency"]
     list_select_related = ["coupon", "customer"]
     search_fields = ["coupon__code", "customer__external_id"]

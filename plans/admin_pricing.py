@@ -19,7 +19,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from billing_project.money import decimal_places, to_cents
+from billing_project.money import decimal_places, format_precise, price_text, to_cents
 
 from . import charge_edits
 from .errors import PlansError
@@ -123,19 +123,82 @@ def _text(value: Any) -> str | None:
     return None if value in (None, "") else format(Decimal(value).normalize(), "f")
 
 
+# Properties that are amounts of the plan's currency (the others are counts or rates).
+_AMOUNTS = {
+    "amount",
+    "fixed_amount",
+    "per_transaction_min_amount",
+    "per_transaction_max_amount",
+    "per_unit_amount",
+    "flat_amount",
+}
+
+
+def _input(name: str, value: Any, currency: str) -> Any:
+    """An amount as its input shows it ("29.40", "0.002"); other values as they are."""
+    if name in _AMOUNTS and value not in (None, ""):
+        return price_text(value, currency)
+    return value
+
+
 def _initial(charge: Charge) -> dict[str, Any]:
     properties = charge.properties or {}
-    minor = Decimal(10) ** -decimal_places(str(charge.plan.amount.currency))
+    currency = str(charge.plan.amount.currency)
+    minor = Decimal(10) ** -decimal_places(currency)
     initial: dict[str, Any] = {"charge_model": charge.charge_model, "min_amount": charge.min_amount.quantize(minor)}
     for names in PricingForm.FIELDS_OF.values():
         for name in names:
             if properties.get(name) not in (None, ""):
-                initial[name] = properties[name]
+                initial[name] = _input(name, properties[name], currency)
     return initial
 
 
-def _tier_rows(charge_model: str, properties: dict[str, Any]) -> list[dict[str, Any]]:
-    return [dict(tier) for tier in properties.get(TIERED.get(charge_model, ""), []) or []]
+def _tier_rows(charge_model: str, properties: dict[str, Any], currency: str) -> list[dict[str, Any]]:
+    return [
+        {name: _input(name, value, currency) for name, value in tier.items()}
+        for tier in properties.get(TIERED.get(charge_model, ""), []) or []
+    ]
+
+
+_MODEL_NAMES = {code: label.split(" (")[0] for code, label in MODEL_CHOICES}
+
+
+def pricing_summary(charge: Charge) -> str:
+    """The charge's prices in words and money, for the plan page ("Standard: USD 0.05 per unit")."""
+    properties = charge.properties or {}
+    currency = str(charge.plan.amount.currency)
+    name = _MODEL_NAMES.get(charge.charge_model, charge.charge_model)
+    parts: list[str] = []
+    if charge.charge_model in TIERED:
+        for tier in properties.get(TIERED[charge.charge_model]) or []:
+            last = tier.get("to_value")
+            units = f"{tier.get('from_value')} to {last}" if last is not None else f"{tier.get('from_value')} and above"
+            if charge.charge_model == "graduated_percentage":
+                price = f"{Decimal(tier.get('rate') or 0).normalize():f}%"
+            else:
+                price = f"{format_precise(Decimal(tier.get('per_unit_amount') or 0), currency)} per unit"
+            flat = Decimal(tier.get("flat_amount") or 0)
+            parts.append(f"{units}: {price}" + (f" + {format_precise(flat, currency)} flat" if flat else ""))
+    elif charge.charge_model == "percentage":
+        parts.append(f"{Decimal(properties.get('rate') or 0).normalize():f}%")
+        for key, label in (
+            ("fixed_amount", "per event"),
+            ("per_transaction_min_amount", "minimum per transaction"),
+            ("per_transaction_max_amount", "maximum per transaction"),
+        ):
+            if properties.get(key) not in (None, ""):
+                parts.append(f"{format_precise(Decimal(properties[key]), currency)} {label}")
+    elif properties.get("amount") not in (None, ""):
+        price = format_precise(Decimal(properties["amount"]), currency)
+        if charge.charge_model == "package":
+            parts.append(f"{price} per {properties.get('package_size') or 1} units")
+            if properties.get("free_units"):
+                parts.append(f"{properties['free_units']} free units")
+        else:
+            parts.append(f"{price} per unit")
+    if charge.min_amount:
+        parts.append(f"spending minimum {format_precise(charge.min_amount, currency)}")
+    return f"{name}: {'; '.join(parts)}" if parts else name
 
 
 def _tiers_from(formset: Any, charge_model: str) -> list[dict[str, Any]]:
@@ -250,7 +313,9 @@ def charge_pricing_view(
                 errors = error_words(error)
     else:
         form = PricingForm(initial=_initial(charge))
-        formset = TierFormSet(initial=_tier_rows(charge.charge_model, charge.properties or {}), prefix="tiers")
+        formset = TierFormSet(
+            initial=_tier_rows(charge.charge_model, charge.properties or {}, currency), prefix="tiers"
+        )
     chosen = form["charge_model"].value() or charge.charge_model
     context = {
         **model_admin.admin_site.each_context(request),

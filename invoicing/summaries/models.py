@@ -47,3 +47,36 @@ class MrrDirtyDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.issuing_date} (dirty)"
+
+
+class InvoiceDayRow(models.Model):
+    """What finalized invoices of one issuing day add up to, per currency, due date and overdue
+    flag: invoiced (every finalized invoice) and outstanding (still due: summaries.invoices).
+    The dashboard's Outstanding, Overdue and Invoiced, and the aging totals, sum these rows."""
+
+    id = models.BigAutoField(primary_key=True)
+    issuing_date = models.DateField()
+    currency = models.CharField(max_length=3)
+    payment_due_date = models.DateField()
+    payment_overdue = models.BooleanField()
+    invoiced_amount = models.DecimalField(max_digits=40, decimal_places=20)
+    invoiced_count = models.PositiveIntegerField()
+    outstanding_amount = models.DecimalField(max_digits=40, decimal_places=20)
+    outstanding_count = models.PositiveIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["issuing_date", "currency"], name="invoice_day_row_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.issuing_date} {self.currency}: {self.invoiced_amount} invoiced, {self.outstanding_amount} due"
+
+
+class InvoiceDirtyDay(models.Model):
+    """An issuing day whose InvoiceDayRow rows are stale (written by the triggers of migration
+    0014 in the transaction of the change); not unique, for the reason MrrDirtyDay gives."""
+
+    id = models.BigAutoField(primary_key=True)
+    issuing_date = models.DateField()
+
+    def __str__(self) -> str:
+        return f"{self.issuing_date} (dirty)"

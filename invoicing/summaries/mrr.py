@@ -57,6 +57,11 @@ def fee_rows(fees: QuerySet[Fee]) -> Iterable[Mapping[str, Any]]:
 
 def summary_refresh() -> int:
     """Recompute the dirty days' rows; the number of days recomputed."""
+    with connection.cursor() as cursor:
+        # Nothing dirty (the usual read): no transaction, no lock.
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM invoicing_mrrdirtyday)")
+        if not cursor.fetchone()[0]:
+            return 0
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_REFRESH_LOCK])

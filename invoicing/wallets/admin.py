@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from billing_project.admin import money_display
 from billing_project.money import format_money
 from customers.models import Customer
 
@@ -48,7 +49,7 @@ _TRANSACTION_COLUMNS: tuple[str, ...] = (
     "status",
     "source",
     "credit_amount",
-    "amount",
+    "amount_money",
     "invoice",
     "voided_invoice",
     "settled_at",
@@ -62,6 +63,10 @@ class WalletTransactionInline(admin.TabularInline):
     fields = _TRANSACTION_COLUMNS
     readonly_fields = _TRANSACTION_COLUMNS
     ordering = ["-created_at"]
+    amount_money = money_display("amount", currency=lambda row: row.wallet.currency, sortable=False)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[WalletTransaction]:
+        return super().get_queryset(request).select_related("wallet")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -96,10 +101,10 @@ class WalletAdmin(admin.ModelAdmin):
     actions = ["terminate_wallets"]
     readonly_fields = [
         "status",
-        "balance",
+        "balance_money",
         "credits_balance",
-        "ongoing_balance",
-        "ongoing_usage_balance",
+        "ongoing_money",
+        "ongoing_usage_money",
         "consumed_credits",
         "paid_and_granted",
         "terminated_at",
@@ -113,6 +118,8 @@ class WalletAdmin(admin.ModelAdmin):
     @admin.display(description="ongoing balance", ordering="ongoing_balance")
     def ongoing_money(self, wallet: Wallet) -> str:
         return format_money(wallet.ongoing_balance, wallet.currency)
+
+    ongoing_usage_money = money_display("ongoing_usage_balance", description="ongoing usage balance")
 
     @admin.display(description="paid and granted")
     def paid_and_granted(self, wallet: Wallet) -> str:
@@ -138,9 +145,9 @@ class WalletAdmin(admin.ModelAdmin):
                 {
                     "fields": [
                         "credits_balance",
-                        "balance",
-                        "ongoing_balance",
-                        "ongoing_usage_balance",
+                        "balance_money",
+                        "ongoing_money",
+                        "ongoing_usage_money",
                         "consumed_credits",
                         "paid_and_granted",
                     ]

@@ -4,21 +4,28 @@ figures, asserts nothing.
     DATABASE_URL=postgres://... python manage.py bench_console --invoices 100000
 
 Creates its own customers, plan, subscriptions, invoices, fees and payments (external ids
-prefixed `bench-console-`) and deletes them afterwards. Each figure is the median of --runs.
+prefixed `bench-console-`) and deletes them afterwards. Each figure is the median of --runs
+after two warm-up calls. The baseline, in the same run: the same pages and figures computed
+from the raw invoices, payments and fees (the summary rows switched off), and an admin page
+that reads no invoices (what any admin page costs on this machine). The last line is JSON.
 Compare figures within one run, never across machines.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
+from django.core.paginator import Paginator
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
@@ -26,7 +33,10 @@ from django.utils import timezone
 from customers.models import Customer, Organization
 from invoicing import analytics
 from invoicing.models import Fee, FeeType, Invoice, InvoiceStatus
+from invoicing.summaries import invoices as invoice_summary
 from invoicing.summaries import mrr as mrr_summary
+from payments import analytics as collected
+from payments.admin_views import AGING_PAGE_SIZE
 from payments.models import Payment, PaymentProviderName, PaymentStatus, PaymentTrigger
 from plans.models import Plan, PlanInterval, Subscription, SubscriptionStatus
 
@@ -39,7 +49,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--invoices", type=int, default=100_000)
         parser.add_argument("--customers", type=int, default=1_000)
-        parser.add_argument("--runs", type=int, default=5)
+        parser.add_argument("--runs", type=int, default=7)
 
     def handle(self, *args: Any, **options: Any) -> None:
         Organization.current()
@@ -61,7 +71,8 @@ class Command(BaseCommand):
             user.delete()
 
     def _timed(self, label: str, runs: int, call: Callable[[], Any]) -> float:
-        call()  # warm: the first run pays for connections and caches, not for the query
+        call()  # warm: the first run pays for connections, caches and a summary refresh
+        call()
         samples = []
         for _ in range(runs):
             started = time.perf_counter()
@@ -149,62 +160,143 @@ class Command(BaseCommand):
             ],
             batch_size=5_000,
         )
-        connection.cursor().execute("ANALYZE") if connection.vendor == "postgresql" else None
+        if connection.vendor == "postgresql":
+            # What autovacuum does after a bulk load: statistics and the visibility map.
+            with connection.cursor() as cursor:
+                for table in ("invoicing_invoice", "invoicing_fee", "payments_payment", "customers_customer"):
+                    cursor.execute(f"VACUUM ANALYZE {table}")
         self.stdout.write(
             f"setup: {invoice_count} invoices, fees and their payments for {customer_count} customers "
             f"in {time.perf_counter() - started:.1f} s ({connection.vendor})"
         )
 
-        # The MRR summary's first refresh recomputes every day the bulk insert marked dirty (a
+        # The summaries' first refresh recomputes every day the bulk insert marked dirty (a
         # migration does the same once); after it, a reader recomputes only what changed.
+        tz_name = Organization.current().timezone or "UTC"
         refresh_started = time.perf_counter()
-        days = mrr_summary.summary_refresh()
+        days = mrr_summary.summary_refresh() + invoice_summary.summary_refresh() + collected.summary_refresh(tz_name)
         refresh_ms = (time.perf_counter() - refresh_started) * 1000
-        self.stdout.write(f"MRR summary: first refresh of {days} issuing days in {refresh_ms:.0f} ms")
+        self.stdout.write(f"summaries: first refresh of {days} days in {refresh_ms:.0f} ms")
         client = Client()
         client.force_login(user)
-        self._timed("dashboard figures (selectors)", runs, lambda: _dashboard_selectors(today))
-        self._timed("GET /admin/ (dashboard page)", runs, lambda: _ok(client.get("/admin/")))
-        self._timed("receivables aging (selector)", runs, lambda: analytics.receivables_aging(today=today))
-        self._timed("GET /admin/console/aging/", runs, lambda: _ok(client.get("/admin/console/aging/")))
-        self._timed(
-            "GET /admin/invoicing/invoice/?preset=unpaid",
+        figures: dict[str, float] = {}
+        figures["admin_floor_ms"] = self._timed(
+            "GET /admin/auth/group/ (an admin page reading no invoices: the floor)",
             runs,
-            lambda: _ok(client.get("/admin/invoicing/invoice/", {"preset": "unpaid"})),
+            lambda: _ok(client.get("/admin/auth/group/")),
         )
-        summary_ms = self._timed(
-            "MRR, 12 months (selector, summary rows)", runs, lambda: analytics.mrr(months=12, today=today)
+        figures["dashboard_page_ms"] = self._timed(
+            "GET /admin/ (dashboard page)", runs, lambda: _ok(client.get("/admin/"))
         )
-        direct_ms = self._timed("MRR, 12 months (fees, no summary)", runs, lambda: _mrr_from_fees(today))
-        self.stdout.write(f"MRR summary vs fees: {direct_ms / summary_ms:.1f}x faster")
+        figures["aging_page_ms"] = self._timed(
+            "GET /admin/console/aging/ (first page, totals of all)",
+            runs,
+            lambda: _ok(client.get("/admin/console/aging/")),
+        )
+        figures["dashboard_figures_ms"] = self._timed(
+            "dashboard figures (summary rows)", runs, lambda: _dashboard_figures(today, tz_name)
+        )
+        figures["aging_figures_ms"] = self._timed(
+            "aging figures: one page and every total (summary rows)", runs, lambda: _aging_figures(today)
+        )
+        with _raw():
+            figures["dashboard_page_raw_ms"] = self._timed(
+                "GET /admin/ from the raw invoices, payments and fees (baseline)",
+                runs,
+                lambda: _ok(client.get("/admin/")),
+            )
+            figures["dashboard_figures_raw_ms"] = self._timed(
+                "dashboard figures from the raw rows (baseline)", runs, lambda: _dashboard_figures(today, tz_name)
+            )
+            figures["aging_raw_ms"] = self._timed(
+                "aging figures, every customer's row, totals summed from them (baseline: the unpaged page)",
+                runs,
+                lambda: _aging_raw(today),
+            )
+            raw_dashboard, raw_aging = _dashboard_figures(today, tz_name), _aging_raw(today)
+        equal = _dashboard_figures(today, tz_name) == raw_dashboard and _aging_figures(today)[1] == raw_aging[1]
+        self.stdout.write(f"summary figures equal to the raw computation: {equal}")
         invoice = Invoice.objects.filter(
-            customer__external_id__startswith=stamp, status=InvoiceStatus.FINALIZED
+            customer__external_id__startswith=stamp, status=InvoiceStatus.FINALIZED, total_paid_amount=0
         ).first()
         assert invoice is not None
 
-        def after_a_void() -> None:
-            # One invoice voided and back: its day is recomputed by the next read.
-            Invoice.objects.filter(pk=invoice.pk).update(status=InvoiceStatus.VOIDED)
-            Invoice.objects.filter(pk=invoice.pk).update(status=InvoiceStatus.FINALIZED)
-            analytics.mrr(months=12, today=today)
+        def after_a_change() -> None:
+            # A partial payment recorded and taken back: its day is recomputed by the next read.
+            Invoice.objects.filter(pk=invoice.pk).update(total_paid_amount=Decimal("40"))
+            Invoice.objects.filter(pk=invoice.pk).update(total_paid_amount=Decimal(0))
+            _ok(client.get("/admin/"))
 
-        self._timed("MRR, 12 months, after a change to one day", runs, after_a_void)
+        figures["dashboard_after_change_ms"] = self._timed(
+            "GET /admin/ after a payment on one invoice (one day recomputed)", runs, after_a_change
+        )
+        ratios = {
+            "dashboard_page_vs_raw": figures["dashboard_page_raw_ms"] / figures["dashboard_page_ms"],
+            "dashboard_figures_vs_raw": figures["dashboard_figures_raw_ms"] / figures["dashboard_figures_ms"],
+            "aging_figures_vs_raw": figures["aging_raw_ms"] / figures["aging_figures_ms"],
+        }
+        for name, ratio in ratios.items():
+            self.stdout.write(f"{name}: {ratio:.1f}x faster")
+        self.stdout.write(
+            json.dumps(
+                {
+                    "invoices": invoice_count,
+                    "customers": customer_count,
+                    "runs": runs,
+                    **{name: round(value, 1) for name, value in figures.items()},
+                    **{name: round(value, 2) for name, value in ratios.items()},
+                    "figures_equal_raw": equal,
+                }
+            )
+        )
 
 
-def _dashboard_selectors(today: Any) -> None:
-    analytics.outstanding_by_currency()
-    analytics.overdue_by_currency()
-    analytics.invoiced_by_month(first=analytics.add_months(analytics.month_start(today), -11), end=today)
-
-
-def _mrr_from_fees(today: Any) -> None:
-    """analytics.mrr's figures as it computed them before the summary: from the fees."""
-    first, end = analytics.month_window(12, today)
-    fees = mrr_summary.subscription_fees().filter(
-        invoice__issuing_date__gte=analytics.add_months(first, -12),
-        invoice__issuing_date__lt=analytics.add_months(end, 12),
+def _dashboard_figures(today: date, tz_name: str) -> tuple[Any, ...]:
+    """Every figure the dashboard shows (payments.admin_views.dashboard_context's reads)."""
+    this_month = analytics.month_start(today)
+    first, end = analytics.add_months(this_month, -11), analytics.add_months(this_month, 1)
+    return (
+        analytics.outstanding_and_overdue_by_currency(),
+        analytics.invoiced_by_month(first=first, end=end),
+        collected.collected_by_month(first=first, end=end, tz_name=tz_name),
+        analytics.mrr(months=12, today=today),
+        analytics.drafts_by_currency(),
+        collected.failed_payments_by_currency(),
     )
-    list(mrr_summary.fee_rows(fees))
+
+
+def _aging_figures(today: date) -> tuple[Any, dict[str, dict[str, Decimal]]]:
+    """The aging page's reads: its first page of customers, and the totals of all."""
+    page = Paginator(analytics.aging_customers().values_list("id", flat=True), AGING_PAGE_SIZE).get_page(1)
+    return analytics.receivables_aging(today=today, customer_ids=page.object_list), analytics.aging_totals(today=today)
+
+
+def _aging_raw(today: date) -> tuple[Any, dict[str, dict[str, Decimal]]]:
+    """The aging as computed before paging: every customer's row, the totals summed from them."""
+    rows = analytics.receivables_aging(today=today)
+    totals: dict[str, dict[str, Decimal]] = {}
+    for row in rows:
+        values = totals.setdefault(row.currency, dict.fromkeys((*analytics.AGING_BUCKETS, "total"), Decimal(0)))
+        for name in analytics.AGING_BUCKETS:
+            values[name] += row.buckets[name]
+        values["total"] += row.total
+    return rows, dict(sorted(totals.items()))
+
+
+@contextmanager
+def _raw() -> Iterator[None]:
+    """The same selectors reading the invoices, payments and fees instead of the summary rows."""
+
+    def fees_only(*, first: date, end: date, currency: str | None = None, external_customer_id: str | None = None):
+        fees = mrr_summary.subscription_fees(currency=currency, external_customer_id=external_customer_id)
+        return mrr_summary.fee_rows(fees.filter(invoice__issuing_date__gte=first, invoice__issuing_date__lt=end))
+
+    with (
+        mock.patch.object(invoice_summary, "summary_rows", lambda: None),
+        mock.patch.object(collected, "use_summary", lambda: False),
+        mock.patch.object(analytics, "mrr_rows", fees_only),
+    ):
+        yield
 
 
 def _ok(response: Any) -> None:
