@@ -57,7 +57,7 @@ def serialize_alert(alert: Alert) -> dict[str, Any]:
         "subscription_external_id": alert.external_subscription_id,  # Lago's deprecated twin
         "external_subscription_id": alert.external_subscription_id,
         "lago_wallet_id": str(alert.wallet_id) if alert.wallet_id else None,
-        "wallet_code": alert.wallet.code if alert.wallet_id else None,
+        "wallet_code": alert.wallet.code if alert.wallet is not None else None,
         "alert_type": alert.alert_type,
         "code": alert.code,
         "name": alert.name or None,
