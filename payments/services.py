@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, Max, OuterRef, Prefetch, Q, Sum
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, Sum
 from django.utils import timezone
 
 from billing_project.after_commit import delay_after_commit
@@ -343,64 +343,18 @@ def payment_intent_event_apply(
     `occurred_at` (the event's time) dates a success."""
     payment = _payment_for_intent(payment_intent)
     if payment is None and (payment_intent.get("metadata") or {}).get("tollgate_checkout") == "invoice":
-        # Paid on a Stripe Checkout page (payments.checkout): recorded from this event alone.
+        # Paid on a Stripe Checkout page (payments.checkout): recorded from this event alone. A
+        # wallet top-up's page is an invoice's (its credit invoice): the same path settles it.
         from .checkout import checkout_payment_record
 
         return checkout_payment_record(payment_intent=payment_intent, occurred_at=occurred_at)
     outcome = stripe_provider.outcome_from_payment_intent(payment_intent)
     if occurred_at is not None:
         outcome = dataclasses.replace(outcome, paid_at=occurred_at)
-    if payment is None and outcome.status == PaymentStatus.SUCCEEDED:
-        return wallet_checkout_payment_record(payment_intent=payment_intent, paid_at=outcome.paid_at)
     if payment is None:
         logger.info("PaymentIntent %s is not a Tollgate attempt: ignored", payment_intent.get("id"))
         return None
     return payment_apply_outcome(payment_id=payment.pk, outcome=outcome)
-
-
-def wallet_checkout_payment_record(*, payment_intent: dict[str, Any], paid_at: datetime | None) -> Payment | None:
-    """A wallet top-up's Stripe Checkout page was paid (payments.wallet_checkout): the intent
-    Checkout made carries our invoice_id and wallet_transaction_id. Record it as a Stripe payment
-    of that credit invoice, which settles the credits (through the invoice's payment state).
-    Once per intent: a re-delivered event finds the row by its provider_payment_id."""
-    from invoicing.models import InvoiceType
-    from invoicing.wallets.models import WalletTransaction
-
-    metadata = payment_intent.get("metadata") or {}
-    pi_id = payment_intent.get("id") or ""
-    try:
-        invoice_id = uuid.UUID(str(metadata.get("invoice_id")))
-        transaction_id = uuid.UUID(str(metadata.get("wallet_transaction_id")))
-    except (ValueError, TypeError):
-        logger.info("PaymentIntent %s is not a Tollgate attempt: ignored", pi_id)
-        return None
-    if not pi_id or not WalletTransaction.objects.filter(pk=transaction_id, invoice_id=invoice_id).exists():
-        logger.info("PaymentIntent %s names no wallet top-up of ours: ignored", pi_id)
-        return None
-    with transaction.atomic():
-        invoice = lock_invoice(invoice_id)
-        existing = Payment.objects.filter(provider=PaymentProviderName.STRIPE, provider_payment_id=pi_id).first()
-        if existing is not None or invoice.invoice_type != InvoiceType.CREDIT:
-            return existing
-        currency = str(payment_intent.get("currency") or invoice.currency).upper()
-        minor = int(payment_intent.get("amount_received") or payment_intent.get("amount") or 0)
-        latest = invoice.payments.filter(provider=PaymentProviderName.STRIPE).aggregate(n=Max("attempt"))["n"] or 0
-        payment = Payment.objects.create(
-            invoice=invoice,
-            customer=invoice.customer,
-            provider=PaymentProviderName.STRIPE,
-            status=PaymentStatus.SUCCEEDED,
-            amount=stripe_provider.from_stripe_amount(minor, currency),
-            currency=currency,
-            attempt=latest + 1,
-            trigger=PaymentTrigger.CHECKOUT,
-            provider_customer_id=str(payment_intent.get("customer") or ""),
-            provider_payment_id=pi_id,
-            paid_at=paid_at or timezone.now(),
-        )
-        payment_succeeded_in_tx.send(sender=Payment, payment_id=payment.pk)
-        _invoice_payment_state_refresh(invoice)
-    return payment
 
 
 # --- Retries ------------------------------------------------------------------------------------

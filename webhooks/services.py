@@ -166,7 +166,80 @@ def live_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
 
 
 def endpoints_wanting(webhook_type: str) -> list[WebhookEndpoint]:
-    return [endpoint for endpoint in WebhookEndpoint.objects.all() if endpoint.wants(webhook_type)]
+    return [endpoint for endpoint in transaction_endpoints() if endpoint.wants(webhook_type)]
+
+
+# The endpoints are read once per transaction: a billing change that announces several things
+# (an invoice finalized with its wallet consumption, ...) reads them once, not once per
+# announcement. The cache lives on the connection and is tied to the caller's own transaction:
+# - a real transaction (the outermost atomic block): a marker callback registered with on_commit,
+#   valid while it sits where it was put in the connection's on_commit list (commit runs and
+#   empties that list, a rollback empties it, a rolled-back savepoint drops what it registered);
+# - under a test case's transaction: the savepoint of the first block that is not the test
+#   case's (what the code under test sees as its transaction), and the test's own outer block.
+# Outside a transaction, every call reads. Saving or deleting an endpoint drops the cache.
+_CACHE_ATTR = "_tollgate_webhook_endpoints"
+
+
+@dataclass
+class _EndpointsCache:
+    token: tuple[Any, ...]
+    endpoints: list[WebhookEndpoint]
+
+
+def _transaction_token(connection: Any) -> tuple[Any, ...] | None:
+    if not connection.in_atomic_block:
+        return None
+    blocks = connection.atomic_blocks
+    own = next((i for i, block in enumerate(blocks) if not getattr(block, "_from_testcase", False)), None)
+    if own is None:
+        return None
+    if own == 0:
+        return ("transaction",)
+    sid = connection.savepoint_ids[own - 1] if len(connection.savepoint_ids) >= own else None
+    return None if sid is None else ("savepoint", blocks[0], own, sid)
+
+
+def _valid(connection: Any, cache: _EndpointsCache | None, token: tuple[Any, ...]) -> bool:
+    if cache is None or cache.token[0] != token[0]:
+        return False
+    if token[0] == "savepoint":
+        _, outer, own, sid = cache.token
+        return outer is token[1] and own == token[2] and sid == token[3]
+    _, marker, index = cache.token
+    pending = connection.run_on_commit
+    return len(pending) > index and pending[index][1] is marker
+
+
+def transaction_endpoints() -> list[WebhookEndpoint]:
+    """Every endpoint, read once per transaction of the caller's (see above)."""
+    connection = transaction.get_connection()
+    token = _transaction_token(connection)
+    if token is None:
+        return list(WebhookEndpoint.objects.all())
+    cache = getattr(connection, _CACHE_ATTR, None)
+    if _valid(connection, cache, token):
+        return cache.endpoints  # type: ignore[union-attr]
+    endpoints = list(WebhookEndpoint.objects.all())
+    if token[0] == "transaction":
+
+        def marker() -> None:
+            return None
+
+        index = len(connection.run_on_commit)
+        connection.on_commit(marker)
+        token = ("transaction", marker, index)
+    setattr(connection, _CACHE_ATTR, _EndpointsCache(token=token, endpoints=endpoints))
+    return endpoints
+
+
+def endpoints_cache_clear(**kwargs: Any) -> None:
+    """post_save / post_delete of an endpoint: the next emission reads the endpoints again."""
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        if hasattr(connection, _CACHE_ATTR):
+            delattr(connection, _CACHE_ATTR)
 
 
 def webhook_emit(

@@ -1,6 +1,7 @@
-"""Lago's metadata routes of a resource (`.../{id}/metadata[/{key}]`): POST replaces, PATCH
-merges, DELETE removes all (null), DELETE /{key} one key; each answers `{"metadata": {...}}`.
-An app passes how to find its owner and its services (billing_project.metadata checks values)."""
+"""Lago's metadata routes of a resource (`.../{id}/metadata[/{key}]`): POST replaces, PATCH and
+PUT merge (Lago's `resource :metadata` update answers both), DELETE removes all (null), DELETE
+/{key} one key; each answers `{"metadata": {...}}`. An app passes how to find its owner and its
+services (billing_project.metadata checks values)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ def metadata_views(
 
         @extend_schema(operation_id=f"merge{prefix}Metadata", request=body, responses=responses)
         def patch(self, request: Request, **kwargs: Any) -> Response:
+            return _set(request, True, kwargs)
+
+        @extend_schema(operation_id=f"update{prefix}Metadata", request=body, responses=responses)
+        def put(self, request: Request, **kwargs: Any) -> Response:
             return _set(request, True, kwargs)
 
         @extend_schema(operation_id=f"deleteAll{prefix}Metadata", responses=responses)

@@ -1,7 +1,12 @@
-"""Usage alerts of a subscription (Lago's /subscriptions/{id}/alerts): create (one or a batch),
-update, delete, delete all. Validation as Lago's UsageMonitoring::CreateAlertService; the
-database's unique indexes decide duplicates (a code per subscription, a type per subscription
-and metric). A new or changed alert is evaluated at once (its subscription's activity row)."""
+"""Alerts of a subscription (Lago's /subscriptions/{id}/alerts) and of a wallet (Lago's
+/customers/{external_id}/wallets/{code}/alerts): create (one or a batch), update, delete, delete
+all. Validation as Lago's UsageMonitoring::CreateAlertService (a wallet takes only the wallet
+types, a subscription only the others); the database's unique indexes decide duplicates (a code
+per subscription or wallet, a type per subscription and metric, a type per wallet). A new or
+changed alert is evaluated at once: a subscription's through its activity row, a wallet's
+inline, under the wallet's lock. A wallet alert is `decreasing` and starts from the wallet's
+value at its creation (Lago's CreateAlertService), so it fires on the next fall through a
+threshold, not for where the balance already stands."""
 
 from __future__ import annotations
 
@@ -16,7 +21,15 @@ from metrics.models import BillableMetric
 from plans.models import Subscription
 
 from ..errors import InvoicingError, NotFoundError
-from .models import METRIC_ALERT_TYPES, Alert, AlertThreshold, AlertType
+from ..wallets.models import Wallet
+from .models import (
+    METRIC_ALERT_TYPES,
+    WALLET_ALERT_TYPES,
+    Alert,
+    AlertDirection,
+    AlertThreshold,
+    AlertType,
+)
 
 # Lago's UsageMonitoring::AlertThreshold::SOFT_LIMIT.
 MAX_THRESHOLDS = 20
@@ -83,11 +96,21 @@ def _metric(alert_type: str, code: Any) -> BillableMetric | None:
     return metric
 
 
-def _activity(subscription: Subscription) -> None:
-    """Evaluate the subscription's alerts soon (a new alert may stand crossed already)."""
-    from .evaluation import activities_record
+def _activity(subscription: Subscription | None, wallet: Wallet | None = None) -> None:
+    """Evaluate the alerts: a subscription's soon (a new alert may stand crossed already), a
+    wallet's now (its values are columns of the wallet, locked by the caller)."""
+    from .evaluation import activities_record, wallet_alerts_evaluate_locked
 
-    activities_record(subscription_ids=[subscription.pk])
+    if wallet is not None:
+        wallet_alerts_evaluate_locked([wallet])
+    elif subscription is not None:
+        activities_record(subscription_ids=[subscription.pk])
+
+
+def _locked_wallet(wallet: Wallet) -> Wallet:
+    from ..wallets import ledger
+
+    return ledger.lock_wallet(wallet)
 
 
 def _save(alert: Alert, thresholds: list[AlertThreshold] | None) -> Alert:
@@ -100,55 +123,78 @@ def _save(alert: Alert, thresholds: list[AlertThreshold] | None) -> Alert:
                     row.alert = alert
                 AlertThreshold.objects.bulk_create(thresholds)
     except IntegrityError as error:
-        if "alert_code_unique_per_subscription" in str(error) or ".code" in str(error):
+        message = str(error)
+        if "alert_code_unique_per_" in message or ".code" in message:
             raise InvoicingError.field("code", "value_already_exist") from None
         raise InvoicingError.field("base", "alert_already_exists") from None
     return alert
 
 
-def alert_create(*, subscription: Subscription, data: Mapping[str, Any]) -> Alert:
-    """One alert from Lago's `alert` object."""
-    alert_type = data.get("alert_type")
+def _type_for(alert_type: Any, *, wallet: Wallet | None) -> str:
+    """Lago's order: absent, unknown, then of the other kind of alertable (all `invalid_type`)."""
     if not alert_type:
         raise InvoicingError({"alert_type": ["value_is_mandatory", "value_is_invalid"]})
-    if alert_type not in AlertType.values:
+    if alert_type not in AlertType.values or (alert_type in WALLET_ALERT_TYPES) != (wallet is not None):
         raise InvoicingError.field("alert_type", "invalid_type")
+    return str(alert_type)
+
+
+def alert_create(
+    *, data: Mapping[str, Any], subscription: Subscription | None = None, wallet: Wallet | None = None
+) -> Alert:
+    """One alert from Lago's `alert` object, on a subscription or on a wallet."""
+    alert_type = _type_for(data.get("alert_type"), wallet=wallet)
     thresholds = _thresholds(data.get("thresholds"))
+    metric = _metric(alert_type, data.get("billable_metric_code")) if wallet is None else None
     alert = Alert(
-        external_subscription_id=subscription.external_id,
         alert_type=alert_type,
-        billable_metric=_metric(alert_type, data.get("billable_metric_code")),
+        billable_metric=metric,
         code=_text(data.get("code"), "code", required=True),
         name=_text(data.get("name"), "name"),
     )
     with transaction.atomic():
+        if wallet is not None:
+            from .evaluation import wallet_alert_value
+
+            wallet = _locked_wallet(wallet)
+            alert.wallet = wallet
+            alert.direction = AlertDirection.DECREASING
+            alert.previous_value = wallet_alert_value(alert, wallet)
+        else:
+            assert subscription is not None
+            alert.external_subscription_id = subscription.external_id
         _save(alert, thresholds)
-        _activity(subscription)
+        _activity(subscription, wallet)
     return alert
 
 
-def alerts_create(*, subscription: Subscription, items: Any) -> list[Alert]:
+def alerts_create(*, items: Any, subscription: Subscription | None = None, wallet: Wallet | None = None) -> list[Alert]:
     """Lago's batch: every alert or none (the first refusal answers for all)."""
     if not isinstance(items, Sequence) or isinstance(items, str) or not items:
         raise InvoicingError.field("alerts", "value_is_mandatory")
     if not all(isinstance(item, Mapping) for item in items):
         raise InvoicingError.field("alerts", "value_is_invalid")
     with transaction.atomic():
-        return [alert_create(subscription=subscription, data=item) for item in items]
+        return [alert_create(subscription=subscription, wallet=wallet, data=item) for item in items]
 
 
-def alert_update(*, alert: Alert, subscription: Subscription, data: Mapping[str, Any]) -> Alert:
-    """Lago's update: code, name, billable metric and thresholds (all replaced when sent)."""
+def alert_update(
+    *, alert: Alert, data: Mapping[str, Any], subscription: Subscription | None = None, wallet: Wallet | None = None
+) -> Alert:
+    """Lago's update: code, name, billable metric (subscription alerts) and thresholds (all
+    replaced when sent)."""
     if "code" in data:
         alert.code = _text(data.get("code"), "code", required=True)
     if "name" in data:
         alert.name = _text(data.get("name"), "name")
-    if data.get("billable_metric_code"):
+    if data.get("billable_metric_code") and wallet is None:
         alert.billable_metric = _metric(alert.alert_type, data["billable_metric_code"])
     thresholds = _thresholds(data["thresholds"]) if "thresholds" in data else None
     with transaction.atomic():
+        if wallet is not None:
+            wallet = _locked_wallet(wallet)
         _save(alert, thresholds)
-        _activity(subscription)
+        _activity(subscription, wallet)
     return alert
 
 
@@ -159,22 +205,24 @@ def alert_delete(*, alert: Alert) -> Alert:
     return alert
 
 
-def alerts_delete_all(*, subscription: Subscription) -> int:
-    return Alert.objects.filter(external_subscription_id=subscription.external_id, deleted_at__isnull=True).update(
-        deleted_at=timezone.now()
-    )
+def alerts_delete_all(*, subscription: Subscription | None = None, wallet: Wallet | None = None) -> int:
+    return live_alerts(
+        external_subscription_id=subscription.external_id if subscription is not None else None, wallet=wallet
+    ).update(deleted_at=timezone.now())
 
 
-def live_alerts(external_subscription_id: str) -> Any:
-    return (
-        Alert.objects.filter(external_subscription_id=external_subscription_id, deleted_at__isnull=True)
-        .select_related("billable_metric")
-        .prefetch_related("thresholds")
-    )
+def live_alerts(external_subscription_id: str | None = None, *, wallet: Wallet | None = None) -> Any:
+    """The live alerts of a subscription (its external id) or of a wallet."""
+    rows = Alert.objects.filter(deleted_at__isnull=True)
+    if wallet is not None:
+        rows = rows.filter(wallet=wallet)
+    else:
+        rows = rows.filter(external_subscription_id=external_subscription_id, wallet__isnull=True)
+    return rows.select_related("billable_metric", "wallet").prefetch_related("thresholds")
 
 
-def alert_find(*, external_subscription_id: str, code: str) -> Alert:
-    alert = live_alerts(external_subscription_id).filter(code=code).first()
+def alert_find(*, code: str, external_subscription_id: str | None = None, wallet: Wallet | None = None) -> Alert:
+    alert = live_alerts(external_subscription_id, wallet=wallet).filter(code=code).first()
     if alert is None:
         raise NotFoundError("alert")
     return alert

@@ -18,6 +18,16 @@ Crossed values (Lago's UsageMonitoring::Alert#find_thresholds_crossed, increasin
 one-time threshold at or below the current value; a recurring threshold then repeats every
 `value` above the highest one-time threshold (initial + k x value). Amount alerts compare cents
 (Lago's values for amounts are cents), unit alerts units.
+
+Wallet alerts (decreasing, Lago's find_thresholds_crossed_decreasing) compare the wallet's
+balance, credits, ongoing balance or ongoing credits with the value the alert saw last: a
+threshold is crossed when the value falls from above it to it or below; a recurring one repeats
+every `value` below the lowest one-time threshold (initial - k x value). They are evaluated
+inline, wherever a wallet's balance or ongoing balance moves (top-ups, voids, settled purchases,
+re-credits, the ongoing balance refresh that follows every invoice's consumption), with the
+wallet locked. A crossing's "period" is the time of the evaluation that saw the value above the
+threshold: a balance that falls through 50.00, rises above it and falls again crosses twice, and
+one fall is announced once (the unique constraint, whatever races).
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from . import lifetime
 from .models import (
     Alert,
     AlertCrossing,
+    AlertDirection,
     AlertThreshold,
     AlertType,
     SubscriptionActivity,
@@ -73,6 +84,33 @@ def crossed_values(thresholds: Iterable[AlertThreshold], current: Decimal) -> li
         steps = int(((current - initial) / recurring.value).to_integral_value(rounding=ROUND_FLOOR))
         first = max(1, steps - MAX_RECURRING_CROSSINGS + 1)
         crossed += [initial + k * recurring.value for k in range(first, steps + 1)]
+    return sorted(set(crossed))
+
+
+def crossed_values_decreasing(
+    thresholds: Iterable[AlertThreshold], previous: Decimal, current: Decimal
+) -> list[Decimal]:
+    """The threshold values a fall from `previous` to `current` passed (current <= value <
+    previous), recurring steps below the lowest one-time threshold included (Lago's
+    UsageMonitoring::Alert#find_thresholds_crossed_decreasing; a value equal to `previous` was
+    crossed by the evaluation that saw it, so it is not crossed again)."""
+    thresholds = list(thresholds)
+    if current >= previous:
+        return []
+    one_time = sorted({row.value for row in thresholds if not row.recurring})
+    if one_time and current > one_time[-1]:
+        return []
+    crossed = [value for value in one_time if current <= value < previous]
+    recurring = next((row for row in thresholds if row.recurring), None)
+    if recurring is not None and recurring.value > 0:
+        step = recurring.value
+        initial = one_time[0] if one_time else ZERO
+        # initial - k x step for k >= 1, within [current, previous).
+        lowest = int(((initial - current) / step).to_integral_value(rounding=ROUND_FLOOR))
+        highest_excluded = (initial - previous) / step
+        first = max(1, int(highest_excluded.to_integral_value(rounding=ROUND_FLOOR)) + 1)
+        first = max(first, lowest - MAX_RECURRING_CROSSINGS + 1)
+        crossed += [initial - k * step for k in range(first, lowest + 1)]
     return sorted(set(crossed))
 
 
@@ -167,12 +205,21 @@ def _alert_value(alert: Alert, usage: CustomerUsage, lifetime_total: Decimal | N
 
 
 def alert_evaluate(
-    *, alert: Alert, subscription: Subscription, current: Decimal, period_from: datetime, now: datetime
+    *,
+    alert: Alert,
+    current: Decimal,
+    period_from: datetime,
+    now: datetime,
+    subscription: Subscription | None = None,
+    wallet: Any = None,
 ) -> TriggeredAlert | None:
     """Record the alert's new crossings at `current` and announce them (inside the caller's
-    transaction); None when nothing new was crossed."""
-    candidates = crossed_values(alert.thresholds.all(), current)
+    transaction); None when nothing new was crossed. A subscription's alert or a wallet's."""
     previous = alert.previous_value
+    if alert.direction == AlertDirection.DECREASING:
+        candidates = crossed_values_decreasing(alert.thresholds.all(), previous, current)
+    else:
+        candidates = crossed_values(alert.thresholds.all(), current)
     alert.previous_value = current
     alert.last_processed_at = now
     alert.save(update_fields=["previous_value", "last_processed_at", "updated_at"])
@@ -189,6 +236,7 @@ def alert_evaluate(
     triggered = TriggeredAlert.objects.create(
         alert=alert,
         subscription=subscription,
+        wallet=wallet,
         current_value=current,
         previous_value=previous,
         crossed_thresholds=formatted_crossings(alert, new),
@@ -258,6 +306,62 @@ def subscription_usage_evaluate(*, subscription_id: Any, now: datetime | None = 
         if figures is not None:
             invoice_ids = progressive.progressive_billing_check(subscription=subscription, figures=figures, now=now)
     return Evaluation(triggered=triggered, progressive_invoice_ids=invoice_ids)
+
+
+# --------------------------------------------------------------------------------------------
+# Wallet alerts
+
+_WALLET_VALUES = {
+    # Lago's app/models/usage_monitoring/wallet_*_alert.rb#find_value: cents for amounts.
+    AlertType.WALLET_BALANCE_AMOUNT: ("balance", True),
+    AlertType.WALLET_CREDITS_BALANCE: ("credits_balance", False),
+    AlertType.WALLET_ONGOING_BALANCE_AMOUNT: ("ongoing_balance", True),
+    AlertType.WALLET_CREDITS_ONGOING_BALANCE: ("credits_ongoing_balance", False),
+}
+
+
+def wallet_alert_value(alert: Alert, wallet: Any) -> Decimal:
+    """What a wallet alert compares: the balance or ongoing balance in cents, or credits."""
+    field, in_cents = _WALLET_VALUES[AlertType(alert.alert_type)]
+    value = Decimal(getattr(wallet, field))
+    return value * Decimal(10) ** decimal_places(wallet.currency) if in_cents else value
+
+
+def wallet_alerts_evaluate_locked(wallets: Sequence[Any], *, now: datetime | None = None) -> list[TriggeredAlert]:
+    """Inside the caller's transaction, the wallets locked and their balances as saved (or about
+    to be): evaluate their live alerts against the values in memory. One query when none of the
+    wallets has an alert, whatever their number. Terminated wallets are not evaluated."""
+    from ..wallets.models import WalletStatus
+
+    active = {wallet.pk: wallet for wallet in wallets if wallet.status == WalletStatus.ACTIVE}
+    if not active:
+        return []
+    now = now or timezone.now()
+    alerts = list(
+        Alert.objects.select_for_update(of=("self",))
+        .filter(wallet_id__in=list(active), deleted_at__isnull=True)
+        .order_by("created_at", "id")
+        .prefetch_related("thresholds")
+    )
+    triggered = []
+    for alert in alerts:
+        wallet = active[alert.wallet_id]
+        period_from = alert.last_processed_at or alert.created_at
+        try:
+            with transaction.atomic():
+                row = alert_evaluate(
+                    alert=alert,
+                    wallet=wallet,
+                    current=wallet_alert_value(alert, wallet),
+                    period_from=period_from,
+                    now=now,
+                )
+        except IntegrityError:
+            logger.info("wallet alert %s: crossing recorded by a concurrent evaluation", alert.pk)
+            continue
+        if row is not None:
+            triggered.append(row)
+    return triggered
 
 
 def activities_sweep(*, now: datetime | None = None) -> int:

@@ -3,8 +3,10 @@
 - LifetimeUsage: what a subscription (its external id, across plan changes) used before
   Tollgate knew it (`historical_usage_amount`, set by the API); the invoiced and current parts
   are computed when read (invoicing.monitoring.lifetime), never stored, so they cannot drift.
-- Alert (+ AlertThreshold): Lago's usage alerts on a subscription. Each threshold crossing is a
-  row of AlertCrossing, unique per (alert, period, value) in the database: a crossing is
+- Alert (+ AlertThreshold): Lago's usage alerts on a subscription, and its wallet alerts
+  (balance, credits, ongoing balance, ongoing credits; `direction` decreasing). An alert belongs
+  to a subscription (external id) or to a wallet, never both (CHECK). Each threshold crossing is
+  a row of AlertCrossing, unique per (alert, period, value) in the database: a crossing is
   announced once (alert.triggered, from the TriggeredAlert that groups one evaluation's new
   crossings), however many workers evaluate at once.
 - SubscriptionActivity: "this subscription received usage since it was last evaluated", one
@@ -53,15 +55,39 @@ class AlertType(models.TextChoices):
     BILLABLE_METRIC_CURRENT_USAGE_AMOUNT = "billable_metric_current_usage_amount", "Metric current usage amount"
     BILLABLE_METRIC_CURRENT_USAGE_UNITS = "billable_metric_current_usage_units", "Metric current usage units"
     LIFETIME_USAGE_AMOUNT = "lifetime_usage_amount", "Lifetime usage amount"
+    # Lago's UsageMonitoring::Alert::WALLET_TYPES (app/models/usage_monitoring/wallet_*_alert.rb).
+    WALLET_BALANCE_AMOUNT = "wallet_balance_amount", "Wallet balance amount"
+    WALLET_CREDITS_BALANCE = "wallet_credits_balance", "Wallet credits balance"
+    WALLET_ONGOING_BALANCE_AMOUNT = "wallet_ongoing_balance_amount", "Wallet ongoing balance amount"
+    WALLET_CREDITS_ONGOING_BALANCE = "wallet_credits_ongoing_balance", "Wallet credits ongoing balance"
 
 
 METRIC_ALERT_TYPES = (AlertType.BILLABLE_METRIC_CURRENT_USAGE_AMOUNT, AlertType.BILLABLE_METRIC_CURRENT_USAGE_UNITS)
+WALLET_ALERT_TYPES = (
+    AlertType.WALLET_BALANCE_AMOUNT,
+    AlertType.WALLET_CREDITS_BALANCE,
+    AlertType.WALLET_ONGOING_BALANCE_AMOUNT,
+    AlertType.WALLET_CREDITS_ONGOING_BALANCE,
+)
+SUBSCRIPTION_ALERT_TYPES = tuple(t for t in AlertType if t not in WALLET_ALERT_TYPES)
+
+
+class AlertDirection(models.TextChoices):
+    """Lago's alert direction: usage alerts fire as a value rises, wallet alerts as it falls."""
+
+    INCREASING = "increasing", "Increasing"
+    DECREASING = "decreasing", "Decreasing"
 
 
 class Alert(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    external_subscription_id = models.CharField(max_length=255)
+    # A subscription's alert (its external id), or a wallet's: exactly one of the two.
+    external_subscription_id = models.CharField(max_length=255, null=True, blank=True)
+    wallet = models.ForeignKey(
+        "invoicing.Wallet", on_delete=models.PROTECT, null=True, blank=True, related_name="alerts"
+    )
     alert_type = models.CharField(max_length=48, choices=AlertType.choices)
+    direction = models.CharField(max_length=16, choices=AlertDirection.choices, default=AlertDirection.INCREASING)
     billable_metric = models.ForeignKey(
         BillableMetric, on_delete=models.PROTECT, null=True, blank=True, related_name="alerts"
     )
@@ -93,6 +119,21 @@ class Alert(models.Model):
                 condition=Q(deleted_at__isnull=True, billable_metric__isnull=False),
                 name="alert_type_unique_per_subscription_metric",
             ),
+            # Lago's chk_alerts_subscription_xor_wallet and idx_alerts_unique_per_type_per_wallet;
+            # a code is unique per wallet too (the routes find a wallet's alert by its code).
+            models.CheckConstraint(
+                condition=Q(external_subscription_id__isnull=False, wallet__isnull=True)
+                | Q(external_subscription_id__isnull=True, wallet__isnull=False),
+                name="alert_subscription_xor_wallet",
+            ),
+            models.UniqueConstraint(
+                fields=["wallet", "code"], condition=Q(deleted_at__isnull=True), name="alert_code_unique_per_wallet"
+            ),
+            models.UniqueConstraint(
+                fields=["wallet", "alert_type"],
+                condition=Q(deleted_at__isnull=True),
+                name="alert_type_unique_per_wallet",
+            ),
         ]
         indexes = [
             models.Index(
@@ -101,7 +142,7 @@ class Alert(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.external_subscription_id}/{self.code}"
+        return f"{self.external_subscription_id or self.wallet_id}/{self.code}"
 
 
 class AlertThreshold(models.Model):
@@ -132,7 +173,13 @@ class TriggeredAlert(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="triggered")
-    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="triggered_alerts")
+    # The subscription's (usage alerts) or the wallet's (wallet alerts): exactly one (CHECK).
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, null=True, blank=True, related_name="triggered_alerts"
+    )
+    wallet = models.ForeignKey(
+        "invoicing.Wallet", on_delete=models.PROTECT, null=True, blank=True, related_name="triggered_alerts"
+    )
     current_value = alert_value_field()
     previous_value = alert_value_field()
     crossed_thresholds = models.JSONField(default=list)
@@ -140,6 +187,13 @@ class TriggeredAlert(models.Model):
 
     class Meta:
         ordering = ["triggered_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(subscription__isnull=False, wallet__isnull=True)
+                | Q(subscription__isnull=True, wallet__isnull=False),
+                name="triggered_alert_subscription_xor_wallet",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.alert_id} at {self.triggered_at:%Y-%m-%d %H:%M}"
@@ -147,7 +201,8 @@ class TriggeredAlert(models.Model):
 
 class AlertCrossing(models.Model):
     """A threshold value crossed in a period (the current usage period's start; the
-    subscription's start for lifetime alerts). Unique: announced once."""
+    subscription's start for lifetime alerts; for a wallet alert, the time of the evaluation
+    that saw the value on the other side of the threshold). Unique: announced once."""
 
     id = models.BigAutoField(primary_key=True)
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="crossings")

@@ -232,6 +232,8 @@ def invoice_recredit_prepaid_credits(*, invoice: Invoice) -> Decimal:
     (pointing at the voided invoice), unless the wallet was terminated since (its credits are
     gone, as Lago's WalletTransactions::RecreditService). A voided credit invoice fails its
     pending purchase. Returns the amount given back."""
+    from .services import alerts_check_locked
+
     consumed = list(
         WalletTransaction.objects.filter(
             invoice_id=invoice.pk,
@@ -265,6 +267,7 @@ def invoice_recredit_prepaid_credits(*, invoice: Invoice) -> Decimal:
                 name="recredit",
             )
             given_back += row.amount
+        alerts_check_locked(list(wallets.values()))
     now = timezone.now()
     for row in WalletTransaction.objects.filter(invoice_id=invoice.pk, status=TransactionStatus.PENDING):
         row.status = TransactionStatus.FAILED
@@ -281,7 +284,7 @@ def invoice_paid_settle_credits(*, invoice: Invoice) -> int:
     Wallets::ApplyPaidCreditsService settle anything not settled). Idempotent: settled rows stay."""
     if invoice.invoice_type != InvoiceType.CREDIT or invoice.status == InvoiceStatus.VOIDED:
         return 0
-    from .services import credit_invoice_finalize_locked, threshold_check_locked
+    from .services import alerts_check_locked, credit_invoice_finalize_locked, threshold_check_locked
 
     if invoice.status == InvoiceStatus.OPEN:
         # Paid at last: the open credit invoice is numbered and finalized now (Lago's
@@ -310,6 +313,7 @@ def invoice_paid_settle_credits(*, invoice: Invoice) -> int:
         signals.wallet_transaction_updated.send(sender=WalletTransaction, wallet_transaction_id=row.pk)
         threshold_check_locked(wallet, now=now)
         settled += 1
+    alerts_check_locked(list(wallets.values()), now=now)
     return settled
 
 

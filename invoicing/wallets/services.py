@@ -553,7 +553,16 @@ def _top_up(
         )
     if created:
         _rearm_thresholds(wallet)
+        alerts_check_locked([wallet], now=now)
     return created
+
+
+def alerts_check_locked(wallets: Sequence[Wallet], *, now: datetime | None = None) -> None:
+    """The wallets' balances moved (the rows locked): their wallet alerts are evaluated now, in
+    this transaction (invoicing.monitoring.evaluation; one query when they have none)."""
+    from ..monitoring.evaluation import wallet_alerts_evaluate_locked
+
+    wallet_alerts_evaluate_locked(wallets, now=now)
 
 
 @transaction.atomic
@@ -896,6 +905,8 @@ def wallets_ongoing_balance_refresh(
                     signals.wallet_depleted_ongoing_balance.send(sender=Wallet, wallet_id=wallet.pk)
                 threshold_check_locked(wallet, now=now)
                 refreshed += 1
+            # After every invoice's consumption too (this refresh follows it): balance alerts.
+            alerts_check_locked(locked, now=now)
     return refreshed
 
 

@@ -148,3 +148,35 @@ def test_default_taxes_read_in_one_query_customer_first_then_organization():
         assert customer_default_taxes(plain) == [vat]  # the organization's
         assert customer_default_taxes(taxed) == [local]  # the customer's own, not the organization's
     assert len(captured.captured_queries) == 2
+
+
+@pytest.mark.postgres  # counts or refusals PostgreSQL makes (SQLite differs)
+def test_a_wallet_costs_the_run_its_own_statements_and_no_second_read_of_the_webhook_endpoints():
+    """Two customers billed without wallets, then two with one wallet each (issue 14's figure,
+    manage.py bench_wallets): wallet_transaction.created shares the invoice transaction's one
+    read of the webhook endpoints (webhooks.services.transaction_endpoints); what a wallet adds
+    per invoice is the lock of its rows and the one statement that records the consumption."""
+    from invoicing.wallets import services as wallet_services
+
+    plan = make_plan(amount_cents=1000, charges=[standard_charge(amount="1")])
+    customers = {}
+    for name in ("plain_0", "plain_1", "walleted_0", "walleted_1"):
+        customers[name] = make_customer(external_id=name)
+        subscribe(plan=plan, external_id=f"s_{name}", customer=customers[name])
+    for name in ("walleted_0", "walleted_1"):
+        wallet_services.wallet_create(customer=customers[name], rate_amount="1", granted_credits="4", actor="test")
+
+    def starting(captured: CaptureQueriesContext, prefix: str) -> int:
+        return sum(1 for q in captured.captured_queries if q["sql"].lstrip().startswith(prefix))
+
+    with CaptureQueriesContext(connection) as plain:
+        assert runs.bill_due(at=AT, actor="test", customer_external_id="plain_0").created == 1
+        assert runs.bill_due(at=AT, actor="test", customer_external_id="plain_1").created == 1
+    with CaptureQueriesContext(connection) as walleted:
+        assert runs.bill_due(at=AT, actor="test", customer_external_id="walleted_0").created == 1
+        assert runs.bill_due(at=AT, actor="test", customer_external_id="walleted_1").created == 1
+    assert Invoice.objects.filter(prepaid_credit_amount=D("4")).count() == 2  # 10.00 each, 4.00 paid by credits
+    endpoints = 'SELECT "webhooks_webhookendpoint"'
+    assert (starting(plain, endpoints), starting(walleted, endpoints)) == (2, 2)
+    assert starting(walleted, "WITH spent AS (INSERT") == 2
+    assert starting(walleted, 'SELECT "invoicing_wallet"') - starting(plain, 'SELECT "invoicing_wallet"') == 2

@@ -69,5 +69,9 @@ def test_wallet_metadata_routes_answer_as_they_always_have(api):
     assert api.delete(base).json() == {"metadata": None}
     by_code = f"/api/v1/customers/api_meta/wallets/{wallet.code}/metadata"
     assert api.post(by_code, {"metadata": {"k": "v"}}).json() == {"metadata": {"k": "v"}}
+    # PUT merges as PATCH does (Lago routes both to the metadata update).
+    assert api.put(by_code, {"metadata": {"m": "n"}}).json() == {"metadata": {"k": "v", "m": "n"}}
+    assert api.put(by_code, {"metadata": {"m": None}}).json() == {"metadata": {"k": "v", "m": None}}
+    assert api.delete(f"{by_code}/m").json() == {"metadata": {"k": "v"}}
     assert api.delete(f"{by_code}/k").json() == {"metadata": None}
     assert api.delete(f"/api/v1/wallets/{wallet.pk}x/metadata").json()["code"] == "wallet_not_found"

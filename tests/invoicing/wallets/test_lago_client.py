@@ -132,3 +132,74 @@ def test_unknown_customer_and_bad_values_answer_lagos_codes(lago, api):
     )
     assert out_of_range.json()["error_details"] == {"priority": ["value_is_out_of_range"]}
     assert api.get("/api/v1/wallets/not-a-uuid").json()["code"] == "wallet_not_found"
+
+
+def test_wallet_alerts_through_the_lago_client(lago):
+    # lago-python-client's customers.wallets.alerts (CustomerWalletAlertClient): every route.
+    from lago_python_client.models.alert import Alert, AlertsList, AlertThreshold, AlertThresholdList
+
+    from invoicing.models import Alert as AlertRow
+
+    customer = make_customer(external_id="lago-alerts", currency="USD")
+    from tests.factories.wallets import make_wallet
+
+    make_wallet(customer=customer, code="prepaid", granted_credits="100")
+    alerts = lago.customers.wallets.alerts
+    created = alerts.create(
+        "lago-alerts",
+        "prepaid",
+        Alert(
+            alert_type="wallet_balance_amount",
+            code="low",
+            name="Low",
+            thresholds=AlertThresholdList(__root__=[AlertThreshold(code="warn", value="5000")]),
+        ),
+    )
+    assert (created.alert_type, created.direction, created.wallet_code, created.previous_value) == (
+        "wallet_balance_amount",
+        "decreasing",
+        "prepaid",
+        "10000",
+    )
+    assert created.external_subscription_id is None
+    assert alerts.find("lago-alerts", "prepaid", "low").lago_id == created.lago_id
+    updated = alerts.update(
+        "lago-alerts",
+        "prepaid",
+        "low",
+        Alert(thresholds=AlertThresholdList(__root__=[AlertThreshold(value="3000"), AlertThreshold(value="1000")])),
+    )
+    assert [t.value for t in updated.thresholds.__root__] == ["1000", "3000"]
+    batch = alerts.create_batch(
+        "lago-alerts",
+        "prepaid",
+        AlertsList(
+            alerts=[
+                Alert(
+                    alert_type="wallet_credits_ongoing_balance",
+                    code="ongoing",
+                    thresholds=AlertThresholdList(__root__=[AlertThreshold(value="10")]),
+                )
+            ]
+        ),
+    )
+    assert [a.code for a in batch["alerts"]] == ["ongoing"]
+    listed = alerts.find_all("lago-alerts", "prepaid")
+    assert [a.code for a in listed["alerts"]] == ["low", "ongoing"]
+    assert alerts.destroy("lago-alerts", "prepaid", "low").code == "low"
+    with pytest.raises(LagoApiError) as refused:
+        alerts.create(
+            "lago-alerts",
+            "prepaid",
+            Alert(
+                alert_type="current_usage_amount",
+                code="usage",
+                thresholds=AlertThresholdList(__root__=[AlertThreshold(value="1")]),
+            ),
+        )
+    assert refused.value.status_code == 422
+    with pytest.raises(LagoApiError) as missing:
+        alerts.find("lago-alerts", "nope", "low")
+    assert missing.value.status_code == 404
+    alerts.destroy_all("lago-alerts", "prepaid")
+    assert AlertRow.objects.filter(deleted_at__isnull=True).count() == 0
