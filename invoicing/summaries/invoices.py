@@ -16,11 +16,12 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
 
 from ..models import Invoice, InvoiceStatus, PaymentStatus
 from .models import InvoiceDayRow, InvoiceDirtyDay
+from .refresh import dirty_days_refresh
 
 _MONEY = DecimalField(max_digits=40, decimal_places=20)
 # pg_advisory_xact_lock key of the refresher (one at a time; readers queue behind it).
@@ -59,20 +60,8 @@ def day_rows(invoices: QuerySet[Invoice]) -> Iterable[Mapping[str, Any]]:
 
 def summary_refresh() -> int:
     """Recompute the dirty days' rows; the number of days recomputed."""
-    with connection.cursor() as cursor:
-        # Nothing dirty (the usual read): no transaction, no lock.
-        cursor.execute("SELECT EXISTS (SELECT 1 FROM invoicing_invoicedirtyday)")
-        if not cursor.fetchone()[0]:
-            return 0
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_REFRESH_LOCK])
-            cursor.execute("SELECT id, issuing_date FROM invoicing_invoicedirtyday")
-            dirty = cursor.fetchall()
-            if not dirty:
-                return 0
-            days = sorted({day for _, day in dirty})
-            cursor.execute("DELETE FROM invoicing_invoicedayrow WHERE issuing_date = ANY(%s)", [days])
+
+    def rebuild(days: list[date]) -> None:
         InvoiceDayRow.objects.bulk_create(
             [
                 InvoiceDayRow(
@@ -89,10 +78,13 @@ def summary_refresh() -> int:
             ],
             batch_size=2_000,
         )
-        with connection.cursor() as cursor:
-            # Only the rows read: a change committed meanwhile keeps its own row for the next reader.
-            cursor.execute("DELETE FROM invoicing_invoicedirtyday WHERE id = ANY(%s)", [[pk for pk, _ in dirty]])
-    return len(days)
+
+    return dirty_days_refresh(
+        dirty_table=InvoiceDirtyDay._meta.db_table,
+        row_table=InvoiceDayRow._meta.db_table,
+        lock=_REFRESH_LOCK,
+        rebuild=rebuild,
+    )
 
 
 def summary_rows() -> QuerySet[Any] | None:

@@ -11,13 +11,14 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Case, Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum, When
 
 from plans.models import PlanInterval
 
 from ..models import Fee, FeeType, InvoiceStatus
 from .models import MrrDayRow, MrrDirtyDay
+from .refresh import dirty_days_refresh
 
 LONG_INTERVALS = [PlanInterval.QUARTERLY, PlanInterval.SEMIANNUAL, PlanInterval.YEARLY]
 _MONEY = DecimalField(max_digits=40, decimal_places=20)
@@ -57,20 +58,8 @@ def fee_rows(fees: QuerySet[Fee]) -> Iterable[Mapping[str, Any]]:
 
 def summary_refresh() -> int:
     """Recompute the dirty days' rows; the number of days recomputed."""
-    with connection.cursor() as cursor:
-        # Nothing dirty (the usual read): no transaction, no lock.
-        cursor.execute("SELECT EXISTS (SELECT 1 FROM invoicing_mrrdirtyday)")
-        if not cursor.fetchone()[0]:
-            return 0
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_REFRESH_LOCK])
-            cursor.execute("SELECT id, issuing_date FROM invoicing_mrrdirtyday")
-            dirty = cursor.fetchall()
-            if not dirty:
-                return 0
-            days = sorted({day for _, day in dirty})
-            cursor.execute("DELETE FROM invoicing_mrrdayrow WHERE issuing_date = ANY(%s)", [days])
+
+    def rebuild(days: list[date]) -> None:
         rows = fee_rows(subscription_fees().filter(invoice__issuing_date__in=days))
         MrrDayRow.objects.bulk_create(
             [
@@ -88,10 +77,10 @@ def summary_refresh() -> int:
             ],
             batch_size=2_000,
         )
-        with connection.cursor() as cursor:
-            # Only the rows read: a change committed meanwhile keeps its own row for the next reader.
-            cursor.execute("DELETE FROM invoicing_mrrdirtyday WHERE id = ANY(%s)", [[pk for pk, _ in dirty]])
-    return len(days)
+
+    return dirty_days_refresh(
+        dirty_table=MrrDirtyDay._meta.db_table, row_table=MrrDayRow._meta.db_table, lock=_REFRESH_LOCK, rebuild=rebuild
+    )
 
 
 def mrr_rows(
