@@ -14,13 +14,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import reduce
 from operator import or_
+from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 
 from invoicing.models import Invoice, InvoiceStatus
 from invoicing.models import PaymentStatus as InvoicePaymentStatus
+from invoicing.summaries.refresh import dirty_days_refresh
 
 from .models import Payment, PaymentDayRow, PaymentStatus
 
@@ -57,30 +59,15 @@ def summary_refresh(tz_name: str) -> int:
     """Recompute the rows of the local days the dirty UTC days touch; the number of days
     recomputed. Rows kept for another time zone are dropped and every day recomputed."""
     zone = zoneinfo.ZoneInfo(tz_name or "UTC")
-    with connection.cursor() as cursor:
-        # Nothing dirty and no other zone's rows (the usual read): no transaction, no lock.
+
+    def reset(cursor: Any) -> None:
+        cursor.execute("DELETE FROM payments_paymentdayrow")
         cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM payments_paymentdirtyday)"
-            " OR EXISTS (SELECT 1 FROM payments_paymentdayrow WHERE time_zone <> %s)",
-            [zone.key],
+            "INSERT INTO payments_paymentdirtyday (day) SELECT DISTINCT (paid_at AT TIME ZONE 'UTC')::date"
+            " FROM payments_payment WHERE status = 'succeeded' AND paid_at IS NOT NULL"
         )
-        if not cursor.fetchone()[0]:
-            return 0
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_REFRESH_LOCK])
-            if PaymentDayRow.objects.exclude(time_zone=zone.key).exists():
-                cursor.execute("DELETE FROM payments_paymentdayrow")
-                cursor.execute(
-                    "INSERT INTO payments_paymentdirtyday (day) SELECT DISTINCT (paid_at AT TIME ZONE 'UTC')::date"
-                    " FROM payments_payment WHERE status = 'succeeded' AND paid_at IS NOT NULL"
-                )
-            cursor.execute("SELECT id, day FROM payments_paymentdirtyday")
-            dirty = cursor.fetchall()
-            if not dirty:
-                return 0
-            days = sorted(_local_days({day for _, day in dirty}, zone))
-            cursor.execute("DELETE FROM payments_paymentdayrow WHERE day = ANY(%s)", [days])
+
+    def rebuild(days: list[date]) -> None:
         ranges = [
             Q(paid_at__gte=local_midnight(first, zone.key), paid_at__lt=local_midnight(end, zone.key))
             for first, end in _runs(days)
@@ -105,10 +92,17 @@ def summary_refresh(tz_name: str) -> int:
             ],
             batch_size=2_000,
         )
-        with connection.cursor() as cursor:
-            # Only the rows read: a change committed meanwhile keeps its own row for the next reader.
-            cursor.execute("DELETE FROM payments_paymentdirtyday WHERE id = ANY(%s)", [[pk for pk, _ in dirty]])
-    return len(days)
+
+    return dirty_days_refresh(
+        dirty_table="payments_paymentdirtyday",
+        row_table="payments_paymentdayrow",
+        lock=_REFRESH_LOCK,
+        rebuild=rebuild,
+        day_column="day",
+        days_of=lambda utc_days: _local_days(utc_days, zone),
+        stale=("EXISTS (SELECT 1 FROM payments_paymentdayrow WHERE time_zone <> %s)", [zone.key]),
+        reset=reset,
+    )
 
 
 def use_summary() -> bool:
