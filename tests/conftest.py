@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -80,6 +81,18 @@ def _fresh_content_type_cache():
     from django.contrib.contenttypes.models import ContentType
 
     ContentType.objects.clear_cache()
+
+
+@pytest.fixture
+def flows(django_capture_on_commit_callbacks):
+    """Runs a flow as a request or a task would: its on-commit callbacks (deliveries, e-mails,
+    webhooks' tasks) executed when its transaction commits."""
+
+    def run(call: Any) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            return call()
+
+    return run
 
 
 @pytest.fixture

@@ -28,17 +28,6 @@ from webhooks.models import DeliveryStatus, WebhookDelivery
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def flows(api, django_capture_on_commit_callbacks):
-    """Runs a flow as a request would: its on-commit callbacks (the delivery tasks) executed."""
-
-    def run(call: Any) -> Any:
-        with django_capture_on_commit_callbacks(execute=True):
-            return call()
-
-    return run
-
-
 def _ok(answer: Any) -> dict[str, Any]:
     assert answer.status_code == 200, answer.content
     return answer.json()

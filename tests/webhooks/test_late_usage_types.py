@@ -23,15 +23,6 @@ from webhooks import digests
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]  # the late-usage trigger, the lineage SQL
 
 
-@pytest.fixture
-def flows(django_capture_on_commit_callbacks):
-    def run(call: Any) -> Any:
-        with django_capture_on_commit_callbacks(execute=True):
-            return call()
-
-    return run
-
-
 def _users(subscription: Any, rows: list[tuple[int, str, bool]]) -> None:
     make_events(
         {

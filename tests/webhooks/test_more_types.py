@@ -22,15 +22,6 @@ from webhooks.models import WebhookDelivery
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def flows(django_capture_on_commit_callbacks):
-    def run(call: Any) -> Any:
-        with django_capture_on_commit_callbacks(execute=True):
-            return call()
-
-    return run
-
-
 def _ok(answer: Any) -> dict[str, Any]:
     assert answer.status_code == 200, answer.content
     return answer.json()

@@ -45,15 +45,6 @@ def test_crossed_values_one_time_then_recurring_steps_above_the_highest():
 
 
 @pytest.fixture
-def flows(django_capture_on_commit_callbacks):
-    def run(call: Any) -> Any:
-        with django_capture_on_commit_callbacks(execute=True):
-            return call()
-
-    return run
-
-
-@pytest.fixture
 def subscription(db):
     plan = make_plan(
         code="alerting",

@@ -73,15 +73,6 @@ def test_decreasing_crossings_are_the_thresholds_a_fall_passes():
 
 
 @pytest.fixture
-def flows(django_capture_on_commit_callbacks):
-    def run(call: Any) -> Any:
-        with django_capture_on_commit_callbacks(execute=True):
-            return call()
-
-    return run
-
-
-@pytest.fixture
 def wallet(db):
     customer = make_customer(external_id="alerted", currency="USD")
     return make_wallet(customer=customer, code="main", granted_credits="100")
