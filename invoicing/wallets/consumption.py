@@ -110,8 +110,9 @@ def invoice_apply_prepaid_credits(*, invoice: Invoice, snapshot: list[Wallet] | 
         return ZERO
     now = timezone.now()
     rows: list[WalletTransaction] = []
-    basis: list[Wallet] = []
-    if snapshot is not None and _guarded_available():
+    guarded = snapshot is not None and _guarded_available()
+    if guarded:
+        assert snapshot is not None
         # What the locked path would lock, as the chunk read it. Nothing to take there: nothing
         # taken (a wallet created or topped up since the chunk read waits for the next invoice,
         # as a customer without a wallet at the chunk read skips the wallets altogether).
@@ -121,20 +122,21 @@ def invoice_apply_prepaid_credits(*, invoice: Invoice, snapshot: list[Wallet] | 
         rows = _transactions(invoice, basis, left=left, now=now)
         if not rows:
             return ZERO
-        if not _consume_guarded(rows, seen=basis, customer_id=invoice.customer_id, currency=currency, now=now):
-            rows, basis = [], []  # the snapshot is stale: the locked path reads the wallets again
-    if not basis:
+        # False: the snapshot is stale (nothing written), the locked path reads the wallets again.
+        guarded = _consume_guarded(rows, seen=basis, customer_id=invoice.customer_id, currency=currency, now=now)
+    if not guarded:
         basis = ledger.lock_wallets(
             Wallet.objects.filter(
                 customer_id=invoice.customer_id, status=WalletStatus.ACTIVE, currency=currency, balance__gt=0
             )
         )
         rows = _transactions(invoice, basis, left=left, now=now) if basis else []
-        if not rows:
-            return ZERO
-        _consume(rows, now=now)
+        if rows:
+            _consume(rows, now=now)
     if snapshot is not None:
-        _snapshot_follow(snapshot, basis, rows)
+        _snapshot_follow(snapshot, basis, rows, currency=currency)
+    if not rows:
+        return ZERO
     for row in rows:
         signals.wallet_transaction_created.send(sender=WalletTransaction, wallet_transaction_id=row.pk)
     customer_id = str(invoice.customer_id)
@@ -203,10 +205,14 @@ def _transactions(invoice: Invoice, wallets: list[Wallet], *, left: Decimal, now
     return rows
 
 
-def _snapshot_follow(snapshot: list[Wallet], basis: list[Wallet], rows: list[WalletTransaction]) -> None:
+def _snapshot_follow(
+    snapshot: list[Wallet], basis: list[Wallet], rows: list[WalletTransaction], *, currency: str
+) -> None:
     """Once the invoice commits, the chunk's snapshot holds what its wallets hold now (the next
-    invoice of the customer in the chunk takes the guarded path again). Rolled back: unchanged,
-    as the rows are. A snapshot left stale is only slower, never wrong: the guard refuses it."""
+    invoice of the customer in the chunk takes the guarded path again): `basis` are the wallets
+    the consumption was computed from, as locked (or as checked by the guard); the snapshot's
+    others in that currency had nothing to take then. Rolled back: unchanged, as the rows are.
+    A snapshot left stale is only slower, never wrong: the guard refuses it."""
     taken = {row.wallet_id: (row.amount, row.credit_amount) for row in rows}
     after = {
         w.pk: (w.balance - taken.get(w.pk, (ZERO, ZERO))[0], w.credits_balance - taken.get(w.pk, (ZERO, ZERO))[1], w)
@@ -223,6 +229,9 @@ def _snapshot_follow(snapshot: list[Wallet], basis: list[Wallet], rows: list[Wal
             for name in _GUARDED_FIELDS[3:]:
                 setattr(held, name, getattr(fresh, name))
             held.balance, held.credits_balance = balance, credits_balance
+        for held in snapshot:
+            if held.pk not in after and held.currency == currency:
+                held.balance, held.credits_balance = ZERO, ZERO
 
     transaction.on_commit(follow)
 

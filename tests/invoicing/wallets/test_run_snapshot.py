@@ -218,3 +218,39 @@ def test_two_run_finalizations_racing_on_one_wallet_never_spend_a_credit_twice()
     wallet.refresh_from_db()
     assert (wallet.balance, wallet.credits_balance, wallet.consumed_credits) == (D("0"), D("0"), D("30"))
     assert _spent(wallet) == [D("6"), D("24")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_fallback_the_chunk_read_follows_the_locked_rows():
+    """Read 30.00; a top-up of 20.00 commits; sub_a's guarded statement refuses, the locked path
+    takes 24.00 of 50.00; once committed the chunk's read says 26.00, so sub_b's guarded
+    statement holds and takes 24.00 more: 2.00 left."""
+    customer = _setup()
+    wallet = make_wallet(customer=customer, granted_credits="30")
+    context = services.RunContext.for_customers([customer.pk])
+    wallet_services.wallet_transactions_create(wallet=wallet, actor="test", granted_credits="20")
+
+    with CaptureQueriesContext(connection) as first:
+        assert _bill_with(context, "sub_a").prepaid_credit_amount == D("24.00")
+    with CaptureQueriesContext(connection) as second:
+        assert _bill_with(context, "sub_b").prepaid_credit_amount == D("24.00")
+
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.credits_balance) == (D("2"), D("2"))
+    assert (_starting(first, GUARDED), _starting(first, LOCKED_CONSUME)) == (1, 1)
+    assert (_starting(second, GUARDED), _starting(second, LOCKED_CONSUME)) == (1, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_wallet_found_empty_by_the_locked_path_costs_the_next_invoice_nothing():
+    customer = _setup()
+    wallet = make_wallet(customer=customer, granted_credits="30")
+    context = services.RunContext.for_customers([customer.pk])
+    wallet_services.wallet_transactions_create(wallet=wallet, actor="test", voided_credits="30")
+
+    assert _bill_with(context, "sub_a").prepaid_credit_amount == D("0")  # refused, then nothing locked
+    with CaptureQueriesContext(connection) as captured:
+        assert _bill_with(context, "sub_b").prepaid_credit_amount == D("0")
+
+    assert _starting(captured, GUARDED) + _starting(captured, LOCKED_CONSUME) == 0
+    assert not any("FOR UPDATE" in q["sql"] and '"invoicing_wallet"' in q["sql"] for q in captured.captured_queries)
