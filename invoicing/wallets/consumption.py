@@ -7,7 +7,9 @@
 - invoice_payment_failed_mark_credits: a failed payment marks its purchase failed.
 
 Each runs inside the caller's transaction, with the wallet rows locked (select_for_update, in id
-order), so two invoices finalizing at once for one customer never spend one credit twice.
+order), so two invoices finalizing at once for one customer never spend one credit twice. In the
+billing run the consumption is computed from the chunk's read of the wallets and written by one
+guarded statement that locks them and writes only if they still are as read (docs/scale.md).
 """
 
 from __future__ import annotations
