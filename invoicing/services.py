@@ -110,6 +110,9 @@ class RunContext:
     # Customers holding an active wallet when the chunk was read (the others skip the wallets'
     # locking read: one query per invoice less). None: every customer is looked up.
     customers_with_wallets: set[Any] | None = None
+    # Those wallets, as read then (the amounts are computed from them and written by one guarded
+    # statement: invoicing.wallets.consumption). None: each invoice locks and reads its wallets.
+    customer_wallets: dict[Any, list[Any]] | None = None
     # For a chunk's plans and subscriptions (plans_read): each plan's fixed charges and minimum
     # commitment, and the periods with a progressive billing invoice to deduct. None: read per invoice.
     plan_fixed_charges: dict[Any, list[Any]] | None = None
@@ -121,12 +124,16 @@ class RunContext:
         from plans.models import AppliedCoupon, CustomerTax
 
         from .models import CreditNote, CreditStatus
+        from .wallets.consumption import SNAPSHOT_FIELDS
         from .wallets.models import Wallet, WalletStatus
 
         ids = list(set(customer_ids))
         customer_taxes: dict[Any, list[Tax]] = {}
         for row in CustomerTax.objects.filter(customer_id__in=ids).select_related("tax"):
             customer_taxes.setdefault(row.customer_id, []).append(row.tax)
+        customer_wallets: dict[Any, list[Wallet]] = {}
+        for wallet in Wallet.objects.filter(customer_id__in=ids, status=WalletStatus.ACTIVE).only(*SNAPSHOT_FIELDS):
+            customer_wallets.setdefault(wallet.customer_id, []).append(wallet)
         return cls(
             organization=organization or Organization.current(),
             organization_taxes=list(Tax.objects.filter(applied_to_organization=True)),
@@ -139,11 +146,8 @@ class RunContext:
                     customer_id__in=ids, credit_status=CreditStatus.AVAILABLE, balance_amount__gt=0
                 ).values_list("customer_id", flat=True)
             ),
-            customers_with_wallets=set(
-                Wallet.objects.filter(customer_id__in=ids, status=WalletStatus.ACTIVE).values_list(
-                    "customer_id", flat=True
-                )
-            ),
+            customers_with_wallets=set(customer_wallets),
+            customer_wallets=customer_wallets,
         )
 
     def plans_read(self, subscriptions: Sequence[Subscription]) -> RunContext:
@@ -323,6 +327,7 @@ def invoice_complete(
     with_coupons = context.customers_with_coupons is None or customer.pk in context.customers_with_coupons
     with_credit = context.customers_with_credit is None or customer.pk in context.customers_with_credit
     with_wallets = context.customers_with_wallets is None or customer.pk in context.customers_with_wallets
+    wallets = context.customer_wallets.get(customer.pk) if context.customer_wallets is not None else None
     for fee in fees:
         fee.invoice = invoice
     # The fees as the invoice's `fees` (prefetched): finalization steps read them before they are saved.
@@ -337,7 +342,12 @@ def invoice_complete(
     events = [_event(invoice, "created", actor, **payload, **_totals_payload(invoice))]
     if finalize:
         _finalize_steps(
-            invoice, organization=context.organization, now=now, with_credit=with_credit, with_wallets=with_wallets
+            invoice,
+            organization=context.organization,
+            now=now,
+            with_credit=with_credit,
+            with_wallets=with_wallets,
+            wallets=wallets,
         )
         events.append(_event(invoice, "finalized", actor, number=invoice.number, **_totals_payload(invoice)))
         _after_commit(invoice)
@@ -487,7 +497,13 @@ def _finalize_fields(
 
 
 def _finalize_steps(
-    invoice: Invoice, *, organization: Organization, now: datetime | None, with_credit: bool, with_wallets: bool = True
+    invoice: Invoice,
+    *,
+    organization: Organization,
+    now: datetime | None,
+    with_credit: bool,
+    with_wallets: bool = True,
+    wallets: list[Any] | None = None,
 ) -> None:
     """Steps 6-9, in memory except what they consume: credit notes (their rows locked) and the
     gapless number (its sequence row locked until commit)."""
@@ -496,7 +512,7 @@ def _finalize_steps(
     # 6. Credit notes' available credit.
     invoice.credit_notes_amount = _credit_notes_credit(invoice, with_credit=with_credit)
     # 7. Prepaid credits (wallets).
-    invoice.prepaid_credit_amount = _prepaid_credits_credit(invoice) if with_wallets else ZERO
+    invoice.prepaid_credit_amount = _prepaid_credits_credit(invoice, wallets) if with_wallets else ZERO
     # 8. The total.
     invoice.total_amount = (
         invoice.sub_total_including_taxes_amount - invoice.credit_notes_amount - invoice.prepaid_credit_amount
@@ -525,10 +541,10 @@ def _credit_notes_credit(invoice: Invoice, *, with_credit: bool) -> Decimal:
     return credit_notes.credit_notes_apply(invoice=invoice, amount=due) or ZERO
 
 
-def _prepaid_credits_credit(invoice: Invoice) -> Decimal:
+def _prepaid_credits_credit(invoice: Invoice, wallets: list[Any] | None = None) -> Decimal:
     """What prepaid credits (wallets) pay of the invoice after credit notes (invoicing.wallets,
-    its wallet rows locked)."""
-    return wallet_consumption.invoice_apply_prepaid_credits(invoice=invoice)
+    its wallet rows locked; `wallets`: the run's chunk read of the customer's wallets)."""
+    return wallet_consumption.invoice_apply_prepaid_credits(invoice=invoice, snapshot=wallets)
 
 
 def _after_commit(invoice: Invoice) -> None:

@@ -10,6 +10,7 @@ threshold, not for where the balance already stands."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -124,10 +125,23 @@ def _save(alert: Alert, thresholds: list[AlertThreshold] | None) -> Alert:
                 AlertThreshold.objects.bulk_create(thresholds)
     except IntegrityError as error:
         message = str(error)
-        if "alert_code_unique_per_" in message or ".code" in message:
+        if ("alert_code_unique_per_" in message or ".code" in message) and not _type_taken_on_wallet(alert):
             raise InvoicingError.field("code", "value_already_exist") from None
         raise InvoicingError.field("base", "alert_already_exists") from None
     return alert
+
+
+def _type_taken_on_wallet(alert: Alert) -> bool:
+    """A wallet alert repeating both the code and the type of a live one: Lago's only unique
+    index on wallet alerts is the type's (idx_alerts_unique_per_type_per_wallet), so Lago
+    answers `alert_already_exists` there, whichever of our two indexes refused first."""
+    if alert.wallet_id is None:
+        return False
+    return (
+        Alert.objects.filter(wallet_id=alert.wallet_id, alert_type=alert.alert_type, deleted_at__isnull=True)
+        .exclude(pk=alert.pk)
+        .exists()
+    )
 
 
 def _type_for(alert_type: Any, *, wallet: Wallet | None) -> str:
@@ -169,13 +183,56 @@ def alert_create(
 
 
 def alerts_create(*, items: Any, subscription: Subscription | None = None, wallet: Wallet | None = None) -> list[Alert]:
-    """Lago's batch: every alert or none (the first refusal answers for all)."""
+    """Lago's batch (UsageMonitoring::Alerts::CreateBatchService): every alert or none. Each is
+    made in its own savepoint, in order (a later one meets the earlier ones made, a refused one
+    is gone); one refusal or more and none is kept, the answer lists every refused alert by its
+    index: the params it sent (those Lago permits) and its errors as Lago words them."""
     if not isinstance(items, Sequence) or isinstance(items, str) or not items:
         raise InvoicingError.field("alerts", "value_is_mandatory")
     if not all(isinstance(item, Mapping) for item in items):
         raise InvoicingError.field("alerts", "value_is_invalid")
+    created: list[Alert] = []
+    refused: dict[str, Any] = {}
     with transaction.atomic():
-        return [alert_create(subscription=subscription, wallet=wallet, data=item) for item in items]
+        for index, item in enumerate(items):
+            try:
+                with transaction.atomic():
+                    created.append(alert_create(subscription=subscription, wallet=wallet, data=item))
+            except InvoicingError as error:
+                refused[str(index)] = {"params": _permitted(item, wallet=wallet), "errors": _lago_message(error)}
+        if refused:
+            raise InvoicingError(refused)
+    return created
+
+
+_PERMITTED = ("alert_type", "code", "name", "billable_metric_code", "thresholds")
+_PERMITTED_THRESHOLD = ("code", "value", "recurring")
+
+
+def _permitted(item: Mapping[str, Any], *, wallet: Wallet | None) -> dict[str, Any]:
+    """The alert as Lago's controller permits it (its order kept): a wallet's alert has no
+    billable_metric_code, a threshold only code, value and recurring."""
+    keys = [k for k in _PERMITTED if k != "billable_metric_code" or wallet is None]
+    params: dict[str, Any] = {}
+    for key, value in item.items():
+        if key not in keys:
+            continue
+        if key == "thresholds":
+            if not isinstance(value, list):
+                continue
+            value = [
+                {k: v for k, v in row.items() if k in _PERMITTED_THRESHOLD} for row in value if isinstance(row, Mapping)
+            ]
+        params[key] = value
+    return params
+
+
+def _lago_message(error: InvoicingError) -> str:
+    """Lago's failure message: a validation failure's "Validation errors: {...}" (its messages
+    as JSON), a not-found failure's code ("billable_metric_not_found")."""
+    if error.details is None:
+        return error.code
+    return "Validation errors: " + json.dumps(error.details, separators=(",", ":"))
 
 
 def alert_update(

@@ -9,14 +9,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Max, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from billing_project.admin import money_display
-from billing_project.money import format_money
+from billing_project.money import decimal_places, format_money
 from customers.models import Customer
 
 from ..errors import InvoicingError
@@ -239,7 +239,66 @@ def prepaid_wallets(obj: Customer | None) -> str:
         "<tr><th>wallet</th><th>status</th><th>priority</th><th>balance (credits)</th>"
         "<th>ongoing balance</th><th>consumed credits</th></tr>"
     )
-    return format_html("<table>{}{}</table>", mark_safe(head), rows)  # noqa: S308 (a constant header)
+    table = format_html("<table>{}{}</table>", mark_safe(head), rows)  # noqa: S308 (a constant header)
+    return format_html("{}{}", table, _wallet_alerts(wallets))
+
+
+_CENTS_TYPES = ("wallet_balance_amount", "wallet_ongoing_balance_amount")
+
+
+def _threshold_text(value: Decimal, alert_type: str, currency: str) -> str:
+    """A threshold as Lago stores it (cents for the amount types, credits for the others), then
+    what it means: the amount in the wallet's currency, or credits."""
+    if alert_type in _CENTS_TYPES:
+        return f"{value.normalize():f} ({format_money(value / Decimal(10) ** decimal_places(currency), currency)})"
+    return f"{value.normalize():f} credits"
+
+
+def _wallet_alerts(wallets: list[Wallet]) -> str:
+    """The wallets' live alerts (Lago's /customers/{id}/wallets/{code}/alerts): code, type,
+    thresholds, when one was last triggered. Two queries whatever their number."""
+    from ..monitoring.models import Alert
+
+    by_pk: dict[Any, Wallet] = {w.pk: w for w in wallets}
+    alerts = list(
+        Alert.objects.filter(wallet_id__in=list(by_pk), deleted_at__isnull=True)
+        .annotate(last_triggered_at=Max("triggered__triggered_at"))
+        .prefetch_related("thresholds")
+        .order_by("created_at", "id")
+    )
+    if not alerts:
+        return format_html("<p>{}</p>", "No wallet alert")
+
+    def thresholds(alert: Alert) -> str:
+        currency = by_pk[alert.wallet_id].currency
+        parts = [
+            ("every " if t.recurring else "")
+            + (f"{t.code}: " if t.code else "")
+            + _threshold_text(t.value, alert.alert_type, currency)
+            for t in alert.thresholds.all()
+        ]
+        return "; ".join(parts)
+
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                str(by_pk[a.wallet_id]),
+                a.code,
+                a.name or "-",
+                a.alert_type,
+                thresholds(a),
+                a.last_triggered_at.isoformat(timespec="seconds") if a.last_triggered_at else "never",
+            )
+            for a in alerts
+        ),
+    )
+    head = (
+        "<tr><th>wallet</th><th>alert code</th><th>name</th><th>type</th><th>thresholds</th>"
+        "<th>last triggered</th></tr>"
+    )
+    return format_html("<h4>Wallet alerts</h4><table>{}{}</table>", mark_safe(head), rows)  # noqa: S308
 
 
 prepaid_wallets.short_description = "Wallets (prepaid credits)"  # type: ignore[attr-defined]

@@ -7,11 +7,14 @@
 - invoice_payment_failed_mark_credits: a failed payment marks its purchase failed.
 
 Each runs inside the caller's transaction, with the wallet rows locked (select_for_update, in id
-order), so two invoices finalizing at once for one customer never spend one credit twice.
+order), so two invoices finalizing at once for one customer never spend one credit twice. In the
+billing run the consumption is computed from the chunk's read of the wallets and written by one
+guarded statement that locks them and writes only if they still are as read (docs/scale.md).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, cast
@@ -92,23 +95,69 @@ def _eligible(wallet: Wallet, fee_key: tuple[str, str | None]) -> bool:
     return True
 
 
-def invoice_apply_prepaid_credits(*, invoice: Invoice) -> Decimal:
+def invoice_apply_prepaid_credits(*, invoice: Invoice, snapshot: list[Wallet] | None = None) -> Decimal:
     """Consume the customer's wallets on `invoice` (unsaved or saved; its fees saved, its
     sub_total_including_taxes_amount and credit_notes_amount set). Returns the amount applied,
-    rounded to the currency; writes one outbound `invoiced` transaction per wallet used."""
+    rounded to the currency; writes one outbound `invoiced` transaction per wallet used.
+
+    `snapshot`: the billing run's chunk read of its customers' active wallets (RunContext). The
+    amounts are computed from it and written by ONE guarded statement (`_consume_guarded`) that
+    locks the wallets and writes only if they still hold what the snapshot says; otherwise (or
+    without a snapshot, or off PostgreSQL) the locked path: lock, read, compute, consume."""
     if invoice.invoice_type not in CONSUMING_INVOICE_TYPES:
         return ZERO
     currency = invoice.currency
     left = round_amount(invoice.sub_total_including_taxes_amount - invoice.credit_notes_amount, currency)
     if left <= 0:
         return ZERO
-    wallets = ledger.lock_wallets(
-        Wallet.objects.filter(
-            customer_id=invoice.customer_id, status=WalletStatus.ACTIVE, currency=currency, balance__gt=0
+    now = timezone.now()
+    rows: list[WalletTransaction] = []
+    guarded = snapshot is not None and _guarded_available()
+    if guarded:
+        assert snapshot is not None
+        # What the locked path would lock, as the chunk read it. Nothing to take there: nothing
+        # taken (a wallet created or topped up since the chunk read waits for the next invoice,
+        # as a customer without a wallet at the chunk read skips the wallets altogether).
+        basis = _usable([w for w in snapshot if w.customer_id == invoice.customer_id], currency)
+        if not basis:
+            return ZERO
+        rows = _transactions(invoice, basis, left=left, now=now)
+        if not rows:
+            return ZERO
+        # False: the snapshot is stale (nothing written), the locked path reads the wallets again.
+        guarded = _consume_guarded(rows, seen=basis, customer_id=invoice.customer_id, currency=currency, now=now)
+    if not guarded:
+        basis = ledger.lock_wallets(
+            Wallet.objects.filter(
+                customer_id=invoice.customer_id, status=WalletStatus.ACTIVE, currency=currency, balance__gt=0
+            )
         )
-    )
-    if not wallets:
+        rows = _transactions(invoice, basis, left=left, now=now) if basis else []
+        if rows:
+            _consume(rows, now=now)
+    if snapshot is not None:
+        _snapshot_follow(snapshot, basis, rows, currency=currency)
+    if not rows:
         return ZERO
+    for row in rows:
+        signals.wallet_transaction_created.send(sender=WalletTransaction, wallet_transaction_id=row.pk)
+    customer_id = str(invoice.customer_id)
+    # The ongoing balance (and the threshold rules) follow, after commit, off the billing path.
+    from .tasks import refresh_ongoing_balances
+
+    delay_after_commit(refresh_ongoing_balances, [customer_id])
+    return round_amount(sum((row.amount for row in rows), ZERO), currency)
+
+
+def _usable(wallets: Iterable[Wallet], currency: str) -> list[Wallet]:
+    """The wallets the locked path locks: active, in the invoice's currency, with a balance."""
+    return [w for w in wallets if w.status == WalletStatus.ACTIVE and w.currency == currency and w.balance > 0]
+
+
+def _transactions(invoice: Invoice, wallets: list[Wallet], *, left: Decimal, now: Any) -> list[WalletTransaction]:
+    """The outbound transactions that pay `left` of the invoice from `wallets` (their balances as
+    read, not changed): priority order, each within its applies_to and its balance."""
+    currency = invoice.currency
     # What each (fee type, billable metric) may still take: fee net of coupons, plus its taxes.
     # Wallets without applies_to take from the whole invoice: its fees are read only when a
     # wallet is limited (the common case costs no query).
@@ -119,9 +168,7 @@ def invoice_apply_prepaid_credits(*, invoice: Invoice) -> Decimal:
             remaining[key] = remaining.get(key, ZERO) + amount - coupons + taxes
     else:
         remaining[_WHOLE_INVOICE] = left
-    now = timezone.now()
     rows: list[WalletTransaction] = []
-    applied = ZERO
     for wallet in application_order(wallets):
         if left <= 0:
             break
@@ -156,21 +203,165 @@ def invoice_apply_prepaid_credits(*, invoice: Invoice) -> Decimal:
                 settled_at=now,
             )
         )
-        wallet.balance -= take
-        wallet.credits_balance -= credits
-        applied += take
         left -= take
-    if not rows:
-        return ZERO
-    _consume(rows, now=now)
-    for row in rows:
-        signals.wallet_transaction_created.send(sender=WalletTransaction, wallet_transaction_id=row.pk)
-    customer_id = str(invoice.customer_id)
-    # The ongoing balance (and the threshold rules) follow, after commit, off the billing path.
-    from .tasks import refresh_ongoing_balances
+    return rows
 
-    delay_after_commit(refresh_ongoing_balances, [customer_id])
-    return applied
+
+def _snapshot_follow(
+    snapshot: list[Wallet], basis: list[Wallet], rows: list[WalletTransaction], *, currency: str
+) -> None:
+    """Once the invoice commits, the chunk's snapshot holds what its wallets hold now (the next
+    invoice of the customer in the chunk takes the guarded path again): `basis` are the wallets
+    the consumption was computed from, as locked (or as checked by the guard); the snapshot's
+    others in that currency had nothing to take then. Rolled back: unchanged, as the rows are.
+    A snapshot left stale is only slower, never wrong: the guard refuses it."""
+    taken = {row.wallet_id: (row.amount, row.credit_amount) for row in rows}
+    after = {
+        w.pk: (w.balance - taken.get(w.pk, (ZERO, ZERO))[0], w.credits_balance - taken.get(w.pk, (ZERO, ZERO))[1], w)
+        for w in basis
+    }
+    by_pk = {w.pk: w for w in snapshot}
+
+    def follow() -> None:
+        for pk, (balance, credits_balance, fresh) in after.items():
+            held = by_pk.get(pk)
+            if held is None:  # a wallet created since the chunk read, found by the locked path
+                snapshot.append(fresh)
+                by_pk[pk] = held = fresh
+            for name in _GUARDED_FIELDS[3:]:
+                setattr(held, name, getattr(fresh, name))
+            held.balance, held.credits_balance = balance, credits_balance
+        for held in snapshot:
+            if held.pk not in after and held.currency == currency:
+                held.balance, held.credits_balance = ZERO, ZERO
+
+    transaction.on_commit(follow)
+
+
+def _guarded_available() -> bool:
+    return connections[router.db_for_write(WalletTransaction)].vendor == "postgresql"
+
+
+# What the billing run's chunk reads of its customers' active wallets (RunContext.for_customers).
+SNAPSHOT_FIELDS = (
+    "id",
+    "customer_id",
+    "status",
+    "currency",
+    "balance",
+    "credits_balance",
+    "priority",
+    "expiration_at",
+    "created_at",
+    "rate_amount",
+    "allowed_fee_types",
+    "billable_metric_ids",
+)
+
+# What the consumption's amounts depend on, compared with the snapshot (after the lock).
+_GUARDED_FIELDS = (
+    "id",
+    "balance",
+    "credits_balance",
+    "priority",
+    "expiration_at",
+    "created_at",
+    "rate_amount",
+    "allowed_fee_types",
+    "billable_metric_ids",
+)
+_GUARDED_CASTS = ("uuid", "numeric", "numeric", "integer", "timestamptz", "timestamptz", "numeric", "jsonb", "jsonb")
+
+# One statement: lock what the locked path would lock (FOR UPDATE waits for a concurrent
+# consumption or top-up, then re-checks its WHERE against the newest row version), compare it
+# with the snapshot the amounts were computed from, and only if every row matches (and no other
+# wallet qualifies) insert the outbound transactions and take them from the balances.
+_GUARDED_SQL = """
+WITH locked AS MATERIALIZED (
+    SELECT {columns} FROM {wallet}
+    WHERE customer_id = %s AND status = %s AND currency = %s AND balance > 0
+    ORDER BY id FOR UPDATE
+),
+seen ({columns}) AS (VALUES {seen}),
+held AS MATERIALIZED (
+    SELECT (SELECT count(*) FROM locked) = %s
+       AND (SELECT count(*) FROM locked JOIN seen ON {matches}) = %s AS ok
+),
+spent AS (
+    INSERT INTO {transaction} ({insert_columns})
+    SELECT * FROM (VALUES {values}) AS v WHERE (SELECT ok FROM held)
+    RETURNING wallet_id, amount, credit_amount
+)
+UPDATE {wallet} AS w SET
+    balance = w.balance - spent.amount,
+    credits_balance = w.credits_balance - spent.credit_amount,
+    ongoing_balance = w.ongoing_balance - spent.amount,
+    credits_ongoing_balance = w.credits_ongoing_balance - spent.credit_amount,
+    consumed_amount = w.consumed_amount + spent.amount,
+    consumed_credits = w.consumed_credits + spent.credit_amount,
+    last_consumed_credit_at = %s, last_balance_sync_at = %s, updated_at = %s
+FROM spent WHERE w.id = spent.wallet_id
+RETURNING w.id
+"""
+
+
+def _consume_guarded(
+    rows: list[WalletTransaction], *, seen: list[Wallet], customer_id: Any, currency: str, now: Any
+) -> bool:
+    """Write `rows` (computed from `seen`) in one statement if the customer's usable wallets,
+    once locked, are exactly `seen` with the same balances and settings; otherwise write nothing
+    and answer False (the caller takes the locked path, the locks already held). PostgreSQL."""
+    connection = connections[router.db_for_write(WalletTransaction)]
+    quote = connection.ops.quote_name
+    fields = list(WalletTransaction._meta.concrete_fields)
+    insert_params: list[Any] = []
+    for row in rows:
+        row._prepare_related_fields_for_save(operation_name="_consume_guarded")  # type: ignore[attr-defined]
+        for field in fields:
+            # As Django's insert compiler prepares a value (defaults, auto_now, adapters).
+            insert_params.append(field.get_db_prep_save(field.pre_save(row, True), connection=connection))
+    # Typed placeholders: the rows pass through a VALUES list (a SELECT), not an INSERT's own.
+    row_sql = "(" + ", ".join(f"%s::{field.db_type(connection)}" for field in fields) + ")"
+    seen_sql = "(" + ", ".join(f"%s::{kind}" for kind in _GUARDED_CASTS) + ")"
+    columns = ", ".join(_GUARDED_FIELDS)
+    matches = " AND ".join(f"seen.{name} IS NOT DISTINCT FROM locked.{name}" for name in _GUARDED_FIELDS)
+    sql = _GUARDED_SQL.format(
+        columns=columns,
+        wallet=quote(Wallet._meta.db_table),
+        seen=", ".join([seen_sql] * len(seen)),
+        matches=matches,
+        transaction=quote(WalletTransaction._meta.db_table),
+        insert_columns=", ".join(quote(cast(str, field.column)) for field in fields),
+        values=", ".join([row_sql] * len(rows)),
+    )
+    seen_params: list[Any] = []
+    for wallet in seen:
+        for name in _GUARDED_FIELDS:
+            value = getattr(wallet, name)
+            seen_params.append(json.dumps(value) if name in ("allowed_fee_types", "billable_metric_ids") else value)
+    params = [
+        customer_id,
+        WalletStatus.ACTIVE.value,
+        currency,
+        *seen_params,
+        len(seen),
+        len(seen),
+        *insert_params,
+        now,
+        now,
+        now,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        updated = len(cursor.fetchall())
+    if updated == 0:
+        return False
+    if updated != len(rows):
+        raise AssertionError(f"guarded consumption updated {updated} wallets for {len(rows)} transactions")
+    for row in rows:
+        row._state.adding = False
+        row._state.db = connection.alias
+    return True
 
 
 _CONSUME_SQL = """

@@ -427,7 +427,14 @@ def wallet_metadata_delete(*, wallet: Wallet, actor: str, key: str | None = None
 @transaction.atomic
 def wallet_terminate(*, wallet: Wallet, actor: str, now: datetime | None = None, expired: bool = False) -> Wallet:
     """Lago's DELETE /wallets/{id} (and expiry): the remaining credits are voided, recorded as an
-    outbound `voided` transaction; its rules end. Terminating twice changes nothing."""
+    outbound `voided` transaction; its rules end. Terminating twice changes nothing.
+
+    Its alerts, as Lago's Wallets::TerminateService leaves them: kept (listed, editable, their
+    triggered alerts kept) and never evaluated again (the void of the remaining credits announces
+    no crossing; usage_monitoring/process_wallet_alerts runs only for active wallets). The
+    customer's other active wallets get their ongoing balance refreshed after commit (Lago's
+    `flag_wallets_for_refresh`): the usage the terminated wallet covered falls to them, and that
+    refresh evaluates their alerts."""
     now = now or timezone.now()
     wallet = ledger.lock_wallet(wallet)
     if wallet.status == WalletStatus.TERMINATED:
@@ -450,6 +457,10 @@ def wallet_terminate(*, wallet: Wallet, actor: str, now: datetime | None = None,
         status=WalletStatus.TERMINATED, terminated_at=now, updated_at=now
     )
     signals.wallet_terminated.send(sender=Wallet, wallet_id=wallet.pk)
+    if Wallet.objects.filter(customer_id=wallet.customer_id, status=WalletStatus.ACTIVE).exists():
+        from .tasks import refresh_ongoing_balances
+
+        delay_after_commit(refresh_ongoing_balances, [str(wallet.customer_id)])
     return wallet
 
 

@@ -299,10 +299,13 @@ def test_routes_answer_lagos_shapes_and_codes(api, wallet):
         422,
         {"alert_type": ["invalid_type"]},
     )
-    # A batch is all or none.
+    # A batch is all or none; the refused alert answers by its index.
     batch = [{**base, "alert_type": "wallet_credits_balance", "code": "ok"}, {**base, "code": "again"}]
     answer = api.post(URL, {"alerts": batch}, format="json")
-    assert (answer.status_code, answer.json()["error_details"]) == (422, {"base": ["alert_already_exists"]})
+    assert (answer.status_code, answer.json()["error_details"]) == (
+        422,
+        {"1": {"params": batch[1], "errors": 'Validation errors: {"base":["alert_already_exists"]}'}},
+    )
     assert [a["code"] for a in api.get(URL).json()["alerts"]] == ["first"]
     assert Alert.objects.filter(wallet=wallet).count() == 1
 
@@ -327,3 +330,58 @@ def test_routes_answer_lagos_shapes_and_codes(api, wallet):
         ).status_code
         == 200
     )
+
+
+def test_a_refused_batch_answers_every_refused_alert_by_its_index(api, wallet):
+    """Lago's spec/requests/api/v1/customers/wallets/alerts_controller_spec.rb ("when several
+    alerts are invalid"): index 1 has an unknown type, index 2 repeats index 0's type (and code);
+    the answer names both, each with the params it sent (Lago's permitted keys: `extra` and a
+    threshold's `note` are not echoed) and Lago's message; index 0 was valid but nothing is kept.
+    Each alert is tried in order, after the earlier ones (UsageMonitoring::Alerts::CreateBatchService)."""
+    batch = [
+        {"code": "duplicated", "alert_type": "wallet_balance_amount", "thresholds": [{"value": 1000}]},
+        {"code": "alert2", "alert_type": "invalid_type", "thresholds": [{"value": 2000, "note": "x"}], "extra": 1},
+        {"code": "duplicated", "alert_type": "wallet_balance_amount", "thresholds": [{"value": 3000}]},
+        {"code": "fine", "alert_type": "wallet_credits_balance", "thresholds": [{"value": "5"}]},
+    ]
+
+    answer = api.post(URL, {"alerts": batch}, format="json")
+
+    body = answer.json()
+    assert (answer.status_code, body["code"]) == (422, "validation_errors")
+    assert body["error_details"] == {
+        "1": {
+            "params": {"code": "alert2", "alert_type": "invalid_type", "thresholds": [{"value": 2000}]},
+            "errors": 'Validation errors: {"alert_type":["invalid_type"]}',
+        },
+        "2": {"params": batch[2], "errors": 'Validation errors: {"base":["alert_already_exists"]}'},
+    }
+    assert Alert.objects.filter(wallet=wallet).count() == 0
+    assert api.get(URL).json()["alerts"] == []
+
+
+def test_a_refused_subscription_batch_names_each_unknown_metric(api):
+    """Lago's spec/services/usage_monitoring/alerts/create_batch_service_spec.rb ("existing and
+    non-existing billable metric codes"): indexes 0 and 2 answer `billable_metric_not_found`."""
+    plan = make_plan(code="batch_plan", amount_cents=0, charges=[standard_charge(amount="1")])
+    subscribe(plan=plan, customer=make_customer(external_id="batcher"), external_id="sub_batch")
+    batch = [
+        {
+            "alert_type": "billable_metric_current_usage_amount",
+            "code": f"alert{i}",
+            "billable_metric_code": metric_code,
+            "thresholds": [{"value": value}],
+        }
+        for i, (metric_code, value) in enumerate(
+            (("first_non_existing_code", 50), ("api_calls", 80), ("non_existing_code", 100))
+        )
+    ]
+
+    answer = api.post("/api/v1/subscriptions/sub_batch/alerts", {"alerts": batch}, format="json")
+
+    assert answer.status_code == 422
+    assert answer.json()["error_details"] == {
+        "0": {"params": batch[0], "errors": "billable_metric_not_found"},
+        "2": {"params": batch[2], "errors": "billable_metric_not_found"},
+    }
+    assert Alert.objects.filter(external_subscription_id="sub_batch").count() == 0
