@@ -468,7 +468,9 @@ class Bench:
         for ms, sql, _ in statements:
             self.say(f"  {ms:7.1f} ms  {' '.join(sql.split())[:150]}")
         report = io.StringIO()
-        pstats.Stats(profiler, stream=report).sort_stats("cumulative").print_stats(30)
+        stats = pstats.Stats(profiler, stream=report)
+        stats.sort_stats("cumulative").print_stats(45)
+        stats.sort_stats("tottime").print_stats(25)
         self.say(report.getvalue())
         _, sql, params = max(statements, key=lambda row: row[0])
         with connection.cursor() as cursor:
