@@ -21,7 +21,9 @@ events elsewhere, combined into exactly the raw query's answer (metrics.aggregat
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -157,6 +159,50 @@ WHERE w.code = %s AND w.external_subscription_id = ANY(%s::text[]) AND w.folded_
 """
 
 
+# The watermark rows a caller already read, by (code, external subscription id): None for a pair
+# without a folded watermark. Set for one request by `watermarks_known` (current usage reads them
+# with its charges: one round trip less); rollup_aggregate asks the database for any other pair.
+_KNOWN: ContextVar[Mapping[tuple[str, str], Any] | None] = ContextVar("usage_watermarks_known", default=None)
+
+
+def watermark_sql(code_sql: str, subscription_sql: str) -> str:
+    """A scalar subquery: the jsonb of what _WATERMARKS_SQL reads of one pair (NULL without a
+    folded watermark), for `watermark_from_json` and `watermarks_known`. Its definition is kept
+    as PostgreSQL's text (the statement's guard compares that text)."""
+    return (
+        "(SELECT jsonb_build_object('folded_until', w.folded_until, 'definition', w.definition::text, "
+        f"'dirty', (SELECT array_agg(d.bucket_start) FROM {_DIRTY} d "
+        "WHERE d.external_subscription_id = w.external_subscription_id AND d.code = w.code "
+        f"AND d.bucket_start < w.folded_until)) FROM {_WATERMARKS} w WHERE w.code = {code_sql} "
+        f"AND w.external_subscription_id = {subscription_sql} AND w.folded_until IS NOT NULL)"
+    )
+
+
+def watermark_from_json(value: Any) -> tuple[datetime, str | None, list[datetime]] | None:
+    """`watermark_sql`'s jsonb (decoded) as (folded_until, definition text, dirty hours)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = json.loads(value)
+    return (
+        datetime.fromisoformat(value["folded_until"]),
+        value["definition"],
+        [datetime.fromisoformat(hour) for hour in value["dirty"] or ()],
+    )
+
+
+@contextmanager
+def watermarks_known(rows: Mapping[tuple[str, str], Any]) -> Iterator[None]:
+    """Within: reads of these (code, subscription) pairs use these watermark rows
+    (`watermark_from_json`'s) instead of reading them. Read earlier in the same request: the
+    combining statement still checks that they stand."""
+    token = _KNOWN.set(rows)
+    try:
+        yield
+    finally:
+        _KNOWN.reset(token)
+
+
 def rollup_aggregate(
     metric: BillableMetric,
     *,
@@ -175,9 +221,15 @@ def rollup_aggregate(
         needed.add(group_key)
     elif group_key is not None:
         needed.update(group_key)
-    with connection.cursor() as cursor:
-        cursor.execute(_WATERMARKS_SQL, [metric.code, [sub for sub, _, _ in periods]])
-        rows = cursor.fetchall()
+    subscriptions = [sub for sub, _, _ in periods]
+    known = _KNOWN.get()
+    rows: list[Any]
+    if known is not None and all((metric.code, sub) in known for sub in subscriptions):
+        rows = [(sub, *known[metric.code, sub]) for sub in subscriptions if known[metric.code, sub] is not None]
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(_WATERMARKS_SQL, [metric.code, subscriptions])
+            rows = cursor.fetchall()
     # The definitions as read (jsonb text), for the main query's check that they still hold.
     read_marks = {sub: (folded, _as_text(definition)) for sub, folded, definition, _ in rows}
     marks = {
