@@ -194,7 +194,7 @@ def test_current_usage_reads_the_rollup_watermarks_with_its_charges(api):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from metrics import aggregation
+    from metrics import aggregation, rollup_reads
     from metrics.rollups import floor_hour, usage_rollups_fold
 
     plan, _ = catalog()
@@ -231,8 +231,20 @@ def test_current_usage_reads_the_rollup_watermarks_with_its_charges(api):
         assert answer.status_code == 200, answer.json()
         return answer.json()["customer_usage"]
 
-    with CaptureQueriesContext(connection) as queries:
+    answers: list = []
+
+    def answered(*args, **kwargs):
+        answers.append((args[0].code, rollup_reads.rollup_aggregate(*args, **kwargs)))
+        return answers[-1][1]
+
+    with (
+        CaptureQueriesContext(connection) as queries,
+        mock.patch.object(aggregation, "rollup_aggregate", side_effect=answered),
+    ):
         body = get()
+    # The storage read came from the rollups (the known watermarks stood); api_calls has no event,
+    # no watermark: read raw.
+    assert dict(answers)["storage_gb"] is not None and dict(answers)["api_calls"] is None
     storage = next(u for u in body["charges_usage"] if u["billable_metric"]["code"] == "storage_gb")
     assert (storage["units"], storage["events_count"], storage["amount_cents"]) == ("20", 4, 500)
     statements = [q["sql"] for q in queries.captured_queries]
