@@ -5,7 +5,8 @@ events elsewhere, combined into exactly the raw query's answer (metrics.aggregat
 # "covered" (read from the buckets); the rest of the period (a partial first and last hour, dirty
 # hours, everything after the watermark) is read from the events, one index range per piece. The
 # combining SQL restates each aggregation with the same SQL arithmetic as the raw query, so sums
-# keep their digits and scale:
+# keep their digits and scale (count and sum may instead read an hour straddling the period's
+# start or end as its bucket minus the events outside the period: `_split`'s `widen`):
 # - count/sum/max: sums of counts and sums, the max of maxes; latest: the greatest (ts, id) of the
 #   buckets' latest events and the raw ones.
 # - weighted sum: the raw query integrates the running total; that integral is sum(v x (t - ts))
