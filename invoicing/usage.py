@@ -5,6 +5,7 @@ invoice would be (before coupons, which only an invoice consumes)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -14,7 +15,8 @@ from zoneinfo import ZoneInfo
 from django.db import connection, models
 from django.db.models.expressions import RawSQL
 
-from metrics.models import BillableMetricFilter
+from metrics import rollup_reads
+from metrics.models import BillableMetric, BillableMetricFilter
 from plans import periods
 from plans.models import Charge, ChargeFilter, CustomerTax, Plan, Subscription, SubscriptionStatus, Tax
 from plans.selectors import default_taxes
@@ -123,6 +125,17 @@ def current_usage_subscription(*, customer_external_id: str, external_subscripti
             metric_filters_json=_rows_sql(
                 BillableMetricFilter, "WHERE t.billable_metric_id = plans_charge.billable_metric_id"
             ),
+            # The usage rollups' watermark of the charge's metric for this subscription: the
+            # aggregation's own read of it, one round trip less (rollup_reads.watermarks_known).
+            watermark_json=RawSQL(  # noqa: S611 - fixed SQL; the subscription id is a parameter
+                rollup_reads.watermark_sql(
+                    f"(SELECT m.code FROM {BillableMetric._meta.db_table} m "
+                    "WHERE m.id = plans_charge.billable_metric_id)",
+                    "%s",
+                ),
+                [subscription.external_id],
+                output_field=models.JSONField(),
+            ),
         )
         .order_by("created_at", "id")
     )
@@ -139,6 +152,10 @@ def current_usage_subscription(*, customer_external_id: str, external_subscripti
             metric_filter.billable_metric = metric
         _cache(metric, "filters", metric_filters)
     _cache(plan, "charges", charges)
+    subscription.usage_watermarks = {
+        (charge.billable_metric.code, subscription.external_id): rollup_reads.watermark_from_json(charge.watermark_json)
+        for charge in charges
+    }
     return subscription
 
 
@@ -215,8 +232,15 @@ def customer_usage(*, subscription: Subscription, at: datetime) -> CustomerUsage
     usage = billing.DirectUsage()
     charges_usage = []
     all_fees: list[Fee] = []
-    for charge in billing.billable_charges(subscription):
-        fees = billing.charge_fees(subscription, charge, period, usage=usage, with_true_up=False)
+    # The rollup watermarks current_usage_subscription read with the charges, if it did.
+    watermarks = getattr(subscription, "usage_watermarks", None)
+    known = rollup_reads.watermarks_known(watermarks) if watermarks is not None else nullcontext()
+    with known:
+        fees_by_charge = [
+            (charge, billing.charge_fees(subscription, charge, period, usage=usage, with_true_up=False))
+            for charge in billing.billable_charges(subscription)
+        ]
+    for charge, fees in fees_by_charge:
         all_fees.extend(fees)
         row = ChargeUsage(
             charge=charge,

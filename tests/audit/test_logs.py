@@ -183,6 +183,14 @@ def test_an_api_log_costs_a_request_one_insert(key, settings):
     settings.TOLLGATE_API_LOGS = True
     logged = queries()
 
-    # Autocommit (no transaction open): the log is one INSERT, no BEGIN/COMMIT or savepoint.
+    # Autocommit (no transaction open): the log is one statement, no BEGIN/COMMIT or savepoint:
+    # its INSERT, and synchronous_commit off for that statement's own transaction only.
     assert len(logged) == len(unlogged) + 1
-    assert logged[-1].startswith('INSERT INTO "audit_apilog"')
+    assert logged[-1].startswith('WITH i0 AS (INSERT INTO "audit_apilog"')
+    assert "set_config('synchronous_commit', 'off', true)" in logged[-1]
+    assert ApiLog.objects.filter(request_path="/api/v1/customers").count() == 2
+    # The setting did not outlive the log's transaction: the connection's next commits wait for
+    # their flush as before.
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metrics import aggregation
+from metrics import aggregation, rollup_reads
 from metrics.aggregation import aggregate, aggregate_grouped, aggregate_subscriptions
 from metrics.models import (
     BillableMetric,
@@ -177,10 +177,22 @@ def test_rollup_reads_equal_the_raw_reads(
 
 
 ANSWERED = {"rollups": 0, "raw": 0}
+# Reads of count and sum with an hour straddling a period boundary read from its bucket minus the
+# part outside the period: answered so ("exact"), or made again without widening ("rescaled").
+WIDENED = {"exact": 0, "rescaled": 0}
 
 
 def _counting(*args: Any, **kwargs: Any) -> Any:
-    answer = rollup_aggregate(*args, **kwargs)
+    combine = rollup_reads._combine
+
+    def widened(*combine_args: Any) -> Any:
+        answer = combine(*combine_args)
+        if combine_args[5].minus:
+            WIDENED["rescaled" if answer is rollup_reads._INEXACT else "exact"] += 1
+        return answer
+
+    with mock.patch.object(rollup_reads, "_combine", side_effect=widened):
+        answer = rollup_aggregate(*args, **kwargs)
     ANSWERED["raw" if answer is None else "rollups"] += 1
     return answer
 
@@ -190,6 +202,63 @@ def test_the_property_test_exercised_the_rollups():
     if sum(ANSWERED.values()) == 0:
         pytest.skip("the property test did not run in this session")
     assert ANSWERED["rollups"] > ANSWERED["raw"], ANSWERED
+    # Both ways of a widened hour were compared with the raw answers above.
+    assert WIDENED["exact"] > 0 and WIDENED["rescaled"] > 0, WIDENED
+
+
+def _widened_answers() -> tuple[list[bool], Any]:
+    """A spy on rollup_reads._combine: per call, whether it read widened hours and answered."""
+    calls: list[bool] = []
+    combine = rollup_reads._combine
+
+    def spy(*args: Any) -> Any:
+        answer = combine(*args)
+        calls.append(bool(args[5].minus) and answer is not rollup_reads._INEXACT)
+        return answer
+
+    return calls, mock.patch.object(rollup_reads, "_combine", side_effect=spy)
+
+
+@pytest.mark.parametrize(
+    ("outside", "inside", "units", "widened"),
+    [
+        # Outside the period 1 (scale 0), inside 2.5: the hour's bucket 3.5 - 1 = 2.5, + the next
+        # hour's 3 = 5.5, the raw answer's digits and scale: answered widened.
+        ("1", "2.5", "5.5", True),
+        # Outside 1.25 (scale 2), inside 2: 3.25 - 1.25 = 2.00, + 3 = 5.00 where the raw answer is
+        # 5 (no event of the period has decimals): read again without widening.
+        ("1.25", "2", "5", False),
+    ],
+)
+def test_an_hour_straddling_the_period_start_reads_its_bucket_minus_the_part_before(
+    db, outside, inside, units, widened
+):
+    _clear()
+    metric = make_metric(code=CODE, aggregation_type="sum_agg", field_name="v")
+    # 00:10 (before the period), 00:55 and 01:30 (in it); all folded (hours 0 and 1).
+    _insert(
+        [
+            {"sub": "s1", "minute": 10, "v": outside, "precise": None},
+            {"sub": "s1", "minute": 55, "v": inside, "precise": Decimal("0.5")},
+            {"sub": "s1", "minute": 90, "v": "3", "precise": Decimal("1.25")},
+        ],
+        "a",
+    )
+    usage_rollups_fold(now=START + 3 * HOUR, grace=timedelta(0))
+    calls, spying = _widened_answers()
+    with spying:
+        # From 00:20: hour 0 has 20 minutes before the period (the smaller part) and 40 in it.
+        result = aggregate(
+            metric,
+            external_subscription_ids=["s1"],
+            from_datetime=START + timedelta(minutes=20),
+            to_datetime=START + 2 * HOUR,
+        )
+    assert str(result.units) == units
+    assert result.events_count == 2
+    assert result.precise_total_amount_cents == Decimal("1.75")
+    assert calls[0] is widened
+    assert len(calls) == (1 if widened else 2)
 
 
 @pytest.mark.parametrize(("kind", "recurring"), KINDS)

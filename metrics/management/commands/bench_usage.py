@@ -3,9 +3,16 @@
 after the watermark, read through GET /customers/{id}/current_usage."""
 
 #     python manage.py bench_usage [--events 1000000] [--raw-events 10000] [--requests 9]
+#                                  [--database-name NAME] [--keep-database | --reuse-database]
 #
-# Runs in a database of its own (`tollgate_bench_usage` on DATABASE_URL's server), created,
-# migrated and dropped on every run (--keep-database keeps it). Reports the API's median time
+# Runs in a database of its own (`<DATABASE_URL's name>_bench_usage` on DATABASE_URL's server),
+# created, migrated and dropped on every run (--keep-database keeps it). --reuse-database keeps
+# it too and, when it already holds this bench's data (the subscription, its folded watermark and
+# exactly --events + --raw-events events), skips the setup (COPY, fold) and the ingestion
+# measurement, and only migrates and times the reads: for iterating on the read path (minutes of
+# setup become seconds). A database without the data is set up as usual; one with other data is
+# refused. The reused data keeps its setup's watermark and period: the current period contains
+# "now" for about 15 days after the setup. Reports the API's median time
 # against an unguarded SQL SUM over the same rows measured in the same run, and checks that the
 # answer equals the raw path's (the rollups switched off). The last line is JSON. Figures, not
 # assertions: compare within a run.
@@ -47,6 +54,17 @@ class Command(BaseCommand):
         parser.add_argument("--server", default="", help="PostgreSQL server URL (default: DATABASE_URL's)")
         parser.add_argument("--database-name", default="", help="default: <DATABASE_URL's name>_bench_usage")
         parser.add_argument("--keep-database", action="store_true")
+        parser.add_argument(
+            "--reuse-database",
+            action="store_true",
+            help="keep the database; skip the setup when it already holds this bench's data",
+        )
+        parser.add_argument(
+            "--profile",
+            action="store_true",
+            help="also print one request's statements with their times, its Python profile and the "
+            "EXPLAIN (ANALYZE, BUFFERS) of its longest statement",
+        )
         parser.add_argument("--inner", action="store_true", help="(internal) run inside the bench database")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -71,8 +89,10 @@ class Command(BaseCommand):
         except psycopg.OperationalError as error:
             raise CommandError(f"bench_usage needs PostgreSQL ({admin_url}): {error}") from error
         with admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{name}"')
+            exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+            if not (options["reuse_database"] and exists):
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                admin.execute(f'CREATE DATABASE "{name}"')
         env = {
             **os.environ,
             "DATABASE_URL": bench_url,
@@ -86,10 +106,13 @@ class Command(BaseCommand):
         argv = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "bench_usage", "--inner"]
         for option in ("events", "raw_events", "requests"):
             argv += [f"--{option.replace('_', '-')}", str(options[option])]
+        for flag in ("reuse_database", "profile"):
+            if options[flag]:
+                argv.append(f"--{flag.replace('_', '-')}")
         try:
             completed = subprocess.run(argv, env=env, check=False)
         finally:
-            if not options["keep_database"]:
+            if not (options["keep_database"] or options["reuse_database"]):
                 with psycopg.connect(admin_url, autocommit=True) as admin:
                     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if completed.returncode:
@@ -102,6 +125,9 @@ class Bench:
         self.events = options["events"]
         self.raw_events = options["raw_events"]
         self.requests = max(options["requests"], 7)
+        self.reuse = options["reuse_database"]
+        self.profile = options["profile"]
+        self.fastest_ms = 0.0
 
     def say(self, text: str) -> None:
         self.out.write(text)
@@ -114,37 +140,55 @@ class Bench:
 
         started = time.perf_counter()
         call_command("migrate", verbosity=0)
-        self.now = timezone.now()
-        self.grace = timedelta(minutes=5)
-        self.watermark = floor_hour(self.now - self.grace)
-        self.api_key = self._setup_catalog()
-        self.period_start, self.period_end = self._period()
-        self._copy(self.events, self.period_start, self.watermark, "r")
-        self.say(
-            f"setup: {self.events:,} events from {self.period_start:%Y-%m-%d %H:%M} to the watermark "
-            f"{self.watermark:%Y-%m-%d %H:%M} ({time.perf_counter() - started:.1f} s, {os.cpu_count()} cores)"
-        )
-        fold_seconds = self._fold()
-        self._copy(self.raw_events, self.watermark, self.now, "x")
         from metrics.models import UsageRollup, UsageWatermark
 
-        mark = UsageWatermark.objects.get(external_subscription_id=SUBSCRIPTION, code=CODE)
+        reused = self.reuse and self._holds_bench_data()
+        fold_seconds: float | None = None
+        with_trigger: float | None = None
+        without_trigger: float | None = None
+        if reused:
+            mark = UsageWatermark.objects.get(external_subscription_id=SUBSCRIPTION, code=CODE)
+            assert mark.folded_until is not None  # _holds_bench_data checked it
+            self.watermark = mark.folded_until
+            self.api_key = self._new_api_key()
+            self.period_start, self.period_end = self._period()
+            self.say(
+                f"reusing the bench database: {self.events:,} events folded until {self.watermark:%Y-%m-%d %H:%M}, "
+                f"{self.raw_events:,} raw after it; period from {self.period_start:%Y-%m-%d %H:%M}"
+            )
+        else:
+            self.now = timezone.now()
+            self.grace = timedelta(minutes=5)
+            self.watermark = floor_hour(self.now - self.grace)
+            self.api_key = self._setup_catalog()
+            self.period_start, self.period_end = self._period()
+            self._copy(self.events, self.period_start, self.watermark, "r")
+            self.say(
+                f"setup: {self.events:,} events from {self.period_start:%Y-%m-%d %H:%M} to the watermark "
+                f"{self.watermark:%Y-%m-%d %H:%M} ({time.perf_counter() - started:.1f} s, {os.cpu_count()} cores)"
+            )
+            fold_seconds = self._fold()
+            self._copy(self.raw_events, self.watermark, self.now, "x")
+            mark = UsageWatermark.objects.get(external_subscription_id=SUBSCRIPTION, code=CODE)
         buckets = UsageRollup.objects.filter(external_subscription_id=SUBSCRIPTION, code=CODE).count()
-        self.say(
-            f"fold: {self.events:,} events into {buckets:,} buckets in {fold_seconds:.1f} s "
-            f"({self.events / fold_seconds:,.0f} events/s); folded until {mark.folded_until:%Y-%m-%d %H:%M}; "
-            f"{self.raw_events:,} raw events after it"
-        )
-
-        with_trigger, without_trigger = self._ingest_overhead()
-        self.say(
-            f"ingestion service (batches of 100, no HTTP), alternating: {with_trigger:,.0f} events/s with the "
-            f"late-event trigger, {without_trigger:,.0f} without = {with_trigger / without_trigger:.3f}x"
-        )
+        if fold_seconds is not None:
+            self.say(
+                f"fold: {self.events:,} events into {buckets:,} buckets in {fold_seconds:.1f} s "
+                f"({self.events / fold_seconds:,.0f} events/s); folded until {mark.folded_until:%Y-%m-%d %H:%M}; "
+                f"{self.raw_events:,} raw events after it"
+            )
+            with_trigger, without_trigger = self._ingest_overhead()
+            self.say(
+                f"ingestion service (batches of 100, no HTTP), alternating: {with_trigger:,.0f} events/s with the "
+                f"late-event trigger, {without_trigger:,.0f} without = {with_trigger / without_trigger:.3f}x"
+            )
         plain = self._plain_sum()
         self.say(f"baseline: plain SQL SUM over the period's {self.events + self.raw_events:,} events: {plain:.1f} ms")
         rolled_ms, rolled_body = self._current_usage(self.requests)
+        rolled_fastest_ms = self.fastest_ms
         self.say(f"current_usage through the API (rollups): median {rolled_ms:.1f} ms of {self.requests}")
+        if self.profile:
+            self._profile_request()
         from metrics import aggregation
 
         with mock.patch.object(aggregation, "rollup_aggregate", return_value=None):
@@ -170,25 +214,57 @@ class Bench:
                     "folded_events": self.events,
                     "raw_events_after_watermark": self.raw_events,
                     "buckets": buckets,
-                    "fold_seconds": round(fold_seconds, 2),
+                    "reused_database": reused,
+                    "fold_seconds": None if fold_seconds is None else round(fold_seconds, 2),
                     "current_usage_ms": round(rolled_ms, 2),
+                    "current_usage_fastest_ms": round(rolled_fastest_ms, 2),
                     "plain_sum_ms": round(plain, 2),
                     "current_usage_to_plain_sum_ratio": round(rolled_ms / plain, 3),
                     "raw_path_current_usage_ms": round(raw_ms, 2),
                     "aggregation_ms": round(read_ms, 2),
                     "raw_aggregation_ms": round(raw_read_ms, 2),
                     "equal_to_raw_path": equal,
-                    "ingest_events_per_second_with_trigger": round(with_trigger),
-                    "ingest_events_per_second_without_trigger": round(without_trigger),
-                    "ingest_trigger_ratio": round(with_trigger / without_trigger, 3),
+                    "ingest_events_per_second_with_trigger": None if with_trigger is None else round(with_trigger),
+                    "ingest_events_per_second_without_trigger": (
+                        None if without_trigger is None else round(without_trigger)
+                    ),
+                    "ingest_trigger_ratio": (
+                        None if not (with_trigger and without_trigger) else round(with_trigger / without_trigger, 3)
+                    ),
                 }
             )
         )
         if not equal:
             raise CommandError("the rollup answer differs from the raw path's")
 
+    def _holds_bench_data(self) -> bool:
+        """Whether the database holds this bench's data, complete (a reusable database). Empty:
+        False (set it up). Anything else: refused."""
+        from metrics.models import Event, UsageWatermark
+        from plans.models import Subscription
+
+        if not Subscription.objects.filter(external_id=SUBSCRIPTION).exists():
+            if Event.objects.exists():
+                raise CommandError("the bench database holds other data: run without --reuse-database")
+            return False
+        mark = UsageWatermark.objects.filter(external_subscription_id=SUBSCRIPTION, code=CODE).first()
+        events = Event.objects.filter(external_subscription_id=SUBSCRIPTION, code=CODE).count()
+        if mark is None or mark.folded_until is None or events != self.events + self.raw_events:
+            raise CommandError(
+                f"the bench database holds an incomplete or different setup ({events:,} events): "
+                "run without --reuse-database"
+            )
+        return True
+
+    def _new_api_key(self) -> str:
+        from customers.models import ApiKey, generate_api_key, hash_api_key
+
+        raw_key = generate_api_key()
+        ApiKey.objects.create(name="bench", display_prefix=raw_key[:10], key_hash=hash_api_key(raw_key))
+        return raw_key
+
     def _setup_catalog(self) -> str:
-        from customers.models import ApiKey, Customer, Organization, generate_api_key, hash_api_key
+        from customers.models import Customer, Organization
         from metrics.models import BillableMetric, BillableMetricFilter
         from plans import services as plan_services
         from plans.models import BillingTime, Subscription, SubscriptionStatus
@@ -218,9 +294,7 @@ class Bench:
             subscription_at=started,
             started_at=started,
         )
-        raw_key = generate_api_key()
-        ApiKey.objects.create(name="bench", display_prefix=raw_key[:10], key_hash=hash_api_key(raw_key))
-        return raw_key
+        return self._new_api_key()
 
     def _client(self) -> Any:
         from rest_framework.test import APIClient
@@ -366,6 +440,48 @@ class Bench:
             raw = median_ms(3)
         return rolled, raw
 
+    def _profile_request(self) -> None:
+        """One request's statements (wall time each, as the client waits for it), where its
+        Python time goes, and the plan of its longest statement."""
+        import cProfile
+        import pstats
+
+        from django.db import connection
+
+        client = self._client()
+        self._get(client)
+        statements: list[tuple[float, str, Any]] = []
+
+        def timed(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                statements.append(((time.perf_counter() - began) * 1000, sql, params))
+
+        profiler = cProfile.Profile()
+        began = time.perf_counter()
+        with connection.execute_wrapper(timed):
+            profiler.enable()
+            self._get(client)
+            profiler.disable()
+        total = (time.perf_counter() - began) * 1000
+        in_sql = sum(ms for ms, _, _ in statements)
+        self.say(f"profile: one request {total:.1f} ms, {len(statements)} statements {in_sql:.1f} ms:")
+        for ms, sql, _ in statements:
+            self.say(f"  {ms:7.1f} ms  {' '.join(sql.split())[:150]}")
+        report = io.StringIO()
+        stats = pstats.Stats(profiler, stream=report)
+        stats.sort_stats("cumulative").print_stats(45)
+        stats.sort_stats("tottime").print_stats(25)
+        self.say(report.getvalue())
+        _, sql, params = max(statements, key=lambda row: row[0])
+        with connection.cursor() as cursor:
+            for _ in range(2):
+                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+        self.say(f"plan of the longest statement (second run):\n{plan}")
+
     def _current_usage(self, requests: int) -> tuple[float, dict[str, Any]]:
         client = self._client()
         body = self._get(client)
@@ -375,4 +491,5 @@ class Bench:
             began = time.perf_counter()
             body = self._get(client)
             timings.append((time.perf_counter() - began) * 1000)
+        self.fastest_ms = min(timings)  # the least disturbed request, for comparisons on a busy machine
         return statistics.median(timings), body

@@ -179,3 +179,76 @@ def test_current_usage_loads_the_subscription_in_two_queries_with_the_same_answe
     expected = serialize_customer_usage(usage)
     assert body["charges_usage"] == expected["charges_usage"]
     assert body["taxes_amount_cents"] == expected["taxes_amount_cents"]
+
+
+@pytest.mark.postgres
+def test_current_usage_reads_the_rollup_watermarks_with_its_charges(api):
+    """An anniversary subscription started 5 days ago at 20 past an hour; its storage: 4 GB 10
+    minutes after the start and 2 GB two hours later (folded), 1.5 GB three hours after the start
+    arriving after the fold (a dirty hour), 12.5 GB now (after the watermark), and 1,000 GB 10
+    minutes before the start (not in the period, though in the start's hour, whose bucket holds
+    it). 4 + 2 + 1.5 + 12.5 = 20 GB x 0.25 = 5.00. The watermarks come with the charges' read:
+    no statement of their own; the answer is the raw path's."""
+    from unittest import mock
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from metrics import aggregation, rollup_reads
+    from metrics.rollups import floor_hour, usage_rollups_fold
+
+    plan, _ = catalog()
+    now = timezone.now()
+    start = floor_hour(now) - timedelta(days=5) + timedelta(minutes=20)
+    customer = make_customer(external_id="rolled", currency="USD")
+    make_subscription(
+        customer=customer,
+        plan=plan,
+        external_id="sub_rolled",
+        subscription_at=start,
+        now=start,
+        billing_time="anniversary",
+    )
+    for at, gb in ((start - timedelta(minutes=10), "1000"), (start + timedelta(minutes=10), "4")):
+        make_event(code="storage_gb", external_subscription_id="sub_rolled", timestamp=at, properties={"gb": gb})
+    make_event(
+        code="storage_gb",
+        external_subscription_id="sub_rolled",
+        timestamp=start + timedelta(hours=2),
+        properties={"gb": "2"},
+    )
+    usage_rollups_fold(now=floor_hour(now), grace=timedelta(0))
+    make_event(
+        code="storage_gb",
+        external_subscription_id="sub_rolled",
+        timestamp=start + timedelta(hours=3),
+        properties={"gb": "1.5"},
+    )
+    make_event(code="storage_gb", external_subscription_id="sub_rolled", timestamp=now, properties={"gb": "12.5"})
+
+    def get() -> dict:
+        answer = api.get("/api/v1/customers/rolled/current_usage", {"external_subscription_id": "sub_rolled"})
+        assert answer.status_code == 200, answer.json()
+        return answer.json()["customer_usage"]
+
+    answers: list = []
+
+    def answered(*args, **kwargs):
+        answers.append((args[0].code, rollup_reads.rollup_aggregate(*args, **kwargs)))
+        return answers[-1][1]
+
+    with (
+        CaptureQueriesContext(connection) as queries,
+        mock.patch.object(aggregation, "rollup_aggregate", side_effect=answered),
+    ):
+        body = get()
+    # The storage read came from the rollups (the known watermarks stood); api_calls has no event,
+    # no watermark: read raw.
+    assert dict(answers)["storage_gb"] is not None and dict(answers)["api_calls"] is None
+    storage = next(u for u in body["charges_usage"] if u["billable_metric"]["code"] == "storage_gb")
+    assert (storage["units"], storage["events_count"], storage["amount_cents"]) == ("20", 4, 500)
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert any("metrics_usagerollup r" in sql for sql in statements)  # read from the buckets
+    assert not any(sql.startswith("\nSELECT w.external_subscription_id") for sql in statements), statements
+    with mock.patch.object(aggregation, "rollup_aggregate", return_value=None):
+        assert get() == body
