@@ -174,15 +174,20 @@ def invoice_create_for_period(
     context: RunContext | None = None,
     finalize: bool | None = None,
     now: datetime | None = None,
+    savepoint: bool = True,
 ) -> Invoice:
     """The period run, one transaction, read top to bottom. A second run for the period raises
     AlreadyBilled at step 1, before any work. Without a grace period the invoice is finalized
-    at once; with one it stays draft (steps 6-9 run when the draft is finalized)."""
+    at once; with one it stays draft (steps 6-9 run when the draft is finalized).
+
+    `savepoint=False`: inside a caller's transaction holding several invoices (runs.BATCH), no
+    savepoint of its own (two statements less); anything raised here, AlreadyBilled included,
+    leaves the caller's transaction to be rolled back whole."""
     context = context or RunContext(organization=organization or Organization.current())
     grace = subscription.customer.applicable_invoice_grace_period(context.organization)
     finalize = finalize if finalize is not None else grace == 0
     try:
-        with transaction.atomic():
+        with transaction.atomic(savepoint=savepoint):
             # 1. The window: the period is claimed (its unique InvoiceSubscription row).
             invoice = _invoice_claim(subscription=subscription, window=window, context=context, grace_days=grace)
             # 2-3. Usage aggregated in SQL, priced into fees: subscription fee, charges, minimums.
