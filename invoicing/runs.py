@@ -188,9 +188,17 @@ def _bill_together(
 ) -> bool:
     """The batch in one transaction; False (nothing kept, nothing reported) when anything in it
     raised, its commit included. A period billed already (a second run, a racing worker) raises
-    AlreadyBilled and rolls the batch back too: the retry skips it."""
+    AlreadyBilled and rolls the batch back too: the retry skips it. The numbers of the invoices
+    finalized at once (no grace period) are reserved first, in one statement."""
+    organization = context.organization
+    finalized = [
+        item.subscription.customer
+        for item in batch
+        if item.subscription.customer.applicable_invoice_grace_period(organization) == 0
+    ]
     try:
         with transaction.atomic():
+            context.numbers = numbering.numbers_reserve(finalized, organization)
             invoices = [
                 services.invoice_create_for_period(
                     subscription=item.subscription,
@@ -198,15 +206,19 @@ def _bill_together(
                     actor=actor,
                     usage=usage,
                     context=context,
-                    savepoint=False,
+                    batched=True,
                 )
                 for item in batch
             ]
+            if context.numbers.left():  # gapless: every reserved number is used, or none is
+                raise RuntimeError(f"{context.numbers.left()} reserved invoice numbers left unused")
     except Exception as error:
         logger.info(
             "invoicing: a batch of %d periods rolled back (%r); billing them one per transaction", len(batch), error
         )
         return False
+    finally:
+        context.numbers = None
     summary.created += len(invoices)
     summary.invoice_ids.extend(invoice.pk for invoice in invoices)
     return True

@@ -144,3 +144,18 @@ def test_a_subscription_failing_in_one_batch_bills_none_of_its_later_periods(mon
         InvoiceSubscription.objects.values_list("subscription__external_id", "to_datetime__month").order_by()
     )
     assert billed == [("a", 2), ("a", 3), ("b", 2), ("b", 3)]
+
+
+def test_a_batch_reserves_numbers_only_for_the_invoices_it_finalizes(announced, caplog):
+    """One customer with a grace period in the batch: its invoice stays draft (no number), the
+    others take the batch's reserved numbers, all of them, in one transaction (no retry)."""
+    subs = _subscriptions(["a", "b", "c"])
+    customer = subs["b"].customer
+    customer.invoice_grace_period = 3
+    customer.save()
+    caplog.set_level("INFO", logger="invoicing.runs")
+    summary = runs.bill_due(at=AT, actor="test")
+    assert (summary.created, summary.failed) == (3, 0)
+    assert not [r for r in caplog.records if "rolled back" in r.message]
+    numbers = dict(Invoice.objects.values_list("customer__external_id", "number"))
+    assert numbers == {"cust_a": "ACME-202402-001", "cust_b": "ACME-DRAFT", "cust_c": "ACME-202402-002"}
