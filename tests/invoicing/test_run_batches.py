@@ -159,3 +159,19 @@ def test_a_batch_reserves_numbers_only_for_the_invoices_it_finalizes(announced, 
     assert not [r for r in caplog.records if "rolled back" in r.message]
     numbers = dict(Invoice.objects.values_list("customer__external_id", "number"))
     assert numbers == {"cust_a": "ACME-202402-001", "cust_b": "ACME-DRAFT", "cust_c": "ACME-202402-002"}
+
+
+def test_the_retry_consumes_a_wallet_once_not_from_the_rolled_back_attempt(poison):
+    """The attempt consumed `a`'s wallet before the poisoned invoice rolled the batch back; the
+    retry reads it again (and the customers, subscriptions and lookups) and consumes it once."""
+    from invoicing.wallets import services as wallet_services
+    from invoicing.wallets.models import Wallet
+
+    subs = _subscriptions(["a", "poison", "b"])
+    wallet_services.wallet_create(customer=subs["a"].customer, rate_amount="1", granted_credits="4", actor="test")
+    summary = runs.bill_due(at=AT, actor="test")
+    assert (summary.created, summary.failed) == (2, 1)
+    invoice = Invoice.objects.get(customer__external_id="cust_a")
+    # 10.00 + 1 event x 1.00 = 11.00, of which the wallet's 4.00 credits pay 4.00, once.
+    assert (invoice.prepaid_credit_amount, invoice.total_amount) == (D("4"), D("7"))
+    assert Wallet.objects.get(customer__external_id="cust_a").balance == D("0")
