@@ -1,9 +1,12 @@
-"""Billing runs: bill every subscription-period due at an instant, each in its own transaction.
+"""Billing runs: bill every subscription-period due at an instant, a batch of them per transaction.
 
 `bill_due` is the inline run (the run_invoices command, the benchmark): usage of a chunk of
-subscriptions is aggregated up front (one query per charge bucket for the whole chunk), then
-each subscription-period is billed in its own transaction. `bill_one` bills one
-subscription-period by ids (the Celery fan-out, the plans signals' receivers). Either way a
+subscriptions is aggregated up front (one query per charge bucket for the whole chunk), then the
+chunk's subscription-periods are billed BATCH at a time, each batch in one transaction (one
+commit instead of one per invoice). A batch that raises anywhere is rolled back whole and billed
+again one invoice per transaction, from objects read again: a failing invoice fails alone.
+`bill_batch` is the Celery fan-out's unit (billed as a chunk), `bill_one` bills one
+subscription-period by ids in its own transaction (the plans signals' receivers). Either way a
 period billed already is skipped by the InvoiceSubscription unique constraint, never by a check.
 """
 
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Prefetch
 
 from customers.models import Organization
@@ -28,6 +32,14 @@ from .models import Invoice, InvoicingReason
 logger = logging.getLogger(__name__)
 
 CHUNK = 500
+
+# Subscription-periods per transaction, inline and in each Celery task: one commit (its WAL
+# flush, about 4 ms on this disk with synchronous_commit on) is shared by BATCH invoices. While a
+# batch runs, the rows its invoices lock stay locked until it commits: the customers' numbering
+# sequence rows (per-organization numbering: the one organization row, so concurrent workers
+# queue for a whole batch), the wallets and credit notes they consume. Large enough to make the
+# commit's cost small per invoice, small enough that a rolled-back batch costs little to bill again.
+BATCH = 50
 
 
 @dataclass
@@ -105,23 +117,124 @@ def _bill_chunk(
     progress: Callable[[int, int], None] | None = None,
     done: int = 0,
     total: int = 0,
+    batch_size: int | None = None,
 ) -> int:
     """A chunk of due periods: usage aggregated up front for the chunk (one query per charge
-    bucket), customers' numbers and lookups read once, then each period in its own transaction."""
+    bucket), customers' numbers and lookups read once, then BATCH periods per transaction."""
     # Late usage: the chunk's period ends published before its usage is read (corrections).
     billed_through_publish(
         (d.subscription.external_id, d.window.charges_to_datetime)
         for d in chunk
         if d.window.charges_to_datetime is not None
     )
+    numbering.customers_sequential_ids_assign(d.subscription.customer for d in chunk)
+    usage, context = _chunk_reads(chunk, organization)
+    batch_size = batch_size or BATCH
+    for start in range(0, len(chunk), batch_size):
+        batch = chunk[start : start + batch_size]
+        done += len(batch)
+        # A subscription whose earlier period failed in this run bills none of its later ones.
+        stopped = [item for item in batch if item.subscription.pk in failed_subscriptions]
+        summary.failed += len(stopped)
+        batch = [item for item in batch if item.subscription.pk not in failed_subscriptions]
+        if len(batch) == 1:
+            _bill_each(
+                batch,
+                actor=actor,
+                usage=usage,
+                context=context,
+                summary=summary,
+                failed_subscriptions=failed_subscriptions,
+            )
+        elif batch and not _bill_together(batch, actor=actor, usage=usage, context=context, summary=summary):
+            # Rolled back whole (nothing of it left: rows, numbers, on_commit callbacks). Billed
+            # again one per transaction from objects read again: the attempt may have changed the
+            # ones in memory (subscriptions, customers, the context's snapshots).
+            batch = _read_again(batch)
+            retry_usage, retry_context = _chunk_reads(batch, Organization.current())
+            _bill_each(
+                batch,
+                actor=actor,
+                usage=retry_usage,
+                context=retry_context,
+                summary=summary,
+                failed_subscriptions=failed_subscriptions,
+            )
+        if progress is not None:
+            progress(done, total)
+    return done
+
+
+def _chunk_reads(
+    chunk: Sequence[selectors.Due], organization: Organization
+) -> tuple[billing.BatchUsage, services.RunContext]:
+    """What the chunk's invoices read once: the usage of every period, the customers' and
+    plans' lookups."""
     usage = billing.BatchUsage(
         (d.subscription, d.window.charges_period) for d in chunk if d.window.charges_period is not None
     )
-    numbering.customers_sequential_ids_assign(d.subscription.customer for d in chunk)
     context = services.RunContext.for_customers([d.subscription.customer_id for d in chunk], organization)
     context.plans_read([d.subscription for d in chunk])
-    for item in chunk:
-        done += 1
+    return usage, context
+
+
+def _bill_together(
+    batch: Sequence[selectors.Due],
+    *,
+    actor: str,
+    usage: billing.BatchUsage,
+    context: services.RunContext,
+    summary: RunSummary,
+) -> bool:
+    """The batch in one transaction; False (nothing kept, nothing reported) when anything in it
+    raised, its commit included. A period billed already (a second run, a racing worker) raises
+    AlreadyBilled and rolls the batch back too: the retry skips it. The numbers of the invoices
+    finalized at once (no grace period) are reserved first, in one statement."""
+    organization = context.organization
+    finalized = [
+        item.subscription.customer
+        for item in batch
+        if item.subscription.customer.applicable_invoice_grace_period(organization) == 0
+    ]
+    try:
+        with transaction.atomic():
+            context.numbers = numbering.numbers_reserve(finalized, organization)
+            invoices = [
+                services.invoice_create_for_period(
+                    subscription=item.subscription,
+                    window=item.window,
+                    actor=actor,
+                    usage=usage,
+                    context=context,
+                    batched=True,
+                )
+                for item in batch
+            ]
+            if context.numbers.left():  # gapless: every reserved number is used, or none is
+                raise RuntimeError(f"{context.numbers.left()} reserved invoice numbers left unused")
+    except Exception as error:
+        logger.info(
+            "invoicing: a batch of %d periods rolled back (%r); billing them one per transaction", len(batch), error
+        )
+        return False
+    finally:
+        context.numbers = None
+    summary.created += len(invoices)
+    summary.invoice_ids.extend(invoice.pk for invoice in invoices)
+    return True
+
+
+def _bill_each(
+    batch: Sequence[selectors.Due],
+    *,
+    actor: str,
+    usage: billing.BatchUsage,
+    context: services.RunContext,
+    summary: RunSummary,
+    failed_subscriptions: set[Any],
+) -> None:
+    """One period per transaction: a failure is reported and stops the subscription's later periods."""
+    for item in batch:
         if item.subscription.pk in failed_subscriptions:
             summary.failed += 1
             continue
@@ -137,9 +250,25 @@ def _bill_chunk(
         else:
             summary.created += 1
             summary.invoice_ids.append(invoice.pk)
-        if progress is not None:
-            progress(done, total)
-    return done
+
+
+def _with_relations(queryset: Any) -> Any:
+    """Subscriptions with what billing and its windows read (as selectors.due_subscriptions)."""
+    return billing.with_billing_relations(queryset).prefetch_related(
+        Prefetch(
+            "next_subscriptions",
+            queryset=Subscription.objects.only(
+                "pk", "previous_subscription_id", "status", "started_at", "downgrade_at"
+            ),
+        )
+    )
+
+
+def _read_again(batch: Sequence[selectors.Due]) -> list[selectors.Due]:
+    """The batch's periods with their subscriptions (customers, plans) read again; the windows
+    are values computed from them before the attempt, kept as they are."""
+    fresh = {s.pk: s for s in _with_relations(Subscription.objects.filter(pk__in={d.subscription.pk for d in batch}))}
+    return [selectors.Due(fresh[d.subscription.pk], d.window) for d in batch if d.subscription.pk in fresh]
 
 
 def bill_batch(*, items: Sequence[tuple[str, Sequence[tuple[str, str]]]], actor: str) -> RunSummary:
@@ -149,16 +278,9 @@ def bill_batch(*, items: Sequence[tuple[str, Sequence[tuple[str, str]]]], actor:
     workers, so batches may run on any number of hosts, and a batch run twice bills nothing."""
     by_pk = {
         str(s.pk): s
-        for s in billing.with_billing_relations(Subscription.objects.filter(pk__in=[pk for pk, _ in items]))
-        .prefetch_related(
-            Prefetch(
-                "next_subscriptions",
-                queryset=Subscription.objects.only(
-                    "pk", "previous_subscription_id", "status", "started_at", "downgrade_at"
-                ),
-            )
+        for s in _with_relations(Subscription.objects.filter(pk__in=[pk for pk, _ in items])).order_by(
+            "created_at", "id"
         )
-        .order_by("created_at", "id")
     }
     due: list[selectors.Due] = []
     for subscription_id, periods in items:

@@ -118,6 +118,9 @@ class RunContext:
     plan_fixed_charges: dict[Any, list[Any]] | None = None
     plan_commitments: dict[Any, Any] | None = None
     progressive_periods: set[tuple[str, datetime]] | None = None
+    # The invoice numbers a batch of invoices in one transaction reserved up front (runs.BATCH);
+    # set for that transaction only. None: each number is read when it is assigned.
+    numbers: numbering.ReservedNumbers | None = None
 
     @classmethod
     def for_customers(cls, customer_ids: Sequence[Any], organization: Organization | None = None) -> RunContext:
@@ -178,17 +181,29 @@ def invoice_create_for_period(
     context: RunContext | None = None,
     finalize: bool | None = None,
     now: datetime | None = None,
+    batched: bool = False,
 ) -> Invoice:
     """The period run, one transaction, read top to bottom. A second run for the period raises
     AlreadyBilled at step 1, before any work. Without a grace period the invoice is finalized
-    at once; with one it stays draft (steps 6-9 run when the draft is finalized)."""
+    at once; with one it stays draft (steps 6-9 run when the draft is finalized).
+
+    `batched`: inside a caller's transaction holding several invoices (runs.BATCH), no savepoint
+    of its own (two statements less), and the period's claim joins the invoice's one insert (one
+    statement less): a period billed already then raises AlreadyBilled at that insert, after the
+    pricing, and anything raised here leaves the caller's transaction to be rolled back whole
+    (the caller bills the batch again one invoice per transaction, where the claim comes first)."""
     context = context or RunContext(organization=organization or Organization.current())
     grace = subscription.customer.applicable_invoice_grace_period(context.organization)
     finalize = finalize if finalize is not None else grace == 0
     try:
-        with transaction.atomic():
-            # 1. The window: the period is claimed (its unique InvoiceSubscription row).
-            invoice = _invoice_claim(subscription=subscription, window=window, context=context, grace_days=grace)
+        with transaction.atomic(savepoint=not batched):
+            # 1. The window: the period is claimed (its unique InvoiceSubscription row; batched:
+            # written with the invoice's insert).
+            invoice, claim = _invoice_claim_row(
+                subscription=subscription, window=window, context=context, grace_days=grace
+            )
+            if not batched:
+                claim.save(force_insert=True)
             # 2-3. Usage aggregated in SQL, priced into fees: subscription fee, charges, minimums.
             fees = billing.subscription_fees(subscription, window, usage=usage)
             # 3a. Fixed charges (plans' add-ons with units), in advance or in arrears.
@@ -218,6 +233,7 @@ def invoice_create_for_period(
                 actor=actor,
                 now=now,
                 payload={"reason": window.reason},
+                claim=claim if batched else None,
             )
             # A final period of a plan paid in advance credits the part of the fee not used.
             if window.reason in windows.FINAL_REASONS:
@@ -255,6 +271,17 @@ def _invoice_claim(
     """A draft invoice (unsaved) for `window`, its period claimed by the InvoiceSubscription row
     whose unique constraint refuses a second invoice. Issued on the local date of the window's
     timestamp plus `grace_days`."""
+    invoice, claim = _invoice_claim_row(
+        subscription=subscription, window=window, context=context, grace_days=grace_days
+    )
+    claim.save(force_insert=True)
+    return invoice
+
+
+def _invoice_claim_row(
+    *, subscription: Subscription, window: windows.BillingWindow, context: RunContext, grace_days: int
+) -> tuple[Invoice, InvoiceSubscription]:
+    """_invoice_claim's invoice and its claim, both unsaved."""
     assert transaction.get_connection().in_atomic_block, "an invoice is created inside its caller's transaction"
     organization = context.organization
     customer = subscription.customer
@@ -272,7 +299,7 @@ def _invoice_claim(
         net_payment_term=net_term,
     )
     # Foreign keys are checked at commit: the period is claimed before the invoice exists.
-    InvoiceSubscription.objects.create(
+    claim = InvoiceSubscription(
         invoice_id=invoice.pk,
         subscription=subscription,
         invoicing_reason=window.reason,
@@ -282,7 +309,7 @@ def _invoice_claim(
         charges_to_datetime=window.charges_to_datetime,
         timestamp=window.timestamp,
     )
-    return invoice
+    return invoice, claim
 
 
 def invoice_create_with_fees(
@@ -319,10 +346,12 @@ def invoice_complete(
     actor: str,
     now: datetime | None,
     payload: Mapping[str, Any],
+    claim: InvoiceSubscription | None = None,
 ) -> None:
     """Steps 4-9 of the period run on a claimed invoice, built in memory and inserted once:
     coupons, taxes and subtotals; when `finalize`, the credit notes, the prepaid credits, the
-    total, the number and the frozen details (payment and PDF after commit)."""
+    total, the number and the frozen details (payment and PDF after commit). `claim`: the
+    period's claim not written yet (a batched run), inserted with the invoice."""
     customer = invoice.customer
     with_coupons = context.customers_with_coupons is None or customer.pk in context.customers_with_coupons
     with_credit = context.customers_with_credit is None or customer.pk in context.customers_with_credit
@@ -348,6 +377,7 @@ def invoice_complete(
             with_credit=with_credit,
             with_wallets=with_wallets,
             wallets=wallets,
+            numbers=context.numbers,
         )
         events.append(_event(invoice, "finalized", actor, number=invoice.number, **_totals_payload(invoice)))
         _after_commit(invoice)
@@ -361,6 +391,7 @@ def invoice_complete(
     # The invoice, its fees, taxes, credits and events: one statement (billing_project.bulk).
     insert_together(
         [
+            (InvoiceSubscription, [claim] if claim is not None else []),
             (Invoice, [invoice]),
             (Fee, fees),
             (FeeAppliedTax, taxes.fee_taxes),
@@ -504,6 +535,7 @@ def _finalize_steps(
     with_credit: bool,
     with_wallets: bool = True,
     wallets: list[Any] | None = None,
+    numbers: numbering.ReservedNumbers | None = None,
 ) -> None:
     """Steps 6-9, in memory except what they consume: credit notes (their rows locked) and the
     gapless number (its sequence row locked until commit)."""
@@ -518,7 +550,9 @@ def _finalize_steps(
         invoice.sub_total_including_taxes_amount - invoice.credit_notes_amount - invoice.prepaid_credit_amount
     )
     # 9. The number, the frozen customer and issuer details, the status.
-    numbering.invoice_number_assign(invoice=invoice, organization=organization, issuing_date=invoice.issuing_date)
+    numbering.invoice_number_assign(
+        invoice=invoice, organization=organization, issuing_date=invoice.issuing_date, reserved=numbers
+    )
     invoice.customer_snapshot = customer_snapshot(invoice.customer, organization)
     invoice.status = InvoiceStatus.FINALIZED
     invoice.finalized_at = now

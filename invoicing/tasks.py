@@ -19,7 +19,8 @@ from .models import CreditNote, Invoice
 def bill_due_subscriptions(at: str | None = None) -> dict[str, int]:
     """Hourly at :10: the plan changes due at the instant first (as runs.bill_due), then the
     fan-out: one task per batch of FANOUT_BATCH subscriptions, each with its due periods, oldest
-    first (a batch aggregates its usage up front and bills each period in its own transaction)."""
+    first (a batch aggregates its usage up front and bills its periods in one transaction, runs.BATCH;
+    one that raises is billed again one period per transaction)."""
     instant = datetime.fromisoformat(at) if at else timezone.now()
     subscriptions_activate_due(now=instant)
     # Fold the hours just closed into the usage rollups first (waiting for a periodic fold that

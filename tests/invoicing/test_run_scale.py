@@ -37,47 +37,48 @@ def _subscriptions(count: int, events_each: int) -> list:
 
 
 @pytest.mark.postgres  # counts or refusals PostgreSQL makes (SQLite differs)
-def test_run_queries_grow_by_four_per_invoice_whatever_the_events():
+def test_run_queries_one_per_invoice_and_two_per_batch_whatever_the_events(monkeypatch):
     plan = make_plan(amount_cents=1000, charges=[standard_charge(amount="1")])
     for i in range(2):
         sub = subscribe(plan=plan, external_id=f"few_{i}", customer=make_customer(external_id=f"few{i}"))
         events(sub, [utc(2024, 1, 10)])
     with CaptureQueriesContext(connection) as two:
-        assert runs.bill_due(at=AT, actor="test").created == 2
+        assert runs.bill_due(at=AT, actor="test").created == 2  # one batch of two
     for i in range(4):
         sub = subscribe(plan=plan, external_id=f"many_{i}", customer=make_customer(external_id=f"many{i}"))
         events(sub, [utc(2024, 1, 10)] * 25)
+    monkeypatch.setattr(runs, "BATCH", 2)
     with CaptureQueriesContext(connection) as four_more:
-        summary = runs.bill_due(at=AT, actor="test")
+        summary = runs.bill_due(at=AT, actor="test")  # two batches of two
     assert summary.created == 4 and summary.skipped == 2
 
-    # 4 statements per invoice (claim, number, the one insert, webhook endpoints), plus the
-    # same constant for both runs (selectors, the chunk's usage and lookups), whatever the events.
-    # (Savepoints: the test's transaction makes each invoice's transaction one; not counted.)
+    # Per invoice one statement (its claim, the invoice and every row of it); per batch (one
+    # transaction) two: the batch's invoice numbers reserved, the webhook endpoints read; plus
+    # the same constant for both runs (selectors, the chunk's usage and lookups), whatever the
+    # events. (Savepoints: the test's transaction makes each batch's transaction one; not counted.)
     def statements(captured: CaptureQueriesContext) -> int:
         return sum(1 for q in captured.captured_queries if "SAVEPOINT" not in q["sql"])
 
     def starting(captured: CaptureQueriesContext, prefix: str) -> int:
         return sum(1 for q in captured.captured_queries if q["sql"].lstrip().startswith(prefix))
 
-    # The run's own four statements: exactly one each per invoice.
-    for prefix in (
-        'INSERT INTO "invoicing_invoicesubscription"',
-        'INSERT INTO "sequences_sequence"',
-        'WITH i0 AS (INSERT INTO "invoicing_invoice"',
-        'SELECT "webhooks_webhookendpoint"',
-    ):
-        assert starting(four_more, prefix) - starting(two, prefix) == 4 - 2, prefix
+    invoice_insert = 'WITH i0 AS (INSERT INTO "invoicing_invoicesubscription"'
+    assert (starting(two, invoice_insert), starting(four_more, invoice_insert)) == (2, 4)
+    assert (starting(two, 'SELECT "webhooks_webhookendpoint"'), starting(four_more, 'SELECT "webhooks')) == (1, 2)
+    # The sequences: the chunk's new customers' numbers (one statement), then one per batch.
+    assert (starting(two, 'INSERT INTO "sequences_sequence"'), starting(four_more, 'INSERT INTO "sequences')) == (2, 3)
+    # No claim, number or savepoint of its own per invoice.
+    assert starting(four_more, 'INSERT INTO "invoicing_invoicesubscription"') == 0
     # Everything else is constant per run (selectors, the chunk's usage and lookups: customers'
     # taxes, coupons, credit notes, wallets; plans' fixed charges and commitments; progressive
     # billing periods), whatever the events: the other steps add nothing per invoice. The e-mail
     # outbox gets the invoice and the organization in memory, the lineage (FeeEvent rows) is
     # part of the one insert statement.
-    assert statements(four_more) - statements(two) == (4 - 2) * 4
+    assert statements(four_more) - statements(two) == (4 - 2) * 1 + (2 - 1) * 2
     per_invoice = [
         q["sql"]
         for q in four_more.captured_queries
-        if q["sql"].startswith(("WITH i0", 'INSERT INTO "invoicing_invoice"'))
+        if q["sql"].startswith(("WITH i0", 'INSERT INTO "invoicing_invoice'))
     ]
     assert len(per_invoice) == 4  # the invoice and its rows: one statement each
     invoice = Invoice.objects.get(invoice_subscriptions__subscription__external_id="many_0")

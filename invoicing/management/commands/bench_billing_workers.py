@@ -8,7 +8,8 @@ sets up its run (N monthly subscriptions, two charges, 100 events each, folded i
 rollups first as the hourly task folds them). The broker is REDIS_URL (or --broker); its database
 is flushed before each round, so give the bench one of its own (skipped without one). Per round: the invoicing rows are
 emptied, a worker with --concurrency C is started, invoicing.tasks.bill_due_subscriptions
-publishes one task per subscription, and the clock stops when the last invoice is committed.
+publishes one task per batch of 50 subscriptions (tasks.FANOUT_BATCH, each billed in one
+transaction: runs.BATCH), and the clock stops when the last invoice is committed.
 The workers share nothing but PostgreSQL and Redis (no process-local state, row locks only):
 the same run on many hosts is many such workers. Figures, not assertions: compare within a run.
 """
