@@ -210,11 +210,14 @@ def _transactions(invoice: Invoice, wallets: list[Wallet], *, left: Decimal, now
 def _snapshot_follow(
     snapshot: list[Wallet], basis: list[Wallet], rows: list[WalletTransaction], *, currency: str
 ) -> None:
-    """Once the invoice commits, the chunk's snapshot holds what its wallets hold now (the next
-    invoice of the customer in the chunk takes the guarded path again): `basis` are the wallets
-    the consumption was computed from, as locked (or as checked by the guard); the snapshot's
-    others in that currency had nothing to take then. Rolled back: unchanged, as the rows are.
-    A snapshot left stale is only slower, never wrong: the guard refuses it."""
+    """From now on the chunk's snapshot holds what its wallets hold inside this transaction (the
+    next invoice of the customer in the chunk, in the same batch transaction or a later one,
+    takes the guarded path again): `basis` are the wallets the consumption was computed from, as
+    locked (or as checked by the guard); the snapshot's others in that currency had nothing to
+    take then. Applied at once, not on commit: a batch of invoices shares one transaction
+    (invoicing.runs.BATCH). If it rolls back, the snapshot is left ahead of the database; that is
+    only slower, never wrong: the guard refuses a stale snapshot and the locked path reads again
+    (and a rolled-back batch is billed again from a fresh RunContext anyway)."""
     taken = {row.wallet_id: (row.amount, row.credit_amount) for row in rows}
     after = {
         w.pk: (w.balance - taken.get(w.pk, (ZERO, ZERO))[0], w.credits_balance - taken.get(w.pk, (ZERO, ZERO))[1], w)
@@ -235,7 +238,7 @@ def _snapshot_follow(
             if held.pk not in after and held.currency == currency:
                 held.balance, held.credits_balance = ZERO, ZERO
 
-    transaction.on_commit(follow)
+    follow()
 
 
 def _guarded_available() -> bool:
