@@ -279,7 +279,21 @@ _GUARDED_CASTS = ("uuid", "numeric", "numeric", "integer", "timestamptz", "times
 # consumption or top-up, then re-checks its WHERE against the newest row version), compare it
 # with the snapshot the amounts were computed from, and only if every row matches (and no other
 # wallet qualifies) insert the outbound transactions and take them from the balances.
-_GUARDED_SQL = """
+# What both consumptions do with the transactions they inserted (`spent`): take them from the wallets.
+_SPEND_SQL = """
+UPDATE {wallet} AS w SET
+    balance = w.balance - spent.amount,
+    credits_balance = w.credits_balance - spent.credit_amount,
+    ongoing_balance = w.ongoing_balance - spent.amount,
+    credits_ongoing_balance = w.credits_ongoing_balance - spent.credit_amount,
+    consumed_amount = w.consumed_amount + spent.amount,
+    consumed_credits = w.consumed_credits + spent.credit_amount,
+    last_consumed_credit_at = %s, last_balance_sync_at = %s, updated_at = %s
+FROM spent WHERE w.id = spent.wallet_id
+"""
+
+_GUARDED_SQL = (
+    """
 WITH locked AS MATERIALIZED (
     SELECT {columns} FROM {wallet}
     WHERE customer_id = %s AND status = %s AND currency = %s AND balance > 0
@@ -295,17 +309,10 @@ spent AS (
     SELECT * FROM (VALUES {values}) AS v WHERE (SELECT ok FROM held)
     RETURNING wallet_id, amount, credit_amount
 )
-UPDATE {wallet} AS w SET
-    balance = w.balance - spent.amount,
-    credits_balance = w.credits_balance - spent.credit_amount,
-    ongoing_balance = w.ongoing_balance - spent.amount,
-    credits_ongoing_balance = w.credits_ongoing_balance - spent.credit_amount,
-    consumed_amount = w.consumed_amount + spent.amount,
-    consumed_credits = w.consumed_credits + spent.credit_amount,
-    last_consumed_credit_at = %s, last_balance_sync_at = %s, updated_at = %s
-FROM spent WHERE w.id = spent.wallet_id
-RETURNING w.id
 """
+    + _SPEND_SQL
+    + "RETURNING w.id\n"
+)
 
 
 def _consume_guarded(
@@ -367,18 +374,12 @@ def _consume_guarded(
     return True
 
 
-_CONSUME_SQL = """
+_CONSUME_SQL = (
+    """
 WITH spent AS ({insert} RETURNING wallet_id, amount, credit_amount)
-UPDATE {wallet} AS w SET
-    balance = w.balance - spent.amount,
-    credits_balance = w.credits_balance - spent.credit_amount,
-    ongoing_balance = w.ongoing_balance - spent.amount,
-    credits_ongoing_balance = w.credits_ongoing_balance - spent.credit_amount,
-    consumed_amount = w.consumed_amount + spent.amount,
-    consumed_credits = w.consumed_credits + spent.credit_amount,
-    last_consumed_credit_at = %s, last_balance_sync_at = %s, updated_at = %s
-FROM spent WHERE w.id = spent.wallet_id
 """
+    + _SPEND_SQL
+)
 
 
 def _consume(rows: list[WalletTransaction], *, now: Any) -> None:
