@@ -261,18 +261,9 @@ SNAPSHOT_FIELDS = (
     "billable_metric_ids",
 )
 
-# What the consumption's amounts depend on, compared with the snapshot (after the lock).
-_GUARDED_FIELDS = (
-    "id",
-    "balance",
-    "credits_balance",
-    "priority",
-    "expiration_at",
-    "created_at",
-    "rate_amount",
-    "allowed_fee_types",
-    "billable_metric_ids",
-)
+# What the consumption's amounts depend on, compared with the snapshot (after the lock): the
+# wallet and what the snapshot holds after its customer, status and currency (the lock's WHERE).
+_GUARDED_FIELDS = ("id", *SNAPSHOT_FIELDS[4:])
 _GUARDED_CASTS = ("uuid", "numeric", "numeric", "integer", "timestamptz", "timestamptz", "numeric", "jsonb", "jsonb")
 
 # One statement: lock what the locked path would lock (FOR UPDATE waits for a concurrent
