@@ -13,14 +13,117 @@ and may join further statements of the same transaction to it (a `Tail`: the inv
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, models
 from django.db.models.sql import InsertQuery
 
 Batch = tuple[type[models.Model], Sequence[models.Model]]
+
+
+# Values Django's own preparation (Field.get_db_prep_save on PostgreSQL) hands to the driver
+# unchanged, by the exact field class: such a value is taken as it is, anything else (None
+# excepted) goes through the field's get_db_prep_save, as bulk_create would. Exact classes only:
+# a subclass may prepare its values its own way. The billing run inserts about 160 values per
+# invoice; Django's per-value path was a quarter of the run's Python time.
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def _is_decimal(value: Any) -> bool:
+    return type(value) is Decimal and value.is_finite()
+
+
+def _is_aware(value: Any) -> bool:
+    return type(value) is datetime and (value.tzinfo is not None or not settings.USE_TZ)
+
+
+_AS_IS: dict[type[models.Field], Callable[[Any], bool]] = {
+    models.CharField: _is_str,
+    models.TextField: _is_str,
+    models.UUIDField: lambda value: type(value) is uuid.UUID,
+    models.BooleanField: lambda value: type(value) is bool,
+    models.IntegerField: _is_int,
+    models.BigIntegerField: _is_int,
+    models.SmallIntegerField: _is_int,
+    models.PositiveIntegerField: _is_int,
+    models.PositiveBigIntegerField: _is_int,
+    models.PositiveSmallIntegerField: _is_int,
+    models.BigAutoField: _is_int,
+    models.AutoField: _is_int,
+    models.DecimalField: _is_decimal,
+    models.DateTimeField: _is_aware,
+    models.DateField: lambda value: type(value) is date,
+}
+
+
+@dataclass(frozen=True)
+class _Column:
+    field: models.Field
+    attname: str
+    as_is: Callable[[Any], bool] | None  # None: always prepared by the field
+    pre_save: bool  # read through field.pre_save (auto_now, files) rather than the attribute
+
+
+def _column(model_field: models.Field) -> _Column:
+    target = model_field.target_field if model_field.is_relation else model_field  # type: ignore[attr-defined]
+    exact = type(model_field) is models.ForeignKey or type(model_field) in _AS_IS
+    as_is = _AS_IS.get(type(target)) if exact else None
+    # Field.pre_save is the attribute for every field but the ones that set or save something.
+    stamped = bool(getattr(model_field, "auto_now", False) or getattr(model_field, "auto_now_add", False))
+    pre_save = as_is is None or stamped
+    return _Column(model_field, model_field.attname, as_is, pre_save)
+
+
+@cache
+def _columns(model: type[models.Model], with_pk: bool) -> tuple[tuple[_Column, ...], str]:
+    """The model's insertable columns and their INSERT ... SELECT * FROM UNNEST(...) statement
+    (Django's own PostgreSQL bulk form: one array parameter per column, whatever the row count)."""
+    opts = model._meta
+    fields = [f for f in opts.concrete_fields if not f.generated and (with_pk or f is not opts.pk)]
+    quote = connection.ops.quote_name
+    # Parameters stripped from the types, as Django strips them (varchar[], not varchar(50)[]).
+    arrays = ", ".join(f"(%s)::{str(f.db_type(connection)).split('(')[0]}[]" for f in fields)
+    sql = (
+        f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "
+        f"SELECT * FROM UNNEST({arrays})"
+    )
+    return tuple(_column(f) for f in fields), sql
+
+
+class _Compiled(Exception):
+    """A value only Django's compiler can place (an expression): compile the model's rows with it."""
+
+
+def _insert_arrays(model: type[models.Model], objs: Sequence[models.Model], with_pk: bool) -> tuple[str, list[Any]]:
+    columns, sql = _columns(model, with_pk)
+    arrays: list[list[Any]] = []
+    for column in columns:
+        as_is, attname, model_field = column.as_is, column.attname, column.field
+        if column.pre_save:
+            values = [model_field.pre_save(obj, True) for obj in objs]
+        else:
+            values = [getattr(obj, attname) for obj in objs]
+        if as_is is None or not all(value is None or as_is(value) for value in values):
+            # The whole column through the field, as bulk_create prepares it: one array holds
+            # values of one kind (Django wraps integers it prepares, for instance).
+            if any(hasattr(value, "resolve_expression") for value in values):
+                raise _Compiled
+            values = [model_field.get_db_prep_save(value, connection) for value in values]
+        arrays.append(values)
+    return sql, arrays
+
 
 _NAMED = re.compile(r"%\((\w+)\)s")
 
@@ -72,12 +175,18 @@ def insert_together(batches: Sequence[Batch], *, tail: Tail | None = None) -> in
         without_pk = [obj for obj in objs if obj.pk is None]
         if without_pk and len(without_pk) != len(objs):
             raise ValueError(f"{model.__name__}: primary keys all set or all left to the database")
-        fields = [f for f in opts.concrete_fields if not f.generated and (not without_pk or f is not opts.pk)]
-        query = InsertQuery(model)
-        query.insert_values(fields, objs)
-        for sql, sql_params in query.get_compiler(connection=connection).as_sql():
+        try:
+            sql, arrays = _insert_arrays(model, objs, with_pk=not without_pk)
+        except _Compiled:
+            fields = [f for f in opts.concrete_fields if not f.generated and (not without_pk or f is not opts.pk)]
+            query = InsertQuery(model)
+            query.insert_values(fields, objs)
+            for sql, sql_params in query.get_compiler(connection=connection).as_sql():
+                statements.append(sql)
+                params.extend(sql_params)
+        else:
             statements.append(sql)
-            params.extend(sql_params)
+            params.extend(arrays)
     if tail is not None:
         # Every insert becomes a CTE (PostgreSQL runs each once, referenced or not); the tail's
         # SELECT is the answer.
