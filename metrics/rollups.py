@@ -181,11 +181,23 @@ def usage_rollups_fold(
 
 
 def usage_rollups_caught_up(*, now: datetime | None = None, grace: timedelta = timedelta(minutes=5)) -> bool:
-    """True when one more fold would find nothing to do (the bench and tests fold until then)."""
+    """True when one more fold would find nothing to do (the bench and tests fold until then):
+    every watermark at the target, and no settled event past the discovery cursor (a fold
+    discovers at most `discovery_batch` events, and stops at the first one still settling)."""
+    if connection.vendor != "postgresql":
+        return True  # SQLite folds nothing (usage_rollups_fold)
     target = floor_hour((now or timezone.now()) - grace)
-    return not UsageWatermark.objects.filter(folded_until__lt=target).exists() and not (
-        UsageWatermark.objects.filter(folded_until__isnull=True).exists()
-    )
+    if UsageWatermark.objects.filter(folded_until__lt=target).exists():
+        return False
+    if UsageWatermark.objects.filter(folded_until__isnull=True).exists():
+        return False
+    position = UsageFoldCursor.objects.filter(name="events").values_list("last_event_id", flat=True).first() or 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {_EVENTS} WHERE id > %s AND created_at < now() - %s::interval)",
+            [position, f"{int(_DISCOVERY_SETTLE.total_seconds())} seconds"],
+        )
+        return not cursor.fetchone()[0]
 
 
 @contextmanager
