@@ -87,19 +87,18 @@ def _column(model_field: models.Field) -> _Column:
 
 
 @cache
-def _columns(model: type[models.Model], with_pk: bool) -> tuple[tuple[_Column, ...], str]:
-    """The model's insertable columns and their INSERT ... SELECT * FROM UNNEST(...) statement
-    (Django's own PostgreSQL bulk form: one array parameter per column, whatever the row count)."""
+def _columns(model: type[models.Model], with_pk: bool) -> tuple[tuple[_Column, ...], str, str]:
+    """The model's insertable columns and their statements: INSERT ... SELECT * FROM UNNEST(...)
+    (Django's own PostgreSQL bulk form: one array parameter per column) for several rows, and
+    INSERT ... VALUES (...) for one (one value per column: no array to build or quote)."""
     opts = model._meta
     fields = [f for f in opts.concrete_fields if not f.generated and (with_pk or f is not opts.pk)]
     quote = connection.ops.quote_name
     # Parameters stripped from the types, as Django strips them (varchar[], not varchar(50)[]).
     arrays = ", ".join(f"(%s)::{str(f.db_type(connection)).split('(')[0]}[]" for f in fields)
-    sql = (
-        f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(str(f.column)) for f in fields)}) "
-        f"SELECT * FROM UNNEST({arrays})"
-    )
-    return tuple(_column(f) for f in fields), sql
+    head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(str(f.column)) for f in fields)})"
+    values = ", ".join(["%s"] * len(fields))
+    return tuple(_column(f) for f in fields), f"{head} SELECT * FROM UNNEST({arrays})", f"{head} VALUES ({values})"
 
 
 class _Compiled(Exception):
@@ -107,7 +106,7 @@ class _Compiled(Exception):
 
 
 def _insert_arrays(model: type[models.Model], objs: Sequence[models.Model], with_pk: bool) -> tuple[str, list[Any]]:
-    columns, sql = _columns(model, with_pk)
+    columns, rows_sql, row_sql = _columns(model, with_pk)
     arrays: list[list[Any]] = []
     for column in columns:
         as_is, attname, model_field = column.as_is, column.attname, column.field
@@ -122,7 +121,9 @@ def _insert_arrays(model: type[models.Model], objs: Sequence[models.Model], with
                 raise _Compiled
             values = [model_field.get_db_prep_save(value, connection) for value in values]
         arrays.append(values)
-    return sql, arrays
+    if len(objs) == 1:
+        return row_sql, [values[0] for values in arrays]
+    return rows_sql, arrays
 
 
 _NAMED = re.compile(r"%\((\w+)\)s")

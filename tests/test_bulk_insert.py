@@ -148,7 +148,7 @@ def test_auto_now_stamps_are_set_and_expressions_go_through_django_compiler():
 
 def test_the_fast_path_covers_only_exact_field_classes():
     """A field subclass may prepare values its own way: never taken as it is."""
-    columns, sql = bulk._columns(Fee, True) if connection.vendor == "postgresql" else ((), "")
+    columns, sql, one_row = bulk._columns(Fee, True) if connection.vendor == "postgresql" else ((), "", "")
     if connection.vendor != "postgresql":
         pytest.skip("the statement's columns are PostgreSQL's (SQLite inserts with bulk_create)")
     by_name = {column.attname: column for column in columns}
@@ -157,3 +157,6 @@ def test_the_fast_path_covers_only_exact_field_classes():
     assert by_name["amount_details"].as_is is None and by_name["amount_details"].pre_save  # JSON: the field's
     assert by_name["created_at"].pre_save  # auto_now_add: stamped by the field
     assert sql.startswith('INSERT INTO "invoicing_fee"') and "(%s)::numeric[]" in sql
+    assert one_row.startswith('INSERT INTO "invoicing_fee"') and one_row.endswith(
+        f"VALUES ({', '.join(['%s'] * len(columns))})"
+    )
