@@ -85,3 +85,36 @@ def test_customer_filter_reads_the_fees(monkeypatch):
     mine = analytics.mrr(months=1, external_customer_id="solo", today=TODAY)
     assert [(f.month, f.amount) for f in mine] == [(date(2026, 6, 1), Decimal("100"))]
     assert _summary() == {(date(2026, 6, 1), "USD"): Decimal("150")}
+
+
+def test_a_subscription_fee_reads_its_invoice_alone_however_many_are_finalized():
+    """The fee trigger finds its invoice by primary key: one invoice row read per fee, not every
+    finalized invoice (0006's `id = ... AND status = 'finalized'` let PL/pgSQL's cached generic
+    plan take the status index, on a table without statistics: invoicing 0017). Counted with
+    pg_stat_xact_user_tables (this transaction's own reads of invoicing_invoice)."""
+    from django.db import connection
+
+    from invoicing.models import Fee, FeeType
+
+    monthly = plan("monthly", "monthly", 10000)
+    sub = subscription("m", monthly)
+    invoices = [subscription_fee(sub, "10", issued=date(2026, 5, 1)) for _ in range(40)]
+
+    def invoice_rows_read() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables "
+                "WHERE relname = 'invoicing_invoice'"
+            )
+            return int(cursor.fetchone()[0])
+
+    before = invoice_rows_read()
+    fees = 20  # each its own statement: past the 5 custom plans, PL/pgSQL's generic plan serves
+    for n in range(fees):
+        Fee.objects.create(
+            invoice=invoices[n], subscription=sub, fee_type=FeeType.SUBSCRIPTION, currency="USD", amount=1
+        )
+    read = invoice_rows_read() - before
+    # Each insert: the trigger's one row, and the deferred foreign key check is at commit (not here).
+    assert read <= fees, read
+    assert MrrDirtyDay.objects.filter(issuing_date=date(2026, 5, 1)).count() >= fees
