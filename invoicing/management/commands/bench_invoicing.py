@@ -331,8 +331,8 @@ class Bench:
             cursor.execute("ANALYZE metrics_event")
 
     def _fold(self) -> tuple[float, int]:
-        from django.db import connection
 
+        from billing_project.benchmarks import analyze_filled_tables
         from metrics.models import UsageRollup
         from metrics.rollups import usage_rollups_caught_up, usage_rollups_fold
 
@@ -343,16 +343,8 @@ class Bench:
             if usage_rollups_caught_up(now=at):
                 break
         elapsed = time.perf_counter() - began
-        with connection.cursor() as cursor:
-            # Statistics for the tables holding rows only. An empty table analyzed says "0 rows" and
-            # keeps saying it while the run fills it (autovacuum may be off, as on the machine this
-            # was measured on): the foreign key checks at each commit (a fee's lineage rows check
-            # their fee) are then planned as sequential scans of the growing invoicing_fee, and the
-            # run turns quadratic. A table never analyzed is planned from its real size instead,
-            # as a production database's analyzed tables are.
-            cursor.execute("SELECT format('%I.%I', schemaname, relname) FROM pg_stat_user_tables WHERE n_live_tup > 0")
-            for (table,) in cursor.fetchall():
-                cursor.execute(f"ANALYZE {table}")
+        # Statistics for the tables holding rows only (billing_project.benchmarks says why).
+        analyze_filled_tables()
         return elapsed, UsageRollup.objects.count()
 
     def _baseline(self) -> float:
