@@ -2,9 +2,11 @@
 billing run writes an invoice's fees, taxes, credits, invoice row and events in one round trip,
 and may join further statements of the same transaction to it (a `Tail`: the invoice's lineage)."""
 
-# Each model's rows are compiled by Django's own insert compiler (field preparation, auto_now,
-# defaults, as bulk_create does), then joined: WITH i0 AS (INSERT ...), i1 AS (INSERT ...)
-# INSERT .... PostgreSQL runs every sub-statement exactly once, in one snapshot; foreign keys
+# Each model's rows become Django's own PostgreSQL insert (VALUES for one row, UNNEST of one
+# array per column for several), their values prepared as bulk_create prepares them (defaults
+# and auto_now set on the objects, each field's get_db_prep_save where it changes anything, and
+# Django's compiler for expressions: _insert_arrays), then joined: WITH i0 AS (INSERT ...), i1 AS
+# (INSERT ...) INSERT .... PostgreSQL runs every sub-statement exactly once, in one snapshot; foreign keys
 # between them are checked at commit (Django's are DEFERRABLE INITIALLY DEFERRED), so their order
 # does not matter. No RETURNING: every model written this way has its primary key set in Python
 # (UUID defaults) or does not need it back (a BigAutoField is left to the database). Elsewhere

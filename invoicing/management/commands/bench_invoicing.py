@@ -6,10 +6,12 @@ aggregation of the same events; then PDF rendering separately.
 
 Runs in a database of its own (`tollgate_bench_invoicing` on DATABASE_URL's server), created,
 migrated and dropped on every run (--keep-database keeps it). --reuse-database keeps the set-up,
-folded and analyzed data as a template database (`<name>_template`, made on the first such run for
-the same sizes) and copies it for each run: an iteration costs the run, not the setup. Reports invoices/s without PDFs,
-queries per invoice, PDFs/s with the real renderer, and ratios against the baseline measured in
-the same run. Figures, not assertions: compare within a run.
+folded and analyzed data as a template database (`<name>_template_<subscriptions>x<events>`,
+made by the first such run of those sizes) and copies it for each run: an iteration costs the
+run, not the setup. Drop the template after changing the setup (it is never rebuilt by itself;
+the copy is migrated, so new migrations apply). Reports invoices/s without PDFs, queries per
+invoice, PDFs/s with the real renderer, and ratios against the baseline measured in the same
+run. Figures, not assertions: compare within a run.
 """
 
 from __future__ import annotations
@@ -331,7 +333,6 @@ class Bench:
             cursor.execute("ANALYZE metrics_event")
 
     def _fold(self) -> tuple[float, int]:
-
         from billing_project.benchmarks import analyze_filled_tables
         from metrics.models import UsageRollup
         from metrics.rollups import usage_rollups_caught_up, usage_rollups_fold
