@@ -64,11 +64,12 @@ beat: install .env
 	$(BIN)/python manage.py setup_periodic_tasks
 	$(BIN)/celery -A billing_project beat --loglevel=info
 
-# One pytest-xdist worker per core, each with its own test database (test_tollgate_gw0, ...).
+# One pytest-xdist worker per core, each with its own test database (test_tollgate_gw0, ...);
+# tests marked xdist_group run on one worker, in file order (a check reading what others counted).
 TEST_WORKERS ?= auto
 
 test: install-dev .env
-	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # mypy reads its settings (django-stubs and DRF plugins, strict pure modules) from pyproject.toml.
 lint: install-dev .env

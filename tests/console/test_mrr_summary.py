@@ -108,7 +108,7 @@ def test_a_subscription_fee_reads_its_invoice_alone_however_many_are_finalized()
             )
             return int(cursor.fetchone()[0])
 
-    before = invoice_rows_read()
+    before, dirty_before = invoice_rows_read(), MrrDirtyDay.objects.count()
     fees = 20  # each its own statement: past the 5 custom plans, PL/pgSQL's generic plan serves
     for n in range(fees):
         Fee.objects.create(
@@ -117,4 +117,6 @@ def test_a_subscription_fee_reads_its_invoice_alone_however_many_are_finalized()
     read = invoice_rows_read() - before
     # Each insert: the trigger's one row, and the deferred foreign key check is at commit (not here).
     assert read <= fees, read
-    assert MrrDirtyDay.objects.filter(issuing_date=date(2026, 5, 1)).count() >= fees
+    # Every fee still marks its finalized invoice's day, once.
+    added = MrrDirtyDay.objects.count() - dirty_before
+    assert added == fees and MrrDirtyDay.objects.filter(issuing_date=date(2026, 5, 1)).count() >= fees

@@ -107,6 +107,8 @@ def _same(rolled: Any, raw: Any, kind: str) -> None:
             assert str(result.units) == str(other.units), (key, result, other)
 
 
+# The property test and the check after it share a worker (xdist's loadgroup: `make test`).
+@pytest.mark.xdist_group("rollup_property")
 @pytest.mark.parametrize(("kind", "recurring"), KINDS)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
@@ -198,6 +200,7 @@ def _counting(*args: Any, **kwargs: Any) -> Any:
     return answer
 
 
+@pytest.mark.xdist_group("rollup_property")
 def test_the_property_test_exercised_the_rollups():
     """Runs after the property test (file order): most of its reads came from the rollups."""
     if sum(ANSWERED.values()) == 0:
