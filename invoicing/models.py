@@ -510,7 +510,7 @@ class InvoiceEvent(models.Model):
 
 # The e-mail outbox, wallets, the dashboard's summaries and late-usage corrections live in their
 # own packages; imported here so Django registers their models.
-from .corrections.models import BilledThrough, Correction, FeeEvent, LateUsageMark  # noqa: E402, F401
+from .corrections.models import BilledThrough, Correction, FeeEvent, FeeEventSet, LateUsageMark  # noqa: E402, F401
 from .mail.models import DocumentEmail  # noqa: E402, F401
 
 # Usage monitoring (lifetime usage, alerts) likewise.

@@ -7,6 +7,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.db import connection
+from django.db.models import F, Func, Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -23,7 +25,7 @@ from metrics.models import Event
 from .. import credit_notes
 from ..errors import NotAllowedError
 from ..models import CreditNote, CreditNoteStatus, Fee, Invoice, InvoiceStatus, InvoiceType
-from .models import Correction, CorrectionStatus, FeeEvent
+from .models import Correction, CorrectionStatus, FeeEvent, FeeEventSet
 from .rerate import correction_discard, correction_issue
 from .whatif import invoice_rerate_under_plan
 
@@ -41,8 +43,11 @@ def _parsed(value: str) -> uuid.UUID | None:
 
 def fee_events(fee: Fee) -> Any:
     """The events a fee counted, oldest first (for a correction's fee: the late events it added)."""
-    ids = FeeEvent.objects.filter(fee=fee).values("event_id")
-    return Event.objects.filter(id__in=ids).order_by("timestamp", "id")
+    counted = Q(id__in=FeeEvent.objects.filter(fee=fee).values("event_id"))
+    if connection.vendor == "postgresql":  # an original fee's set (the lineage is PostgreSQL's)
+        ids = FeeEventSet.objects.filter(fee=fee).annotate(event_id=Func(F("event_ids"), function="unnest"))
+        counted |= Q(id__in=ids.values("event_id"))
+    return Event.objects.filter(counted).order_by("timestamp", "id")
 
 
 class FeeEventsView(APIView):

@@ -1,5 +1,9 @@
 """Lineage: the events each fee counted, written in SQL (one INSERT ... SELECT per invoice) when
-an invoice is finalized, and the late events of a period (those its fees did not count)."""
+an invoice is finalized, and the late events of a period (those its fees did not count).
+
+An original fee's events are one row, their ids as an array (FeeEventSet); a correction's late
+events are a row each (FeeEvent: unique per line and event, the arbiter between racing
+corrections), selected without the events of their line's set."""
 
 # A fee's events are selected by metrics.lineage with the very filters, exclusions, group values
 # and time range the fee's aggregation used (`period_fee_scope`), so the units over them are the fee's.
@@ -23,10 +27,20 @@ from .. import billing
 from ..buckets import charge_buckets
 from ..models import Fee, FeeType
 from ..windows import billing_start
-from .models import BilledThrough, FeeEvent
+from .models import BilledThrough, FeeEvent, FeeEventSet
 
 _LINEAGE = FeeEvent._meta.db_table
+_SETS = FeeEventSet._meta.db_table
 _BILLED = BilledThrough._meta.db_table
+
+
+def _counted_cte(source: str) -> str:
+    """A CTE `counted` (root, id): the events in the sets of the roots `source` names, unnested
+    once (an anti-join against it is a hash join, not an array scan per event)."""
+    return (
+        f"counted AS MATERIALIZED (SELECT s.fee_id AS root, u.id FROM {_SETS} s "
+        f"CROSS JOIN LATERAL unnest(s.event_ids) AS u(id) WHERE s.fee_id IN (SELECT root FROM {source}))"
+    )
 
 
 @dataclass(frozen=True)
@@ -135,12 +149,26 @@ def lineage_insert_sql(
             "ON CONFLICT (external_subscription_id) DO UPDATE "
             f"SET billed_until = GREATEST({_BILLED}.billed_until, EXCLUDED.billed_until))"
         )
-    ctes = (
-        f"src AS MATERIALIZED ({sql}), written AS ("
-        f"INSERT INTO {_LINEAGE} (fee_id, root_fee_id, event_id, correction_id) "
-        "SELECT fee, root, id, %(correction)s::uuid FROM src "
-        f"ON CONFLICT (root_fee_id, event_id) DO NOTHING){billed}"
-    )
+    if correction_id is None:
+        # An original invoice's fees (root = fee): a set per fee. Once per fee (its primary key).
+        if any(entry.fee_id != entry.root_id for entry in entries):
+            raise ValueError("lineage: an original fee is its own line (root)")
+        written = (
+            f"written AS (INSERT INTO {_SETS} (fee_id, event_ids) "
+            "SELECT fee, array_agg(id ORDER BY id) FROM src WHERE fee IS NOT NULL GROUP BY fee "
+            "ON CONFLICT (fee_id) DO NOTHING)"
+        )
+    else:
+        # A correction's late events: a row each, none its line's set holds, none already
+        # counted for the line (the unique (root fee, event)).
+        written = (
+            f"{_counted_cte('src')}, written AS ("
+            f"INSERT INTO {_LINEAGE} (fee_id, root_fee_id, event_id, correction_id) "
+            "SELECT src.fee, src.root, src.id, %(correction)s::uuid FROM src "
+            "LEFT JOIN counted c ON c.root = src.root AND c.id = src.id WHERE c.id IS NULL "
+            "ON CONFLICT (root_fee_id, event_id) DO NOTHING)"
+        )
+    ctes = f"src AS MATERIALIZED ({sql}), {written}{billed}"
     return ctes, "SELECT tag, count(*) FILTER (WHERE in_period) FROM src GROUP BY tag", params
 
 
@@ -152,8 +180,9 @@ def lineage_counts(rows: Sequence[tuple[Any, ...]]) -> dict[int, int]:
 def lineage_insert(
     entries: Sequence[Entry], *, correction_id: Any = None, billed_through: Mapping[str, datetime] | None = None
 ) -> dict[int, int]:
-    """Write the entries' events (one statement); an event already counted for its root line is
-    left alone (ON CONFLICT: the unique (root fee, event) is what keeps it counted once).
+    """Write the entries' events (one statement): an original invoice's fees (no correction)
+    each as its set, a correction's as rows, where an event already counted for its root line
+    (in the line's set, or a row: the unique (root fee, event)) is left alone.
     Answers, per entry's tag, how many of the period's own events it selected (the figure a
     fee's events_count must equal). `billed_through` {external subscription id: instant} moves
     those subscriptions' billed-through instants forward in the same statement."""
@@ -182,13 +211,14 @@ def late_events(entries: Sequence[Entry], *, ignoring_correction: Any = None) ->
     sql, params = union_sql(entries)
     params["ignoring"] = ignoring_correction
     late = (
-        f"SELECT tag, id FROM ({sql}) x WHERE NOT EXISTS (SELECT 1 FROM {_LINEAGE} fe "
+        "SELECT x.tag, x.id FROM x LEFT JOIN counted c ON c.root = x.root AND c.id = x.id "
+        f"WHERE c.id IS NULL AND NOT EXISTS (SELECT 1 FROM {_LINEAGE} fe "
         "WHERE fe.root_fee_id = x.root AND fe.event_id = x.id "
         "AND (%(ignoring)s::uuid IS NULL OR fe.correction_id IS DISTINCT FROM %(ignoring)s::uuid))"
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH late AS MATERIALIZED ({late}) "
+            f"WITH x AS MATERIALIZED ({sql}), {_counted_cte('x')}, late AS MATERIALIZED ({late}) "
             "SELECT tag, count(*), NULL::text FROM late GROUP BY tag "
             "UNION ALL SELECT -1, count(DISTINCT id), "
             "md5(string_agg(DISTINCT id::text, ',' ORDER BY id::text)) FROM late",

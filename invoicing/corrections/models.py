@@ -8,26 +8,41 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 
+class FeeEventSet(models.Model):
+    """The events an original invoice's fee counted, as one row: their ids, ascending. Written
+    once, in the statement that inserts the fee (one row per fee where there was a row per event:
+    the billing run's largest write, a tenth of the bytes). A correction's fees are `FeeEvent`
+    rows, whose selection leaves out the events of their line's set (lineage.py)."""
+
+    fee = models.OneToOneField("invoicing.Fee", on_delete=models.CASCADE, primary_key=True, related_name="+")
+    event_ids = ArrayField(models.BigIntegerField())
+
+    def __str__(self) -> str:
+        return f"{self.fee_id} <- {len(self.event_ids)} events"
+
+
 class FeeEvent(models.Model):
-    """One event a fee counted. `root_fee` is the line of the original invoice the event belongs
-    to (the fee itself for an original fee, the fee it corrects for a correction's fee): unique
-    with the event, so no event is ever counted twice for one line, whatever runs race. A row
-    whose fee is gone (a discarded correction draft) keeps the event handled."""
+    """One late event a correction's fee counted. `root_fee` is the line of the original invoice
+    the event belongs to (the fee it corrects, or the correction's own fee for a new line): unique
+    with the event, so no event is ever counted twice for one line, whatever corrections race;
+    the line's own events (its `FeeEventSet`) are never selected for it. A row whose fee is gone
+    (a discarded correction draft) keeps the event handled."""
 
     id = models.BigAutoField(primary_key=True)
     # No single-column indexes of their own: `fee_event_fee_idx` and the unique constraint lead
-    # with these columns and serve their lookups and cascades. The billing run writes a row per
-    # counted event, so each index less is work less on its hottest insert.
+    # with these columns and serve their lookups and cascades (invoicing 0016).
     fee = models.ForeignKey(
         "invoicing.Fee", on_delete=models.SET_NULL, null=True, related_name="lineage", db_index=False
     )
     root_fee = models.ForeignKey("invoicing.Fee", on_delete=models.CASCADE, related_name="+", db_index=False)
     event_id = models.BigIntegerField()
-    # The correction that found the event late (None for an original fee's events): a refreshed
-    # draft's rows are replaced, a discarded one's stay (its events handled).
+    # The correction that found the event late (None only for rows written before invoicing 0018,
+    # which moved an original fee's rows into its set): a refreshed draft's rows are replaced, a
+    # discarded one's stay (its events handled).
     correction = models.ForeignKey(
         "Correction", on_delete=models.CASCADE, null=True, blank=True, related_name="+", db_index=False
     )
@@ -36,7 +51,7 @@ class FeeEvent(models.Model):
         constraints = [models.UniqueConstraint(fields=["root_fee", "event_id"], name="fee_event_root_unique")]
         indexes = [
             models.Index(fields=["fee", "event_id"], name="fee_event_fee_idx"),
-            # Only a correction's rows (an original fee's have none): a partial index.
+            # Only a correction's rows: a partial index.
             models.Index(
                 fields=["correction"],
                 condition=models.Q(correction__isnull=False),

@@ -17,7 +17,7 @@ from plans.models import ChargeFilter
 
 from ..models import Fee, FeeType, Invoice, InvoiceType
 from . import lineage
-from .models import BilledThrough, FeeEvent, LateUsageMark
+from .models import BilledThrough, FeeEvent, FeeEventSet, LateUsageMark
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def _check(invoice_id: Any, fees: Sequence[Fee], entries: Sequence[lineage.Entry
     disagreeing = {entry.fee_id for entry in entries if selected.get(entry.tag, 0) != events_count[entry.fee_id]}
     if disagreeing:
         logger.warning("lineage: %s fee(s) of invoice %s saw events committed meanwhile", len(disagreeing), invoice_id)
+        FeeEventSet.objects.filter(fee_id__in=disagreeing).delete()
         FeeEvent.objects.filter(root_fee_id__in=disagreeing).delete()
         for entry in entries:
             if entry.fee_id in disagreeing:

@@ -14,7 +14,7 @@ from metrics.models import Event
 from plans.models import Subscription
 
 from ..models import Fee, Invoice, InvoiceStatus, InvoiceSubscription
-from .models import FeeEvent
+from .models import FeeEvent, FeeEventSet
 
 _SQL = f"""
 SELECT DISTINCT ON (e.id) e.id, e.transaction_id, e.external_subscription_id, e.code, e.timestamp, e.created_at,
@@ -29,6 +29,10 @@ WHERE e.created_at >= %(from)s AND e.created_at < %(to)s
   AND NOT EXISTS (
     SELECT 1 FROM {Fee._meta.db_table} f JOIN {FeeEvent._meta.db_table} fe ON fe.root_fee_id = f.id
     WHERE f.invoice_id = inv.id AND fe.event_id = e.id
+  )
+  AND NOT EXISTS (
+    SELECT 1 FROM {Fee._meta.db_table} f JOIN {FeeEventSet._meta.db_table} fs ON fs.fee_id = f.id
+    WHERE f.invoice_id = inv.id AND e.id = ANY(fs.event_ids)
   )
 ORDER BY e.id
 LIMIT %(limit)s

@@ -12,8 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from billing_project.bulk import insert_together
 from customers.models import Organization
 from invoicing import runs, tasks
-from invoicing.corrections.models import BilledThrough, FeeEvent
+from invoicing.corrections.models import BilledThrough, FeeEvent, FeeEventSet
 from invoicing.models import Fee, FeeType, Invoice, InvoiceEvent, InvoiceStatus
+from metrics.models import Event
 from plans.models import CustomerTax, Tax
 from plans.selectors import customer_default_taxes
 from tests.factories.customers import make_customer
@@ -72,7 +73,7 @@ def test_run_queries_one_per_invoice_and_two_per_batch_whatever_the_events(monke
     # Everything else is constant per run (selectors, the chunk's usage and lookups: customers'
     # taxes, coupons, credit notes, wallets; plans' fixed charges and commitments; progressive
     # billing periods), whatever the events: the other steps add nothing per invoice. The e-mail
-    # outbox gets the invoice and the organization in memory, the lineage (FeeEvent rows) is
+    # outbox gets the invoice and the organization in memory, the lineage (a FeeEventSet row per fee) is
     # part of the one insert statement.
     assert statements(four_more) - statements(two) == (4 - 2) * 1 + (2 - 1) * 2
     per_invoice = [
@@ -88,7 +89,11 @@ def test_run_queries_one_per_invoice_and_two_per_batch_whatever_the_events(monke
     assert list(invoice.events.values_list("kind", flat=True).order_by("id")) == ["created", "finalized"]
     # The lineage written with the insert: the fee's 25 events, and the billed-through instant.
     fee = invoice.fees.get(fee_type=FeeType.CHARGE)
-    assert FeeEvent.objects.filter(root_fee=fee).count() == 25
+    # One row for the fee (its set: 25 event ids, ascending, all of the subscription), none per event.
+    ids = FeeEventSet.objects.get(fee=fee).event_ids
+    assert len(ids) == 25 and ids == sorted(ids)
+    assert Event.objects.filter(id__in=ids, external_subscription_id="many_0").count() == 25
+    assert not FeeEvent.objects.filter(root_fee=fee).exists()
     assert BilledThrough.objects.get(external_subscription_id="many_0").billed_until == utc(2024, 2, 1)
 
 

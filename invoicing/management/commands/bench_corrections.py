@@ -53,7 +53,7 @@ class CorrectionsBench(InvoicingBench):
         from customers.models import Organization
         from invoicing import runs
         from invoicing import tasks as invoicing_tasks
-        from invoicing.corrections.models import FeeEvent, LateUsageMark
+        from invoicing.corrections.models import FeeEventSet, LateUsageMark
         from invoicing.corrections.recording import invoice_lineage_write
         from invoicing.corrections.rerate import late_usage_rerate
         from invoicing.models import Invoice, InvoiceStatus, InvoiceType
@@ -74,10 +74,11 @@ class CorrectionsBench(InvoicingBench):
         fresh = time.perf_counter() - began
         if summary.failed or summary.created != self.n:
             raise CommandError(f"billing run: {summary.as_dict()} {summary.errors[:3]}")
-        lineage_rows = FeeEvent.objects.count()
+        lineage_sets = FeeEventSet.objects.count()
+        lineage_events = sum(len(ids) for ids in FeeEventSet.objects.values_list("event_ids", flat=True))
         self.say(
             f"fresh billing: {self.n:,} periods in {fresh:.2f} s = {fresh / self.n * 1000:.2f} ms per period "
-            f"(lineage included: {lineage_rows:,} rows)"
+            f"(lineage included: {lineage_events:,} events in {lineage_sets:,} fee sets)"
         )
         # The lineage's share: written again for every invoice as the run writes it (its one
         # statement, from the fees in memory), the fees loaded beforehand.
@@ -86,7 +87,7 @@ class CorrectionsBench(InvoicingBench):
         fees_by_invoice = {
             invoice_id: _period_fees(invoice_id) for invoice_id in Invoice.objects.values_list("pk", flat=True)
         }
-        FeeEvent.objects.all().delete()
+        FeeEventSet.objects.all().delete()
         began = time.perf_counter()
         for invoice_id, fees in fees_by_invoice.items():
             invoice_lineage_write(invoice_id=invoice_id, fees=fees)
