@@ -199,17 +199,22 @@ def _bill_together(
     try:
         with transaction.atomic():
             context.numbers = numbering.numbers_reserve(finalized, organization)
-            invoices = [
-                services.invoice_create_for_period(
-                    subscription=item.subscription,
-                    window=item.window,
-                    actor=actor,
-                    usage=usage,
-                    context=context,
-                    batched=True,
+            context.writes = writes = services.BatchWrites(organization)
+            invoices = []
+            for item in batch:
+                if writes.holds(item.subscription.customer_id):
+                    writes.flush()  # a customer's second invoice may read the first one's rows
+                invoices.append(
+                    services.invoice_create_for_period(
+                        subscription=item.subscription,
+                        window=item.window,
+                        actor=actor,
+                        usage=usage,
+                        context=context,
+                        batched=True,
+                    )
                 )
-                for item in batch
-            ]
+            writes.flush()  # the batch's rows: one statement
             if context.numbers.left():  # gapless: every reserved number is used, or none is
                 raise RuntimeError(f"{context.numbers.left()} reserved invoice numbers left unused")
     except Exception as error:
@@ -219,6 +224,7 @@ def _bill_together(
         return False
     finally:
         context.numbers = None
+        context.writes = None
     summary.created += len(invoices)
     summary.invoice_ids.extend(invoice.pk for invoice in invoices)
     return True

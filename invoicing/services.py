@@ -17,11 +17,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from billing_project.after_commit import delay_after_commit, send_after_commit
-from billing_project.bulk import insert_together
+from billing_project.bulk import Batch, insert_together
 from billing_project.money import from_cents, round_amount, to_cents
 from customers.locks import lock_customer
 from customers.models import CUSTOMER_BILLING_FIELDS, ORGANIZATION_ISSUER_FIELDS, Customer, Organization
@@ -41,7 +41,7 @@ from . import (
     totals,
     windows,
 )
-from .corrections.recording import invoice_lineage_tail
+from .corrections.recording import invoices_lineage_tail
 from .errors import InvoicingError, NotAllowedError, NotFoundError
 from .models import (
     Credit,
@@ -121,6 +121,9 @@ class RunContext:
     # The invoice numbers a batch of invoices in one transaction reserved up front (runs.BATCH);
     # set for that transaction only. None: each number is read when it is assigned.
     numbers: numbering.ReservedNumbers | None = None
+    # That transaction's invoices' rows, inserted together (BatchWrites). None: each invoice's
+    # rows are inserted when it is complete.
+    writes: BatchWrites | None = None
 
     @classmethod
     def for_customers(cls, customer_ids: Sequence[Any], organization: Organization | None = None) -> RunContext:
@@ -237,6 +240,8 @@ def invoice_create_for_period(
             )
             # A final period of a plan paid in advance credits the part of the fee not used.
             if window.reason in windows.FINAL_REASONS:
+                if context.writes is not None:
+                    context.writes.flush()  # it reads the subscription's invoices
                 credit_notes.credit_note_create_for_unused_advance_fee(
                     subscription=subscription, upgraded=window.reason == InvoicingReason.UPGRADING, actor=actor
                 )
@@ -381,41 +386,101 @@ def invoice_complete(
         )
         events.append(_event(invoice, "finalized", actor, number=invoice.number, **_totals_payload(invoice)))
         _after_commit(invoice)
+    # The invoice, its fees, taxes, credits and events: one statement (billing_project.bulk).
+    rows: list[Batch] = [
+        (InvoiceSubscription, [claim] if claim is not None else []),
+        (Invoice, [invoice]),
+        (Fee, list(fees)),
+        (FeeAppliedTax, taxes.fee_taxes),
+        (InvoiceAppliedTax, taxes.invoice_taxes),
+        (Credit, credits),
+        (InvoiceEvent, events),
+    ]
+    written = _Written(invoice=invoice, fees=fees, finalize=finalize)
+    if context.writes is not None:
+        # A batch of the run: its invoices' rows go in together (BatchWrites.flush).
+        context.writes.add(rows, written)
+        return
+    _insert_and_announce(rows, [written], organization=context.organization)
+
+
+@dataclass(frozen=True)
+class _Written:
+    """An invoice built in memory, its rows about to be inserted."""
+
+    invoice: Invoice
+    fees: Sequence[Fee]
+    finalize: bool
+
+
+def _insert_and_announce(rows: Sequence[Batch], invoices: Sequence[_Written], *, organization: Organization) -> None:
+    """Insert the invoices' rows (one statement), then announce each invoice, in order."""
     # A finalized subscription invoice's lineage (the events its charge fees counted) joins the
     # insert: after the usage's aggregation, as invoice_lineage_write wants it, no statement more.
-    pending = (
-        invoice_lineage_tail(invoice_id=invoice.pk, fees=fees)
-        if finalize and invoice.invoice_type == InvoiceType.SUBSCRIPTION
-        else None
-    )
-    # The invoice, its fees, taxes, credits and events: one statement (billing_project.bulk).
-    insert_together(
+    pending = invoices_lineage_tail(
         [
-            (InvoiceSubscription, [claim] if claim is not None else []),
-            (Invoice, [invoice]),
-            (Fee, fees),
-            (FeeAppliedTax, taxes.fee_taxes),
-            (InvoiceAppliedTax, taxes.invoice_taxes),
-            (Credit, credits),
-            (InvoiceEvent, events),
-        ],
-        tail=pending.tail if pending is not None else None,
+            (written.invoice.pk, written.fees)
+            for written in invoices
+            if written.finalize and written.invoice.invoice_type == InvoiceType.SUBSCRIPTION
+        ]
     )
+    insert_together(rows, tail=pending.tail if pending is not None else None)
+    lineage_written = pending.invoice_ids if pending is not None else set()
     if pending is not None:
         pending.check()
-    # Saved now: `invoice.fees` is a queryset again (the list above answers no .get() or .filter()).
-    invoice._prefetched_objects_cache.pop("fees", None)  # type: ignore[attr-defined]
-    # Inside the transaction, the rows saved: the webhook outbox row commits with the invoice.
-    # In memory for the receivers (no read back): `fees` (relations loaded; the lineage's when
-    # not written above), the invoice (its customer loaded: the e-mail's) and the organization.
-    (invoice_finalized_in_tx if finalize else invoice_drafted_in_tx).send(
-        sender=Invoice,
-        invoice_id=invoice.pk,
-        fees=fees,
-        invoice=invoice,
-        organization=context.organization,
-        lineage_written=pending is not None,
-    )
+    for written in invoices:
+        invoice = written.invoice
+        # Saved now: `invoice.fees` is a queryset again (the list above answers no .get() or .filter()).
+        invoice._prefetched_objects_cache.pop("fees", None)  # type: ignore[attr-defined]
+        # Inside the transaction, the rows saved: the webhook outbox row commits with the invoice.
+        # In memory for the receivers (no read back): `fees` (relations loaded; the lineage's when
+        # not written above), the invoice (its customer loaded: the e-mail's) and the organization.
+        (invoice_finalized_in_tx if written.finalize else invoice_drafted_in_tx).send(
+            sender=Invoice,
+            invoice_id=invoice.pk,
+            fees=written.fees,
+            invoice=invoice,
+            organization=organization,
+            lineage_written=invoice.pk in lineage_written,
+        )
+
+
+class BatchWrites:
+    """The rows of a batch of the run's invoices (runs.BATCH in one transaction), inserted by
+    `flush()` in ONE statement: every invoice's claim, invoice, fees, taxes, credits and events,
+    one array per column, and one lineage statement part for all their fees. The statement's
+    parse and plan, and the client's quoting of each parameter, are paid once per batch.
+
+    What reads the rows runs after that statement, in the invoices' order, in the same
+    transaction: the lineage's check and the receivers of invoice_finalized_in_tx /
+    invoice_drafted_in_tx (a webhook payload reads its invoice). Nothing an invoice computes
+    reads another customer's invoices, so the batch is flushed before a customer's second invoice
+    (`holds`), and before a final period's credit note for a fee paid in advance (it reads the
+    subscription's invoices)."""
+
+    def __init__(self, organization: Organization) -> None:
+        self.organization = organization
+        self.rows: dict[type[models.Model], list[models.Model]] = {}
+        self.invoices: list[_Written] = []
+        self.customers: set[Any] = set()
+        self.statements = 0
+
+    def holds(self, customer_id: Any) -> bool:
+        return customer_id in self.customers
+
+    def add(self, rows: Sequence[Batch], written: _Written) -> None:
+        for model, objs in rows:
+            self.rows.setdefault(model, []).extend(objs)
+        self.invoices.append(written)
+        self.customers.add(written.invoice.customer_id)
+
+    def flush(self) -> None:
+        if not self.invoices:
+            return
+        rows, invoices = list(self.rows.items()), self.invoices
+        self.rows, self.invoices, self.customers = {}, [], set()
+        self.statements += 1
+        _insert_and_announce(rows, invoices, organization=self.organization)
 
 
 _AMOUNT_FIELDS = [

@@ -37,10 +37,13 @@ def _period_fees(invoice_id: Any) -> list[Fee]:
     )
 
 
-def _entries(fees: Sequence[Fee]) -> tuple[list[lineage.Entry], dict[str, Any]]:
-    """The period-end charge fees' lineage entries, and each subscription's billed-through instant."""
-    entries: list[lineage.Entry] = []
-    billed: dict[str, Any] = {}
+def _entries(
+    fees: Sequence[Fee], entries: list[lineage.Entry] | None = None, billed: dict[str, Any] | None = None
+) -> tuple[list[lineage.Entry], dict[str, Any]]:
+    """The period-end charge fees' lineage entries, and each subscription's billed-through instant
+    (appended to `entries` and `billed` when given: several invoices' in one statement)."""
+    entries = [] if entries is None else entries
+    billed = {} if billed is None else billed
     for fee in fees:
         scope = lineage.period_fee_scope(fee)
         if scope is None:
@@ -62,7 +65,7 @@ def _check(invoice_id: Any, fees: Sequence[Fee], entries: Sequence[lineage.Entry
         for entry in entries:
             if entry.fee_id in disagreeing:
                 _mark(entry.scope.external_subscription_id, entry.scope.usage_from)
-    return sum(selected.values())
+    return sum(selected.get(entry.tag, 0) for entry in entries)
 
 
 def invoice_lineage_write(*, invoice_id: Any, fees: Sequence[Fee] | None = None) -> int:
@@ -87,29 +90,46 @@ def invoice_lineage_write(*, invoice_id: Any, fees: Sequence[Fee] | None = None)
 
 @dataclass
 class PendingLineage:
-    """The lineage of an invoice being inserted: `tail` joins the invoice's insert statement
-    (billing_project.bulk.insert_together); `check()` after it, as invoice_lineage_write checks."""
+    """The lineage of invoices being inserted: `tail` joins their insert statement
+    (billing_project.bulk.insert_together); `check()` after it, as invoice_lineage_write checks
+    each invoice. `parts`: (invoice id, its fees, its entries), the entries' tags unique across them."""
 
-    invoice_id: Any
-    fees: Sequence[Fee]
-    entries: list[lineage.Entry]
+    parts: list[tuple[Any, Sequence[Fee], list[lineage.Entry]]]
     tail: Tail
 
+    @property
+    def invoice_ids(self) -> set[Any]:
+        return {invoice_id for invoice_id, _, _ in self.parts}
+
     def check(self) -> int:
-        return _check(self.invoice_id, self.fees, self.entries, lineage.lineage_counts(self.tail.rows))
+        counts = lineage.lineage_counts(self.tail.rows)
+        return sum(_check(invoice_id, fees, entries, counts) for invoice_id, fees, entries in self.parts)
 
 
 def invoice_lineage_tail(*, invoice_id: Any, fees: Sequence[Fee]) -> PendingLineage | None:
     """invoice_lineage_write of a subscription invoice about to be finalized with `fees` (in
     memory), as a part of its insert statement: no statement of its own. None when there is
     nothing to write (no period-end charge fee, or not PostgreSQL)."""
+    return invoices_lineage_tail([(invoice_id, fees)])
+
+
+def invoices_lineage_tail(invoices: Sequence[tuple[Any, Sequence[Fee]]]) -> PendingLineage | None:
+    """invoice_lineage_tail of several invoices (a batch of the run inserted in one statement):
+    one tail for all their fees, checked invoice by invoice."""
     if connection.vendor != "postgresql":
         return None
-    entries, billed = _entries(fees)
+    entries: list[lineage.Entry] = []
+    billed: dict[str, Any] = {}
+    parts: list[tuple[Any, Sequence[Fee], list[lineage.Entry]]] = []
+    for invoice_id, fees in invoices:
+        start = len(entries)
+        _entries(fees, entries, billed)
+        if len(entries) > start:
+            parts.append((invoice_id, fees, entries[start:]))
     if not entries:
         return None
     ctes, select, params = lineage.lineage_insert_sql(entries, billed_through=billed)
-    return PendingLineage(invoice_id=invoice_id, fees=fees, entries=entries, tail=Tail(ctes, select, params))
+    return PendingLineage(parts=parts, tail=Tail(ctes, select, params))
 
 
 def billed_through_publish(periods: Iterable[tuple[str, datetime]], *, timeout: float = 10.0) -> bool:

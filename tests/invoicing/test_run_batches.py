@@ -175,3 +175,75 @@ def test_the_retry_consumes_a_wallet_once_not_from_the_rolled_back_attempt(poiso
     # 10.00 + 1 event x 1.00 = 11.00, of which the wallet's 4.00 credits pay 4.00, once.
     assert (invoice.prepaid_credit_amount, invoice.total_amount) == (D("4"), D("7"))
     assert Wallet.objects.get(customer__external_id="cust_a").balance == D("0")
+
+
+@pytest.mark.postgres  # one statement per batch is PostgreSQL's (elsewhere one bulk_create per model)
+def test_a_batch_inserts_its_invoices_together_and_announces_each_after_the_insert(announced):
+    """The batch's rows go in as one statement; the receivers run after it, in the invoices'
+    order, so a webhook payload (read from the database) holds its invoice whole."""
+    import json
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _subscriptions(["a", "b", "c"])
+    with CaptureQueriesContext(connection) as captured:
+        summary = runs.bill_due(at=AT, actor="test")
+    assert (summary.created, summary.failed) == (3, 0)
+    inserts = [q for q in captured.captured_queries if q["sql"].startswith('WITH i0 AS (INSERT INTO "invoicing_')]
+    assert len(inserts) == 1
+    bodies = {
+        body["invoice"]["customer"]["external_id"]: body["invoice"]
+        for body in (json.loads(d.body) for d in WebhookDelivery.objects.filter(webhook_type="invoice.created"))
+    }
+    # 10.00 subscription fee + the subscription's events x 1.00 (a: 1 event, b: 2, c: 3): in cents.
+    assert {name: (body["number"], body["total_amount_cents"], len(body["fees"])) for name, body in bodies.items()} == {
+        "cust_a": ("ACME-202402-001", 1100, 2),
+        "cust_b": ("ACME-202402-002", 1200, 2),
+        "cust_c": ("ACME-202402-003", 1300, 2),
+    }
+
+
+@pytest.mark.postgres
+def test_a_customers_second_invoice_in_a_batch_follows_the_first_ones_insert():
+    """A customer billed twice in one batch (two subscriptions, or two periods of one): the rows
+    held so far go in before its second invoice is computed, which may read the first's (credit
+    notes, progressive billing, commitments of the same customer)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    plan = make_plan(amount_cents=1000, charges=[standard_charge(amount="1")])
+    one = make_customer(external_id="cust_one")
+    other = make_customer(external_id="cust_other")
+    first = subscribe(plan=plan, external_id="one_first", customer=one)
+    second = subscribe(plan=plan, external_id="one_second", customer=one)
+    third = subscribe(plan=plan, external_id="other", customer=other)
+    for sub, count in ((first, 1), (second, 2), (third, 3)):
+        events(sub, [utc(2024, 1, 10)] * count)
+    # Two months due for each: February's and March's periods, six invoices in one batch.
+    with CaptureQueriesContext(connection) as captured:
+        summary = runs.bill_due(at=utc(2024, 3, 1, 0, 10), actor="test")
+    assert (summary.created, summary.failed) == (6, 0)
+    inserts = [q for q in captured.captured_queries if q["sql"].startswith('WITH i0 AS (INSERT INTO "invoicing_')]
+    # Due in period order (one_first, one_second, other; February, then March), a statement
+    # whenever the customer held comes back: [one_first Feb], [one_second Feb, other Feb],
+    # [one_first Mar], [one_second Mar, other Mar].
+    assert len(inserts) == 4
+    totals = sorted(
+        Invoice.objects.values_list(
+            "invoice_subscriptions__subscription__external_id",
+            "invoice_subscriptions__to_datetime__month",
+            "total_amount",
+        )
+    )
+    # January's events are billed in February's period; March's period has none: 10.00 alone.
+    assert totals == [
+        ("one_first", 2, D("11")),
+        ("one_first", 3, D("10")),
+        ("one_second", 2, D("12")),
+        ("one_second", 3, D("10")),
+        ("other", 2, D("13")),
+        ("other", 3, D("10")),
+    ]
+    numbers = sorted(Invoice.objects.filter(customer=one).values_list("number", flat=True))
+    assert numbers == ["TOL-001-001", "TOL-001-002", "TOL-001-003", "TOL-001-004"]
