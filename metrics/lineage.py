@@ -47,3 +47,30 @@ def counted_events_sql(
     # in_period: the event is one of the period's own (those a result's events_count counts).
     sql = f"SELECT id, ts >= f AS in_period FROM ({source}) counted WHERE v IS NOT NULL"
     return sql.replace("%(", f"%({prefix}"), {f"{prefix}{key}": value for key, value in builder.params.items()}
+
+
+def counted_events_many_sql(
+    metric: BillableMetric,
+    *,
+    periods: Sequence[tuple[str, datetime, datetime]],
+    filters: Filters | None,
+    exclude_filters: Sequence[Filters],
+    group: Mapping[str, str | None] | None,
+    carried_in: bool,
+    prefix: str,
+) -> tuple[str, dict[str, Any]]:
+    """counted_events_sql of several subscriptions, each over its own [from, to) (`periods`:
+    (external subscription id, from, to), each subscription once): `SELECT sub, id, in_period`,
+    one join of the periods with the events instead of a select per subscription."""
+    if len({sub for sub, _, _ in periods}) != len(periods):
+        raise ValueError("counted_events_many_sql: a subscription once")
+    builder = _SqlBuilder(metric, "per_subscription", None, filters, exclude_filters, False)
+    for n, (key, value) in enumerate((group or {}).items()):
+        builder.params[f"lg{n}"], builder.params[f"lgv{n}"] = key, value
+        builder.filter_sql += f" AND (e.properties ->> %(lg{n})s) IS NOT DISTINCT FROM %(lgv{n})s::text"
+    builder.params.update(
+        subs=[sub for sub, _, _ in periods], fs=[f for _, f, _ in periods], ts=[t for _, _, t in periods]
+    )
+    source = builder.source("until_end" if carried_in else "period")
+    sql = f"SELECT k AS sub, id, ts >= f AS in_period FROM ({source}) counted WHERE v IS NOT NULL"
+    return sql.replace("%(", f"%({prefix}"), {f"{prefix}{key}": value for key, value in builder.params.items()}

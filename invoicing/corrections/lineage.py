@@ -12,6 +12,7 @@ corrections), selected without the events of their line's set."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +20,7 @@ from typing import Any
 
 from django.db import connection
 
-from metrics.lineage import carries_in, counted_events_sql
+from metrics.lineage import carries_in, counted_events_many_sql, counted_events_sql
 from plans import charge_models
 from plans.models import Charge
 
@@ -106,29 +107,70 @@ class Entry:
     scope: Scope
 
 
+def _shape(entry: Entry) -> tuple[Any, ...]:
+    """What an entry's select depends on besides its subscription and dates: entries of one
+    shape are selected by one join (a billing run's batch: every subscription on a plan)."""
+    scope = entry.scope
+    carried_in = carries_in(scope.charge.billable_metric, prorated=billing.is_prorated(scope.charge))
+    described = json.dumps([scope.filters, scope.exclude_filters, scope.group], sort_keys=True, default=str)
+    return (scope.charge.pk, scope.charge.billable_metric_id, described, carried_in)
+
+
 def union_sql(entries: Sequence[Entry]) -> tuple[str, dict[str, Any]]:
-    """SELECT tag, fee, root, id, in_period over every entry's counted events (UNION ALL)."""
+    """SELECT tag, fee, root, id, in_period over every entry's counted events (UNION ALL): one
+    select per shape (each subscription once in it; a repeat gets a select of its own)."""
+    groups: dict[tuple[Any, ...], list[Entry]] = {}
+    alone: list[Entry] = []
+    for entry in entries:
+        group = groups.setdefault(_shape(entry), [])
+        if any(e.scope.external_subscription_id == entry.scope.external_subscription_id for e in group):
+            alone.append(entry)
+        else:
+            group.append(entry)
     parts: list[str] = []
     params: dict[str, Any] = {}
-    for n, entry in enumerate(entries):
-        scope = entry.scope
+    for n, group in enumerate([*groups.values(), *([entry] for entry in alone)]):
+        scope = group[0].scope
         metric = scope.charge.billable_metric
-        sql, entry_params = counted_events_sql(
+        carried_in = carries_in(metric, prorated=billing.is_prorated(scope.charge))
+        if len(group) == 1:
+            entry = group[0]
+            sql, entry_params = counted_events_sql(
+                metric,
+                external_subscription_id=scope.external_subscription_id,
+                from_datetime=scope.usage_from,
+                to_datetime=scope.to_datetime,
+                filters=scope.filters,
+                exclude_filters=scope.exclude_filters,
+                group=scope.group,
+                carried_in=carried_in,
+                prefix=f"l{n}_",
+            )
+            params.update(entry_params)
+            params[f"l{n}_tag"], params[f"l{n}_fee"], params[f"l{n}_root"] = entry.tag, entry.fee_id, entry.root_id
+            parts.append(
+                f"SELECT %(l{n}_tag)s::int AS tag, %(l{n}_fee)s::uuid AS fee, %(l{n}_root)s::uuid AS root, "
+                f"id, in_period FROM ({sql}) s{n}"
+            )
+            continue
+        sql, group_params = counted_events_many_sql(
             metric,
-            external_subscription_id=scope.external_subscription_id,
-            from_datetime=scope.usage_from,
-            to_datetime=scope.to_datetime,
+            periods=[(e.scope.external_subscription_id, e.scope.usage_from, e.scope.to_datetime) for e in group],
             filters=scope.filters,
             exclude_filters=scope.exclude_filters,
             group=scope.group,
-            carried_in=carries_in(metric, prorated=billing.is_prorated(scope.charge)),
+            carried_in=carried_in,
             prefix=f"l{n}_",
         )
-        params.update(entry_params)
-        params[f"l{n}_tag"], params[f"l{n}_fee"], params[f"l{n}_root"] = entry.tag, entry.fee_id, entry.root_id
+        params.update(group_params)
+        params[f"l{n}_msubs"] = [e.scope.external_subscription_id for e in group]
+        params[f"l{n}_tags"] = [e.tag for e in group]
+        params[f"l{n}_fees"] = [e.fee_id for e in group]
+        params[f"l{n}_roots"] = [e.root_id for e in group]
         parts.append(
-            f"SELECT %(l{n}_tag)s::int AS tag, %(l{n}_fee)s::uuid AS fee, %(l{n}_root)s::uuid AS root, "
-            f"id, in_period FROM ({sql}) s{n}"
+            f"SELECT m{n}.tag, m{n}.fee, m{n}.root, s{n}.id, s{n}.in_period FROM ({sql}) s{n} "
+            f"JOIN unnest(%(l{n}_msubs)s::text[], %(l{n}_tags)s::int[], %(l{n}_fees)s::uuid[], "
+            f"%(l{n}_roots)s::uuid[]) AS m{n}(sub, tag, fee, root) ON m{n}.sub = s{n}.sub"
         )
     return " UNION ALL ".join(parts), params
 
