@@ -14,6 +14,7 @@ and may join further statements of the same transaction to it (a `Tail`: the inv
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, models
@@ -76,6 +77,7 @@ class _Column:
     attname: str
     as_is: Callable[[Any], bool] | None  # None: always prepared by the field
     pre_save: bool  # read through field.pre_save (auto_now, files) rather than the attribute
+    json: bool  # a JSONField: several rows' values sent as ONE JSON array (text), not a jsonb[]
 
 
 def _column(model_field: models.Field) -> _Column:
@@ -85,7 +87,16 @@ def _column(model_field: models.Field) -> _Column:
     # Field.pre_save is the attribute for every field but the ones that set or save something.
     stamped = bool(getattr(model_field, "auto_now", False) or getattr(model_field, "auto_now_add", False))
     pre_save = as_is is None or stamped
-    return _Column(model_field, model_field.attname, as_is, pre_save)
+    return _Column(model_field, model_field.attname, as_is, pre_save, type(model_field) is models.JSONField)
+
+
+# A JSONField's values of several rows: one JSON array (Python's None as JSON null, read back as
+# SQL NULL, as Django stores None), unpacked in order. A jsonb[] literal escapes every quote of
+# every document for the array and again for the string: 20 ms of the client's 48 ms per batch
+# of 50 invoices (five JSON columns), against well under a millisecond for one text value.
+_JSON_ROWS = (
+    "ARRAY(SELECT NULLIF(j, 'null'::jsonb) FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(j, n) ORDER BY n)"
+)
 
 
 @cache
@@ -97,7 +108,10 @@ def _columns(model: type[models.Model], with_pk: bool) -> tuple[tuple[_Column, .
     fields = [f for f in opts.concrete_fields if not f.generated and (with_pk or f is not opts.pk)]
     quote = connection.ops.quote_name
     # Parameters stripped from the types, as Django strips them (varchar[], not varchar(50)[]).
-    arrays = ", ".join(f"(%s)::{str(f.db_type(connection)).split('(')[0]}[]" for f in fields)
+    arrays = ", ".join(
+        _JSON_ROWS if type(f) is models.JSONField else f"(%s)::{str(f.db_type(connection)).split('(')[0]}[]"
+        for f in fields
+    )
     head = f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(str(f.column)) for f in fields)})"
     values = ", ".join(["%s"] * len(fields))
     return tuple(_column(f) for f in fields), f"{head} SELECT * FROM UNNEST({arrays})", f"{head} VALUES ({values})"
@@ -107,15 +121,27 @@ class _Compiled(Exception):
     """A value only Django's compiler can place (an expression): compile the model's rows with it."""
 
 
+def _json_rows(model_field: models.JSONField, values: list[Any]) -> str:
+    """_JSON_ROWS's parameter: the values as the field would encode each (its encoder)."""
+    if any(hasattr(value, "resolve_expression") for value in values):
+        raise _Compiled  # Value(None, JSONField()) (JSON null) and other expressions: Django's compiler
+    prepared = [None if value is None else model_field.get_prep_value(value) for value in values]
+    return json.dumps(prepared, cls=model_field.encoder)
+
+
 def _insert_arrays(model: type[models.Model], objs: Sequence[models.Model], with_pk: bool) -> tuple[str, list[Any]]:
     columns, rows_sql, row_sql = _columns(model, with_pk)
-    arrays: list[list[Any]] = []
+    arrays: list[Any] = []
+    several = len(objs) > 1
     for column in columns:
         as_is, attname, model_field = column.as_is, column.attname, column.field
         if column.pre_save:
             values = [model_field.pre_save(obj, True) for obj in objs]
         else:
             values = [getattr(obj, attname) for obj in objs]
+        if column.json and several:
+            arrays.append(_json_rows(cast(models.JSONField, model_field), values))
+            continue
         if as_is is None or not all(value is None or as_is(value) for value in values):
             # The whole column through the field, as bulk_create prepares it: one array holds
             # values of one kind (Django wraps integers it prepares, for instance).
