@@ -463,7 +463,6 @@ class BatchWrites:
         self.rows: dict[type[models.Model], list[models.Model]] = {}
         self.invoices: list[_Written] = []
         self.customers: set[Any] = set()
-        self.statements = 0
 
     def holds(self, customer_id: Any) -> bool:
         return customer_id in self.customers
@@ -479,7 +478,6 @@ class BatchWrites:
             return
         rows, invoices = list(self.rows.items()), self.invoices
         self.rows, self.invoices, self.customers = {}, [], set()
-        self.statements += 1
         _insert_and_announce(rows, invoices, organization=self.organization)
 
 
