@@ -1,6 +1,6 @@
 """Bulk inserts of several models' rows in ONE statement (PostgreSQL data-modifying CTEs): a
-billing run writes an invoice's fees, taxes, credits, invoice row and events in one round trip,
-and may join further statements of the same transaction to it (a `Tail`: the invoice's lineage)."""
+billing run writes a batch of invoices' rows, fees, taxes, credits and events in one round trip,
+and may join further statements of the same transaction to it (a `Tail`: the invoices' lineage)."""
 
 # Each model's rows become Django's own PostgreSQL insert (VALUES for one row, UNNEST of one
 # array per column for several), their values prepared as bulk_create prepares them (defaults
