@@ -38,14 +38,31 @@ def counted_events_sql(
     whose value is None: events without it). Parameter names start with `prefix`, so that many
     such selects can share one statement. `in_period` tells the period's own events from
     those carried in."""
-    builder = _SqlBuilder(metric, "shared", None, filters, exclude_filters, False)
+    builder = _builder(metric, "shared", filters, exclude_filters, group)
+    builder.params.update(subs=[external_subscription_id], f=from_datetime, t=to_datetime)
+    # in_period: the event is one of the period's own (those a result's events_count counts).
+    return _prefixed(builder, "id", carried_in, prefix)
+
+
+def _builder(
+    metric: BillableMetric,
+    mode: str,
+    filters: Filters | None,
+    exclude_filters: Sequence[Filters],
+    group: Mapping[str, str | None] | None,
+) -> _SqlBuilder:
+    """The aggregation's builder for `metric`, narrowed to a group's values."""
+    builder = _SqlBuilder(metric, mode, None, filters, exclude_filters, False)
     for n, (key, value) in enumerate((group or {}).items()):
         builder.params[f"lg{n}"], builder.params[f"lgv{n}"] = key, value
         builder.filter_sql += f" AND (e.properties ->> %(lg{n})s) IS NOT DISTINCT FROM %(lgv{n})s::text"
-    builder.params.update(subs=[external_subscription_id], f=from_datetime, t=to_datetime)
+    return builder
+
+
+def _prefixed(builder: _SqlBuilder, columns: str, carried_in: bool, prefix: str) -> tuple[str, dict[str, Any]]:
+    """SELECT `columns`, in_period over the builder's counted events, its parameters renamed."""
     source = builder.source("until_end" if carried_in else "period")
-    # in_period: the event is one of the period's own (those a result's events_count counts).
-    sql = f"SELECT id, ts >= f AS in_period FROM ({source}) counted WHERE v IS NOT NULL"
+    sql = f"SELECT {columns}, ts >= f AS in_period FROM ({source}) counted WHERE v IS NOT NULL"
     return sql.replace("%(", f"%({prefix}"), {f"{prefix}{key}": value for key, value in builder.params.items()}
 
 
@@ -64,13 +81,8 @@ def counted_events_many_sql(
     one join of the periods with the events instead of a select per subscription."""
     if len({sub for sub, _, _ in periods}) != len(periods):
         raise ValueError("counted_events_many_sql: a subscription once")
-    builder = _SqlBuilder(metric, "per_subscription", None, filters, exclude_filters, False)
-    for n, (key, value) in enumerate((group or {}).items()):
-        builder.params[f"lg{n}"], builder.params[f"lgv{n}"] = key, value
-        builder.filter_sql += f" AND (e.properties ->> %(lg{n})s) IS NOT DISTINCT FROM %(lgv{n})s::text"
+    builder = _builder(metric, "per_subscription", filters, exclude_filters, group)
     builder.params.update(
         subs=[sub for sub, _, _ in periods], fs=[f for _, f, _ in periods], ts=[t for _, _, t in periods]
     )
-    source = builder.source("until_end" if carried_in else "period")
-    sql = f"SELECT k AS sub, id, ts >= f AS in_period FROM ({source}) counted WHERE v IS NOT NULL"
-    return sql.replace("%(", f"%({prefix}"), {f"{prefix}{key}": value for key, value in builder.params.items()}
+    return _prefixed(builder, "k AS sub, id", carried_in, prefix)

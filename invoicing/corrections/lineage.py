@@ -132,7 +132,13 @@ def union_sql(entries: Sequence[Entry]) -> tuple[str, dict[str, Any]]:
     for n, group in enumerate([*groups.values(), *([entry] for entry in alone)]):
         scope = group[0].scope
         metric = scope.charge.billable_metric
-        carried_in = carries_in(metric, prorated=billing.is_prorated(scope.charge))
+        shared: dict[str, Any] = {
+            "filters": scope.filters,
+            "exclude_filters": scope.exclude_filters,
+            "group": scope.group,
+            "carried_in": carries_in(metric, prorated=billing.is_prorated(scope.charge)),
+            "prefix": f"l{n}_",
+        }
         if len(group) == 1:
             entry = group[0]
             sql, entry_params = counted_events_sql(
@@ -140,11 +146,7 @@ def union_sql(entries: Sequence[Entry]) -> tuple[str, dict[str, Any]]:
                 external_subscription_id=scope.external_subscription_id,
                 from_datetime=scope.usage_from,
                 to_datetime=scope.to_datetime,
-                filters=scope.filters,
-                exclude_filters=scope.exclude_filters,
-                group=scope.group,
-                carried_in=carried_in,
-                prefix=f"l{n}_",
+                **shared,
             )
             params.update(entry_params)
             params[f"l{n}_tag"], params[f"l{n}_fee"], params[f"l{n}_root"] = entry.tag, entry.fee_id, entry.root_id
@@ -156,11 +158,7 @@ def union_sql(entries: Sequence[Entry]) -> tuple[str, dict[str, Any]]:
         sql, group_params = counted_events_many_sql(
             metric,
             periods=[(e.scope.external_subscription_id, e.scope.usage_from, e.scope.to_datetime) for e in group],
-            filters=scope.filters,
-            exclude_filters=scope.exclude_filters,
-            group=scope.group,
-            carried_in=carried_in,
-            prefix=f"l{n}_",
+            **shared,
         )
         params.update(group_params)
         params[f"l{n}_msubs"] = [e.scope.external_subscription_id for e in group]

@@ -81,10 +81,9 @@ def _replayed_units(fee, api, code):
     return result.units, len(listed)
 
 
-@pytest.mark.parametrize(("aggregation_type", "recurring"), KINDS)
-@pytest.mark.parametrize("shape", ["filtered", "grouped"])
-def test_listed_events_reproduce_the_fee_units(api, aggregation_type, recurring, shape):
-    code = f"m_{aggregation_type}_{int(recurring)}"
+def _charge(code, aggregation_type, recurring, shape):
+    """A standard charge on a new metric `code` over `region`: a filter bucket for eu (2.00 a
+    unit, the rest 1.00), or grouped by region."""
     field = "user" if aggregation_type == "unique_count_agg" else "n"
     m = make_metric(
         code=code,
@@ -94,19 +93,24 @@ def test_listed_events_reproduce_the_fee_units(api, aggregation_type, recurring,
         filters={"region": ["eu", "us", "asia"]},
     )
     if shape == "filtered":
-        charge = {
+        return {
             "billable_metric_id": str(m.pk),
             "charge_model": "standard",
             "properties": {"amount": "1"},
             "filters": [{"values": {"region": ["eu"]}, "properties": {"amount": "2"}}],
         }
-    else:
-        charge = {
-            "billable_metric_id": str(m.pk),
-            "charge_model": "standard",
-            "properties": {"amount": "1", "grouped_by": ["region"]},
-        }
-    plan = make_plan(amount_cents=0, charges=[charge])
+    return {
+        "billable_metric_id": str(m.pk),
+        "charge_model": "standard",
+        "properties": {"amount": "1", "grouped_by": ["region"]},
+    }
+
+
+@pytest.mark.parametrize(("aggregation_type", "recurring"), KINDS)
+@pytest.mark.parametrize("shape", ["filtered", "grouped"])
+def test_listed_events_reproduce_the_fee_units(api, aggregation_type, recurring, shape):
+    code = f"m_{aggregation_type}_{int(recurring)}"
+    plan = make_plan(amount_cents=0, charges=[_charge(code, aggregation_type, recurring, shape)])
     subscription = subscribe(plan=plan, start=utc(2023, 12, 1))
     _events(subscription, code)
     bill(utc(2024, 1, 1, 0, 10))  # December
@@ -155,19 +159,7 @@ def test_a_batchs_fees_of_one_charge_are_selected_together_as_each_alone(aggrega
     from invoicing.models import FeeType
 
     code = f"b_{aggregation_type}_{int(recurring)}"
-    field = "user" if aggregation_type == "unique_count_agg" else "n"
-    m = make_metric(
-        code=code,
-        aggregation_type=aggregation_type,
-        field_name="" if aggregation_type == "count_agg" else field,
-        recurring=recurring,
-        filters={"region": ["eu", "us", "asia"]},
-    )
-    properties = {"amount": "1"} if shape == "filtered" else {"amount": "1", "grouped_by": ["region"]}
-    charge = {"billable_metric_id": str(m.pk), "charge_model": "standard", "properties": properties}
-    if shape == "filtered":
-        charge["filters"] = [{"values": {"region": ["eu"]}, "properties": {"amount": "2"}}]
-    plan = make_plan(amount_cents=0, charges=[charge])
+    plan = make_plan(amount_cents=0, charges=[_charge(code, aggregation_type, recurring, shape)])
     subscriptions = [
         subscribe(plan=plan, external_id="sub_a", start=utc(2023, 12, 1)),
         subscribe(plan=plan, external_id="sub_b", start=utc(2023, 12, 1)),
