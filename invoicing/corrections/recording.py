@@ -72,7 +72,7 @@ def invoice_lineage_write(*, invoice_id: Any, fees: Sequence[Fee] | None = None)
     """Every period-end charge fee of a subscription invoice records the events it counted, and
     each subscription's billed-through instant moves forward: ONE statement for the invoice when
     the period run hands over its fees (in memory), four reads more otherwise (the period run
-    joins that statement to the invoice's insert: invoice_lineage_tail).
+    joins that statement to the invoices' insert: invoices_lineage_tail).
 
     The lineage is read after the fees' aggregation, in a later statement: an event committed
     in between would be listed without being counted. Each fee's events_count tells: a fee
@@ -106,16 +106,11 @@ class PendingLineage:
         return sum(_check(invoice_id, fees, entries, counts) for invoice_id, fees, entries in self.parts)
 
 
-def invoice_lineage_tail(*, invoice_id: Any, fees: Sequence[Fee]) -> PendingLineage | None:
-    """invoice_lineage_write of a subscription invoice about to be finalized with `fees` (in
-    memory), as a part of its insert statement: no statement of its own. None when there is
-    nothing to write (no period-end charge fee, or not PostgreSQL)."""
-    return invoices_lineage_tail([(invoice_id, fees)])
-
-
 def invoices_lineage_tail(invoices: Sequence[tuple[Any, Sequence[Fee]]]) -> PendingLineage | None:
-    """invoice_lineage_tail of several invoices (a batch of the run inserted in one statement):
-    one tail for all their fees, checked invoice by invoice."""
+    """invoice_lineage_write of subscription invoices about to be finalized with their fees (in
+    memory), as a part of their insert statement (one invoice, or a batch of the run): one tail
+    for all their fees, checked invoice by invoice. None when there is nothing to write (no
+    period-end charge fee, or not PostgreSQL)."""
     if connection.vendor != "postgresql":
         return None
     entries: list[lineage.Entry] = []
@@ -185,7 +180,7 @@ def on_invoice_finalized(
 ) -> None:
     """invoice_finalized_in_tx: an original's lineage; a correction's pending decrease issued.
     `fees`: the period run's fees of a subscription invoice, in memory; `lineage_written`: the
-    period run wrote their lineage with the invoice's insert (invoice_lineage_tail)."""
+    period run wrote their lineage with the invoices' insert (invoices_lineage_tail)."""
     if lineage_written:
         return
     if fees is not None:
